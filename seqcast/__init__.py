@@ -1,0 +1,1 @@
+from seqcast._version import __version__

@@ -1,0 +1,117 @@
+"""Built-in datasets, shipped with the package or generated: no download ever."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+from seqcast.data.frame import SeriesData
+from seqcast.data.loading import load_series
+from seqcast.data.synthetic import course_series
+
+__all__ = ["DATASETS", "DatasetInfo", "load_dataset"]
+
+
+@dataclass(frozen=True)
+class DatasetInfo:
+    """A built-in dataset and its natural settings.
+
+    Attributes:
+        name: the name used on the command line.
+        description: one line for ``seqcast datasets``.
+        val_size: points per series in the natural validation part.
+        season: natural seasonal period in steps.
+        targets: default target columns.
+        source: where the data comes from, with its licence.
+    """
+
+    name: str
+    description: str
+    val_size: int
+    season: int
+    targets: tuple[str, ...]
+    source: str
+    _load: Callable[..., SeriesData]
+
+    def load(self, **options: Any) -> SeriesData:
+        """Loads the dataset; ``options`` are those of :func:`load_series` (targets, ...)."""
+        options = {k: v for k, v in options.items() if v is not None}
+        options.setdefault("targets", list(self.targets))
+        data = self._load(**options)
+        return replace(data, source=self.name, season=self.season)
+
+
+def _file(name: str) -> Path:
+    return Path(str(resources.files("seqcast.data").joinpath("files", name)))
+
+
+def _synthetic(**options: Any) -> SeriesData:
+    options.pop("targets", None)
+    data = load_series(course_series().astype("float64"), **options)
+    return data
+
+
+def _csv(name: str, time_col: str) -> Callable[..., SeriesData]:
+    def load(**options: Any) -> SeriesData:
+        options.setdefault("time_col", time_col)
+        return load_series(_file(name), **options)
+
+    return load
+
+
+DATASETS: dict[str, DatasetInfo] = {
+    info.name: info
+    for info in (
+        DatasetInfo(
+            name="synthetic",
+            description="the course series: trend + yearly pattern + noise, 1,461 daily steps",
+            val_size=461,
+            season=365,
+            targets=("y",),
+            source="generated (TensorFlow course 'Sequences, Time Series and Prediction')",
+            _load=_synthetic,
+        ),
+        DatasetInfo(
+            name="sunspots",
+            description="monthly mean total sunspot number, 1749-01 to 2018-07, 3,235 months",
+            val_size=235,
+            season=132,
+            targets=("Monthly Mean Total Sunspot Number",),
+            source="WDC-SILSO, Royal Observatory of Belgium (via the TensorFlow course, Apache-2.0)",
+            _load=_csv("sunspots.csv", "Date"),
+        ),
+        DatasetInfo(
+            name="etth1",
+            description="transformer 1: hourly load and oil temperature, 7 channels, target OT",
+            val_size=17420 - 11520,
+            season=24,
+            targets=("OT",),
+            source="zhouhaoyi/ETDataset, CC BY-ND 4.0; Zhou et al., Informer, AAAI 2021",
+            _load=_csv("ETTh1.csv.gz", "date"),
+        ),
+        DatasetInfo(
+            name="etth2",
+            description="transformer 2: hourly load and oil temperature, 7 channels, target OT",
+            val_size=17420 - 11520,
+            season=24,
+            targets=("OT",),
+            source="zhouhaoyi/ETDataset, CC BY-ND 4.0; Zhou et al., Informer, AAAI 2021",
+            _load=_csv("ETTh2.csv.gz", "date"),
+        ),
+    )
+}
+
+
+def load_dataset(name: str, **options: Any) -> SeriesData:
+    """Loads a built-in dataset by name (``seqcast datasets`` lists them).
+
+    Example:
+        >>> load_dataset("synthetic").series[0].values.shape
+        (1461, 1)
+    """
+    if name not in DATASETS:
+        raise KeyError(name)
+    return DATASETS[name].load(**options)

@@ -1,0 +1,417 @@
+"""Reading and validating series from CSV, Parquet, pandas and numpy.
+
+Every problem found is raised as :class:`~seqcast.errors.DataError` with the file, column, row
+and what was expected. Rows are counted from 1 after the header; for files the line number is
+given too.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, get_args
+
+import numpy as np
+import pandas as pd
+
+from seqcast.data.frame import Series, SeriesData
+from seqcast.errors import DataError
+
+__all__ = ["FILL_POLICIES", "FillPolicy", "load_series"]
+
+FillPolicy = Literal["error", "ffill", "interpolate", "drop"]
+FILL_POLICIES: tuple[str, ...] = get_args(FillPolicy)
+TIME_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "ds")
+_ROW = "_seqcast_row"
+
+
+@dataclass(frozen=True)
+class _Where:
+    """Where the data came from, to phrase messages."""
+
+    label: str
+    is_file: bool
+
+    def row(self, position: int) -> str:
+        """Describes the data row at 0-based ``position`` of the original table."""
+        if self.is_file:
+            return f"row {position + 1} (line {position + 2})"
+        return f"row {position + 1}"
+
+
+def load_series(
+    source: str | os.PathLike[str] | pd.DataFrame | np.ndarray,
+    *,
+    targets: Sequence[str] | None = None,
+    features: Sequence[str] | None = None,
+    time_col: str | None = None,
+    id_col: str | None = None,
+    fill: FillPolicy = "error",
+    season: int | None = None,
+) -> SeriesData:
+    """Reads, validates and arranges one or many series.
+
+    Wide format: an optional time column and numeric columns. Long format (``id_col`` given):
+    one row per series and time step. Without ``targets`` every numeric column is a target;
+    with them, the other numeric columns become input features (unless ``features`` says which).
+
+    Args:
+        source: a CSV or Parquet path, a DataFrame, or an array of shape (N,) or (N, C).
+        targets: columns to forecast.
+        features: extra input columns (past covariates).
+        time_col: column of timestamps or numeric steps; found by name when omitted
+            (date, datetime, timestamp, time, ds).
+        id_col: column naming the series in long format.
+        fill: what to do with missing values: ``error``, ``ffill``, ``interpolate`` or ``drop``.
+        season: the natural seasonal period, when known.
+
+    Returns:
+        The validated data: values (N, C) per series, targets first.
+
+    Raises:
+        DataError: the data cannot be used; the message says where and why.
+
+    Example:
+        >>> data = load_series(np.arange(10.0))
+        >>> data.series[0].values.shape
+        (10, 1)
+    """
+    if fill not in FILL_POLICIES:
+        raise DataError(f"unknown fill policy '{fill}'; expected one of {', '.join(FILL_POLICIES)}")
+    frame, where = _read(source)
+    frame = _drop_index_artifacts(frame)
+    if frame.shape[1] == 0:
+        raise DataError(f"{where.label} has no columns")
+    if len(frame) == 0:
+        raise DataError(f"{where.label} has a header but no data rows")
+    frame = frame.copy()
+    frame[_ROW] = np.arange(len(frame))
+
+    available = [c for c in frame.columns if c != _ROW]
+    for name, option in ((time_col, "time column"), (id_col, "id column")):
+        if name is not None and name not in available:
+            raise DataError(_unknown_column(where, name, option, available))
+    if time_col is None:
+        time_col = next((c for c in available if str(c).lower() in TIME_COLUMN_NAMES), None)
+    reserved = {time_col, id_col}
+    candidates = [c for c in available if c not in reserved]
+    targets, features = _choose_columns(frame, where, candidates, targets, features, id_col)
+    columns = [*targets, *features]
+
+    for col in columns:
+        frame[col] = _to_numeric(frame[col], where, col)
+        _check_finite(frame, where, col)
+
+    time: pd.Series | None = None
+    if time_col is not None:
+        time = _parse_time(frame, where, time_col)
+        frame[time_col] = time
+
+    notes: list[str] = []
+    groups: list[tuple[str | None, pd.DataFrame]]
+    if id_col is not None:
+        groups = [(str(k), g) for k, g in frame.groupby(id_col, sort=False)]
+    else:
+        groups = [(None, frame)]
+
+    series: list[Series] = []
+    freq: str | None = None
+    step = 1.0
+    for series_id, group in groups:
+        label = where.label if series_id is None else f"{where.label}, series '{series_id}'"
+        if time_col is not None:
+            group = _sort_by_time(group, where, label, time_col, notes)
+            group_freq, group_step = _check_spacing(group, where, label, time_col)
+            if series and group_freq != freq:
+                raise DataError(
+                    f"{label} has frequency {group_freq} but the first series has {freq}; "
+                    "all series must share one frequency"
+                )
+            freq, step = group_freq, group_step
+        group = _handle_missing(group, where, label, columns, fill, notes)
+        values = group[columns].to_numpy(dtype=np.float64)
+        index = None if time_col is None else pd.Index(group[time_col], name=time_col)
+        series.append(Series(values=values, time=index, series_id=series_id))
+
+    return SeriesData(
+        series=tuple(series),
+        columns=tuple(str(c) for c in columns),
+        n_targets=len(targets),
+        freq=freq,
+        step=step,
+        source=where.label,
+        time_col=time_col,
+        id_col=id_col,
+        season=season,
+        notes=tuple(notes),
+    )
+
+
+def _read(source: str | os.PathLike[str] | pd.DataFrame | np.ndarray) -> tuple[pd.DataFrame, _Where]:
+    if isinstance(source, pd.DataFrame):
+        return source.reset_index(drop=True), _Where("the DataFrame", is_file=False)
+    if isinstance(source, np.ndarray):
+        array = np.asarray(source)
+        if array.ndim == 1:
+            array = array[:, None]
+        if array.ndim != 2:
+            raise DataError(f"the array has shape {array.shape}; expected (N,) or (N, C)")
+        names = ["y"] if array.shape[1] == 1 else [f"y{i}" for i in range(array.shape[1])]
+        return pd.DataFrame(array, columns=names), _Where("the array", is_file=False)
+    path = Path(source)
+    where = _Where(f"file '{path}'", is_file=True)
+    if not path.exists():
+        raise DataError(f"{where.label} does not exist")
+    if path.is_dir():
+        raise DataError(f"{where.label} is a folder; expected a CSV or Parquet file")
+    if path.stat().st_size == 0:
+        raise DataError(f"{where.label} is empty")
+    suffixes = "".join(path.suffixes).lower()
+    if ".parquet" in suffixes or suffixes.endswith(".pq"):
+        return _read_parquet(path, where), where
+    try:
+        frame = pd.read_csv(path)
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{where.label} is empty") from exc
+    except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{where.label} is not a CSV table ({first})") from exc
+    if frame.shape[1] == 1 and len(frame) > 0 and frame.iloc[:, 0].dtype == object:
+        header = str(frame.columns[0])
+        if any(sep in header for sep in (";", "\t", "|")):
+            raise DataError(
+                f"{where.label} has one column '{header}'; expected comma-separated columns "
+                "(the file seems to use another separator)"
+            )
+    return frame, where
+
+
+def _read_parquet(path: Path, where: _Where) -> pd.DataFrame:
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError as exc:
+        raise DataError(
+            f"reading {where.label} needs pyarrow: pip install 'seqcast[parquet]'"
+        ) from exc
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises many types for a corrupt file
+        raise DataError(f"{where.label} is not a Parquet table ({exc})") from exc
+
+
+def _drop_index_artifacts(frame: pd.DataFrame) -> pd.DataFrame:
+    """Drops 'Unnamed: 0' columns that only repeat the row number (pandas' saved index)."""
+    drop = []
+    for col in frame.columns:
+        if str(col).startswith("Unnamed: "):
+            values = frame[col]
+            if pd.api.types.is_integer_dtype(values) and np.array_equal(
+                values.to_numpy(), np.arange(len(frame))
+            ):
+                drop.append(col)
+    return frame.drop(columns=drop)
+
+
+def _unknown_column(where: _Where, name: str, option: str, available: Sequence[object]) -> str:
+    listed = ", ".join(f"'{c}'" for c in available)
+    return f"{where.label} has no {option} '{name}'; available columns: {listed}"
+
+
+def _is_numeric_like(values: pd.Series) -> bool:
+    if pd.api.types.is_bool_dtype(values):
+        return False
+    if pd.api.types.is_numeric_dtype(values):
+        return True
+    return bool(pd.to_numeric(values, errors="coerce").notna().any())
+
+
+def _choose_columns(
+    frame: pd.DataFrame,
+    where: _Where,
+    candidates: list[object],
+    targets: Sequence[str] | None,
+    features: Sequence[str] | None,
+    id_col: str | None,
+) -> tuple[list[str], list[str]]:
+    for name in [*(targets or []), *(features or [])]:
+        if name not in candidates:
+            option = "column" if name in frame.columns else "column"
+            raise DataError(_unknown_column(where, name, option, candidates))
+    numeric = [str(c) for c in candidates if _is_numeric_like(frame[c])]
+    if targets:
+        chosen_targets = list(dict.fromkeys(targets))
+    else:
+        if not numeric:
+            raise DataError(f"{where.label} has no numeric column to forecast")
+        if id_col is not None and len(numeric) > 1:
+            listed = ", ".join(f"'{c}'" for c in numeric)
+            raise DataError(
+                f"{where.label} has several numeric columns ({listed}); "
+                "name the value column with --target"
+            )
+        chosen_targets = numeric
+    if features is None:
+        chosen_features = [c for c in numeric if c not in chosen_targets]
+    else:
+        overlap = [c for c in features if c in chosen_targets]
+        if overlap:
+            raise DataError(f"column '{overlap[0]}' is both a target and a feature")
+        chosen_features = list(dict.fromkeys(features))
+    return chosen_targets, chosen_features
+
+
+def _to_numeric(values: pd.Series, where: _Where, col: str) -> pd.Series:
+    if pd.api.types.is_bool_dtype(values):
+        raise DataError(f"{where.label}, column '{col}': expected numbers, got true/false values")
+    if pd.api.types.is_numeric_dtype(values):
+        return values.astype(np.float64)
+    converted = pd.to_numeric(values, errors="coerce")
+    bad = values.notna() & converted.isna()
+    if bad.any():
+        position = int(np.flatnonzero(bad.to_numpy())[0])
+        raise DataError(
+            f"{where.label}, column '{col}', {where.row(position)}: expected a number, "
+            f"got {values.iloc[position]!r} ({int(bad.sum())} non-numeric value(s) in the column)"
+        )
+    return converted.astype(np.float64)
+
+
+def _check_finite(frame: pd.DataFrame, where: _Where, col: str) -> None:
+    infinite = np.isinf(frame[col].to_numpy())
+    if infinite.any():
+        position = int(frame[_ROW].to_numpy()[np.flatnonzero(infinite)[0]])
+        raise DataError(
+            f"{where.label}, column '{col}' has {int(infinite.sum())} infinite value(s) "
+            f"(first at {where.row(position)}); expected finite numbers"
+        )
+
+
+def _parse_time(frame: pd.DataFrame, where: _Where, time_col: str) -> pd.Series:
+    raw = frame[time_col]
+    missing = raw.isna().to_numpy()
+    if missing.any():
+        position = int(np.flatnonzero(missing)[0])
+        raise DataError(
+            f"{where.label}, column '{time_col}', {where.row(position)}: missing timestamp"
+        )
+    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
+        return raw.astype(np.float64)
+    if pd.api.types.is_datetime64_any_dtype(raw):
+        return raw
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        try:
+            return pd.Series(pd.to_datetime(raw), index=raw.index)
+        except (ValueError, TypeError, OverflowError):
+            parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+    bad = parsed.isna().to_numpy()
+    if bad.any():
+        position = int(np.flatnonzero(bad)[0])
+        raise DataError(
+            f"{where.label}, column '{time_col}', {where.row(position)}: cannot parse "
+            f"{raw.iloc[position]!r} as a timestamp"
+        )
+    return parsed
+
+
+def _sort_by_time(
+    group: pd.DataFrame, where: _Where, label: str, time_col: str, notes: list[str]
+) -> pd.DataFrame:
+    time = group[time_col]
+    duplicated = time.duplicated(keep="first").to_numpy()
+    if duplicated.any():
+        position = int(np.flatnonzero(duplicated)[0])
+        value = time.iloc[position]
+        first = int(group[_ROW].to_numpy()[np.flatnonzero((time == value).to_numpy())[0]])
+        row = int(group[_ROW].iloc[position])
+        raise DataError(
+            f"{label}, column '{time_col}', {where.row(row)}: duplicate timestamp {value} "
+            f"(first at {where.row(first)}); expected one row per time step"
+        )
+    if not time.is_monotonic_increasing:
+        message = f"{label}: rows are not in time order; sorted them by '{time_col}'"
+        warnings.warn(message, UserWarning, stacklevel=4)
+        notes.append(message)
+        group = group.sort_values(time_col, kind="stable")
+    return group
+
+
+def _check_spacing(
+    group: pd.DataFrame, where: _Where, label: str, time_col: str
+) -> tuple[str | None, float]:
+    time = group[time_col]
+    if len(time) < 2:
+        return None, 1.0
+    rows = group[_ROW].to_numpy()
+    if pd.api.types.is_datetime64_any_dtype(time):
+        index = pd.DatetimeIndex(time)
+        freq = pd.infer_freq(index) if len(index) >= 3 else None
+        if freq is not None:
+            return freq, 1.0
+        steps = np.diff(index.asi8)
+        if len(index) < 3:
+            return pd.tseries.frequencies.to_offset(pd.Timedelta(int(steps[0]))).freqstr, 1.0
+        usual = _mode(steps)
+        position = int(np.flatnonzero(steps != usual)[0]) + 1
+        raise DataError(
+            f"{label}, column '{time_col}', {where.row(int(rows[position]))}: irregular spacing "
+            f"({index[position - 1]} to {index[position]}, while most steps are "
+            f"{pd.Timedelta(int(usual))}); resample to a regular frequency first"
+        )
+    values = time.to_numpy(dtype=np.float64)
+    steps_f = np.diff(values)
+    usual_f = float(_mode(steps_f))
+    off = ~np.isclose(steps_f, usual_f, rtol=1e-9, atol=1e-9)
+    if usual_f <= 0 or off.any():
+        position = int(np.flatnonzero(off)[0]) + 1 if off.any() else 1
+        raise DataError(
+            f"{label}, column '{time_col}', {where.row(int(rows[position]))}: irregular spacing "
+            f"({values[position - 1]:g} to {values[position]:g}, while most steps are "
+            f"{usual_f:g}); expected evenly spaced steps"
+        )
+    return None, usual_f
+
+
+def _mode(values: np.ndarray) -> np.generic:
+    uniques, counts = np.unique(values, return_counts=True)
+    return uniques[int(np.argmax(counts))]  # type: ignore[no-any-return]
+
+
+def _handle_missing(
+    group: pd.DataFrame,
+    where: _Where,
+    label: str,
+    columns: list[str],
+    fill: FillPolicy,
+    notes: list[str],
+) -> pd.DataFrame:
+    missing = group[columns].isna()
+    if not missing.to_numpy().any():
+        return group
+    col = next(c for c in columns if missing[c].any())
+    count = int(missing[col].sum())
+    first = int(group[_ROW].to_numpy()[np.flatnonzero(missing[col].to_numpy())[0]])
+    if fill == "error":
+        raise DataError(
+            f"{label}, column '{col}' has {count} missing value(s) (first at {where.row(first)}); "
+            "pass --fill ffill, interpolate or drop, or clean the file"
+        )
+    total = int(missing.to_numpy().sum())
+    group = group.copy()
+    if fill == "drop":
+        group = group[~missing.any(axis=1)]
+        if len(group) == 0:
+            raise DataError(f"{label}: every row has a missing value; nothing left after --fill drop")
+        notes.append(f"{label}: dropped {int(missing.any(axis=1).sum())} row(s) with missing values")
+        return group
+    if fill == "ffill":
+        group[columns] = group[columns].ffill().bfill()
+    else:
+        group[columns] = group[columns].interpolate(method="linear", limit_direction="both")
+    if group[columns].isna().to_numpy().any():
+        raise DataError(f"{label}: a column has no values at all; cannot fill it")
+    notes.append(f"{label}: filled {total} missing value(s) with {fill}")
+    return group

@@ -1,0 +1,202 @@
+"""Rolling-origin backtests on a temporal split.
+
+The forecaster is fitted on the training part only. Then from every forecast origin o in the
+validation part (every ``stride`` steps) it forecasts the T points o .. o+T−1 from the true
+history before o. With T = 1 this is the course's one-step protocol.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from seqcast.data.frame import SeriesData
+from seqcast.data.windows import sliding_windows
+from seqcast.errors import DataError
+from seqcast.evaluation import metrics
+from seqcast.forecaster import Forecaster
+
+__all__ = ["METRIC_NAMES", "BacktestResult", "backtest", "check_lengths"]
+
+METRIC_NAMES = ("mae", "mse", "rmse", "mape", "smape", "mase")
+
+
+@dataclass
+class BacktestResult:
+    """Scores and forecasts of one forecaster on one split.
+
+    Attributes:
+        model: the forecaster's name.
+        metrics: each metric averaged over targets (None where undefined, e.g. MAPE at zeros).
+        per_target: target name -> metric -> value.
+        forecasts: per series, (n_origins, T, F_target) forecasts.
+        actuals: per series, (n_origins, T, F_target) true values.
+        origins: per series, the index of each forecast origin.
+        fit_seconds, predict_seconds: wall time of fitting and of all forecasts.
+        epochs, params: epochs run and parameter count for neural models, else None.
+        forecaster: the fitted forecaster (the last refit when ``refit`` is on).
+    """
+
+    model: str
+    metrics: dict[str, float | None]
+    per_target: dict[str, dict[str, float | None]]
+    forecasts: list[np.ndarray]
+    actuals: list[np.ndarray]
+    origins: list[np.ndarray]
+    fit_seconds: float
+    predict_seconds: float
+    epochs: int | None = None
+    params: int | None = None
+    forecaster: Forecaster | None = field(default=None, repr=False)
+
+    def summary(self) -> dict[str, object]:
+        """The JSON row of the leaderboard."""
+        row: dict[str, object] = {"model": self.model}
+        row.update({name: self.metrics.get(name) for name in METRIC_NAMES})
+        row.update(
+            fit_seconds=round(self.fit_seconds, 4),
+            predict_seconds=round(self.predict_seconds, 4),
+            epochs=self.epochs,
+            params=self.params,
+        )
+        return row
+
+
+def check_lengths(
+    data: SeriesData, splits: Sequence[int], context_length: int, horizon: int, model: str
+) -> None:
+    """Raises a clear error when a series is too short for the model, horizon and split."""
+    for series, split in zip(data.series, splits, strict=True):
+        label = data.source if series.series_id is None else f"series '{series.series_id}'"
+        n_val = len(series) - split
+        if split < context_length:
+            raise DataError(
+                f"{label}: {model} needs {context_length} past points before the first forecast "
+                f"but the training part has {split}; the series needs at least "
+                f"{context_length + n_val} points for this split (it has {len(series)}), or use "
+                "a smaller --window/--season or validation part"
+            )
+        if n_val < horizon:
+            raise DataError(
+                f"{label}: the validation part has {n_val} point(s), fewer than the horizon "
+                f"{horizon}; the series needs at least {split + horizon} points"
+            )
+
+
+def backtest(
+    forecaster: Forecaster,
+    data: SeriesData,
+    splits: Sequence[int],
+    *,
+    stride: int = 1,
+    refit: bool = False,
+    season: int = 1,
+) -> BacktestResult:
+    """Fits on the training parts and scores rolling-origin forecasts of the validation parts.
+
+    Args:
+        forecaster: an unfitted forecaster; its ``horizon`` is T.
+        data: the series.
+        splits: per series, the index of the first validation step.
+        stride: steps between forecast origins.
+        refit: refit on all history before each origin (for cheap models).
+        season: seasonal period of the MASE scale.
+
+    Returns:
+        The scores, per target and averaged, with every forecast.
+    """
+    if stride < 1:
+        raise DataError(f"--stride must be at least 1, got {stride}")
+    horizon = forecaster.horizon
+    check_lengths(data, splits, forecaster.context_length, horizon, forecaster.name)
+
+    fit_seconds = predict_seconds = 0.0
+    started = time.perf_counter()
+    if not refit:
+        forecaster.fit([s.values[:split] for s, split in zip(data.series, splits, strict=True)],
+                       data.n_targets)
+    fit_seconds += time.perf_counter() - started
+
+    context = forecaster.context_length
+    forecasts, actuals, origins = [], [], []
+    for series, split in zip(data.series, splits, strict=True):
+        values = series.values
+        starts = np.arange(split, len(series) - horizon + 1, stride)
+        truth = sliding_windows(values[:, : data.n_targets], horizon)[starts]  # (B, T, Ft)
+        if refit:
+            pieces = []
+            for origin in starts:
+                started = time.perf_counter()
+                fresh = type(forecaster)(**forecaster.get_config())
+                fresh.fit([values[:origin]], data.n_targets)
+                fit_seconds += time.perf_counter() - started
+                started = time.perf_counter()
+                pieces.append(fresh.predict(values[None, origin - context : origin]))
+                predict_seconds += time.perf_counter() - started
+                forecaster = fresh
+            predicted = np.concatenate(pieces)
+        else:
+            started = time.perf_counter()
+            contexts = sliding_windows(values, context)[starts - context]  # (B, C, F)
+            predicted = forecaster.predict(contexts)
+            predict_seconds += time.perf_counter() - started
+        forecasts.append(predicted)
+        actuals.append(np.array(truth))
+        origins.append(starts)
+
+    scores = score(data, splits, forecasts, actuals, season)
+    averaged = {name: metrics.mean_or_none([scores[t][name] for t in scores]) for name in METRIC_NAMES}
+    return BacktestResult(
+        model=forecaster.name,
+        metrics=averaged,
+        per_target=scores,
+        forecasts=forecasts,
+        actuals=actuals,
+        origins=origins,
+        fit_seconds=fit_seconds,
+        predict_seconds=predict_seconds,
+        epochs=forecaster.epochs_run,
+        params=forecaster.n_params,
+        forecaster=forecaster,
+    )
+
+
+def score(
+    data: SeriesData,
+    splits: Sequence[int],
+    forecasts: Sequence[np.ndarray],
+    actuals: Sequence[np.ndarray],
+    season: int,
+) -> dict[str, dict[str, float | None]]:
+    """Every metric per target, pooling all series and forecast steps.
+
+    MASE divides each series' errors by that series' own in-sample seasonal naive MAE.
+    """
+    result: dict[str, dict[str, float | None]] = {}
+    for k, name in enumerate(data.targets):
+        true = np.concatenate([a[..., k].ravel() for a in actuals])
+        pred = np.concatenate([f[..., k].ravel() for f in forecasts])
+        row: dict[str, float | None] = {
+            "mae": metrics.mae(true, pred),
+            "mse": metrics.mse(true, pred),
+            "rmse": metrics.rmse(true, pred),
+            "smape": metrics.smape(true, pred),
+        }
+        try:
+            row["mape"] = metrics.mape(true, pred)
+        except DataError:
+            row["mape"] = None
+        try:
+            scaled = [
+                np.abs(a[..., k] - f[..., k]).ravel()
+                / metrics.mase_scale(s.values[:split, k], min(season, split - 1))
+                for s, split, a, f in zip(data.series, splits, actuals, forecasts, strict=True)
+            ]
+            row["mase"] = float(np.mean(np.concatenate(scaled)))
+        except DataError:
+            row["mase"] = None
+        result[name] = row
+    return result
