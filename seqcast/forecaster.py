@@ -194,6 +194,13 @@ class Forecaster(ABC):
     def set_state(self, state: dict[str, np.ndarray]) -> None:
         """Restores what :meth:`get_state` returned."""
 
+    def get_info(self) -> dict[str, Any]:
+        """What was learned that is not an array (training history, ...), as JSON."""
+        return {}
+
+    def set_info(self, info: dict[str, Any]) -> None:
+        """Restores what :meth:`get_info` returned."""
+
     @property
     def epochs_run(self) -> int | None:
         """Training epochs actually run (None for models that are not trained by epochs)."""

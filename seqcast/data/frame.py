@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-__all__ = ["Series", "SeriesData"]
+__all__ = ["Series", "SeriesData", "future_index"]
 
 
 @dataclass(frozen=True)
@@ -75,14 +75,36 @@ class SeriesData:
 
     def future_time(self, series: Series, horizon: int) -> pd.Index:
         """Timestamps (or steps) of the ``horizon`` points after the end of ``series``."""
-        if series.time is None:
-            start = len(series)
-            return pd.RangeIndex(start, start + horizon, name="step")
-        last = series.time[-1]
-        if isinstance(series.time, pd.DatetimeIndex):
-            if self.freq is None:
-                raise ValueError("the series has timestamps but no inferred frequency")
-            future = pd.date_range(start=last, periods=horizon + 1, freq=self.freq)[1:]
-            return future.rename(series.time.name)
-        values = float(last) + self.step * np.arange(1, horizon + 1)
-        return pd.Index(values, name=series.time.name)
+        last = None if series.time is None else series.time[-1]
+        return future_index(last, horizon, length=len(series), freq=self.freq, step=self.step,
+                            name=self.time_col)
+
+
+def future_index(
+    last_time: object,
+    horizon: int,
+    *,
+    length: int,
+    freq: str | None,
+    step: float = 1.0,
+    name: str | None = None,
+) -> pd.Index:
+    """The ``horizon`` timestamps after ``last_time``.
+
+    Args:
+        last_time: the last timestamp (datetime-like or ISO string), a number for numeric
+            time columns, or None when rows are steps (then steps ``length`` onwards).
+        horizon: number of future steps T.
+        length: length of the series, for step numbering.
+        freq: pandas frequency of datetime timestamps.
+        step: spacing of numeric time.
+        name: name of the index (the time column).
+    """
+    if last_time is None:
+        return pd.RangeIndex(length, length + horizon, name="step")
+    if isinstance(last_time, int | float | np.number):
+        return pd.Index(float(last_time) + step * np.arange(1, horizon + 1), name=name)
+    if freq is None:
+        raise ValueError("the series has timestamps but no inferred frequency")
+    start = pd.Timestamp(last_time)  # type: ignore[arg-type]
+    return pd.date_range(start=start, periods=horizon + 1, freq=freq)[1:].rename(name)

@@ -1,0 +1,363 @@
+"""The ``seqcast`` command line.
+
+A user mistake ends with one line on stderr and a non-zero exit; ``--debug`` anywhere on the
+command line shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+import warnings
+from pathlib import Path
+from typing import Annotated, Any
+
+import numpy as np
+import pandas as pd
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from seqcast.atomic import write_text
+from seqcast.data.datasets import DATASETS
+from seqcast.data.frame import SeriesData
+from seqcast.data.loading import load_series
+from seqcast.data.seasonality import estimate_season, season_from_freq
+from seqcast.data.splits import split_indices
+from seqcast.errors import DataError, SeqcastError
+from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
+from seqcast.forecaster import ModelOptions
+from seqcast.persistence import load_model, save_model
+from seqcast.registry import create, model_names
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="seqcast",
+    help="Forecast time series with recurrent networks, compared against honest baselines.",
+    add_completion=False,
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+# ------------------------------------------------------------------------ shared options
+DataArg = Annotated[str, typer.Argument(help="CSV/Parquet file, or a built-in dataset name.")]
+Models = Annotated[list[str], typer.Option("--model", "-m", help="Model name; repeat for several.")]
+Target = Annotated[list[str] | None, typer.Option("--target", help="Column to forecast; repeatable.")]
+Feature = Annotated[
+    list[str] | None, typer.Option("--feature", help="Extra input column; repeatable.")
+]
+TimeCol = Annotated[str | None, typer.Option("--time-col", help="Timestamp column.")]
+IdCol = Annotated[str | None, typer.Option("--id-col", help="Series id column (long format).")]
+Window = Annotated[int, typer.Option("--window", help="Input window length L.")]
+Horizon = Annotated[int, typer.Option("--horizon", help="Forecast horizon T.")]
+ValSize = Annotated[int | None, typer.Option("--val-size", help="Validation points per series.")]
+ValFrac = Annotated[float | None, typer.Option("--val-frac", help="Validation fraction.")]
+SplitTime = Annotated[str | None, typer.Option("--split-time", help="First validation time.")]
+Stride = Annotated[int, typer.Option("--stride", help="Steps between forecast origins.")]
+Season = Annotated[
+    str | None, typer.Option("--season", help="Seasonal period P, 'auto', or 1 for none.")
+]
+Fill = Annotated[str, typer.Option("--fill", help="Missing values: error|ffill|interpolate|drop.")]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress output.")]
+Epochs = Annotated[int | None, typer.Option("--epochs", help="Training epochs (maximum).")]
+BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Mini-batch size.")]
+Lr = Annotated[float | None, typer.Option("--lr", help="Learning rate.")]
+Hidden = Annotated[int | None, typer.Option("--hidden-size", help="Recurrent units H.")]
+Layers = Annotated[int | None, typer.Option("--num-layers", help="Recurrent layers.")]
+Cell = Annotated[str | None, typer.Option("--cell", help="Recurrent cell: rnn|lstm|gru.")]
+Bidir = Annotated[
+    bool | None, typer.Option("--bidirectional/--unidirectional", help="Bidirectional layers.")
+]
+Dropout = Annotated[float | None, typer.Option("--dropout", help="Dropout between layers.")]
+Loss = Annotated[str | None, typer.Option("--loss", help="Loss: huber|mse|mae.")]
+Optimizer = Annotated[str | None, typer.Option("--optimizer", help="Optimiser: adam|adamw|sgd.")]
+Patience = Annotated[
+    int | None, typer.Option("--patience", help="Early-stopping patience; 0 trains all epochs.")
+]
+Seq2seq = Annotated[bool | None, typer.Option("--seq2seq", help="Loss at every input step.")]
+
+
+def resolve_data(
+    source: str,
+    *,
+    target: list[str] | None = None,
+    feature: list[str] | None = None,
+    time_col: str | None = None,
+    id_col: str | None = None,
+    fill: str = "error",
+) -> SeriesData:
+    """Loads a built-in dataset by name, or a file, with the command line's options."""
+    options: dict[str, Any] = dict(
+        targets=target or None, features=feature, time_col=time_col, id_col=id_col, fill=fill
+    )
+    if source in DATASETS and not Path(source).exists():
+        return DATASETS[source].load(**options)
+    return load_series(source, **options)  # type: ignore[arg-type]
+
+
+def resolve_splits(
+    data: SeriesData, val_size: int | None, val_frac: float | None, split_time: str | None
+) -> list[int]:
+    """Split points from the options, or the dataset's natural split, or the last 20 %."""
+    if val_size is None and val_frac is None and split_time is None:
+        if data.source in DATASETS:
+            val_size = DATASETS[data.source].val_size
+        else:
+            val_frac = 0.2
+    return split_indices(data, val_size=val_size, val_frac=val_frac, split_time=split_time)
+
+
+def resolve_season(option: str | None, data: SeriesData, splits: list[int]) -> int:
+    """The seasonal period: given, estimated ('auto'), natural for built-in data, or by frequency."""
+    if option is None:
+        return data.season or season_from_freq(data.freq) or 1
+    if option.strip().lower() == "auto":
+        return estimate_season(data.series[0].values[: splits[0], 0])
+    try:
+        season = int(option)
+    except ValueError:
+        raise DataError(f"--season must be a whole number or 'auto', got {option!r}") from None
+    if season < 1:
+        raise DataError(f"--season must be at least 1, got {season}")
+    return season
+
+
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        err.print(message, highlight=False)
+
+
+def _leaderboard_table(board: Leaderboard) -> Table:
+    table = Table(title=f"{board.dataset}: window {board.window}, horizon {board.horizon}, "
+                  f"validation {board.val_size} points, season {board.season}")
+    for name in ("model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs"):
+        if name == "model":
+            table.add_column(name, no_wrap=True)
+        else:
+            table.add_column(name, justify="right")
+    for result in board.results:
+        m = result.metrics
+
+        def fmt(value: float | None, digits: int = 3) -> str:
+            return "-" if value is None else f"{value:.{digits}f}"
+
+        table.add_row(result.model, fmt(m["mae"]), fmt(m["rmse"]), fmt(m["smape"], 2),
+                      fmt(m["mase"]), f"{result.fit_seconds:.2f}", f"{result.predict_seconds:.3f}",
+                      "-" if result.epochs is None else str(result.epochs))
+    return table
+
+
+def _options(**given: Any) -> ModelOptions:
+    return ModelOptions(**{k: v for k, v in given.items() if v is not None})
+
+
+# ------------------------------------------------------------------------------ commands
+@app.command()
+def datasets() -> None:
+    """List the built-in datasets."""
+    table = Table(title="built-in datasets")
+    for name in ("name", "description", "season", "validation", "source"):
+        table.add_column(name)
+    for info in DATASETS.values():
+        table.add_row(info.name, info.description, str(info.season), str(info.val_size), info.source)
+    out.print(table)
+
+
+@app.command("backtest")
+def backtest_command(
+    data: DataArg,
+    model: Models,
+    target: Target = None,
+    feature: Feature = None,
+    time_col: TimeCol = None,
+    id_col: IdCol = None,
+    window: Window = 20,
+    horizon: Horizon = 1,
+    val_size: ValSize = None,
+    val_frac: ValFrac = None,
+    split_time: SplitTime = None,
+    stride: Stride = 1,
+    season: Season = None,
+    fill: Fill = "error",
+    seed: Seed = 0,
+    refit: Annotated[bool, typer.Option("--refit", help="Refit before every origin.")] = False,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: Lr = None,
+    hidden_size: Hidden = None,
+    num_layers: Layers = None,
+    cell: Cell = None,
+    bidirectional: Bidir = None,
+    dropout: Dropout = None,
+    loss: Loss = None,
+    optimizer: Optimizer = None,
+    patience: Patience = None,
+    seq2seq: Seq2seq = None,
+    quiet: Quiet = False,
+    json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
+) -> None:
+    """Backtest models on a temporal split and print the leaderboard."""
+    series = resolve_data(data, target=target, feature=feature, time_col=time_col, id_col=id_col,
+                          fill=fill)
+    splits = resolve_splits(series, val_size, val_frac, split_time)
+    period = resolve_season(season, series, splits)
+    options = _options(window=window, horizon=horizon, season=period, seed=seed, epochs=epochs,
+                       batch_size=batch_size, lr=lr, hidden_size=hidden_size, num_layers=num_layers,
+                       cell=cell, bidirectional=bidirectional, dropout=dropout, loss=loss,
+                       optimizer=optimizer, patience=patience, seq2seq=seq2seq, quiet=quiet)
+    for name in model:
+        create(name, options)  # unknown names fail before any work
+    board = run_leaderboard(series, model, options, splits, stride=stride, refit=refit,
+                            on_start=lambda name: _say(quiet, f"backtesting {name} ..."))
+    out.print(_leaderboard_table(board))
+    if json_out is not None:
+        write_text(json_out, json.dumps(board.to_json(), indent=2) + "\n")
+        _say(quiet, f"wrote {json_out}")
+
+
+@app.command()
+def fit(
+    data: DataArg,
+    model: Annotated[str, typer.Option("--model", "-m", help="Model name.")],
+    out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
+    target: Target = None,
+    feature: Feature = None,
+    time_col: TimeCol = None,
+    id_col: IdCol = None,
+    window: Window = 20,
+    horizon: Horizon = 1,
+    season: Season = None,
+    fill: Fill = "error",
+    seed: Seed = 0,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: Lr = None,
+    hidden_size: Hidden = None,
+    num_layers: Layers = None,
+    cell: Cell = None,
+    bidirectional: Bidir = None,
+    dropout: Dropout = None,
+    loss: Loss = None,
+    optimizer: Optimizer = None,
+    patience: Patience = None,
+    seq2seq: Seq2seq = None,
+    quiet: Quiet = False,
+) -> None:
+    """Fit a model on the whole series and save it to a folder."""
+    series = resolve_data(data, target=target, feature=feature, time_col=time_col, id_col=id_col,
+                          fill=fill)
+    lengths = [len(s) for s in series.series]
+    period = resolve_season(season, series, lengths)
+    options = _options(window=window, horizon=horizon, season=period, seed=seed, epochs=epochs,
+                       batch_size=batch_size, lr=lr, hidden_size=hidden_size, num_layers=num_layers,
+                       cell=cell, bidirectional=bidirectional, dropout=dropout, loss=loss,
+                       optimizer=optimizer, patience=patience, seq2seq=seq2seq, quiet=quiet)
+    forecaster = create(model, options)
+    needed = forecaster.context_length + horizon
+    for s, n in zip(series.series, lengths, strict=True):
+        if n < needed:
+            label = series.source if s.series_id is None else f"series '{s.series_id}'"
+            raise DataError(f"{label} has {n} points; {model} needs at least {needed}")
+    started = time.perf_counter()
+    _say(quiet, f"fitting {model} on {series.source} ...")
+    forecaster.fit([s.values for s in series.series], series.n_targets)
+    save_model(forecaster, out_dir, series)
+    _say(quiet, f"saved {model} to {out_dir} ({time.perf_counter() - started:.2f} s)")
+
+
+@app.command()
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="Model folder written by 'seqcast fit'.")],
+    data: Annotated[
+        str | None, typer.Option("--data", help="Newer data to forecast from (same columns).")
+    ] = None,
+    horizon: Annotated[int | None, typer.Option("--horizon", help="Steps to forecast.")] = None,
+    fill: Fill = "error",
+    out_file: Annotated[Path | None, typer.Option("--out", help="CSV file (default: stdout).")] = None,
+) -> None:
+    """Forecast past the end of the series with a saved model."""
+    saved = load_model(model_dir)
+    forecaster = saved.forecaster
+    description = saved.data
+    steps = horizon or forecaster.horizon
+    contexts, indexes, ids = [], [], []
+    if data is None:
+        for i, context in enumerate(saved.contexts):
+            contexts.append(context)
+            indexes.append(saved.future_index(i, steps))
+            ids.append(description["series"][i]["id"])
+    else:
+        n_targets = description["n_targets"]
+        columns = description["columns"]
+        fresh = resolve_data(data, target=columns[:n_targets], feature=columns[n_targets:],
+                             time_col=description["time_col"], id_col=description["id_col"],
+                             fill=fill)
+        for s in fresh.series:
+            if len(s) < forecaster.context_length:
+                raise DataError(f"--data: the series has {len(s)} points; the model needs the "
+                                f"last {forecaster.context_length}")
+            contexts.append(s.values[-forecaster.context_length :])
+            indexes.append(fresh.future_time(s, steps))
+            ids.append(s.series_id)
+    forecast = forecaster.predict(np.stack(contexts), steps)  # (S, T, Ft)
+    frames = []
+    time_name = description["time_col"] or "step"
+    for i, index in enumerate(indexes):
+        frame = pd.DataFrame(forecast[i], columns=saved.targets)
+        frame.insert(0, time_name, np.asarray(index))
+        if description["id_col"]:
+            frame.insert(0, description["id_col"], ids[i])
+        frames.append(frame)
+    csv = pd.concat(frames, ignore_index=True).to_csv(index=False)
+    if out_file is None:
+        sys.stdout.write(csv)
+    else:
+        write_text(out_file, csv)
+        err.print(f"wrote {steps} steps for {len(frames)} series to {out_file}", highlight=False)
+
+
+# --------------------------------------------------------------------------- entry point
+def main(argv: list[str] | None = None) -> None:
+    """Runs the command line; user mistakes become one line on stderr and exit code 2."""
+    import click
+
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+
+    def one_line_warning(message: Warning | str, category: type[Warning], *_: object,
+                         **__: object) -> None:
+        print(f"seqcast: warning: {message}", file=sys.stderr)
+
+    warnings.showwarning = one_line_warning  # type: ignore[assignment]
+    try:
+        app(args=args, prog_name="seqcast", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        raise SystemExit(exc.exit_code) from None
+    except click.exceptions.Abort:
+        print("seqcast: aborted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except click.ClickException as exc:
+        if debug:
+            raise
+        print(f"seqcast: error: {exc.format_message()}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except SeqcastError as exc:
+        if debug:
+            raise
+        print(f"seqcast: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        print("seqcast: interrupted", file=sys.stderr)
+        raise SystemExit(130) from None
+    except Exception as exc:
+        if debug:
+            raise
+        print(f"seqcast: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
+              "the traceback)", file=sys.stderr)
+        raise SystemExit(1) from None

@@ -1,0 +1,85 @@
+"""Guessing the seasonal period: from the frequency, or from the autocorrelation."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["estimate_season", "season_from_freq"]
+
+_FREQ_SEASONS = {"h": 24, "min": 60, "D": 7, "B": 5, "W": 52, "M": 12, "MS": 12, "ME": 12,
+                 "Q": 4, "QS": 4, "QE": 4}
+
+
+def season_from_freq(freq: str | None) -> int | None:
+    """The usual period of a pandas frequency (hourly 24, daily 7, monthly 12, ...), or None."""
+    if freq is None:
+        return None
+    try:
+        offset = pd.tseries.frequencies.to_offset(freq)
+    except ValueError:
+        return None
+    base = offset.name.split("-")[0]
+    if base == "H":
+        base = "h"
+    if offset.n != 1:
+        return None
+    return _FREQ_SEASONS.get(base)
+
+
+def estimate_season(values: np.ndarray, max_period: int | None = None, threshold: float = 0.2) -> int:
+    """The seasonal period suggested by the autocorrelation, or 1 when there is none.
+
+    First the highest peak of the linearly detrended series standing ``threshold`` above its
+    first trough (a strong season); else the highest peak of the autocorrelation of the first
+    differences that reaches ``threshold`` (a season riding on a persistent level). A
+    heuristic: a random walk can show a spurious long period, so check what it prints.
+
+    Example:
+        >>> estimate_season(np.sin(np.arange(400) * 2 * np.pi / 25))
+        25
+    """
+    series = np.asarray(values, dtype=np.float64).ravel()
+    found = _acf_peak(series, max_period, threshold, relative=True)
+    if found == 1 and series.size > 8:
+        found = _acf_peak(np.diff(series), max_period, threshold, relative=False)
+    return found
+
+
+def _acf_peak(series: np.ndarray, max_period: int | None, threshold: float, relative: bool) -> int:
+    """The lag of the highest autocorrelation peak of the linearly detrended series.
+
+    Only peaks after the first trough of the autocorrelation count, so that the slow decay of
+    a persistent series is not taken for a season, and a peak must stand ``threshold`` above
+    that trough. Returns 1 when none does.
+
+    Args:
+        values: (N,) series.
+        max_period: longest period considered (default N // 2).
+        threshold: smallest autocorrelation accepted as seasonal.
+    """
+    n = series.size
+    if n < 8:
+        return 1
+    steps = np.arange(n)
+    series = series - np.polyval(np.polyfit(steps, series, 1), steps)
+    # Autocorrelation by FFT: zero-padded so that it is not circular.
+    spectrum = np.fft.rfft(series, 2 * n)
+    acf = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
+    if acf[0] <= 0:
+        return 1
+    acf = acf / acf[0] * n / (n - steps)  # unbiased: each lag averaged over its own pairs
+    longest = min(max_period or n // 2, n // 2)
+    rising = np.flatnonzero(np.diff(acf[1 : longest + 1]) > 0)
+    if rising.size == 0:
+        return 1
+    trough = int(rising[0]) + 1
+    lags = np.arange(max(trough + 1, 2), longest)
+    if lags.size == 0:
+        return 1
+    peaks = lags[(acf[lags] >= acf[lags - 1]) & (acf[lags] >= acf[lags + 1])]
+    if peaks.size == 0:
+        return 1
+    best = int(peaks[np.argmax(acf[peaks])])
+    height = acf[best] - acf[trough] if relative else acf[best]
+    return best if height >= threshold else 1

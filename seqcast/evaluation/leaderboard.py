@@ -1,0 +1,80 @@
+"""Every requested model backtested on the same split, sorted by accuracy."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from seqcast.data.frame import SeriesData
+from seqcast.evaluation.backtest import BacktestResult, backtest
+from seqcast.forecaster import ModelOptions
+from seqcast.registry import create
+
+__all__ = ["Leaderboard", "run_leaderboard"]
+
+
+@dataclass
+class Leaderboard:
+    """Backtest results of several models on one split, best (lowest MAE) first."""
+
+    dataset: str
+    targets: list[str]
+    window: int
+    horizon: int
+    val_size: int
+    season: int
+    results: list[BacktestResult]
+
+    def to_json(self) -> dict[str, Any]:
+        """The ``--json`` document of ``seqcast backtest``."""
+        return {
+            "dataset": self.dataset,
+            "targets": self.targets,
+            "window": self.window,
+            "horizon": self.horizon,
+            "val_size": self.val_size,
+            "season": self.season,
+            "results": [r.summary() for r in self.results],
+        }
+
+
+def run_leaderboard(
+    data: SeriesData,
+    models: Sequence[str],
+    options: ModelOptions,
+    splits: Sequence[int],
+    *,
+    stride: int = 1,
+    refit: bool = False,
+    on_start: Callable[[str], None] | None = None,
+) -> Leaderboard:
+    """Backtests each model (built from ``options``) on the same split and ranks them by MAE.
+
+    Args:
+        data: the series.
+        models: model names (``seqcast.registry.model_names()``).
+        options: shared settings: window, horizon, season, seed and training options.
+        splits: per series, the first validation index.
+        stride: steps between forecast origins.
+        refit: refit before every origin (cheap models only).
+        on_start: called with each model name before it runs (progress display).
+    """
+    forecasters = [create(name, options) for name in dict.fromkeys(models)]
+    results = []
+    for forecaster in forecasters:
+        if on_start is not None:
+            on_start(forecaster.name)
+        results.append(
+            backtest(forecaster, data, splits, stride=stride, refit=refit, season=options.season)
+        )
+    results.sort(key=lambda r: (r.metrics["mae"] is None, r.metrics["mae"]))
+    return Leaderboard(
+        dataset=data.source,
+        targets=list(data.targets),
+        window=options.window,
+        horizon=options.horizon,
+        val_size=len(data.series[0]) - splits[0],
+        season=options.season,
+        results=results,
+    )

@@ -1,0 +1,200 @@
+"""Saved models: a folder of ``model.json`` and ``weights.safetensors``. Never pickle.
+
+``model.json`` holds the format version, the seqcast version, the model name and its
+configuration, what it learned that is not an array (training history, scaler kind), a
+description of the data it was trained on, and the SHA-256 of the weights file, so that a
+tampered or truncated folder is refused. ``weights.safetensors`` holds the learned arrays and
+the last context of every training series, so that ``predict`` works without the data.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from safetensors import SafetensorError
+from safetensors.numpy import load as load_safetensors
+from safetensors.numpy import save as save_safetensors
+
+from seqcast._version import __version__
+from seqcast.atomic import atomic_directory
+from seqcast.data.frame import SeriesData, future_index
+from seqcast.errors import ModelFormatError
+from seqcast.forecaster import Forecaster
+from seqcast.registry import forecaster_class
+
+__all__ = ["FORMAT_VERSION", "SavedModel", "load_model", "save_model"]
+
+FORMAT = "seqcast-model"
+FORMAT_VERSION = 1
+CONFIG_FILE = "model.json"
+WEIGHTS_FILE = "weights.safetensors"
+
+
+@dataclass
+class SavedModel:
+    """A loaded model folder.
+
+    Attributes:
+        forecaster: the fitted forecaster.
+        data: description of the training data (columns, targets, frequency, series ends).
+        contexts: per training series, its last ``context_length`` rows (C, F).
+        metadata: the rest of ``model.json`` (versions, time of training, metrics).
+    """
+
+    forecaster: Forecaster
+    data: dict[str, Any]
+    contexts: list[np.ndarray]
+    metadata: dict[str, Any]
+
+    @property
+    def targets(self) -> list[str]:
+        return list(self.data["columns"][: self.data["n_targets"]])
+
+    def future_index(self, series_index: int, horizon: int) -> pd.Index:
+        """Timestamps (or steps) of the ``horizon`` steps after a training series ends."""
+        entry = self.data["series"][series_index]
+        return future_index(entry["last_time"], horizon, length=entry["length"],
+                            freq=self.data["freq"], step=self.data["step"],
+                            name=self.data["time_col"])
+
+
+def describe_data(data: SeriesData) -> dict[str, Any]:
+    """The JSON description of training data that ``predict`` and the service need."""
+    series = []
+    for s in data.series:
+        last: Any = None
+        if s.time is not None:
+            last = s.time[-1].isoformat() if isinstance(s.time, pd.DatetimeIndex) else float(s.time[-1])
+        series.append({"id": s.series_id, "length": len(s), "last_time": last})
+    return {
+        "source": data.source,
+        "columns": list(data.columns),
+        "n_targets": data.n_targets,
+        "time_col": data.time_col,
+        "id_col": data.id_col,
+        "freq": data.freq,
+        "step": data.step,
+        "season": data.season,
+        "series": series,
+    }
+
+
+def save_model(
+    forecaster: Forecaster,
+    path: str | os.PathLike[str],
+    data: SeriesData,
+    *,
+    training_ends: list[int] | None = None,
+    metrics: dict[str, Any] | None = None,
+) -> Path:
+    """Writes a fitted forecaster to a model folder, atomically.
+
+    Args:
+        forecaster: a fitted forecaster.
+        path: the folder; replaced whole if it exists.
+        data: the data it was fitted on.
+        training_ends: per series, how many leading steps were used (default: all); the stored
+            context is the end of that part.
+        metrics: validation scores to keep with the model.
+
+    Returns:
+        The folder's path.
+    """
+    if not getattr(forecaster, "is_fitted_", False):
+        raise ModelFormatError("cannot save a forecaster that is not fitted")
+    ends = training_ends or [len(s) for s in data.series]
+    arrays = {f"state.{k}": np.ascontiguousarray(v) for k, v in forecaster.get_state().items()}
+    steps = forecaster.context_length
+    description = describe_data(data)
+    for i, (series, end) in enumerate(zip(data.series, ends, strict=True)):
+        arrays[f"context.{i}"] = np.ascontiguousarray(series.values[max(0, end - steps) : end])
+        entry = description["series"][i]
+        entry["length"] = end
+        if series.time is not None:
+            last = series.time[end - 1]
+            entry["last_time"] = last.isoformat() if isinstance(last, pd.Timestamp) else float(last)
+    weights = save_safetensors(arrays)
+    config = {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "seqcast_version": __version__,
+        "model": forecaster.name,
+        "config": forecaster.get_config(),
+        "fitted": {"n_features": forecaster.n_features_, "n_targets": forecaster.n_targets_},
+        "info": forecaster.get_info(),
+        "data": description,
+        "metrics": metrics or {},
+        "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+    }
+    target = Path(path)
+    with atomic_directory(target) as tmp:
+        (tmp / WEIGHTS_FILE).write_bytes(weights)
+        (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
+    return target
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"cannot store {type(value).__name__} in model.json")
+
+
+def load_model(path: str | os.PathLike[str]) -> SavedModel:
+    """Loads a model folder written by :func:`save_model`, checking its format and integrity.
+
+    Raises:
+        ModelFormatError: the folder is missing, incomplete, tampered with, or of another
+            format version.
+    """
+    folder = Path(path)
+    label = f"model folder '{folder}'"
+    if not folder.is_dir():
+        raise ModelFormatError(f"{label} does not exist")
+    for name in (CONFIG_FILE, WEIGHTS_FILE):
+        if not (folder / name).is_file():
+            raise ModelFormatError(f"{label} has no {name}; it is not a seqcast model")
+    try:
+        config = json.loads((folder / CONFIG_FILE).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{label}: {CONFIG_FILE} is not valid JSON ({exc})") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelFormatError(f"{label}: {CONFIG_FILE} is not a seqcast model description")
+    version = config.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ModelFormatError(
+            f"{label} uses model format version {version} (written by seqcast "
+            f"{config.get('seqcast_version', '?')}); this seqcast {__version__} reads version "
+            f"{FORMAT_VERSION}: refit the model"
+        )
+    weights = (folder / WEIGHTS_FILE).read_bytes()
+    if hashlib.sha256(weights).hexdigest() != config.get("weights_sha256"):
+        raise ModelFormatError(
+            f"{label}: {WEIGHTS_FILE} does not match the checksum in {CONFIG_FILE}; "
+            "the folder was modified or is incomplete"
+        )
+    try:
+        arrays = load_safetensors(weights)
+        cls = forecaster_class(str(config["model"]))
+        forecaster = cls(**config["config"])
+        forecaster.n_features_ = int(config["fitted"]["n_features"])
+        forecaster.n_targets_ = int(config["fitted"]["n_targets"])
+        forecaster.set_info(config.get("info", {}))
+        forecaster.set_state(
+            {k.removeprefix("state."): v for k, v in arrays.items() if k.startswith("state.")}
+        )
+        data = config["data"]
+        contexts = [arrays[f"context.{i}"] for i in range(len(data["series"]))]
+    except (KeyError, TypeError, ValueError, SafetensorError) as exc:
+        raise ModelFormatError(f"{label} is inconsistent ({type(exc).__name__}: {exc})") from exc
+    forecaster.is_fitted_ = True
+    metadata = {k: v for k, v in config.items() if k not in ("config", "data", "info")}
+    return SavedModel(forecaster=forecaster, data=data, contexts=contexts, metadata=metadata)
