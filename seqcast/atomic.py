@@ -49,7 +49,9 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
             with open(child, "rb") as handle:
                 os.fsync(handle.fileno())
         if target.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent))
+            old = Path(
+                tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
+            )
             os.rmdir(old)
             os.replace(target, old)
             os.replace(tmp, target)

@@ -29,7 +29,7 @@ from seqcast.errors import DataError, SeqcastError
 from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
 from seqcast.forecaster import ModelOptions
 from seqcast.persistence import load_model, save_model
-from seqcast.registry import create, model_names
+from seqcast.registry import create
 
 __all__ = ["app", "main"]
 
@@ -46,7 +46,9 @@ err = Console(stderr=True)
 # ------------------------------------------------------------------------ shared options
 DataArg = Annotated[str, typer.Argument(help="CSV/Parquet file, or a built-in dataset name.")]
 Models = Annotated[list[str], typer.Option("--model", "-m", help="Model name; repeat for several.")]
-Target = Annotated[list[str] | None, typer.Option("--target", help="Column to forecast; repeatable.")]
+Target = Annotated[
+    list[str] | None, typer.Option("--target", help="Column to forecast; repeatable.")
+]
 Feature = Annotated[
     list[str] | None, typer.Option("--feature", help="Extra input column; repeatable.")
 ]
@@ -97,7 +99,7 @@ def resolve_data(
     )
     if source in DATASETS and not Path(source).exists():
         return DATASETS[source].load(**options)
-    return load_series(source, **options)  # type: ignore[arg-type]
+    return load_series(source, **options)
 
 
 def resolve_splits(
@@ -113,7 +115,7 @@ def resolve_splits(
 
 
 def resolve_season(option: str | None, data: SeriesData, splits: list[int]) -> int:
-    """The seasonal period: given, estimated ('auto'), natural for built-in data, or by frequency."""
+    """The seasonal period: given, 'auto' (estimated), the dataset's, or from the frequency."""
     if option is None:
         return data.season or season_from_freq(data.freq) or 1
     if option.strip().lower() == "auto":
@@ -133,8 +135,10 @@ def _say(quiet: bool, message: str) -> None:
 
 
 def _leaderboard_table(board: Leaderboard) -> Table:
-    table = Table(title=f"{board.dataset}: window {board.window}, horizon {board.horizon}, "
-                  f"validation {board.val_size} points, season {board.season}")
+    table = Table(
+        title=f"{board.dataset}: window {board.window}, horizon {board.horizon}, "
+        f"validation {board.val_size} points, season {board.season}"
+    )
     for name in ("model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs"):
         if name == "model":
             table.add_column(name, no_wrap=True)
@@ -146,9 +150,16 @@ def _leaderboard_table(board: Leaderboard) -> Table:
         def fmt(value: float | None, digits: int = 3) -> str:
             return "-" if value is None else f"{value:.{digits}f}"
 
-        table.add_row(result.model, fmt(m["mae"]), fmt(m["rmse"]), fmt(m["smape"], 2),
-                      fmt(m["mase"]), f"{result.fit_seconds:.2f}", f"{result.predict_seconds:.3f}",
-                      "-" if result.epochs is None else str(result.epochs))
+        table.add_row(
+            result.model,
+            fmt(m["mae"]),
+            fmt(m["rmse"]),
+            fmt(m["smape"], 2),
+            fmt(m["mase"]),
+            f"{result.fit_seconds:.2f}",
+            f"{result.predict_seconds:.3f}",
+            "-" if result.epochs is None else str(result.epochs),
+        )
     return table
 
 
@@ -164,7 +175,9 @@ def datasets() -> None:
     for name in ("name", "description", "season", "validation", "source"):
         table.add_column(name)
     for info in DATASETS.values():
-        table.add_row(info.name, info.description, str(info.season), str(info.val_size), info.source)
+        table.add_row(
+            info.name, info.description, str(info.season), str(info.val_size), info.source
+        )
     out.print(table)
 
 
@@ -202,18 +215,41 @@ def backtest_command(
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
 ) -> None:
     """Backtest models on a temporal split and print the leaderboard."""
-    series = resolve_data(data, target=target, feature=feature, time_col=time_col, id_col=id_col,
-                          fill=fill)
+    series = resolve_data(
+        data, target=target, feature=feature, time_col=time_col, id_col=id_col, fill=fill
+    )
     splits = resolve_splits(series, val_size, val_frac, split_time)
     period = resolve_season(season, series, splits)
-    options = _options(window=window, horizon=horizon, season=period, seed=seed, epochs=epochs,
-                       batch_size=batch_size, lr=lr, hidden_size=hidden_size, num_layers=num_layers,
-                       cell=cell, bidirectional=bidirectional, dropout=dropout, loss=loss,
-                       optimizer=optimizer, patience=patience, seq2seq=seq2seq, quiet=quiet)
+    options = _options(
+        window=window,
+        horizon=horizon,
+        season=period,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        cell=cell,
+        bidirectional=bidirectional,
+        dropout=dropout,
+        loss=loss,
+        optimizer=optimizer,
+        patience=patience,
+        seq2seq=seq2seq,
+        quiet=quiet,
+    )
     for name in model:
         create(name, options)  # unknown names fail before any work
-    board = run_leaderboard(series, model, options, splits, stride=stride, refit=refit,
-                            on_start=lambda name: _say(quiet, f"backtesting {name} ..."))
+    board = run_leaderboard(
+        series,
+        model,
+        options,
+        splits,
+        stride=stride,
+        refit=refit,
+        on_start=lambda name: _say(quiet, f"backtesting {name} ..."),
+    )
     out.print(_leaderboard_table(board))
     if json_out is not None:
         write_text(json_out, json.dumps(board.to_json(), indent=2) + "\n")
@@ -249,14 +285,30 @@ def fit(
     quiet: Quiet = False,
 ) -> None:
     """Fit a model on the whole series and save it to a folder."""
-    series = resolve_data(data, target=target, feature=feature, time_col=time_col, id_col=id_col,
-                          fill=fill)
+    series = resolve_data(
+        data, target=target, feature=feature, time_col=time_col, id_col=id_col, fill=fill
+    )
     lengths = [len(s) for s in series.series]
     period = resolve_season(season, series, lengths)
-    options = _options(window=window, horizon=horizon, season=period, seed=seed, epochs=epochs,
-                       batch_size=batch_size, lr=lr, hidden_size=hidden_size, num_layers=num_layers,
-                       cell=cell, bidirectional=bidirectional, dropout=dropout, loss=loss,
-                       optimizer=optimizer, patience=patience, seq2seq=seq2seq, quiet=quiet)
+    options = _options(
+        window=window,
+        horizon=horizon,
+        season=period,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        cell=cell,
+        bidirectional=bidirectional,
+        dropout=dropout,
+        loss=loss,
+        optimizer=optimizer,
+        patience=patience,
+        seq2seq=seq2seq,
+        quiet=quiet,
+    )
     forecaster = create(model, options)
     needed = forecaster.context_length + horizon
     for s, n in zip(series.series, lengths, strict=True):
@@ -278,7 +330,9 @@ def predict(
     ] = None,
     horizon: Annotated[int | None, typer.Option("--horizon", help="Steps to forecast.")] = None,
     fill: Fill = "error",
-    out_file: Annotated[Path | None, typer.Option("--out", help="CSV file (default: stdout).")] = None,
+    out_file: Annotated[
+        Path | None, typer.Option("--out", help="CSV file (default: stdout).")
+    ] = None,
 ) -> None:
     """Forecast past the end of the series with a saved model."""
     saved = load_model(model_dir)
@@ -294,13 +348,20 @@ def predict(
     else:
         n_targets = description["n_targets"]
         columns = description["columns"]
-        fresh = resolve_data(data, target=columns[:n_targets], feature=columns[n_targets:],
-                             time_col=description["time_col"], id_col=description["id_col"],
-                             fill=fill)
+        fresh = resolve_data(
+            data,
+            target=columns[:n_targets],
+            feature=columns[n_targets:],
+            time_col=description["time_col"],
+            id_col=description["id_col"],
+            fill=fill,
+        )
         for s in fresh.series:
             if len(s) < forecaster.context_length:
-                raise DataError(f"--data: the series has {len(s)} points; the model needs the "
-                                f"last {forecaster.context_length}")
+                raise DataError(
+                    f"--data: the series has {len(s)} points; the model needs the "
+                    f"last {forecaster.context_length}"
+                )
             contexts.append(s.values[-forecaster.context_length :])
             indexes.append(fresh.future_time(s, steps))
             ids.append(s.series_id)
@@ -330,11 +391,12 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
 
-    def one_line_warning(message: Warning | str, category: type[Warning], *_: object,
-                         **__: object) -> None:
+    def one_line_warning(
+        message: Warning | str, category: type[Warning], *_: object, **__: object
+    ) -> None:
         print(f"seqcast: warning: {message}", file=sys.stderr)
 
-    warnings.showwarning = one_line_warning  # type: ignore[assignment]
+    warnings.showwarning = one_line_warning
     try:
         app(args=args, prog_name="seqcast", standalone_mode=False)
     except click.exceptions.Exit as exc:
@@ -358,6 +420,9 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
-        print(f"seqcast: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
-              "the traceback)", file=sys.stderr)
+        print(
+            f"seqcast: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
+            "the traceback)",
+            file=sys.stderr,
+        )
         raise SystemExit(1) from None

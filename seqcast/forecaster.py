@@ -55,7 +55,9 @@ class ModelOptions:
 
     def given(self) -> dict[str, Any]:
         """The options that were set (not None)."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
+        return {
+            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
+        }
 
 
 class Forecaster(ABC):
@@ -191,14 +193,14 @@ class Forecaster(ABC):
         """Learned arrays, saved as safetensors."""
         return {}
 
-    def set_state(self, state: dict[str, np.ndarray]) -> None:
+    def set_state(self, state: dict[str, np.ndarray]) -> None:  # noqa: B027
         """Restores what :meth:`get_state` returned."""
 
     def get_info(self) -> dict[str, Any]:
         """What was learned that is not an array (training history, ...), as JSON."""
         return {}
 
-    def set_info(self, info: dict[str, Any]) -> None:
+    def set_info(self, info: dict[str, Any]) -> None:  # noqa: B027
         """Restores what :meth:`get_info` returned."""
 
     @property

@@ -61,9 +61,14 @@ class SavedModel:
     def future_index(self, series_index: int, horizon: int) -> pd.Index:
         """Timestamps (or steps) of the ``horizon`` steps after a training series ends."""
         entry = self.data["series"][series_index]
-        return future_index(entry["last_time"], horizon, length=entry["length"],
-                            freq=self.data["freq"], step=self.data["step"],
-                            name=self.data["time_col"])
+        return future_index(
+            entry["last_time"],
+            horizon,
+            length=entry["length"],
+            freq=self.data["freq"],
+            step=self.data["step"],
+            name=self.data["time_col"],
+        )
 
 
 def describe_data(data: SeriesData) -> dict[str, Any]:
@@ -72,7 +77,11 @@ def describe_data(data: SeriesData) -> dict[str, Any]:
     for s in data.series:
         last: Any = None
         if s.time is not None:
-            last = s.time[-1].isoformat() if isinstance(s.time, pd.DatetimeIndex) else float(s.time[-1])
+            last = (
+                s.time[-1].isoformat()
+                if isinstance(s.time, pd.DatetimeIndex)
+                else float(s.time[-1])
+            )
         series.append({"id": s.series_id, "length": len(s), "last_time": last})
     return {
         "source": data.source,

@@ -47,7 +47,8 @@ class LinearRegression(Forecaster):
     def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:
         flat = context.reshape(context.shape[0], -1)  # (B, L, F) -> (B, L*F)
         out = flat @ self.coef_[:-1] + self.coef_[-1]  # (B, T*Ft)
-        return out.reshape(context.shape[0], self.horizon, self.n_targets_)[:, :horizon]
+        forecast: np.ndarray = out.reshape(context.shape[0], self.horizon, self.n_targets_)
+        return forecast[:, :horizon]
 
     def get_state(self) -> dict[str, np.ndarray]:
         return {"coef": self.coef_}

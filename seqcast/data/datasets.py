@@ -49,9 +49,7 @@ def _file(name: str) -> Path:
 
 
 def _synthetic(**options: Any) -> SeriesData:
-    options.pop("targets", None)
-    data = load_series(course_series().astype("float64"), **options)
-    return data
+    return load_series(course_series().astype("float64"), **options)
 
 
 def _csv(name: str, time_col: str) -> Callable[..., SeriesData]:
@@ -80,7 +78,7 @@ DATASETS: dict[str, DatasetInfo] = {
             val_size=235,
             season=132,
             targets=("Monthly Mean Total Sunspot Number",),
-            source="WDC-SILSO, Royal Observatory of Belgium (via the TensorFlow course, Apache-2.0)",
+            source="WDC-SILSO, Royal Observatory of Belgium (TensorFlow course, Apache-2.0)",
             _load=_csv("sunspots.csv", "Date"),
         ),
         DatasetInfo(

@@ -76,8 +76,9 @@ class SeriesData:
     def future_time(self, series: Series, horizon: int) -> pd.Index:
         """Timestamps (or steps) of the ``horizon`` points after the end of ``series``."""
         last = None if series.time is None else series.time[-1]
-        return future_index(last, horizon, length=len(series), freq=self.freq, step=self.step,
-                            name=self.time_col)
+        return future_index(
+            last, horizon, length=len(series), freq=self.freq, step=self.step, name=self.time_col
+        )
 
 
 def future_index(
@@ -103,8 +104,12 @@ def future_index(
     if last_time is None:
         return pd.RangeIndex(length, length + horizon, name="step")
     if isinstance(last_time, int | float | np.number):
-        return pd.Index(float(last_time) + step * np.arange(1, horizon + 1), name=name)
+        values = float(last_time) + step * np.arange(1, horizon + 1)
+        numeric: pd.Index = pd.Index(values, name=name)
+        return numeric
     if freq is None:
         raise ValueError("the series has timestamps but no inferred frequency")
     start = pd.Timestamp(last_time)  # type: ignore[arg-type]
-    return pd.date_range(start=start, periods=horizon + 1, freq=freq)[1:].rename(name)
+    future: pd.Index = pd.date_range(start=start, periods=horizon + 1, freq=freq)[1:]
+    future.name = name
+    return future

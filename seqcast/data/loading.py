@@ -150,7 +150,9 @@ def load_series(
     )
 
 
-def _read(source: str | os.PathLike[str] | pd.DataFrame | np.ndarray) -> tuple[pd.DataFrame, _Where]:
+def _read(
+    source: str | os.PathLike[str] | pd.DataFrame | np.ndarray,
+) -> tuple[pd.DataFrame, _Where]:
     if isinstance(source, pd.DataFrame):
         return source.reset_index(drop=True), _Where("the DataFrame", is_file=False)
     if isinstance(source, np.ndarray):
@@ -231,15 +233,14 @@ def _is_numeric_like(values: pd.Series) -> bool:
 def _choose_columns(
     frame: pd.DataFrame,
     where: _Where,
-    candidates: list[object],
+    candidates: Sequence[object],
     targets: Sequence[str] | None,
     features: Sequence[str] | None,
     id_col: str | None,
 ) -> tuple[list[str], list[str]]:
     for name in [*(targets or []), *(features or [])]:
         if name not in candidates:
-            option = "column" if name in frame.columns else "column"
-            raise DataError(_unknown_column(where, name, option, candidates))
+            raise DataError(_unknown_column(where, name, "column", candidates))
     numeric = [str(c) for c in candidates if _is_numeric_like(frame[c])]
     if targets:
         chosen_targets = list(dict.fromkeys(targets))
@@ -284,8 +285,8 @@ def _check_finite(frame: pd.DataFrame, where: _Where, col: str) -> None:
     if infinite.any():
         position = int(frame[_ROW].to_numpy()[np.flatnonzero(infinite)[0]])
         raise DataError(
-            f"{where.label}, column '{col}' has {int(infinite.sum())} infinite value(s) "
-            f"(first at {where.row(position)}); expected finite numbers"
+            f"{where.label}, column '{col}' has {int(infinite.sum())} infinite value(s), "
+            f"the first at {where.row(position)}; expected finite numbers"
         )
 
 
@@ -329,7 +330,7 @@ def _sort_by_time(
         row = int(group[_ROW].iloc[position])
         raise DataError(
             f"{label}, column '{time_col}', {where.row(row)}: duplicate timestamp {value} "
-            f"(first at {where.row(first)}); expected one row per time step"
+            f"(also at {where.row(first)}); expected one row per time step"
         )
     if not time.is_monotonic_increasing:
         message = f"{label}: rows are not in time order; sorted them by '{time_col}'"
@@ -396,16 +397,20 @@ def _handle_missing(
     first = int(group[_ROW].to_numpy()[np.flatnonzero(missing[col].to_numpy())[0]])
     if fill == "error":
         raise DataError(
-            f"{label}, column '{col}' has {count} missing value(s) (first at {where.row(first)}); "
-            "pass --fill ffill, interpolate or drop, or clean the file"
+            f"{label}, column '{col}' has {count} missing value(s), the first at "
+            f"{where.row(first)}; pass --fill ffill, interpolate or drop, or clean the file"
         )
     total = int(missing.to_numpy().sum())
     group = group.copy()
     if fill == "drop":
         group = group[~missing.any(axis=1)]
         if len(group) == 0:
-            raise DataError(f"{label}: every row has a missing value; nothing left after --fill drop")
-        notes.append(f"{label}: dropped {int(missing.any(axis=1).sum())} row(s) with missing values")
+            raise DataError(
+                f"{label}: every row has a missing value; nothing left after --fill drop"
+            )
+        notes.append(
+            f"{label}: dropped {int(missing.any(axis=1).sum())} row(s) with missing values"
+        )
         return group
     if fill == "ffill":
         group[columns] = group[columns].ffill().bfill()

@@ -7,8 +7,19 @@ import pandas as pd
 
 __all__ = ["estimate_season", "season_from_freq"]
 
-_FREQ_SEASONS = {"h": 24, "min": 60, "D": 7, "B": 5, "W": 52, "M": 12, "MS": 12, "ME": 12,
-                 "Q": 4, "QS": 4, "QE": 4}
+_FREQ_SEASONS = {
+    "h": 24,
+    "min": 60,
+    "D": 7,
+    "B": 5,
+    "W": 52,
+    "M": 12,
+    "MS": 12,
+    "ME": 12,
+    "Q": 4,
+    "QS": 4,
+    "QE": 4,
+}
 
 
 def season_from_freq(freq: str | None) -> int | None:
@@ -27,7 +38,9 @@ def season_from_freq(freq: str | None) -> int | None:
     return _FREQ_SEASONS.get(base)
 
 
-def estimate_season(values: np.ndarray, max_period: int | None = None, threshold: float = 0.2) -> int:
+def estimate_season(
+    values: np.ndarray, max_period: int | None = None, threshold: float = 0.2
+) -> int:
     """The seasonal period suggested by the autocorrelation, or 1 when there is none.
 
     First the highest peak of the linearly detrended series standing ``threshold`` above its

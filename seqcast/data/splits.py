@@ -41,7 +41,7 @@ def split_point(
     time = series.time
     if isinstance(time, pd.DatetimeIndex):
         try:
-            cut = pd.Timestamp(split_time)
+            cut = pd.Timestamp(split_time)  # type: ignore[arg-type]
         except (ValueError, TypeError) as exc:
             raise DataError(f"--split-time {split_time!r} is not a timestamp") from exc
         if time.tz is not None and cut.tz is None:
@@ -50,7 +50,9 @@ def split_point(
     try:
         cut_value = float(split_time)  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:
-        raise DataError(f"--split-time {split_time!r} is not a number like the time column") from exc
+        raise DataError(
+            f"--split-time {split_time!r} is not a number like the time column"
+        ) from exc
     return int(np.searchsorted(time.to_numpy(dtype=np.float64), cut_value, side="left"))
 
 

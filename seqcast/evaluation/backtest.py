@@ -116,8 +116,9 @@ def backtest(
     fit_seconds = predict_seconds = 0.0
     started = time.perf_counter()
     if not refit:
-        forecaster.fit([s.values[:split] for s, split in zip(data.series, splits, strict=True)],
-                       data.n_targets)
+        forecaster.fit(
+            [s.values[:split] for s, split in zip(data.series, splits, strict=True)], data.n_targets
+        )
     fit_seconds += time.perf_counter() - started
 
     context = forecaster.context_length
@@ -148,7 +149,9 @@ def backtest(
         origins.append(starts)
 
     scores = score(data, splits, forecasts, actuals, season)
-    averaged = {name: metrics.mean_or_none([scores[t][name] for t in scores]) for name in METRIC_NAMES}
+    averaged = {
+        name: metrics.mean_or_none([scores[t][name] for t in scores]) for name in METRIC_NAMES
+    }
     return BacktestResult(
         model=forecaster.name,
         metrics=averaged,

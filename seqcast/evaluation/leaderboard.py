@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seqcast.data.frame import SeriesData
-from seqcast.evaluation.backtest import BacktestResult, backtest
+from seqcast.evaluation.backtest import BacktestResult, backtest, check_lengths
 from seqcast.forecaster import ModelOptions
 from seqcast.registry import create
 
@@ -61,6 +61,8 @@ def run_leaderboard(
         on_start: called with each model name before it runs (progress display).
     """
     forecasters = [create(name, options) for name in dict.fromkeys(models)]
+    for forecaster in forecasters:  # fail on a too-short series before any work
+        check_lengths(data, splits, forecaster.context_length, forecaster.horizon, forecaster.name)
     results = []
     for forecaster in forecasters:
         if on_start is not None:
