@@ -386,6 +386,7 @@ def predict(
 def main(argv: list[str] | None = None) -> None:
     """Runs the command line; user mistakes become one line on stderr and exit code 2."""
     import click
+    from typer._click import exceptions as typer_click_exceptions
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
@@ -399,12 +400,12 @@ def main(argv: list[str] | None = None) -> None:
     warnings.showwarning = one_line_warning
     try:
         app(args=args, prog_name="seqcast", standalone_mode=False)
-    except click.exceptions.Exit as exc:
+    except (click.exceptions.Exit, typer.Exit) as exc:
         raise SystemExit(exc.exit_code) from None
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         print("seqcast: aborted", file=sys.stderr)
         raise SystemExit(130) from None
-    except click.ClickException as exc:
+    except (click.ClickException, typer_click_exceptions.ClickException) as exc:
         if debug:
             raise
         print(f"seqcast: error: {exc.format_message()}", file=sys.stderr)
@@ -426,3 +427,7 @@ def main(argv: list[str] | None = None) -> None:
             file=sys.stderr,
         )
         raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

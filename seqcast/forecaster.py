@@ -51,6 +51,7 @@ class ModelOptions:
     optimizer: str | None = None
     patience: int | None = None
     seq2seq: bool | None = None
+    schedule: str | None = None
     quiet: bool = True
 
     def given(self) -> dict[str, Any]:

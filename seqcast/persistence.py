@@ -26,7 +26,7 @@ from safetensors.numpy import save as save_safetensors
 from seqcast._version import __version__
 from seqcast.atomic import atomic_directory
 from seqcast.data.frame import SeriesData, future_index
-from seqcast.errors import ModelFormatError
+from seqcast.errors import ModelFormatError, SeqcastError
 from seqcast.forecaster import Forecaster
 from seqcast.registry import forecaster_class
 
@@ -191,8 +191,11 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
             "the folder was modified or is incomplete"
         )
     try:
+        cls = forecaster_class(str(config.get("model")))
+    except SeqcastError as exc:
+        raise ModelFormatError(f"{label}: {exc}") from exc
+    try:
         arrays = load_safetensors(weights)
-        cls = forecaster_class(str(config["model"]))
         forecaster = cls(**config["config"])
         forecaster.n_features_ = int(config["fitted"]["n_features"])
         forecaster.n_targets_ = int(config["fitted"]["n_targets"])

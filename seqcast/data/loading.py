@@ -181,7 +181,7 @@ def _read(
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{where.label} is not a CSV table ({first})") from exc
-    if frame.shape[1] == 1 and len(frame) > 0 and frame.iloc[:, 0].dtype == object:
+    if frame.shape[1] == 1:
         header = str(frame.columns[0])
         if any(sep in header for sep in (";", "\t", "|")):
             raise DataError(
@@ -349,18 +349,19 @@ def _check_spacing(
     rows = group[_ROW].to_numpy()
     if pd.api.types.is_datetime64_any_dtype(time):
         index = pd.DatetimeIndex(time)
-        freq = pd.infer_freq(index) if len(index) >= 3 else None
+        freq = _infer_freq(index)
         if freq is not None:
             return freq, 1.0
         steps = np.diff(index.asi8)
         if len(index) < 3:
-            return pd.tseries.frequencies.to_offset(pd.Timedelta(int(steps[0]))).freqstr, 1.0
+            step = pd.Timedelta(int(steps[0]), unit=index.unit)
+            return pd.tseries.frequencies.to_offset(step).freqstr, 1.0
         usual = _mode(steps)
         position = int(np.flatnonzero(steps != usual)[0]) + 1
         raise DataError(
             f"{label}, column '{time_col}', {where.row(int(rows[position]))}: irregular spacing "
             f"({index[position - 1]} to {index[position]}, while most steps are "
-            f"{pd.Timedelta(int(usual))}); resample to a regular frequency first"
+            f"{pd.Timedelta(int(usual), unit=index.unit)}); resample to a regular frequency first"
         )
     values = time.to_numpy(dtype=np.float64)
     steps_f = np.diff(values)
@@ -374,6 +375,20 @@ def _check_spacing(
             f"{usual_f:g}); expected evenly spaced steps"
         )
     return None, usual_f
+
+
+def _infer_freq(index: pd.DatetimeIndex) -> str | None:
+    """pandas' inferred frequency string, or None (needs three timestamps)."""
+    if len(index) < 3:
+        return None
+    try:
+        with pd.option_context("future.infer_freq_returns_offset", True):
+            offset = pd.infer_freq(index)
+    except (KeyError, pd.errors.OptionError):  # pandas without that option returns a string
+        offset = pd.infer_freq(index)
+    if offset is None:
+        return None
+    return offset if isinstance(offset, str) else str(offset.freqstr)
 
 
 def _mode(values: np.ndarray) -> np.generic:

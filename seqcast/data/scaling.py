@@ -29,9 +29,10 @@ class Scaler:
             raise ValueError(f"unknown scaler '{kind}'; expected one of {', '.join(SCALERS)}")
         self.kind = kind
 
-    def fit(self, values: np.ndarray) -> Scaler:
+    def fit(self, values: np.ndarray | list[np.ndarray]) -> Scaler:
         """Learns shift and scale from (N, F) training values (or a list of such arrays)."""
-        stacked = values.reshape(-1, values.shape[-1]).astype(np.float64)
+        parts = values if isinstance(values, list) else [values]
+        stacked = np.concatenate([p.reshape(-1, p.shape[-1]) for p in parts]).astype(np.float64)
         if self.kind == "standard":
             shift, scale = stacked.mean(axis=0), stacked.std(axis=0)
         elif self.kind == "minmax":

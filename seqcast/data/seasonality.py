@@ -30,7 +30,7 @@ def season_from_freq(freq: str | None) -> int | None:
         offset = pd.tseries.frequencies.to_offset(freq)
     except ValueError:
         return None
-    base = offset.name.split("-")[0]
+    base = offset.rule_code.split("-")[0]
     if base == "H":
         base = "h"
     if offset.n != 1:
@@ -60,28 +60,25 @@ def estimate_season(
 
 
 def _acf_peak(series: np.ndarray, max_period: int | None, threshold: float, relative: bool) -> int:
-    """The lag of the highest autocorrelation peak of the linearly detrended series.
+    """The seasonal lag of the autocorrelation of the linearly detrended series, or 1.
 
-    Only peaks after the first trough of the autocorrelation count, so that the slow decay of
-    a persistent series is not taken for a season, and a peak must stand ``threshold`` above
-    that trough. Returns 1 when none does.
-
-    Args:
-        values: (N,) series.
-        max_period: longest period considered (default N // 2).
-        threshold: smallest autocorrelation accepted as seasonal.
+    Candidates are the local maxima after the first trough that clear both ``threshold``
+    (above the trough when ``relative``) and the noise band 3/√N. Multiples of a period peak
+    almost as high as the period itself, so the shortest candidate within 5 % of the highest
+    one wins (compared on the unbiased estimate).
     """
     n = series.size
     if n < 8:
         return 1
     steps = np.arange(n)
     series = series - np.polyval(np.polyfit(steps, series, 1), steps)
-    # Autocorrelation by FFT: zero-padded so that it is not circular.
+    # Autocorrelation by FFT, zero-padded so that it is not circular; the biased estimate
+    # damps the long lags, which rest on few pairs.
     spectrum = np.fft.rfft(series, 2 * n)
     acf = np.fft.irfft(spectrum * np.conj(spectrum))[:n]
-    if acf[0] <= 0:
+    if acf[0] <= 1e-12 * max(1.0, float(np.abs(series).max()) ** 2):
         return 1
-    acf = acf / acf[0] * n / (n - steps)  # unbiased: each lag averaged over its own pairs
+    acf = acf / acf[0]
     longest = min(max_period or n // 2, n // 2)
     rising = np.flatnonzero(np.diff(acf[1 : longest + 1]) > 0)
     if rising.size == 0:
@@ -91,8 +88,10 @@ def _acf_peak(series: np.ndarray, max_period: int | None, threshold: float, rela
     if lags.size == 0:
         return 1
     peaks = lags[(acf[lags] >= acf[lags - 1]) & (acf[lags] >= acf[lags + 1])]
+    height = acf[peaks] - acf[trough] if relative else acf[peaks]
+    peaks = peaks[(height >= threshold) & (acf[peaks] >= 3.0 / np.sqrt(n))]
     if peaks.size == 0:
         return 1
-    best = int(peaks[np.argmax(acf[peaks])])
-    height = acf[best] - acf[trough] if relative else acf[best]
-    return best if height >= threshold else 1
+    # Rank the survivors without the bias, which would favour short lags.
+    unbiased = acf[peaks] * n / (n - peaks)
+    return int(peaks[unbiased >= 0.95 * unbiased.max()][0])

@@ -46,7 +46,7 @@ def split_point(
             raise DataError(f"--split-time {split_time!r} is not a timestamp") from exc
         if time.tz is not None and cut.tz is None:
             cut = cut.tz_localize(time.tz)
-        return int(np.searchsorted(time.asi8, cut.as_unit(time.unit).value, side="left"))
+        return int(time.searchsorted(cut, side="left"))
     try:
         cut_value = float(split_time)  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:

@@ -89,15 +89,22 @@ def make_windows(
     """
     if values.ndim != 2:
         raise ValueError(f"values must have shape (N, F), got {values.shape}")
-    if window < 1 or horizon < 1:
-        raise ValueError(f"window and horizon must be positive, got {window} and {horizon}")
+    if window < 1 or horizon < 1 or stride < 1:
+        raise ValueError(
+            f"window, horizon and stride must be positive, got {window}, {horizon}, {stride}"
+        )
     n_targets = values.shape[1] if n_targets is None else n_targets
+    if not 1 <= n_targets <= values.shape[1]:
+        raise ValueError(f"n_targets must lie in 1..{values.shape[1]}, got {n_targets}")
     count = n_windows(values.shape[0], window, horizon, stride)
     inputs = sliding_windows(values[: values.shape[0] - horizon], window, stride)[:count]
     target_values = values[:, :n_targets]
     if not seq2seq:
         targets = sliding_windows(target_values[window:], horizon, stride)[:count]
         return Windows(inputs=inputs, targets=targets)
+    if count == 0:
+        empty = np.empty((0, window, horizon, n_targets), dtype=values.dtype)
+        return Windows(inputs=inputs, targets=empty)
     # (N-1, Ft) -> (N-T, T, Ft): the T values after each step, then L of those per window.
     ahead = sliding_windows(target_values[1:], horizon)
     targets = sliding_window_view(ahead, window, axis=0)  # (., T, Ft, L)

@@ -1,0 +1,5 @@
+"""``python -m seqcast``: the command line."""
+
+from seqcast.cli import main
+
+main()

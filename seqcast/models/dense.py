@@ -1,0 +1,36 @@
+"""``dnn``: a dense network on the window, 10-10-1 by default as in the course."""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+
+from seqcast.models.features import InputSpec
+from seqcast.models.networks import DenseConfig, DenseNet
+from seqcast.models.neural import NeuralForecaster
+
+__all__ = ["DenseForecaster"]
+
+
+class DenseForecaster(NeuralForecaster):
+    """Two hidden ReLU layers of 10 units on the flat window and seasonal inputs."""
+
+    name = "dnn"
+    network_keys: ClassVar[tuple[str, ...]] = ("hidden_size", "num_layers", "dropout")
+    preset: ClassVar[dict[str, Any]] = {"hidden_size": 10, "num_layers": 2, "dropout": 0.0}
+
+    hidden_size: int
+    num_layers: int
+    dropout: float
+
+    def build_network(self, spec: InputSpec) -> DenseNet:
+        return DenseNet(
+            DenseConfig(
+                input_size=spec.input_size,
+                window=spec.window,
+                season_size=spec.season_size,
+                horizon=spec.horizon,
+                n_targets=spec.n_targets,
+                hidden_sizes=(self.hidden_size,) * self.num_layers,
+                dropout=self.dropout,
+            )
+        )

@@ -1,0 +1,129 @@
+"""Model inputs built from a past context: the window, the season, and the level.
+
+Seasonality is part of the model. For a seasonal period P every window step s also carries
+the target's value one period earlier, y[s − P], so the network sees how this season differs
+from the last; and the output layer sees, for each forecast step t + h, the 2K + 1 values
+centred on the same phase in the most recent period that lies entirely in the past. Every
+target-valued input is shifted by the window's mean level (a per-window normalisation), so the
+network learns shapes, not levels, and a trend that leaves the training range does no harm.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+__all__ = ["InputSpec", "ModelInputs", "build_inputs"]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """How a context becomes model inputs.
+
+    Attributes:
+        window: input length L.
+        horizon: forecast length T.
+        season: seasonal period P (1: no seasonal inputs).
+        radius: K, half-width of the seasonal neighbourhood given to the output layer.
+        n_features: input channels F of the data.
+        n_targets: target channels F_target (the first ones).
+    """
+
+    window: int
+    horizon: int
+    season: int
+    radius: int
+    n_features: int
+    n_targets: int
+
+    @property
+    def seasonal(self) -> bool:
+        return self.season > 1
+
+    @property
+    def periods_back(self) -> np.ndarray:
+        """For each step h, the periods m_h to go back so that the neighbourhood is past: (T,)."""
+        steps = np.arange(self.horizon)
+        return np.ceil((steps + 1 + self.radius) / self.season).astype(np.int64)
+
+    @property
+    def head_offsets(self) -> np.ndarray:
+        """Offsets from the origin of every seasonal value given to the output layer: (T, 2K+1)."""
+        steps = np.arange(self.horizon)[:, None]
+        around = np.arange(-self.radius, self.radius + 1)[None, :]
+        return steps - self.periods_back[:, None] * self.season + around  # type: ignore[no-any-return]
+
+    @property
+    def lead(self) -> int:
+        """D: the seasonal channel at window step s holds y[s + D − P]; D = K + T when that is
+        still in the past (P ≥ K + T), so the last steps show the recurrent layers the season
+        around the forecast steps, jumps included; else 0."""
+        if not self.seasonal:
+            return 0
+        return self.radius + self.horizon if self.radius + self.horizon <= self.season else 0
+
+    @property
+    def context_length(self) -> int:
+        """Past steps C needed before an origin."""
+        if not self.seasonal:
+            return self.window
+        return int(max(self.window + self.season - self.lead, -self.head_offsets.min()))
+
+    @property
+    def input_size(self) -> int:
+        """Channels per window step: F, plus F_target seasonal channels."""
+        return self.n_features + (self.n_targets if self.seasonal else 0)
+
+    @property
+    def season_size(self) -> int:
+        """Length of the flat seasonal vector of the output layer: T·(2K+1)·F_target."""
+        if not self.seasonal:
+            return 0
+        return self.horizon * (2 * self.radius + 1) * self.n_targets
+
+
+@dataclass(frozen=True)
+class ModelInputs:
+    """A batch of model inputs.
+
+    Attributes:
+        window: (B, L, F_in) window values (targets level-shifted) and seasonal channels.
+        season: (B, S) seasonal neighbourhood of every forecast step, level-shifted (S may be 0).
+        level: (B, 1, F_target) the window's mean target level, added back to forecasts.
+    """
+
+    window: np.ndarray
+    season: np.ndarray
+    level: np.ndarray
+
+
+def build_inputs(contexts: np.ndarray, spec: InputSpec) -> ModelInputs:
+    """Cuts model inputs from scaled contexts.
+
+    Args:
+        contexts: (B, C, F) scaled past values ending just before each origin, C ≥
+            ``spec.context_length`` (a strided view is fine: only the needed slices are copied).
+        spec: the input layout.
+
+    Returns:
+        float32 inputs for the network.
+    """
+    length = contexts.shape[1]
+    targets = slice(0, spec.n_targets)
+    window = contexts[:, length - spec.window :]  # (B, L, F)
+    level = window[:, :, targets].mean(axis=1, keepdims=True)  # (B, 1, Ft)
+    shifted = np.array(window, dtype=np.float32)
+    shifted[:, :, targets] -= level
+    if not spec.seasonal:
+        empty = np.zeros((contexts.shape[0], 0), dtype=np.float32)
+        return ModelInputs(window=shifted, season=empty, level=level.astype(np.float32))
+    start = length - spec.window - spec.season + spec.lead
+    lagged = contexts[:, start : start + spec.window, targets] - level  # y[s + D − P]: (B, L, Ft)
+    positions = length + spec.head_offsets.ravel()  # (T·(2K+1),)
+    season = contexts[:, positions, targets] - level  # (B, T·(2K+1), Ft)
+    return ModelInputs(
+        window=np.concatenate([shifted, lagged.astype(np.float32)], axis=2),
+        season=season.reshape(contexts.shape[0], -1).astype(np.float32),
+        level=level.astype(np.float32),
+    )

@@ -1,0 +1,216 @@
+"""The PyTorch modules: a recurrent stack with a dense output layer, and a dense network.
+
+Both map a batch of windows (B, L, F_in) and seasonal vectors (B, S) to forecasts (B, T, Ft)
+in the scaled, level-shifted space; :mod:`seqcast.models.neural` handles the rest.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["DenseConfig", "DenseNet", "ForecastNet", "RecurrentConfig", "RecurrentNet"]
+
+CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
+
+
+def ridge_fit(
+    inputs: torch.Tensor, targets: torch.Tensor, strength: float = 0.01
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Ridge regression with an unpenalised intercept: (N, D), (N, O) -> weight (O, D), bias (O,).
+
+    The penalty is ``strength`` · N, so it weighs the same whatever the number of windows.
+    """
+    x = inputs.double()
+    y = targets.double()
+    x_mean, y_mean = x.mean(0), y.mean(0)
+    xc, yc = x - x_mean, y - y_mean
+    gram = xc.T @ xc + strength * len(x) * torch.eye(x.shape[1], dtype=torch.float64)
+    weight = torch.linalg.solve(gram, xc.T @ yc).T  # (O, D)
+    bias = y_mean - weight @ x_mean
+    return weight.float(), bias.float()
+
+
+@dataclass(frozen=True)
+class RecurrentConfig:
+    """Hyperparameters of :class:`RecurrentNet`.
+
+    Attributes:
+        input_size: channels per step F_in.
+        window: input length L.
+        season_size: length S of the seasonal vector given to the output layer (0: none).
+        horizon: forecast length T.
+        n_targets: target channels Ft.
+        cell: ``rnn`` (tanh), ``lstm`` or ``gru``.
+        hidden_size: units H per layer and direction.
+        num_layers: stacked recurrent layers; each passes its whole sequence to the next.
+        bidirectional: run each layer both ways over the window.
+        dropout: dropout between recurrent layers.
+        conv_channels: filters of a causal Conv1D in front of the stack (0: none).
+        conv_kernel: its kernel size.
+        skip: give the output layer the flat window too (a linear shortcut).
+    """
+
+    input_size: int
+    window: int
+    season_size: int
+    horizon: int
+    n_targets: int
+    cell: str = "rnn"
+    hidden_size: int = 40
+    num_layers: int = 2
+    bidirectional: bool = False
+    dropout: float = 0.0
+    conv_channels: int = 0
+    conv_kernel: int = 5
+    skip: bool = True
+
+
+class RecurrentNet(nn.Module):
+    """[causal Conv1D] → num_layers × recurrent layer → dense output layer.
+
+    The output layer sees the last step's state of the top layer (both directions when
+    bidirectional), the seasonal vector, and (``skip``) the flat window.
+    """
+
+    def __init__(self, config: RecurrentConfig) -> None:
+        super().__init__()
+        self.config = config
+        features = config.input_size
+        self.conv: nn.Conv1d | None = None
+        if config.conv_channels:
+            self.conv = nn.Conv1d(features, config.conv_channels, config.conv_kernel)
+            features = config.conv_channels
+        cell: Any = CELLS[config.cell]
+        self.rnn: nn.RNNBase = cell(
+            input_size=features,
+            hidden_size=config.hidden_size,
+            num_layers=config.num_layers,
+            batch_first=True,
+            bidirectional=config.bidirectional,
+            dropout=config.dropout if config.num_layers > 1 else 0.0,
+        )
+        directions = 2 if config.bidirectional else 1
+        head_in = config.hidden_size * directions + config.season_size
+        if config.skip:
+            head_in += config.window * config.input_size
+        self.head = nn.Linear(head_in, config.horizon * config.n_targets)
+        self.step_head = nn.Linear(
+            config.hidden_size * directions, config.horizon * config.n_targets
+        )
+
+    def init_linear(self, window: torch.Tensor, season: torch.Tensor, target: torch.Tensor) -> None:
+        """Starts the output layer at the ridge least-squares fit on the seasonal inputs and the
+        window, with little weight on the recurrent state yet: training begins from the best linear
+        forecaster and adds to it. Shapes: (N, L, F_in), (N, S), (N, T, Ft)."""
+        hidden = self.head.in_features - self.config.season_size
+        if self.config.skip:
+            hidden -= self.config.window * self.config.input_size
+        parts = [season] + ([window.flatten(1)] if self.config.skip else [])
+        weight, bias = ridge_fit(torch.cat(parts, dim=1), target.flatten(1))
+        with torch.no_grad():
+            self.head.weight[:, :hidden] *= 0.1  # small, not zero: the state must get gradients
+            self.head.weight[:, hidden:] = weight
+            self.head.bias[:] = bias
+
+    def sequence(self, window: torch.Tensor) -> torch.Tensor:
+        """The top layer's output at every step: (B, L, F_in) -> (B, L, H·directions)."""
+        x = window
+        if self.conv is not None:
+            # Left padding only, so step s never sees steps after s: (B, L, F) -> (B, F, L).
+            x = nn.functional.pad(x.transpose(1, 2), (self.config.conv_kernel - 1, 0))
+            x = torch.relu(self.conv(x)).transpose(1, 2)  # (B, C_conv, L) -> (B, L, C_conv)
+        output, _ = self.rnn(x)
+        return output  # type: ignore[no-any-return]
+
+    def forward(
+        self, window: torch.Tensor, season: torch.Tensor, steps: bool = False
+    ) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+        """Forecasts from windows (B, L, F_in) and seasonal vectors (B, S): (B, T, Ft).
+
+        With ``steps`` it also returns a forecast from every step's state, (B, L, T, Ft), for
+        sequence-to-sequence training.
+        """
+        sequence = self.sequence(window)  # (B, L, H·dirs)
+        if self.config.bidirectional:
+            half = self.config.hidden_size
+            # Forward direction's last step, backward direction's first (both saw everything).
+            last = torch.cat([sequence[:, -1, :half], sequence[:, 0, half:]], dim=1)
+        else:
+            last = sequence[:, -1]
+        parts = [last, season]
+        if self.config.skip:
+            parts.append(window.flatten(1))  # (B, L, F_in) -> (B, L·F_in)
+        shape = (-1, self.config.horizon, self.config.n_targets)
+        forecast: torch.Tensor = self.head(torch.cat(parts, dim=1)).reshape(shape)
+        if not steps:
+            return forecast
+        per_step = self.step_head(sequence)  # (B, L, T·Ft)
+        return forecast, per_step.reshape(window.shape[0], window.shape[1], *shape[1:])
+
+
+@dataclass(frozen=True)
+class DenseConfig:
+    """Hyperparameters of :class:`DenseNet`: the flat window and seasonal vector in, ReLU layers.
+
+    Attributes:
+        input_size: channels per step F_in.
+        window: input length L.
+        season_size: seasonal vector length S.
+        horizon: forecast length T.
+        n_targets: target channels Ft.
+        hidden_sizes: units of each hidden layer (the course's 10-10-1 is (10, 10)).
+        dropout: dropout after each hidden layer.
+    """
+
+    input_size: int
+    window: int
+    season_size: int
+    horizon: int
+    n_targets: int
+    hidden_sizes: tuple[int, ...] = (10, 10)
+    dropout: float = 0.0
+
+
+class DenseNet(nn.Module):
+    """Flat window ⊕ seasonal vector → ReLU layers → linear output, plus a linear shortcut."""
+
+    def __init__(self, config: DenseConfig) -> None:
+        super().__init__()
+        self.config = config
+        inputs = config.window * config.input_size + config.season_size
+        layers: list[nn.Module] = []
+        width = inputs
+        for size in config.hidden_sizes:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            if config.dropout:
+                layers.append(nn.Dropout(config.dropout))
+            width = size
+        outputs = config.horizon * config.n_targets
+        self.body = nn.Sequential(*layers, nn.Linear(width, outputs))
+        self.shortcut = nn.Linear(inputs, outputs)
+
+    def init_linear(self, window: torch.Tensor, season: torch.Tensor, target: torch.Tensor) -> None:
+        """Starts the shortcut at the ridge least-squares fit and the body's output at zero."""
+        flat = torch.cat([window.flatten(1), season], dim=1)
+        weight, bias = ridge_fit(flat, target.flatten(1))
+        last = self.body[-1]
+        assert isinstance(last, nn.Linear)
+        with torch.no_grad():
+            self.shortcut.weight[:] = weight
+            self.shortcut.bias[:] = bias
+            last.weight.zero_()
+            last.bias.zero_()
+
+    def forward(self, window: torch.Tensor, season: torch.Tensor) -> torch.Tensor:
+        """(B, L, F_in), (B, S) -> (B, T, Ft)."""
+        flat = torch.cat([window.flatten(1), season], dim=1)  # (B, L·F_in + S)
+        out: torch.Tensor = self.body(flat) + self.shortcut(flat)
+        return out.reshape(-1, self.config.horizon, self.config.n_targets)
+
+
+#: Either network; both take (window, season) and have ``init_linear``.
+ForecastNet = RecurrentNet | DenseNet

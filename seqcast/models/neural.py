@@ -1,0 +1,266 @@
+"""What every neural forecaster shares: scaling, inputs, training, forecasting, saving.
+
+Subclasses only say which network to build (:meth:`NeuralForecaster.build_network`).
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any, ClassVar, Self
+
+import numpy as np
+import torch
+
+from seqcast.data.scaling import Scaler
+from seqcast.data.windows import sliding_windows
+from seqcast.errors import DataError
+from seqcast.forecaster import Forecaster, ModelOptions
+from seqcast.models.features import InputSpec, ModelInputs, build_inputs
+from seqcast.models.networks import ForecastNet
+from seqcast.training.loop import History, TrainConfig, TrainData, seed_everything, train
+
+__all__ = ["NeuralForecaster"]
+
+#: Fraction of the training windows (the latest ones) kept aside for early stopping.
+EARLY_STOPPING_FRACTION = 0.1
+
+
+class NeuralForecaster(Forecaster):
+    """Base of the PyTorch forecasters.
+
+    Data are standardised per channel on the training part and every window is shifted by its
+    own mean level (see :mod:`seqcast.models.features`); forecasts are mapped back. With a
+    seasonal period P > 1 the network also sees the values one period earlier. Training stops
+    early on the latest 10 % of the training windows (never on the part being scored) and keeps
+    the best weights.
+    """
+
+    any_horizon = False
+    train_keys: ClassVar[tuple[str, ...]] = (
+        "epochs", "batch_size", "lr", "loss", "optimizer", "patience", "seed", "seq2seq",
+        "schedule",
+    )  # fmt: skip
+    network_keys: ClassVar[tuple[str, ...]] = ()
+    #: Defaults of the subclass's network settings.
+    preset: ClassVar[dict[str, Any]] = {}
+
+    def __init__(
+        self,
+        *,
+        window: int = 20,
+        horizon: int = 1,
+        season: int = 1,
+        epochs: int = 200,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        loss: str = "huber",
+        optimizer: str = "adam",
+        patience: int = 20,
+        seed: int = 0,
+        seq2seq: bool = False,
+        schedule: str = "plateau",
+        quiet: bool = True,
+        **network: Any,
+    ) -> None:
+        super().__init__(window=window, horizon=horizon)
+        self.season = season
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.lr = lr
+        self.loss = loss
+        self.optimizer = optimizer
+        self.patience = patience
+        self.seed = seed
+        self.seq2seq = seq2seq
+        self.schedule = schedule
+        self.quiet = quiet
+        unknown = set(network) - set(self.network_keys)
+        if unknown:
+            raise TypeError(f"{type(self).__name__} got unknown settings {sorted(unknown)}")
+        for key in self.network_keys:
+            value = network.get(key)
+            setattr(self, key, self.preset.get(key) if value is None else value)
+
+    @classmethod
+    def from_options(cls, options: ModelOptions) -> Self:
+        given = options.given()
+        keys = ("window", "horizon", "season", "quiet", *cls.train_keys, *cls.network_keys)
+        return cls(**{k: given[k] for k in keys if k in given})
+
+    def get_config(self) -> dict[str, Any]:
+        keys = ("window", "horizon", "season", *self.train_keys, *self.network_keys)
+        return {k: getattr(self, k) for k in keys}
+
+    @property
+    def radius(self) -> int:
+        """Half-width K of the seasonal neighbourhood: up to 5 steps, a quarter period at most."""
+        return max(0, min(5, self.season // 4))
+
+    @property
+    def spec(self) -> InputSpec:
+        return InputSpec(
+            window=self.window,
+            horizon=self.horizon,
+            season=self.season,
+            radius=self.radius,
+            n_features=self.n_features_,
+            n_targets=self.n_targets_,
+        )
+
+    @property
+    def context_length(self) -> int:
+        spec = InputSpec(self.window, self.horizon, self.season, self.radius, 1, 1)
+        return spec.context_length
+
+    def train_config(self) -> TrainConfig:
+        return TrainConfig(
+            epochs=self.epochs,
+            batch_size=self.batch_size,
+            lr=self.lr,
+            loss=self.loss,
+            optimizer=self.optimizer,
+            patience=self.patience,
+            seed=self.seed,
+            quiet=self.quiet,
+            seq2seq=self.seq2seq,
+            schedule=self.schedule,
+        )
+
+    def build_network(self, spec: InputSpec) -> ForecastNet:
+        """The untrained network for this input layout."""
+        raise NotImplementedError
+
+    def _check_hyperparameters(self) -> None:
+        super()._check_hyperparameters()
+        if self.season < 1:
+            raise DataError(f"--season must be at least 1, got {self.season}")
+        self.train_config().check()
+
+    # --------------------------------------------------------------------------- training
+    def _fit(self, series: list[np.ndarray]) -> None:
+        spec = self.spec
+        self.scaler_ = Scaler("standard").fit(np.concatenate(series))
+        windows = [self._windows(self.scaler_.transform(s), spec) for s in series]
+        parts = [w for w in windows if w is not None]
+        if not parts:
+            needed = spec.context_length + self.horizon + 1
+            raise DataError(
+                f"{self.name} needs training series of at least {needed} points "
+                f"(context {spec.context_length} + horizon {self.horizon}); use a shorter "
+                "--window or --season"
+            )
+        fit_parts, stop_parts = [], []
+        for data in parts:
+            n_stop = int(len(data) * EARLY_STOPPING_FRACTION) if self.patience else 0
+            # A gap of T − 1 windows keeps every training target out of the held-out targets.
+            n_fit = len(data) - n_stop - (self.horizon - 1 if n_stop else 0)
+            if n_stop == 0 or n_fit < 1:
+                fit_parts.append(data)
+                continue
+            fit_parts.append(data.take(slice(0, n_fit)))
+            stop_parts.append(data.take(slice(len(data) - n_stop, len(data))))
+        seed_everything(self.seed)
+        self.network_ = self.build_network(spec)
+        fit_data = _concat(fit_parts)
+        self.network_.init_linear(fit_data.window, fit_data.season, fit_data.target)
+        self.history_ = train(
+            self.network_,
+            fit_data,
+            _concat(stop_parts) if stop_parts else None,
+            self.train_config(),
+        )
+        if self.history_.stop_reason == "diverged":
+            warnings.warn(self.history_.message, RuntimeWarning, stacklevel=3)
+
+    def _windows(self, scaled: np.ndarray, spec: InputSpec) -> TrainData | None:
+        """Training tensors from one scaled series (N, F); None when it is too short."""
+        context, horizon = spec.context_length, self.horizon
+        views = sliding_windows(scaled, context + horizon)  # (B, C+T, F), a view
+        if len(views) == 0:
+            return None
+        inputs = build_inputs(views[:, :context], spec)
+        target = views[:, context:, : spec.n_targets] - inputs.level  # (B, T, Ft)
+        step_target = None
+        if self.seq2seq:
+            ahead = sliding_windows(scaled[1:, : spec.n_targets], horizon)  # (N-T, T, Ft)
+            steps = sliding_windows(ahead, self.window)  # (., L, T, Ft): after each window step
+            first = context - self.window  # the first input step of the first window
+            step_target = steps[first : first + len(views)] - inputs.level[:, :, None, :]
+            step_target = torch.from_numpy(np.ascontiguousarray(step_target, dtype=np.float32))
+        return TrainData(
+            window=torch.from_numpy(inputs.window),
+            season=torch.from_numpy(inputs.season),
+            target=torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32)),
+            step_target=step_target,
+        )
+
+    # --------------------------------------------------------------------------- forecasting
+    def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:
+        inputs = build_inputs(self.scaler_.transform(context), self.spec)
+        out = self.forward_scaled(inputs)  # (B, T, Ft)
+        return self.scaler_.inverse_transform(out, slice(0, self.n_targets_))
+
+    def forward_scaled(self, inputs: ModelInputs, batch_size: int = 8192) -> np.ndarray:
+        """Network forecasts in the scaled space, level added back: (B, T, Ft) float64."""
+        self.network_.eval()
+        pieces = []
+        with torch.inference_mode():
+            for start in range(0, inputs.window.shape[0], batch_size):
+                part = slice(start, start + batch_size)
+                out = self.network_(
+                    torch.from_numpy(inputs.window[part]), torch.from_numpy(inputs.season[part])
+                )
+                pieces.append(out.numpy().astype(np.float64))
+        return np.concatenate(pieces) + inputs.level.astype(np.float64)
+
+    # ------------------------------------------------------------------- saving, reporting
+    def get_state(self) -> dict[str, np.ndarray]:
+        state = {
+            f"net.{k}": v.detach().cpu().numpy() for k, v in self.network_.state_dict().items()
+        }
+        state.update({f"scaler.{k}": v for k, v in self.scaler_.state().items()})
+        return state
+
+    def set_state(self, state: dict[str, np.ndarray]) -> None:
+        self.scaler_ = Scaler.from_state(
+            "standard",
+            {k.removeprefix("scaler."): v for k, v in state.items() if k.startswith("scaler.")},
+        )
+        self.network_ = self.build_network(self.spec)
+        weights = {
+            k.removeprefix("net."): torch.from_numpy(np.array(v))
+            for k, v in state.items()
+            if k.startswith("net.")
+        }
+        self.network_.load_state_dict(weights)
+        self.network_.eval()
+
+    def get_info(self) -> dict[str, Any]:
+        return {"history": self.history_.to_json()}
+
+    def set_info(self, info: dict[str, Any]) -> None:
+        self.history_ = History.from_json(info.get("history", {}))
+
+    @property
+    def epochs_run(self) -> int | None:
+        history = getattr(self, "history_", None)
+        return None if history is None else history.epochs
+
+    @property
+    def n_params(self) -> int | None:
+        network = getattr(self, "network_", None)
+        return None if network is None else sum(p.numel() for p in network.parameters())
+
+
+def _concat(parts: list[TrainData]) -> TrainData:
+    if len(parts) == 1:
+        return parts[0]
+    steps = None
+    if parts[0].step_target is not None:
+        steps = torch.cat([p.step_target for p in parts if p.step_target is not None])
+    return TrainData(
+        window=torch.cat([p.window for p in parts]),
+        season=torch.cat([p.season for p in parts]),
+        target=torch.cat([p.target for p in parts]),
+        step_target=steps,
+    )

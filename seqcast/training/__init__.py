@@ -1,0 +1,1 @@
+"""Training: the loop, early stopping, divergence handling and the learning-rate finder."""

@@ -1,0 +1,320 @@
+"""The training loop: mini-batches, early stopping, divergence detection, progress.
+
+Everything random is drawn from the seed, so the same seed gives the same weights on CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from seqcast.data.windows import iterate_batches
+from seqcast.errors import SeqcastError
+
+__all__ = ["LOSSES", "OPTIMIZERS", "History", "TrainConfig", "TrainData", "TrainingError", "train"]
+
+LOSSES = ("huber", "mse", "mae")
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("plateau", "onecycle", "none")
+
+
+class TrainingError(SeqcastError):
+    """Training could not produce a usable model (it diverged from the start)."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser and loop settings (the model's own hyperparameters live in its config).
+
+    Attributes:
+        epochs: maximum passes over the training windows.
+        batch_size: windows per step.
+        lr: learning rate (peak rate for one-cycle).
+        loss: ``huber`` (δ = 1 on scaled data), ``mse`` or ``mae``.
+        optimizer: ``adam``, ``adamw`` or ``sgd`` (momentum ``momentum``).
+        weight_decay: L2 penalty (AdamW's decoupled decay).
+        momentum: SGD momentum.
+        clip_norm: gradient norm clipping (None: off).
+        patience: epochs without improvement of the validation loss before stopping;
+            0 turns early stopping off.
+        schedule: ``plateau`` (halve the rate when the monitored loss stalls), ``onecycle``
+            or ``none``.
+        seed: seed of the shuffling.
+        quiet: no progress bar.
+        seq2seq: add a loss on the forecasts made from every step.
+    """
+
+    epochs: int = 200
+    batch_size: int = 32
+    lr: float = 1e-3
+    loss: str = "huber"
+    optimizer: str = "adam"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    clip_norm: float | None = 1.0
+    patience: int = 20
+    schedule: str = "plateau"
+    seed: int = 0
+    quiet: bool = True
+    seq2seq: bool = False
+
+    def check(self) -> None:
+        """Raises a clear error for impossible settings."""
+        if self.epochs < 1:
+            raise SeqcastError(f"--epochs must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            raise SeqcastError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not self.lr > 0 or not math.isfinite(self.lr):
+            raise SeqcastError(f"--lr must be a positive number, got {self.lr}")
+        if self.loss not in LOSSES:
+            raise SeqcastError(f"unknown --loss '{self.loss}'; choose from {', '.join(LOSSES)}")
+        if self.optimizer not in OPTIMIZERS:
+            raise SeqcastError(
+                f"unknown --optimizer '{self.optimizer}'; choose from {', '.join(OPTIMIZERS)}"
+            )
+        if self.schedule not in SCHEDULES:
+            raise SeqcastError(f"unknown schedule '{self.schedule}'")
+        if self.patience < 0:
+            raise SeqcastError(f"--patience must be 0 or more, got {self.patience}")
+
+
+@dataclass
+class TrainData:
+    """Training tensors.
+
+    Attributes:
+        window: (N, L, F_in) windows.
+        season: (N, S) seasonal vectors.
+        target: (N, T, Ft) targets.
+        step_target: (N, L, T, Ft) targets after every step (sequence-to-sequence), or None.
+    """
+
+    window: torch.Tensor
+    season: torch.Tensor
+    target: torch.Tensor
+    step_target: torch.Tensor | None = None
+
+    def __len__(self) -> int:
+        return int(self.window.shape[0])
+
+    def take(self, index: torch.Tensor | slice) -> TrainData:
+        step = None if self.step_target is None else self.step_target[index]
+        return TrainData(self.window[index], self.season[index], self.target[index], step)
+
+
+@dataclass
+class History:
+    """What happened during training, saved with the model.
+
+    Attributes:
+        train_loss: mean training loss per epoch.
+        val_loss: validation loss per epoch (empty without a validation slice).
+        lr: learning rate at the end of each epoch.
+        best_epoch: 1-based epoch whose weights were kept.
+        stop_reason: ``completed``, ``early-stopped`` or ``diverged``.
+        message: explanation when training stopped abnormally.
+    """
+
+    train_loss: list[float] = field(default_factory=list)
+    val_loss: list[float] = field(default_factory=list)
+    lr: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    stop_reason: str = "completed"
+    message: str = ""
+
+    @property
+    def epochs(self) -> int:
+        return len(self.train_loss)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "train_loss": self.train_loss,
+            "val_loss": self.val_loss,
+            "lr": self.lr,
+            "best_epoch": self.best_epoch,
+            "stop_reason": self.stop_reason,
+            "message": self.message,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> History:
+        return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
+
+
+def loss_function(name: str) -> nn.Module:
+    """The loss module for a loss name."""
+    return {"huber": nn.HuberLoss(delta=1.0), "mse": nn.MSELoss(), "mae": nn.L1Loss()}[name]
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
+    """The optimiser for ``config.optimizer`` at rate ``lr``."""
+    params = model.parameters()
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    if config.optimizer == "adamw":
+        return torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay or 1e-2)
+    return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay)
+
+
+def batch_loss(
+    model: nn.Module, batch: TrainData, loss_fn: nn.Module, seq2seq: bool
+) -> torch.Tensor:
+    """Loss of one batch; with ``seq2seq`` the mean of the final and every-step losses."""
+    if seq2seq and batch.step_target is not None:
+        forecast, per_step = model(batch.window, batch.season, steps=True)
+        return 0.5 * (loss_fn(forecast, batch.target) + loss_fn(per_step, batch.step_target))  # type: ignore[no-any-return]
+    return loss_fn(model(batch.window, batch.season), batch.target)  # type: ignore[no-any-return]
+
+
+def evaluate(
+    model: nn.Module, data: TrainData, loss_fn: nn.Module, batch_size: int = 4096
+) -> float:
+    """Mean loss of the final forecasts over ``data``, without gradients."""
+    model.eval()
+    total = 0.0
+    with torch.no_grad():
+        for start in range(0, len(data), batch_size):
+            part = data.take(slice(start, start + batch_size))
+            total += float(loss_fn(model(part.window, part.season), part.target)) * len(part)
+    return total / max(len(data), 1)
+
+
+def train(
+    model: nn.Module, data: TrainData, validation: TrainData | None, config: TrainConfig
+) -> History:
+    """Trains ``model`` in place and keeps the weights of the best epoch.
+
+    The best epoch is the one with the lowest validation loss (training loss without a
+    validation slice). A non-finite loss, or one a thousand times the first epoch's, stops
+    training: the best weights so far are kept and :attr:`History.message` says what to try.
+
+    Raises:
+        TrainingError: the loss was not finite from the first epoch on.
+    """
+    config.check()
+    loss_fn = loss_function(config.loss)
+    optimizer = make_optimizer(model, config, config.lr)
+    steps_per_epoch = math.ceil(len(data) / config.batch_size)
+    scheduler: Any = None
+    if config.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
+        )
+    elif config.schedule == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            optimizer, factor=0.5, patience=max(3, config.patience // 4)
+        )
+    history = History()
+    best_state: dict[str, torch.Tensor] | None = None
+    best_score = math.inf
+    since_best = 0
+    progress = _Progress(config.epochs, quiet=config.quiet)
+    try:
+        for epoch in range(1, config.epochs + 1):
+            model.train()
+            total = 0.0
+            diverged = False
+            for index in iterate_batches(len(data), config.batch_size, seed=config.seed + epoch):
+                batch = data.take(torch.from_numpy(index))
+                loss = batch_loss(model, batch, loss_fn, config.seq2seq)
+                if not torch.isfinite(loss):
+                    diverged = True
+                    break
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()  # type: ignore[no-untyped-call]
+                if config.clip_norm:
+                    nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+                optimizer.step()
+                if config.schedule == "onecycle":
+                    scheduler.step()
+                total += float(loss.detach()) * len(batch)
+            train_loss = total / len(data)
+            first = history.train_loss[0] if history.train_loss else None
+            if diverged or (first is not None and train_loss > 1e3 * max(first, 1e-8)):
+                history.stop_reason = "diverged"
+                history.message = _divergence_message(epoch, optimizer, train_loss, diverged)
+                break
+            val_loss = evaluate(model, validation, loss_fn) if validation else None
+            history.train_loss.append(train_loss)
+            if val_loss is not None:
+                history.val_loss.append(val_loss)
+            history.lr.append(float(optimizer.param_groups[0]["lr"]))
+            score = val_loss if val_loss is not None else train_loss
+            if config.schedule == "plateau":
+                scheduler.step(score)
+            if score < best_score:
+                best_score, since_best, history.best_epoch = score, 0, epoch
+                best_state = copy.deepcopy(model.state_dict())
+            else:
+                since_best += 1
+            progress.update(epoch, train_loss, val_loss)
+            if config.patience and validation is not None and since_best >= config.patience:
+                history.stop_reason = "early-stopped"
+                break
+    finally:
+        progress.close()
+    if best_state is None:
+        raise TrainingError(history.message or "training produced no finite loss; try a lower --lr")
+    model.load_state_dict(best_state)
+    model.eval()
+    return history
+
+
+def _divergence_message(
+    epoch: int, optimizer: torch.optim.Optimizer, loss: float, non_finite: bool
+) -> str:
+    lr = float(optimizer.param_groups[0]["lr"])
+    what = "a non-finite loss" if non_finite else f"an exploding loss ({loss:.3g})"
+    return (
+        f"training diverged at epoch {epoch} with {what} at learning rate {lr:.3g}; kept the "
+        f"best weights so far. Try a lower --lr (e.g. {lr / 10:.3g}), run 'seqcast lr-find', "
+        "or use --loss huber"
+    )
+
+
+class _Progress:
+    """A rich progress bar on stderr with the losses of the last epoch."""
+
+    def __init__(self, epochs: int, quiet: bool) -> None:
+        self.bar: Any = None
+        if quiet:
+            return
+        from rich.console import Console
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        self.bar = Progress(
+            TextColumn("training"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[losses]}"),
+            console=Console(stderr=True),
+            transient=True,
+        )
+        self.task = self.bar.add_task("train", total=epochs, losses="")
+        self.bar.start()
+
+    def update(self, epoch: int, train_loss: float, val_loss: float | None) -> None:
+        if self.bar is None:
+            return
+        losses = f"loss {train_loss:.4f}"
+        if val_loss is not None:
+            losses += f"  val {val_loss:.4f}"
+        self.bar.update(self.task, completed=epoch, losses=losses)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+
+
+def seed_everything(seed: int) -> None:
+    """Seeds PyTorch and numpy's legacy generator."""
+    torch.manual_seed(seed)
+    np.random.seed(seed % 2**32)

@@ -1,0 +1,328 @@
+"""The command line, in process through ``seqcast.cli.main`` and as a real subprocess.
+
+A user mistake must end with exactly one line on stderr starting "seqcast: error:", a non-zero
+exit code and no traceback; ``--debug`` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import shutil
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqcast.cli import main
+from seqcast.data import load_dataset
+from seqcast.errors import DataError
+from seqcast.persistence import load_model
+
+
+@dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> Run:
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    captured = capsys.readouterr()
+    return Run(code, captured.out, captured.err)
+
+
+def console_script() -> str:
+    beside = Path(sys.executable).parent / "seqcast"
+    found = str(beside) if beside.exists() else shutil.which("seqcast")
+    assert found, "the seqcast console script is not installed"
+    return found
+
+
+def run_process(*args: str, cwd: Path, module: bool = False) -> Run:
+    command = [sys.executable, "-m", "seqcast.cli"] if module else [console_script()]
+    env = {**os.environ, "COLUMNS": "200"}
+    done = subprocess.run(
+        [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+    )
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+def assert_one_error_line(run: Run, *fragments: str) -> None:
+    assert run.code == 2, run
+    lines = run.err.splitlines()
+    assert len(lines) == 1, run.err
+    assert lines[0].startswith("seqcast: error: "), run.err
+    assert "Traceback" not in run.err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])
+
+
+def dated_csv(rows: list[str]) -> str:
+    return "date,y\n" + "\n".join(rows) + "\n"
+
+
+def days(n: int) -> list[str]:
+    return [d.strftime("%Y-%m-%d") for d in pd.date_range("2020-01-01", periods=n, freq="D")]
+
+
+GOOD = dated_csv([f"{d},{i % 7}" for i, d in enumerate(days(40))])
+
+
+# ------------------------------------------------------------------------- commands
+def test_datasets_in_process(capsys: pytest.CaptureFixture[str]) -> None:
+    run = run_main(capsys, "datasets")
+    assert run.code == 0
+    for name in ("synthetic", "sunspots", "etth1", "etth2"):
+        assert name in run.out
+
+
+def test_datasets_subprocess(tmp_path: Path) -> None:
+    run = run_process("datasets", cwd=tmp_path)
+    assert run.code == 0, run.err
+    for name in ("synthetic", "sunspots", "etth1", "etth2"):
+        assert name in run.out
+    assert run.err == ""
+
+
+def test_python_dash_m(tmp_path: Path) -> None:
+    run = run_process("datasets", cwd=tmp_path, module=True)
+    assert "synthetic" in run.out
+
+
+def test_backtest_course_numbers_and_json_subprocess(tmp_path: Path) -> None:
+    run = run_process(
+        "backtest", "synthetic", "--model", "naive", "--model", "ma", "--window", "30",
+        "--horizon", "1", "--val-size", "461", "--json", "out/board.json", cwd=tmp_path,
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert "5.938" in run.out and "7.142" in run.out
+    document = json.loads((tmp_path / "out" / "board.json").read_text())
+    documented = {"dataset", "targets", "window", "horizon", "val_size", "results"}
+    assert documented <= set(document)
+    assert {k: document[k] for k in documented - {"results"}} == {
+        "dataset": "synthetic",
+        "targets": ["y"],
+        "window": 30,
+        "horizon": 1,
+        "val_size": 461,
+    }
+    row_keys = {"model", "mae", "mse", "rmse", "smape", "mase", "fit_seconds",
+                "predict_seconds", "epochs", "params"}  # fmt: skip
+    rows = document["results"]
+    assert [r["model"] for r in rows] == ["naive", "ma"]
+    for row in rows:
+        assert row_keys <= set(row)
+        assert row["fit_seconds"] >= 0 and row["predict_seconds"] >= 0
+        assert row["epochs"] is None and row["params"] is None
+    assert round(rows[0]["mae"], 3) == 5.938 and round(rows[0]["mse"], 2) == 61.83
+    assert round(rows[1]["mae"], 3) == 7.142 and round(rows[1]["mse"], 2) == 106.67
+
+
+def test_backtest_in_process(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    out = tmp_path / "board.json"
+    run = run_main(
+        capsys, "backtest", "synthetic", "-m", "diff-ma", "-m", "diff-ma-smooth",
+        "--window", "50", "--season", "365", "--val-size", "461", "--json", str(out),
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert "5.839" in run.out and "4.569" in run.out
+    assert "backtesting diff-ma ..." in run.err  # progress goes to stderr, not stdout
+    rows = json.loads(out.read_text())["results"]
+    assert [round(r["mae"], 3) for r in rows] == [4.569, 5.839]
+
+
+def test_fit_then_predict_month_end_timestamps(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    folder = tmp_path / "model"
+    run = run_main(capsys, "fit", "sunspots", "-m", "naive", "--out", str(folder), "--quiet")
+    assert run.code == 0, run.err
+    assert sorted(p.name for p in folder.iterdir()) == ["model.json", "weights.safetensors"]
+
+    out = tmp_path / "forecast.csv"
+    run = run_main(capsys, "predict", str(folder), "--horizon", "3", "--out", str(out))
+    assert run.code == 0, run.err
+    assert f"wrote 3 steps for 1 series to {out}" in " ".join(run.err.split())  # rich wraps
+    forecast = pd.read_csv(out)
+    target = "Monthly Mean Total Sunspot Number"
+    assert list(forecast.columns) == ["Date", target]
+    assert forecast["Date"].tolist() == ["2018-08-31", "2018-09-30", "2018-10-31"]
+    last = load_dataset("sunspots").series[0].values[-1, 0]
+    np.testing.assert_allclose(forecast[target], [last] * 3)  # naive repeats the last month
+
+    run = run_main(capsys, "predict", str(folder), "--horizon", "2")  # to stdout
+    assert run.code == 0
+    assert run.out.splitlines()[1:] == [f"2018-08-31,{last}", f"2018-09-30,{last}"]
+
+
+def test_fit_then_predict_from_newer_data(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rng = np.random.default_rng(0)
+    history = pd.DataFrame(
+        {"date": pd.date_range("2022-01-01", periods=80, freq="h"), "y": rng.normal(size=80)}
+    )
+    history.to_csv(tmp_path / "history.csv", index=False)
+    newer = pd.DataFrame(
+        {"date": pd.date_range("2022-03-01", periods=10, freq="h"), "y": rng.normal(size=10)}
+    )
+    newer.to_csv(tmp_path / "newer.csv", index=False)
+    folder = tmp_path / "model"
+    run = run_main(
+        capsys, "fit", str(tmp_path / "history.csv"), "-m", "linear", "--window", "4",
+        "--horizon", "2", "--out", str(folder), "--quiet",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+
+    run = run_main(capsys, "predict", str(folder), "--data", str(tmp_path / "newer.csv"))
+    assert run.code == 0, run.err
+    forecast = pd.read_csv(io.StringIO(run.out))
+    assert forecast["date"].tolist() == ["2022-03-01 10:00:00", "2022-03-01 11:00:00"]
+    model = load_model(folder).forecaster
+    want = model.predict(newer["y"].to_numpy()[None, -4:, None])[0, :, 0]
+    np.testing.assert_allclose(forecast["y"], want)
+
+
+def test_unsorted_file_warns_on_one_line_and_succeeds(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    rows = [f"{d},{i % 5}" for i, d in enumerate(days(30))]
+    rows[3], rows[4] = rows[4], rows[3]
+    path = tmp_path / "unsorted.csv"
+    path.write_text(dated_csv(rows))
+    run = run_main(capsys, "backtest", str(path), "-m", "naive", "--val-size", "5", "--quiet")
+    assert run.code == 0, run.err
+    lines = run.err.splitlines()
+    assert len(lines) == 1
+    assert lines[0].startswith("seqcast: warning: ")
+    assert "rows are not in time order; sorted them by 'date'" in lines[0]
+
+
+# --------------------------------------------------------------------------- errors
+ERROR_CASES = {
+    # name: (file content or None for no file, extra arguments, fragments of the message)
+    "missing-file": (None, [], ["does not exist"]),
+    "empty-file": ("", [], ["is empty"]),
+    "header-only": ("date,y\n", [], ["has a header but no data rows"]),
+    "garbage": (bytes(range(256)) * 4, [], ["is not a CSV table"]),
+    "unknown-column": (GOOD, ["--target", "sales"], ["has no column 'sales'", "'y'"]),
+    "non-numeric": (
+        dated_csv(["2020-01-01,1", "2020-01-02,2", "2020-01-03,abc"]),
+        [],
+        ["column 'y', row 3 (line 4): expected a number, got 'abc'"],
+    ),
+    "missing-values": (
+        dated_csv(["2020-01-01,1", "2020-01-02,", "2020-01-03,3"]),
+        [],
+        ["column 'y' has 1 missing value(s), the first at row 2 (line 3)"],
+    ),
+    "infinite": (
+        dated_csv(["2020-01-01,1", "2020-01-02,inf", "2020-01-03,3"]),
+        [],
+        ["1 infinite value(s), the first at row 2 (line 3)"],
+    ),
+    "bad-timestamp": (
+        dated_csv(["2020-01-01,1", "2020-01-02,2", "someday,3"]),
+        [],
+        ["column 'date', row 3 (line 4): cannot parse 'someday' as a timestamp"],
+    ),
+    "duplicate-timestamp": (
+        dated_csv(["2020-01-01,1", "2020-01-02,2", "2020-01-02,3"]),
+        [],
+        ["row 3 (line 4): duplicate timestamp"],
+    ),
+    "irregular-spacing": (
+        dated_csv(["2020-01-01,1", "2020-01-02,2", "2020-01-03,3", "2020-01-07,3"]),
+        [],
+        ["row 4 (line 5): irregular spacing"],
+    ),
+    "bad-fill": (GOOD, ["--fill", "zero"], ["unknown fill policy 'zero'"]),
+    "unknown-model": (GOOD, ["-m", "prophet"], ["unknown model 'prophet'"]),
+    "too-short": (GOOD, ["-m", "ma", "--window", "38"], ["needs at least 41 points"]),
+    "no-training": (GOOD, ["--val-size", "40"], ["minimum length 41"]),
+    "bad-season": (GOOD, ["--season", "yearly"], ["--season must be a whole number or 'auto'"]),
+    "two-split-options": (GOOD, ["--val-frac", "0.5"], ["give exactly one of --val-size"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(ERROR_CASES))
+def test_validation_errors_are_one_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, case: str
+) -> None:
+    content, extra, fragments = ERROR_CASES[case]
+    path = tmp_path / "data.csv"
+    if content is not None:
+        if isinstance(content, bytes):
+            path.write_bytes(content)
+        else:
+            path.write_text(content)
+    args = ["backtest", str(path), "--val-size", "3", "--quiet", *extra]
+    if "-m" not in extra:
+        args += ["-m", "naive"]
+    assert_one_error_line(run_main(capsys, *args), *fragments)
+
+
+def test_fit_on_a_too_short_series(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "short.csv"
+    path.write_text(dated_csv([f"{d},1" for d in days(5)]))
+    run = run_main(capsys, "fit", str(path), "-m", "ma", "--window", "10", "--out", "m", "--quiet")
+    assert_one_error_line(run, "has 5 points; ma needs at least 11")
+
+
+def test_predict_without_a_model_folder(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    run = run_main(capsys, "predict", str(tmp_path / "nowhere"))
+    assert_one_error_line(run, "model folder", "does not exist")
+
+
+def test_predict_with_tampered_weights(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    path = tmp_path / "data.csv"
+    path.write_text(GOOD)
+    folder = tmp_path / "model"
+    assert (
+        run_main(capsys, "fit", str(path), "-m", "naive", "--out", str(folder), "--quiet").code == 0
+    )
+    weights = bytearray((folder / "weights.safetensors").read_bytes())
+    weights[-1] ^= 0xFF
+    (folder / "weights.safetensors").write_bytes(bytes(weights))
+    assert_one_error_line(run_main(capsys, "predict", str(folder)), "checksum")
+
+
+def test_debug_raises_in_process(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="does not exist"):
+        main(["backtest", str(tmp_path / "nope.csv"), "-m", "naive", "--debug"])
+
+
+def test_error_and_debug_subprocess(tmp_path: Path) -> None:
+    run = run_process("backtest", "nope.csv", "-m", "naive", cwd=tmp_path)
+    assert_one_error_line(run, "file 'nope.csv' does not exist")
+    assert run.out == ""
+
+    run = run_process("backtest", "nope.csv", "-m", "naive", "--debug", cwd=tmp_path)
+    assert run.code != 0
+    assert "Traceback (most recent call last)" in run.err
+    assert "seqcast.errors.DataError: file 'nope.csv' does not exist" in run.err
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["backtest", "synthetic"],  # no --model
+        ["backtest", "synthetic", "-m", "naive", "--window", "ten"],
+        ["backtest", "synthetic", "-m", "naive", "--no-such-option"],
+        ["forecast"],  # no such command
+    ],
+    ids=["missing-model", "bad-int", "unknown-option", "unknown-command"],
+)
+def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
+    assert_one_error_line(run_main(capsys, *args))
