@@ -382,6 +382,75 @@ def predict(
         err.print(f"wrote {steps} steps for {len(frames)} series to {out_file}", highlight=False)
 
 
+@app.command("lr-find")
+def lr_find(
+    data: DataArg,
+    model: Annotated[str, typer.Option("--model", "-m", help="Neural model name.")] = "rnn",
+    target: Target = None,
+    feature: Feature = None,
+    time_col: TimeCol = None,
+    id_col: IdCol = None,
+    window: Window = 20,
+    horizon: Horizon = 1,
+    val_size: ValSize = None,
+    val_frac: ValFrac = None,
+    split_time: SplitTime = None,
+    season: Season = None,
+    fill: Fill = "error",
+    seed: Seed = 0,
+    batch_size: BatchSize = None,
+    hidden_size: Hidden = None,
+    num_layers: Layers = None,
+    cell: Cell = None,
+    bidirectional: Bidir = None,
+    dropout: Dropout = None,
+    loss: Loss = None,
+    optimizer: Optimizer = None,
+    plot: Annotated[Path | None, typer.Option("--plot", help="PNG of loss against lr.")] = None,
+    quiet: Quiet = False,
+) -> None:
+    """Sweep the learning rate on the training part and suggest one."""
+    from seqcast.models.neural import NeuralForecaster
+
+    series = resolve_data(
+        data, target=target, feature=feature, time_col=time_col, id_col=id_col, fill=fill
+    )
+    splits = resolve_splits(series, val_size, val_frac, split_time)
+    period = resolve_season(season, series, splits)
+    options = _options(
+        window=window,
+        horizon=horizon,
+        season=period,
+        seed=seed,
+        batch_size=batch_size,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        cell=cell,
+        bidirectional=bidirectional,
+        dropout=dropout,
+        loss=loss,
+        optimizer=optimizer,
+        quiet=quiet,
+    )
+    forecaster = create(model, options)
+    if not isinstance(forecaster, NeuralForecaster):
+        raise DataError(f"lr-find needs a neural model; '{model}' has no learning rate")
+    _say(quiet, f"sweeping the learning rate of {model} on the training part ...")
+    parts = [s.values[:split] for s, split in zip(series.series, splits, strict=True)]
+    result = forecaster.lr_find(parts, series.n_targets)
+    best = int(np.argmin(result.smoothed))
+    out.print(
+        f"steps: {len(result.lrs)}, lowest smoothed loss {result.smoothed[best]:.4g} at lr "
+        f"{result.lrs[best]:.3g}"
+    )
+    out.print(f"suggested lr: {result.suggestion:.3g}")
+    if plot is not None:
+        from seqcast.plotting import plot_lr_finder
+
+        plot_lr_finder(result, plot, title=f"{model} on {series.source}: learning-rate sweep")
+        _say(quiet, f"wrote {plot}")
+
+
 # --------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> None:
     """Runs the command line; user mistakes become one line on stderr and exit code 2."""

@@ -6,6 +6,7 @@ Subclasses only say which network to build (:meth:`NeuralForecaster.build_networ
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from typing import Any, ClassVar, Self
 
 import numpy as np
@@ -18,6 +19,7 @@ from seqcast.forecaster import Forecaster, ModelOptions
 from seqcast.models.features import InputSpec, ModelInputs, build_inputs
 from seqcast.models.networks import ForecastNet
 from seqcast.training.loop import History, TrainConfig, TrainData, seed_everything, train
+from seqcast.training.lr_finder import LRFinderResult, find_lr
 
 __all__ = ["NeuralForecaster"]
 
@@ -138,8 +140,38 @@ class NeuralForecaster(Forecaster):
 
     # --------------------------------------------------------------------------- training
     def _fit(self, series: list[np.ndarray]) -> None:
+        fit_data, stop_data = self._prepare(series)
+        seed_everything(self.seed)
+        self.network_ = self.build_network(self.spec)
+        self.network_.init_linear(fit_data.window, fit_data.season, fit_data.target)
+        self.history_ = train(self.network_, fit_data, stop_data, self.train_config())
+        if self.history_.stop_reason == "diverged":
+            warnings.warn(self.history_.message, RuntimeWarning, stacklevel=3)
+
+    def lr_find(self, series: Sequence[np.ndarray], n_targets: int) -> LRFinderResult:
+        """Runs the learning-rate range finder on training series (N_i, F); fits nothing.
+
+        The network starts from its random initialisation, without the least-squares start
+        of the output layer that :meth:`fit` gives it: from that optimum every step only adds
+        loss, and the sweep would show nothing of how the network learns.
+        """
+        self._check_hyperparameters()
+        self.n_features_ = int(series[0].shape[1])
+        self.n_targets_ = int(n_targets)
+        fit_data, _ = self._prepare([np.asarray(s, dtype=np.float64) for s in series])
+        seed_everything(self.seed)
+        return find_lr(self.build_network(self.spec), fit_data, self.train_config())
+
+    def _prepare(self, series: list[np.ndarray]) -> tuple[TrainData, TrainData | None]:
+        """Fits the scaler and cuts training windows, and the latest ones for early stopping."""
         spec = self.spec
-        self.scaler_ = Scaler("standard").fit(np.concatenate(series))
+        self.scaler_ = Scaler("standard").fit(series)
+        # Targets are shifted by each window's level, so what remains is of the size of a
+        # step, not of the whole series: scale them by the spread of one-step changes, which
+        # keeps the recurrent units out of their linear regime.
+        steps = np.concatenate([np.diff(s[:, : self.n_targets_], axis=0) for s in series])
+        step_scale = steps.std(axis=0) if len(steps) > 1 else np.ones(self.n_targets_)
+        self.scaler_.scale_[: self.n_targets_] = np.where(step_scale > 1e-12, step_scale, 1.0)
         windows = [self._windows(self.scaler_.transform(s), spec) for s in series]
         parts = [w for w in windows if w is not None]
         if not parts:
@@ -159,18 +191,7 @@ class NeuralForecaster(Forecaster):
                 continue
             fit_parts.append(data.take(slice(0, n_fit)))
             stop_parts.append(data.take(slice(len(data) - n_stop, len(data))))
-        seed_everything(self.seed)
-        self.network_ = self.build_network(spec)
-        fit_data = _concat(fit_parts)
-        self.network_.init_linear(fit_data.window, fit_data.season, fit_data.target)
-        self.history_ = train(
-            self.network_,
-            fit_data,
-            _concat(stop_parts) if stop_parts else None,
-            self.train_config(),
-        )
-        if self.history_.stop_reason == "diverged":
-            warnings.warn(self.history_.message, RuntimeWarning, stacklevel=3)
+        return _concat(fit_parts), _concat(stop_parts) if stop_parts else None
 
     def _windows(self, scaled: np.ndarray, spec: InputSpec) -> TrainData | None:
         """Training tensors from one scaled series (N, F); None when it is too short."""
