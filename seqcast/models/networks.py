@@ -18,7 +18,7 @@ CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.
 
 
 def ridge_fit(
-    inputs: torch.Tensor, targets: torch.Tensor, strength: float = 0.01
+    inputs: torch.Tensor, targets: torch.Tensor, strength: float = 1.0
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Ridge regression with an unpenalised intercept: (N, D), (N, O) -> weight (O, D), bias (O,).
 

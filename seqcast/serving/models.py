@@ -1,0 +1,232 @@
+"""The models a server holds: loaded once at start, looked up by name, one lock each.
+
+A model's name is its folder's name. Requests only ever look names up in the table built
+here, so a name in a URL never becomes a file path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from seqcast.errors import DataError, ModelFormatError, SeqcastError
+from seqcast.forecaster import Forecaster
+from seqcast.persistence import SavedModel, load_model
+from seqcast.serving.schemas import ModelInfo
+
+__all__ = ["ServedModel", "load_served_models"]
+
+
+@dataclass
+class ServedModel:
+    """A loaded model folder and what serving it needs.
+
+    Attributes:
+        name: the folder's name; the ``{name}`` of its URLs.
+        path: the folder.
+        saved: the loaded folder.
+        max_horizon: the largest horizon T a request may ask for.
+        lock: held around ``predict``; forecasters are not promised to be thread-safe.
+    """
+
+    name: str
+    path: Path
+    saved: SavedModel
+    max_horizon: int
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    @property
+    def forecaster(self) -> Forecaster:
+        return self.saved.forecaster
+
+    @property
+    def columns(self) -> list[str]:
+        """Input columns C_in, targets first, then features."""
+        return list(self.saved.data["columns"])
+
+    @property
+    def context_length(self) -> int:
+        return self.forecaster.context_length
+
+    def info(self) -> ModelInfo:
+        """The entry of ``GET /models``."""
+        data, metadata = self.saved.data, self.saved.metadata
+        targets = self.saved.targets
+        return ModelInfo(
+            name=self.name,
+            model=self.forecaster.name,
+            window=self.forecaster.window,
+            horizon=self.forecaster.horizon,
+            context_length=self.context_length,
+            max_horizon=self.max_horizon,
+            targets=targets,
+            features=self.columns[len(targets) :],
+            freq=data.get("freq"),
+            trained_at=metadata.get("trained_at"),
+            metrics=_json_safe(dict(metadata.get("metrics") or {})),
+        )
+
+    def context(self, history: np.ndarray) -> np.ndarray:
+        """The last ``context_length`` steps of a request's history.
+
+        Args:
+            history: (N,) values of one input column, or (N, F) rows.
+
+        Returns:
+            (C, F) float64 context.
+
+        Raises:
+            DataError: the history has the wrong number of columns or too few steps.
+        """
+        n_features = self.forecaster.n_features_
+        values = history
+        if values.ndim == 1:
+            if n_features != 1:
+                raise DataError(
+                    f"model '{self.name}' takes {n_features} values per step "
+                    f"({', '.join(self.columns)}): send history as rows, one per step"
+                )
+            values = values[:, None]  # (N,) -> (N, 1)
+        elif values.shape[1] != n_features:
+            raise DataError(
+                f"history rows have {values.shape[1]} values; model '{self.name}' takes "
+                f"{n_features} per step ({', '.join(self.columns)})"
+            )
+        steps = self.context_length
+        if len(values) < steps:
+            reason = ""
+            if steps > self.forecaster.window:
+                reason = f" (its window of {self.forecaster.window} plus its seasonal lags)"
+            raise DataError(
+                f"history has {len(values)} steps; model '{self.name}' needs at least "
+                f"{steps}{reason}"
+            )
+        return values[len(values) - steps :]
+
+    def check_horizon(self, horizon: int) -> None:
+        """Refuses a horizon above the maximum, or one the model cannot roll out to.
+
+        Raises:
+            DataError: the horizon is not allowed; the message gives the limit.
+        """
+        if horizon <= self.max_horizon:
+            return
+        reason = ""
+        if not _can_roll_out(self.forecaster) and self.max_horizon == self.forecaster.horizon:
+            reason = (
+                ": it has input features, whose future values are unknown, so it cannot "
+                "forecast past the horizon it was trained for"
+            )
+        raise DataError(
+            f"horizon {horizon} is above the maximum of {self.max_horizon} for model "
+            f"'{self.name}'{reason}"
+        )
+
+    def forecast(self, context: np.ndarray, horizon: int) -> np.ndarray:
+        """Forecasts from one context.
+
+        Args:
+            context: (C, F) past values, as :meth:`context` returns.
+            horizon: steps T, already checked by :meth:`check_horizon`.
+
+        Returns:
+            (T, F_target) forecasts.
+
+        Raises:
+            DataError: the forecast is not finite (an extreme history).
+        """
+        # Extreme but finite histories may overflow inside the scaler; the result is then
+        # refused as non-finite by ``predict``, so the warnings would only be noise.
+        try:
+            with self.lock, np.errstate(over="ignore", invalid="ignore"):
+                forecast: np.ndarray = self.forecaster.predict(context[None], horizon)
+        except DataError as exc:
+            raise DataError(
+                f"model '{self.name}' cannot forecast from this history: {exc} (are the values "
+                "far outside the range it was trained on?)"
+            ) from exc
+        one: np.ndarray = forecast[0]  # (1, T, Ft) -> (T, Ft)
+        return one
+
+
+def _json_safe(value: Any) -> Any:
+    """``value`` with NaN and infinities as None: JSON has no such numbers, and a response
+    holding them could not be encoded."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def _can_roll_out(forecaster: Forecaster) -> bool:
+    """Whether the forecaster can go past its trained horizon. Rolling out feeds forecasts
+    back as inputs, which a model with input features cannot do: their future is unknown."""
+    return forecaster.any_horizon or forecaster.n_features_ == forecaster.n_targets_
+
+
+def _max_horizon(forecaster: Forecaster, limit: int) -> int:
+    return limit if _can_roll_out(forecaster) else min(limit, forecaster.horizon)
+
+
+def load_served_models(
+    model_dirs: Sequence[str | os.PathLike[str]], max_horizon: int
+) -> dict[str, ServedModel]:
+    """Loads every folder, checks names are unique, and runs one forecast on each.
+
+    Args:
+        model_dirs: model folders written by ``seqcast fit``.
+        max_horizon: the largest horizon a request may ask for.
+
+    Returns:
+        The models by name, in the order given.
+
+    Raises:
+        SeqcastError: no folder, a bad maximum, or two folders with the same name.
+        ModelFormatError: a folder cannot be loaded or its model cannot forecast.
+    """
+    if not model_dirs:
+        raise SeqcastError("give at least one model folder to serve")
+    if max_horizon < 1:
+        raise SeqcastError(f"--max-horizon must be at least 1, got {max_horizon}")
+    served: dict[str, ServedModel] = {}
+    for entry in model_dirs:
+        path = Path(entry).resolve()
+        name = path.name
+        if name in served:
+            raise SeqcastError(
+                f"model folders '{served[name].path}' and '{path}' are both named '{name}'; "
+                "models are served by folder name, so rename one"
+            )
+        saved = load_model(path)
+        model = ServedModel(
+            name=name,
+            path=path,
+            saved=saved,
+            max_horizon=_max_horizon(saved.forecaster, max_horizon),
+        )
+        _warm_up(model)
+        served[name] = model
+    return served
+
+
+def _warm_up(model: ServedModel) -> None:
+    """One forecast from the stored context: proves the folder works and keeps the first
+    request's latency free of one-time initialisation."""
+    if not model.saved.contexts or len(model.saved.contexts[0]) < model.context_length:
+        return
+    try:
+        model.forecast(model.saved.contexts[0][-model.context_length :], 1)
+    except DataError as exc:
+        raise ModelFormatError(
+            f"model folder '{model.path}' cannot forecast from its own stored context ({exc})"
+        ) from exc

@@ -1,0 +1,155 @@
+"""Running the service with uvicorn, and stopping it cleanly.
+
+On SIGTERM (or Ctrl-C) uvicorn stops accepting connections, lets requests in flight finish
+(for at most ``graceful_timeout`` seconds), and returns; :func:`serve` then returns normally,
+so the process exits 0 after SIGTERM. Ctrl-C still ends in ``KeyboardInterrupt``.
+
+``python -m seqcast.serving.server MODEL_DIR ... --port N`` runs it without the main command
+line, with the same options as ``seqcast serve``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Iterator, Sequence
+from types import FrameType
+
+try:
+    import uvicorn
+except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
+    raise ModuleNotFoundError(
+        "the forecasting service needs the 'serve' extra: pip install 'seqcast[serve]'"
+    ) from exc
+
+from seqcast.errors import SeqcastError
+from seqcast.serving import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_HORIZON,
+    DEFAULT_PORT,
+)
+from seqcast.serving.app import create_app
+
+__all__ = ["main", "serve"]
+
+
+def serve(
+    model_dirs: Sequence[str | os.PathLike[str]],
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    max_horizon: int = DEFAULT_MAX_HORIZON,
+    max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    access_log: bool = True,
+    torch_threads: int = 1,
+    graceful_timeout: int = 10,
+) -> None:
+    """Loads the model folders and serves them until SIGTERM or Ctrl-C.
+
+    Args:
+        model_dirs: folders written by ``seqcast fit``; each is served under its folder's name.
+        host: address to listen on; the loopback by default.
+        port: port to listen on.
+        max_horizon: the largest horizon a request may ask for.
+        max_body_bytes: the largest request body; larger ones get 413.
+        access_log: log one line per request.
+        torch_threads: PyTorch's intra-op threads. One suits serving: each forecast is
+            small, and concurrent requests bring their own threads.
+        graceful_timeout: seconds requests in flight get to finish at shutdown.
+
+    Raises:
+        SeqcastError: a folder cannot be served, or the address cannot be listened on.
+
+    Example:
+        >>> serve(["models/rnn"], port=8000)  # doctest: +SKIP
+    """
+    app = create_app(model_dirs, max_horizon=max_horizon, max_body_bytes=max_body_bytes)
+    if "torch" in sys.modules:  # imported by the neural forecasters, only when loaded
+        import torch
+
+        torch.set_num_threads(torch_threads)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        access_log=access_log,
+        timeout_graceful_shutdown=graceful_timeout,
+        log_level="info",
+    )
+    server = uvicorn.Server(config)
+    names = ", ".join(app.state.models)
+    print(f"seqcast serve: models {names} on http://{host}:{port}/models", file=sys.stderr)
+    with _sigterm_returns():
+        try:
+            server.run()
+        except SystemExit:
+            # uvicorn exits the process when it cannot bind; it has logged why.
+            if server.started:
+                raise
+            raise SeqcastError(f"could not serve on {host}:{port} (see the log above)") from None
+
+
+@contextlib.contextmanager
+def _sigterm_returns() -> Iterator[None]:
+    """Makes SIGTERM's default action a no-op while uvicorn runs.
+
+    uvicorn handles SIGTERM itself, shuts down gracefully, then re-raises the signal to the
+    handler that was installed before it; with the default one the process would die of it
+    (exit status -15) instead of returning.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        return None
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """``python -m seqcast.serving.server``: the options of ``seqcast serve``."""
+    parser = argparse.ArgumentParser(
+        prog="python -m seqcast.serving.server",
+        description="Serve saved seqcast models over HTTP.",
+    )
+    parser.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR", help="model folders")
+    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
+    parser.add_argument(
+        "--max-horizon", type=int, default=DEFAULT_MAX_HORIZON, help="largest horizon allowed"
+    )
+    parser.add_argument(
+        "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest body"
+    )
+    parser.add_argument(
+        "--no-access-log", dest="access_log", action="store_false", help="no line per request"
+    )
+    args = parser.parse_args(argv)
+    try:
+        serve(
+            args.model_dirs,
+            host=args.host,
+            port=args.port,
+            max_horizon=args.max_horizon,
+            max_body_bytes=args.max_body_bytes,
+            access_log=args.access_log,
+        )
+    except SeqcastError as exc:
+        print(f"seqcast serve: error: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    except KeyboardInterrupt:
+        raise SystemExit(130) from None
+
+
+if __name__ == "__main__":
+    main()
