@@ -30,6 +30,12 @@ from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
 from seqcast.forecaster import ModelOptions
 from seqcast.persistence import load_model, save_model
 from seqcast.registry import create
+from seqcast.serving import (
+    DEFAULT_HOST,
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_HORIZON,
+    DEFAULT_PORT,
+)
 
 __all__ = ["app", "main"]
 
@@ -449,6 +455,163 @@ def lr_find(
 
         plot_lr_finder(result, plot, title=f"{model} on {series.source}: learning-rate sweep")
         _say(quiet, f"wrote {plot}")
+
+
+@app.command()
+def demo(
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the reports.")] = Path(
+        "seqcast-demo"
+    ),
+    datasets_: Annotated[
+        list[str] | None, typer.Option("--dataset", help="Built-in dataset; repeatable.")
+    ] = None,
+    seed: Seed = 0,
+    quiet: Quiet = False,
+) -> None:
+    """Run the whole ladder on the built-in course series and sunspots; write the reports."""
+    from seqcast.report import LADDER
+
+    started = time.perf_counter()
+    for name in datasets_ or ["synthetic", "sunspots"]:
+        if name not in DATASETS:
+            raise DataError(f"unknown dataset '{name}'; choose from {', '.join(DATASETS)}")
+        series = DATASETS[name].load()
+        splits = resolve_splits(series, None, None, None)
+        options = ModelOptions(
+            window=20,
+            horizon=1,
+            season=resolve_season(None, series, splits),
+            seed=seed,
+            quiet=quiet,
+        )
+        _run_report(series, splits, options, list(LADDER), out_dir / name, quiet)
+    _say(quiet, f"demo finished in {time.perf_counter() - started:.0f} s")
+
+
+@app.command()
+def report(
+    data: DataArg,
+    out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report.")],
+    model: Annotated[
+        list[str] | None, typer.Option("--model", "-m", help="Model; repeatable (default: ladder).")
+    ] = None,
+    target: Target = None,
+    feature: Feature = None,
+    time_col: TimeCol = None,
+    id_col: IdCol = None,
+    window: Window = 20,
+    horizon: Horizon = 1,
+    val_size: ValSize = None,
+    val_frac: ValFrac = None,
+    split_time: SplitTime = None,
+    season: Season = None,
+    fill: Fill = "error",
+    seed: Seed = 0,
+    epochs: Epochs = None,
+    batch_size: BatchSize = None,
+    lr: Lr = None,
+    hidden_size: Hidden = None,
+    num_layers: Layers = None,
+    cell: Cell = None,
+    bidirectional: Bidir = None,
+    dropout: Dropout = None,
+    loss: Loss = None,
+    optimizer: Optimizer = None,
+    patience: Patience = None,
+    quiet: Quiet = False,
+) -> None:
+    """Backtest models on your data and write an HTML report with figures."""
+    from seqcast.report import LADDER
+
+    series = resolve_data(
+        data, target=target, feature=feature, time_col=time_col, id_col=id_col, fill=fill
+    )
+    splits = resolve_splits(series, val_size, val_frac, split_time)
+    period = resolve_season(season, series, splits)
+    options = _options(
+        window=window,
+        horizon=horizon,
+        season=period,
+        seed=seed,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        cell=cell,
+        bidirectional=bidirectional,
+        dropout=dropout,
+        loss=loss,
+        optimizer=optimizer,
+        patience=patience,
+        quiet=quiet,
+    )
+    names = model or [
+        m for m in LADDER if period > 1 or m not in ("snaive", "diff-ma", "diff-ma-smooth")
+    ]
+    for name in names:
+        create(name, options)
+    _run_report(series, splits, options, names, out_dir, quiet)
+
+
+def _run_report(
+    series: SeriesData,
+    splits: list[int],
+    options: ModelOptions,
+    models: list[str],
+    out_dir: Path,
+    quiet: bool,
+) -> None:
+    from seqcast.report import build_report
+
+    steps = len(models) + 2
+    counter = iter(range(1, steps + 1))
+    result = build_report(
+        series,
+        splits,
+        out_dir,
+        models=models,
+        options=options,
+        on_start=lambda what: _say(
+            quiet, f"[{series.source} {next(counter, steps)}/{steps}] {what} ..."
+        ),
+    )
+    out.print(_leaderboard_table(result.board))
+    out.print(f"report: {result.html_path} ({result.seconds:.0f} s)")
+
+
+@app.command()
+def serve(
+    model_dir: Annotated[
+        list[Path],
+        typer.Argument(help="Model folders from 'seqcast fit'; each is served by folder name."),
+    ],
+    host: Annotated[str, typer.Option("--host", help="Address to listen on.")] = DEFAULT_HOST,
+    port: Annotated[int, typer.Option("--port", help="Port to listen on.")] = DEFAULT_PORT,
+    max_horizon: Annotated[
+        int, typer.Option("--max-horizon", help="Largest horizon a request may ask for.")
+    ] = DEFAULT_MAX_HORIZON,
+    max_body_bytes: Annotated[
+        int, typer.Option("--max-body-bytes", help="Largest request body; larger get 413.")
+    ] = DEFAULT_MAX_BODY_BYTES,
+    access_log: Annotated[
+        bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
+    ] = True,
+) -> None:
+    """Serve saved models over HTTP (FastAPI + uvicorn) until SIGTERM or Ctrl-C."""
+    try:
+        from seqcast.serving.server import serve as run_server
+    except ModuleNotFoundError as exc:
+        raise SeqcastError(f"{exc}: pip install 'seqcast[serve]'") from exc
+
+    run_server(
+        model_dir,
+        host=host,
+        port=port,
+        max_horizon=max_horizon,
+        max_body_bytes=max_body_bytes,
+        access_log=access_log,
+    )
 
 
 # --------------------------------------------------------------------------- entry point

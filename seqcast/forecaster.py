@@ -175,6 +175,11 @@ class Forecaster(ABC):
             context = np.concatenate([context, step], axis=1)[:, step.shape[1] :]
         return np.concatenate(pieces, axis=1)[:, :horizon]
 
+    def validate(self) -> Self:
+        """Checks the hyperparameters before any work (``fit`` checks them again)."""
+        self._check_hyperparameters()
+        return self
+
     def _check_hyperparameters(self) -> None:
         if self.window < 1:
             raise DataError(f"--window must be at least 1, got {self.window}")

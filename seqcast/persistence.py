@@ -205,7 +205,7 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
         )
         data = config["data"]
         contexts = [arrays[f"context.{i}"] for i in range(len(data["series"]))]
-    except (KeyError, TypeError, ValueError, SafetensorError) as exc:
+    except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
         raise ModelFormatError(f"{label} is inconsistent ({type(exc).__name__}: {exc})") from exc
     forecaster.is_fitted_ = True
     metadata = {k: v for k, v in config.items() if k not in ("config", "data", "info")}

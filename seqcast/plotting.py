@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -16,9 +17,21 @@ from seqcast.atomic import write_bytes
 from seqcast.errors import SeqcastError
 
 if TYPE_CHECKING:
+    from seqcast.data.frame import SeriesData
+    from seqcast.evaluation.backtest import BacktestResult
+    from seqcast.evaluation.leaderboard import Leaderboard
+    from seqcast.training.loop import History
     from seqcast.training.lr_finder import LRFinderResult
 
-__all__ = ["plot_lr_finder", "pyplot"]
+__all__ = [
+    "plot_forecasts",
+    "plot_histories",
+    "plot_leaderboard",
+    "plot_lr_finder",
+    "plot_residuals",
+    "plot_series_split",
+    "pyplot",
+]
 
 
 def pyplot() -> Any:
@@ -59,4 +72,140 @@ def plot_lr_finder(result: LRFinderResult, path: str | os.PathLike[str], title: 
     axes.set_title(title or "learning-rate range finder")
     axes.legend(loc="upper left")
     axes.grid(True, which="both", alpha=0.3)
+    return save_figure(figure, path)
+
+
+def _x_axis(data: SeriesData, series_index: int = 0) -> tuple[np.ndarray, str]:
+    """The x values of a series (timestamps or steps) and their axis label."""
+    series = data.series[series_index]
+    if series.time is None:
+        return np.arange(len(series)), "step"
+    return np.asarray(series.time), str(series.time.name or "time")
+
+
+def plot_series_split(
+    data: SeriesData, split: int, path: str | os.PathLike[str], target: int = 0
+) -> Path:
+    """The first series with its training and validation parts."""
+    plt = pyplot()
+    x, xlabel = _x_axis(data)
+    values = data.series[0].values[:, target]
+    figure, axes = plt.subplots(figsize=(10, 3.8))
+    axes.plot(x[:split], values[:split], color="C0", linewidth=0.9, label="training part")
+    axes.plot(x[split:], values[split:], color="C1", linewidth=0.9, label="validation part")
+    axes.axvspan(x[split], x[-1], color="C1", alpha=0.08)
+    axes.set_title(
+        f"{data.source}: {data.targets[target]} ({len(values)} points, {split} for training)"
+    )
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(data.targets[target])
+    axes.legend(loc="upper left")
+    axes.grid(True, alpha=0.3)
+    return save_figure(figure, path)
+
+
+def plot_forecasts(
+    data: SeriesData,
+    results: Sequence[BacktestResult],
+    path: str | os.PathLike[str],
+    target: int = 0,
+    zoom: int = 100,
+) -> Path:
+    """Actual against the first-step forecasts of a few models on the validation part, with a
+    zoomed panel on its last ``zoom`` points."""
+    plt = pyplot()
+    x, xlabel = _x_axis(data)
+    values = data.series[0].values[:, target]
+    figure, (full, close) = plt.subplots(2, 1, figsize=(10, 7.5))
+    origins = results[0].origins[0]
+    for axes, keep in ((full, slice(None)), (close, slice(-zoom, None))):
+        shown = origins[keep]
+        axes.plot(x[shown], values[shown], color="black", linewidth=1.1, label="actual")
+        for i, result in enumerate(results):
+            forecast = result.forecasts[0][:, 0, target][keep]
+            axes.plot(
+                x[result.origins[0][keep]],
+                forecast,
+                color=f"C{i}",
+                linewidth=1.0,
+                alpha=0.9,
+                label=f"{result.model} (MAE {result.metrics['mae']:.3f})",
+            )
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(data.targets[target])
+        axes.grid(True, alpha=0.3)
+    full.set_title(f"{data.source}: one-step-ahead forecasts on the validation part")
+    close.set_title(f"zoom: the last {min(zoom, len(origins))} validation points")
+    full.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_residuals(
+    data: SeriesData, result: BacktestResult, path: str | os.PathLike[str], target: int = 0
+) -> Path:
+    """Residuals (actual − forecast) of one model over time and their distribution."""
+    plt = pyplot()
+    x, xlabel = _x_axis(data)
+    residuals = result.actuals[0][:, 0, target] - result.forecasts[0][:, 0, target]
+    figure, (over_time, histogram) = plt.subplots(
+        1, 2, figsize=(11, 3.8), gridspec_kw={"width_ratios": [3, 1]}
+    )
+    over_time.plot(x[result.origins[0]], residuals, color="C0", linewidth=0.8)
+    over_time.axhline(0.0, color="black", linewidth=0.8)
+    over_time.set_title(f"{result.model}: residuals on the validation part")
+    over_time.set_xlabel(xlabel)
+    over_time.set_ylabel(f"actual − forecast ({data.targets[target]})")
+    over_time.grid(True, alpha=0.3)
+    histogram.hist(residuals, bins=30, color="C0", alpha=0.8, orientation="horizontal")
+    histogram.set_xlabel("count")
+    histogram.set_title(f"mean {residuals.mean():.2f}, sd {residuals.std():.2f}")
+    histogram.grid(True, alpha=0.3)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_histories(histories: dict[str, History], path: str | os.PathLike[str]) -> Path:
+    """Training and validation loss per epoch of each neural model."""
+    plt = pyplot()
+    figure, panels = plt.subplots(
+        1, len(histories), figsize=(4.2 * len(histories), 3.6), squeeze=False
+    )
+    for axes, (name, history) in zip(panels[0], histories.items(), strict=True):
+        epochs = np.arange(1, len(history.train_loss) + 1)
+        axes.plot(epochs, history.train_loss, color="C0", label="training")
+        if history.val_loss:
+            axes.plot(epochs, history.val_loss, color="C1", label="early-stopping slice")
+        if history.best_epoch:
+            axes.axvline(
+                history.best_epoch,
+                color="C3",
+                linestyle="--",
+                label=f"kept: epoch {history.best_epoch}",
+            )
+        axes.set_yscale("log")
+        axes.set_title(f"{name}: loss per epoch")
+        axes.set_xlabel("epoch")
+        axes.set_ylabel("loss (scaled units, log)")
+        axes.grid(True, which="both", alpha=0.3)
+        axes.legend(fontsize=8)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_leaderboard(board: Leaderboard, path: str | os.PathLike[str]) -> Path:
+    """MAE of every model as horizontal bars, best at the top."""
+    plt = pyplot()
+    results = [r for r in board.results if r.metrics["mae"] is not None]
+    names = [r.model for r in results][::-1]
+    maes = [float(r.metrics["mae"] or 0.0) for r in results][::-1]
+    figure, axes = plt.subplots(figsize=(8, 0.45 * len(names) + 1.5))
+    bars = axes.barh(
+        names, maes, color=["C2" if r.params is not None else "C0" for r in results][::-1]
+    )
+    axes.bar_label(bars, labels=[f"{m:.3f}" for m in maes], padding=3, fontsize=9)
+    axes.set_xlim(0, max(maes) * 1.15)
+    axes.set_xlabel(f"MAE on the validation part ({', '.join(board.targets)})")
+    axes.set_title(f"{board.dataset}: leaderboard (green: neural, blue: baselines)")
+    axes.grid(True, axis="x", alpha=0.3)
     return save_figure(figure, path)

@@ -62,10 +62,10 @@ def forecaster_class(name: str) -> type[Forecaster]:
 
 
 def create(name: str, options: ModelOptions) -> Forecaster:
-    """Builds an unfitted forecaster from command-line options.
+    """Builds an unfitted forecaster from command-line options, its settings checked.
 
     Example:
         >>> create("ma", ModelOptions(window=30)).window
         30
     """
-    return forecaster_class(name).from_options(options)
+    return forecaster_class(name).from_options(options).validate()

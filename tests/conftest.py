@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -41,13 +41,12 @@ def course() -> np.ndarray:
     return values
 
 
-def pytest_configure(config: pytest.Config) -> None:
-    # pandas 3 deprecates infer_freq returning a string and offset.name; the package still
-    # relies on both. The warnings would repeat in every test that loads dated data, so they
-    # are silenced here and pinned once each by the xfail tests
-    # test_loading.py::test_loading_emits_no_pandas_deprecation_warning and
-    # test_seasonality.py::test_season_from_freq_emits_no_pandas_deprecation_warning.
-    config.addinivalue_line(
-        "filterwarnings", "ignore:A future version of pandas will return a BaseOffset"
-    )
-    config.addinivalue_line("filterwarnings", "ignore:The 'name' property is deprecated")
+@pytest.fixture(scope="session", autouse=True)
+def one_torch_thread() -> Iterator[None]:
+    """Tiny networks train fastest on one thread, above all on a busy 2-core CI machine."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

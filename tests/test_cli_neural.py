@@ -186,11 +186,6 @@ def test_bad_neural_settings_give_one_error_line(
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: neural settings are checked only inside fit, after progress lines and after "
-    "training every model listed before the one they break",
-)
 @pytest.mark.parametrize("command", ["fit", "backtest"])
 def test_bad_settings_fail_before_any_work(
     capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path, command: str

@@ -82,11 +82,6 @@ def test_rates_grow_tenfold_every_steps_per_decade() -> None:
     assert np.all(np.diff(result.losses) < 0)  # gradient descent at rates ≤ 0.1 only improves
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: ceil(...) + 1 steps overshoot end_lr when the range is not a "
-    "whole number of steps",
-)
 def test_no_rate_exceeds_end_lr() -> None:
     result = find_lr(Constant(), ones(), gd_config(), start_lr=1e-4, end_lr=0.5, steps_per_decade=5)
     assert max(result.lrs) <= 0.5

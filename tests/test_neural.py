@@ -170,9 +170,6 @@ def test_the_shortest_usable_series_has_context_plus_horizon_points(name: str) -
         make(name, window=6, horizon=2, season=SEASON).fit([series(shortest - 1)], 1)
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: the too-short message asks for context + horizon + 1 points"
-)
 def test_the_too_short_message_names_the_shortest_usable_length() -> None:
     model = make("rnn", window=6, horizon=2, season=SEASON)
     shortest = model.context_length + 2
@@ -311,11 +308,6 @@ def test_patience_zero_trains_on_every_window_without_a_held_out_slice(
     assert model.epochs_run == 3
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: seq2seq step targets are laid out (B, T, Ft, L), not (B, L, T, Ft): "
-    "sliding_windows does not move the window axis of a 3-D array",
-)
 @pytest.mark.filterwarnings("error::UserWarning")  # torch warns when a loss broadcasts
 @pytest.mark.parametrize(("horizon", "n_targets"), [(1, 1), (3, 1), (3, 2)])
 def test_seq2seq_step_targets_are_the_values_after_every_window_step(
@@ -396,10 +388,6 @@ def test_dropout_is_used_in_training_and_off_when_forecasting(name: str) -> None
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: --dropout with --num-layers 1 is silently ignored (STYLE: warn, as PyTorch does)",
-)
 def test_dropout_with_one_recurrent_layer_warns() -> None:
     with pytest.warns(UserWarning, match="dropout"):
         make("rnn", dropout=0.3, num_layers=1).fit([series(120)], 1)
@@ -424,7 +412,6 @@ def test_seq2seq_trains_the_step_head_and_plain_training_does_not(name: str) -> 
     assert np.isfinite(both.predict(contexts(values, 20))).all()
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: seq2seq breaks for horizon > 1 (step-target layout)")
 @pytest.mark.parametrize(("horizon", "n_features", "n_targets"), [(3, 1, 1), (2, 3, 2)])
 def test_seq2seq_fits_longer_horizons_and_several_targets(
     horizon: int, n_features: int, n_targets: int
@@ -434,7 +421,6 @@ def test_seq2seq_fits_longer_horizons_and_several_targets(
     assert model.predict(contexts(values, 20)).shape == (2, horizon, n_targets)
 
 
-@pytest.mark.xfail(strict=True, reason="BUG: dnn with seq2seq=True crashes with a TypeError")
 def test_dnn_with_seq2seq_is_refused_clearly_or_ignored() -> None:
     model = make("dnn", seq2seq=True)
     try:
@@ -524,9 +510,6 @@ def test_bad_settings_are_refused_before_training(
     assert not hasattr(model, "is_fitted_")
 
 
-@pytest.mark.xfail(
-    strict=True, reason="BUG: dnn does not validate dropout, hidden_size or num_layers"
-)
 @pytest.mark.parametrize(
     ("settings", "message"),
     [
@@ -544,10 +527,24 @@ def test_unknown_network_setting_is_a_type_error() -> None:
         forecaster_class("dnn")(cell="lstm")
 
 
-def test_lr_find_fits_nothing() -> None:
-    model = make("rnn")
+def test_lr_find_sweeps_the_untrained_network_and_fits_nothing(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[nn.Module] = []
+    real = neural_module.find_lr
+
+    def short_sweep(network: nn.Module, data: TrainData, config: Any) -> Any:
+        seen.append(network)
+        return real(network, data, config, start_lr=1e-4, end_lr=1.0, steps_per_decade=4)
+
+    monkeypatch.setattr(neural_module, "find_lr", short_sweep)
+    model = make("rnn", seed=2)
     result = model.lr_find([series(150)], 1)
-    assert len(result.lrs) > 10 and result.suggestion > 0
+    assert len(result.lrs) >= 5 and result.suggestion > 0
+    # The sweep starts from the seeded random initialisation, without the ridge start.
+    start = initial_network(model)
+    for key, value in start.state_dict().items():
+        torch.testing.assert_close(seen[0].state_dict()[key], value, rtol=0, atol=0)
     with pytest.raises(NotFittedError):
         model.predict(series(150)[None])
 
@@ -608,11 +605,6 @@ def test_tampered_weights_are_refused(tmp_path: Path) -> None:
         load_model(folder)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: a model.json whose network settings disagree with the weights raises "
-    "torch's RuntimeError from load_state_dict instead of ModelFormatError",
-)
 def test_config_that_disagrees_with_the_weights_is_refused(tmp_path: Path) -> None:
     data = frame_data()
     model = make("rnn").fit([data.series[0].values], 1)

@@ -8,6 +8,7 @@ that each refusal is cheap to provoke.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -540,6 +541,26 @@ def test_importing_the_package_does_not_import_the_web_stack() -> None:
     code = "import sys, seqcast.serving; print(sorted({'fastapi', 'uvicorn'} & set(sys.modules)))"
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert done.stdout.strip() == "[]", done.stderr
+
+
+def test_a_bug_answers_a_json_500(
+    model_dirs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = create_app([model_dirs["uni"]])
+
+    def broken(context: np.ndarray, horizon: int | None = None) -> np.ndarray:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(app.state.models["uni"].forecaster, "predict", broken)
+
+    async def call() -> httpx.Response:
+        transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+        async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+            return await client.post(UNI, json={"history": EIGHT})
+
+    response = asyncio.run(call())
+    assert response.status_code == 500
+    assert response.json() == {"detail": "internal error (RuntimeError); see the server log"}
 
 
 def test_error_bodies_are_json_objects(client: httpx.Client) -> None:

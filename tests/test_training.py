@@ -86,11 +86,12 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best_weights(
     validation = constant_data(target)
     model = Constant()
     history = train(model, constant_data(1.0), validation, gd_config(patience=patience))
-    # By hand: validation loss after each epoch, the best one, and where patience runs out.
-    losses = [(b_after(e) - target) ** 2 for e in range(1, 31)]
-    best = 1
+    # By hand: validation loss after each epoch (epoch 0: the untrained weights, which count
+    # as a candidate), the best one, and where patience runs out.
+    losses = [(b_after(e) - target) ** 2 for e in range(0, 31)]
+    best = 0
     for e in range(1, 31):
-        if losses[e - 1] < losses[best - 1]:
+        if losses[e] < losses[best]:
             best = e
         if e - best >= patience:
             break
@@ -98,26 +99,29 @@ def test_early_stopping_stops_after_patience_and_keeps_the_best_weights(
     assert stop < 30  # the validation loss cannot improve for ever: training stops early
     assert history.stop_reason == "early-stopped"
     assert (history.best_epoch, history.epochs) == (best, stop)
-    np.testing.assert_allclose(history.val_loss, losses[:stop], rtol=1e-4, atol=1e-7)
-    # The weights kept are those of the best epoch, and give the best recorded loss.
-    assert model.b.detach().item() == pytest.approx(b_after(best), rel=1e-5)
-    assert evaluate(model, validation, nn.MSELoss()) == pytest.approx(min(history.val_loss))
-    assert min(history.val_loss) < history.val_loss[-1]
+    np.testing.assert_allclose(history.val_loss, losses[1 : stop + 1], rtol=1e-4, atol=1e-7)
+    # The weights kept are those of the best epoch, and give the best loss seen.
+    assert model.b.detach().item() == pytest.approx(b_after(best), rel=1e-5, abs=1e-7)
+    assert evaluate(model, validation, nn.MSELoss()) == pytest.approx(
+        min(losses[: stop + 1]), rel=1e-4
+    )
+    assert min(losses[: stop + 1]) < history.val_loss[-1]
     assert not model.training  # left in evaluation mode
 
 
 def test_validation_that_never_improves_stops_at_one_plus_patience() -> None:
     history = train(Constant(), constant_data(1.0), constant_data(-1.0), gd_config(patience=2))
     assert np.all(np.diff(history.val_loss) > 0)
-    assert (history.best_epoch, history.epochs, history.stop_reason) == (1, 3, "early-stopped")
+    # The untrained weights (epoch 0) stay the best: stop after `patience` worse epochs.
+    assert (history.best_epoch, history.epochs, history.stop_reason) == (0, 2, "early-stopped")
 
 
 def test_patience_zero_trains_every_epoch_and_still_keeps_the_best() -> None:
     model = Constant()
     history = train(model, constant_data(1.0), constant_data(-1.0), gd_config(epochs=7, patience=0))
-    assert (history.epochs, history.stop_reason, history.best_epoch) == (7, "completed", 1)
+    assert (history.epochs, history.stop_reason, history.best_epoch) == (7, "completed", 0)
     assert len(history.val_loss) == 7
-    assert model.b.detach().item() == pytest.approx(b_after(1), rel=1e-5)
+    assert model.b.detach().item() == pytest.approx(b_after(0), abs=1e-7)
 
 
 def test_plateau_schedule_halves_the_rate_after_four_epochs_without_improvement() -> None:
@@ -259,12 +263,6 @@ def test_forecaster_raises_when_the_first_epoch_diverges(monkeypatch: pytest.Mon
     assert not hasattr(model, "is_fitted_")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: divergence is judged against the first epoch's loss (already exploded with "
-    "many batches), and without a validation slice the weights kept are those after the best "
-    "epoch's steps, not the ones its loss was measured on: huge forecasts either way",
-)
 @pytest.mark.parametrize(("optimizer", "batch_size"), [("sgd", 32), ("sgd", 256), ("adam", 256)])
 def test_an_absurd_learning_rate_is_caught(optimizer: str, batch_size: int) -> None:
     values = small_series()
@@ -283,19 +281,16 @@ def test_an_absurd_learning_rate_is_caught(optimizer: str, batch_size: int) -> N
     assert np.abs(forecast - values[0][-6:].mean()).max() < 10 * spread
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: without validation the score of an epoch is the mean loss before its steps, "
-    "but the weights saved as best are those after them",
-)
 def test_without_validation_the_kept_weights_give_the_best_recorded_loss() -> None:
     # lr 1.5 overshoots: b_e − 1 = (−2)^e (b_0 − 1), so each epoch's loss is 4 times the last.
     model = Constant()
     history = train(model, constant_data(1.0), None, gd_config(lr=1.5, patience=0))
-    np.testing.assert_allclose(history.train_loss, [1.0, 4.0, 16.0, 64.0, 256.0], rtol=1e-5)
-    assert history.stop_reason == "diverged" and history.best_epoch == 1  # 4^5 > 1000
+    # Each epoch is scored after its step (4^e); epoch 5 ends at 4^5 = 1024, over a thousand
+    # times the untrained loss of 1: divergence, and the untrained weights (loss 1) are kept.
+    np.testing.assert_allclose(history.train_loss, [1.0, 4.0, 16.0, 64.0], rtol=1e-5)
+    assert history.stop_reason == "diverged" and history.best_epoch == 0
     kept = evaluate(model, constant_data(1.0), nn.MSELoss())
-    assert kept == pytest.approx(min(history.train_loss))  # b = 3 is kept: its loss is 4
+    assert kept == pytest.approx(1.0)
 
 
 # ----------------------------------------------------------------------------- History

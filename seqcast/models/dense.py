@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
+from seqcast.errors import DataError
 from seqcast.models.features import InputSpec
 from seqcast.models.networks import DenseConfig, DenseNet
 from seqcast.models.neural import NeuralForecaster
@@ -21,6 +22,11 @@ class DenseForecaster(NeuralForecaster):
     hidden_size: int
     num_layers: int
     dropout: float
+
+    def _check_hyperparameters(self) -> None:
+        super()._check_hyperparameters()
+        if self.seq2seq:
+            raise DataError("--seq2seq needs a recurrent model; dnn sees the window at once")
 
     def build_network(self, spec: InputSpec) -> DenseNet:
         return DenseNet(

@@ -137,6 +137,12 @@ class NeuralForecaster(Forecaster):
         if self.season < 1:
             raise DataError(f"--season must be at least 1, got {self.season}")
         self.train_config().check()
+        hidden, layers = getattr(self, "hidden_size", 1), getattr(self, "num_layers", 1)
+        if hidden < 1 or layers < 1:
+            raise DataError("--hidden-size and --num-layers must be at least 1")
+        dropout = getattr(self, "dropout", 0.0)
+        if not 0.0 <= dropout < 1.0:
+            raise DataError(f"--dropout must lie in [0, 1), got {dropout}")
 
     # --------------------------------------------------------------------------- training
     def _fit(self, series: list[np.ndarray]) -> None:
@@ -175,7 +181,7 @@ class NeuralForecaster(Forecaster):
         windows = [self._windows(self.scaler_.transform(s), spec) for s in series]
         parts = [w for w in windows if w is not None]
         if not parts:
-            needed = spec.context_length + self.horizon + 1
+            needed = spec.context_length + self.horizon
             raise DataError(
                 f"{self.name} needs training series of at least {needed} points "
                 f"(context {spec.context_length} + horizon {self.horizon}); use a shorter "
@@ -204,7 +210,8 @@ class NeuralForecaster(Forecaster):
         step_target = None
         if self.seq2seq:
             ahead = sliding_windows(scaled[1:, : spec.n_targets], horizon)  # (N-T, T, Ft)
-            steps = sliding_windows(ahead, self.window)  # (., L, T, Ft): after each window step
+            # (., T, Ft, L) -> (., L, T, Ft): the T values after each window step.
+            steps = np.moveaxis(sliding_windows(ahead, self.window), -1, 1)
             first = context - self.window  # the first input step of the first window
             step_target = steps[first : first + len(views)] - inputs.level[:, :, None, :]
             step_target = torch.from_numpy(np.ascontiguousarray(step_target, dtype=np.float32))

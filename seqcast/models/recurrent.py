@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from typing import Any, ClassVar
 
 from seqcast.errors import DataError
@@ -40,10 +41,12 @@ class RNNForecaster(NeuralForecaster):
         super()._check_hyperparameters()
         if self.cell not in CELLS:
             raise DataError(f"unknown --cell '{self.cell}'; choose from {', '.join(CELLS)}")
-        if self.hidden_size < 1 or self.num_layers < 1:
-            raise DataError("--hidden-size and --num-layers must be at least 1")
-        if not 0.0 <= self.dropout < 1.0:
-            raise DataError(f"--dropout must lie in [0, 1), got {self.dropout}")
+        if self.dropout and self.num_layers == 1:
+            warnings.warn(
+                "--dropout acts between recurrent layers and has no effect with --num-layers 1",
+                UserWarning,
+                stacklevel=3,
+            )
         if self.seq2seq and self.bidirectional:
             raise DataError(
                 "--seq2seq cannot be combined with --bidirectional: the backward direction "

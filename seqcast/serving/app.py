@@ -7,15 +7,15 @@ Routes:
     ``POST /models/{name}/forecast``: a forecast from a recent history.
 
 Bad input is refused with a 4xx that says what was wrong, never a 5xx: 404 for an unknown
-model, 413 for a body above the size limit, 422 for everything else (JSON, types, NaN, too
-short a history, the wrong number of columns, a horizon out of range, bad timestamps).
+model, 413 for a body above the size limit, 400 for a body that is not UTF-8, 422 for
+everything else (JSON, types, NaN, too short a history, the wrong number of columns, a horizon
+out of range, bad timestamps). A bug answers 500, as JSON too, and uvicorn logs its traceback.
 The forecast endpoint is synchronous, so FastAPI runs it in its thread pool; each model's lock
 serialises its own forecasts, and different models run in parallel.
 """
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Sequence
 from typing import Any
@@ -47,8 +47,6 @@ from seqcast.serving.schemas import (
 from seqcast.serving.timestamps import continue_timestamps, step_numbers
 
 __all__ = ["create_app"]
-
-logger = logging.getLogger("seqcast.serving")
 
 #: At most this many validation problems are spelled out in ``detail``; ``errors`` has all.
 MAX_LISTED_ERRORS = 3
@@ -212,7 +210,7 @@ def _add_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def internal_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("internal error on %s %s", request.method, request.url.path)
+        # Starlette raises the exception again once this answer is sent: uvicorn logs it.
         return JSONResponse(
             status_code=500,
             content={"detail": f"internal error ({type(exc).__name__}); see the server log"},

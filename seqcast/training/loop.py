@@ -22,6 +22,8 @@ __all__ = ["LOSSES", "OPTIMIZERS", "History", "TrainConfig", "TrainData", "Train
 LOSSES = ("huber", "mse", "mae")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("plateau", "onecycle", "none")
+#: A loss this many times the untrained model's (at least 1e-3) counts as divergence.
+EXPLOSION_FACTOR = 1e3
 
 
 class TrainingError(SeqcastError):
@@ -192,12 +194,14 @@ def train(
 ) -> History:
     """Trains ``model`` in place and keeps the weights of the best epoch.
 
-    The best epoch is the one with the lowest validation loss (training loss without a
-    validation slice). A non-finite loss, or one a thousand times the first epoch's, stops
-    training: the best weights so far are kept and :attr:`History.message` says what to try.
+    The best epoch is the one with the lowest validation loss (without a validation slice, the
+    lowest training loss measured after the epoch); the untrained weights count as epoch 0. A
+    non-finite loss, or one a thousand times the untrained model's, stops training: the best
+    weights so far are kept and :attr:`History.message` says what to try.
 
     Raises:
-        TrainingError: the loss was not finite from the first epoch on.
+        TrainingError: training diverged in the first epoch, or the untrained model's loss is
+            not finite.
     """
     config.check()
     loss_fn = loss_function(config.loss)
@@ -213,20 +217,27 @@ def train(
             optimizer, factor=0.5, patience=max(3, config.patience // 4)
         )
     history = History()
-    best_state: dict[str, torch.Tensor] | None = None
-    best_score = math.inf
+    # The untrained model is the reference: its loss scales the explosion test, and its
+    # weights are the best so far until an epoch does better.
+    reference = evaluate(model, data, loss_fn)
+    if not math.isfinite(reference):
+        raise TrainingError("the untrained model already gives a non-finite loss; check the data")
+    limit = EXPLOSION_FACTOR * max(reference, 1e-3)
+    best_score = evaluate(model, validation, loss_fn) if validation else reference
+    best_state = copy.deepcopy(model.state_dict())
     since_best = 0
     progress = _Progress(config.epochs, quiet=config.quiet)
     try:
         for epoch in range(1, config.epochs + 1):
             model.train()
             total = 0.0
-            diverged = False
+            exploded: float | None = None
             for index in iterate_batches(len(data), config.batch_size, seed=config.seed + epoch):
                 batch = data.take(torch.from_numpy(index))
                 loss = batch_loss(model, batch, loss_fn, config.seq2seq)
-                if not torch.isfinite(loss):
-                    diverged = True
+                value = float(loss.detach())
+                if not math.isfinite(value) or value > limit:
+                    exploded = value
                     break
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()  # type: ignore[no-untyped-call]
@@ -235,19 +246,28 @@ def train(
                 optimizer.step()
                 if config.schedule == "onecycle":
                     scheduler.step()
-                total += float(loss.detach()) * len(batch)
-            train_loss = total / len(data)
-            first = history.train_loss[0] if history.train_loss else None
-            if diverged or (first is not None and train_loss > 1e3 * max(first, 1e-8)):
+                total += value * len(batch)
+            # Without a validation slice, score the weights as they stand after the epoch.
+            after = math.nan
+            if exploded is None and validation is None:
+                after = evaluate(model, data, loss_fn)
+                if not (math.isfinite(after) and after <= limit):
+                    exploded = after
+            if exploded is not None:
                 history.stop_reason = "diverged"
-                history.message = _divergence_message(epoch, optimizer, train_loss, diverged)
+                history.message = _divergence_message(epoch, optimizer, exploded)
+                if epoch == 1:
+                    raise TrainingError(
+                        history.message.replace("kept the best weights so far", "no epoch finished")
+                    )
                 break
+            train_loss = total / len(data)
             val_loss = evaluate(model, validation, loss_fn) if validation else None
             history.train_loss.append(train_loss)
             if val_loss is not None:
                 history.val_loss.append(val_loss)
             history.lr.append(float(optimizer.param_groups[0]["lr"]))
-            score = val_loss if val_loss is not None else train_loss
+            score = val_loss if val_loss is not None else after
             if config.schedule == "plateau":
                 scheduler.step(score)
             if score < best_score:
@@ -261,18 +281,14 @@ def train(
                 break
     finally:
         progress.close()
-    if best_state is None:
-        raise TrainingError(history.message or "training produced no finite loss; try a lower --lr")
     model.load_state_dict(best_state)
     model.eval()
     return history
 
 
-def _divergence_message(
-    epoch: int, optimizer: torch.optim.Optimizer, loss: float, non_finite: bool
-) -> str:
+def _divergence_message(epoch: int, optimizer: torch.optim.Optimizer, loss: float) -> str:
     lr = float(optimizer.param_groups[0]["lr"])
-    what = "a non-finite loss" if non_finite else f"an exploding loss ({loss:.3g})"
+    what = f"an exploding loss ({loss:.3g})" if math.isfinite(loss) else "a non-finite loss"
     return (
         f"training diverged at epoch {epoch} with {what} at learning rate {lr:.3g}; kept the "
         f"best weights so far. Try a lower --lr (e.g. {lr / 10:.3g}), run 'seqcast lr-find', "

@@ -66,7 +66,7 @@ def find_lr(
     saved = copy.deepcopy(model.state_dict())
     loss_fn = loss_function(config.loss)
     optimizer = make_optimizer(model, config, start_lr)
-    total_steps = math.ceil(math.log10(end_lr / start_lr) * steps_per_decade) + 1
+    total_steps = math.floor(math.log10(end_lr / start_lr) * steps_per_decade + 1e-9) + 1
     lrs: list[float] = []
     losses: list[float] = []
     smoothed: list[float] = []

@@ -1,0 +1,290 @@
+"""The main job: run the whole ladder on a dataset, draw every figure, write one HTML report.
+
+The report is a single self-contained file: images are embedded as data URIs and the page
+makes no external request, so it opens offline and can be mailed as it is.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import os
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from seqcast import plotting
+from seqcast._version import __version__
+from seqcast.atomic import write_text
+from seqcast.data.frame import SeriesData
+from seqcast.data.seasonality import estimate_season
+from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
+from seqcast.forecaster import ModelOptions
+from seqcast.models.neural import NeuralForecaster
+from seqcast.registry import create
+
+__all__ = ["LADDER", "ReportResult", "build_report", "render_html"]
+
+#: The models of the demo: every baseline rung, then the neural forecasters.
+LADDER = ("naive", "snaive", "ma", "diff-ma", "diff-ma-smooth", "linear", "dnn", "rnn", "lstm")
+
+
+@dataclass
+class ReportResult:
+    """What :func:`build_report` produced.
+
+    Attributes:
+        board: the leaderboard.
+        html_path: the report file.
+        figures: figure name -> PNG path.
+        summary: the data summary shown in the report.
+        seconds: wall time of the whole run.
+    """
+
+    board: Leaderboard
+    html_path: Path
+    figures: dict[str, Path] = field(default_factory=dict)
+    summary: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+
+
+def summarise(data: SeriesData, splits: Sequence[int], season: int) -> dict[str, str]:
+    """Length, frequency, time range, filled values and seasonal period, as display strings."""
+    first = data.series[0]
+    lengths = data.lengths
+    summary = {
+        "source": data.source,
+        "series": str(len(data.series)),
+        "length": str(lengths[0])
+        if len(set(lengths)) == 1
+        else f"{min(lengths)} to {max(lengths)}",
+        "targets": ", ".join(data.targets),
+        "input features": ", ".join(data.features) or "none",
+        "frequency": data.freq or ("numeric steps" if first.time is not None else "rows are steps"),
+    }
+    if first.time is not None:
+        summary["time range"] = f"{first.time[0]} to {first.time[-1]}"
+    summary["training / validation"] = f"{splits[0]} / {len(first) - splits[0]} points"
+    summary["missing values"] = "; ".join(data.notes) or "none"
+    guess = estimate_season(first.values[: splits[0], 0])
+    summary["seasonal period"] = (
+        f"{season} used; the autocorrelation of the training part suggests "
+        f"{guess if guess > 1 else 'none'}"
+    )
+    return summary
+
+
+def build_report(
+    data: SeriesData,
+    splits: Sequence[int],
+    out_dir: str | os.PathLike[str],
+    *,
+    models: Sequence[str] = LADDER,
+    options: ModelOptions | None = None,
+    title: str = "",
+    on_start: Callable[[str], None] | None = None,
+) -> ReportResult:
+    """Backtests ``models`` on the split, draws the figures and writes ``report.html``.
+
+    Args:
+        data: the series.
+        splits: per series, the first validation index.
+        out_dir: folder for ``report.html`` and the PNG figures.
+        models: model names, the ladder by default.
+        options: shared model settings (window, horizon, season, ...).
+        title: heading of the report.
+        on_start: progress callback with a short description of each step.
+    """
+    started = time.perf_counter()
+    options = options or ModelOptions()
+    folder = Path(out_dir)
+    folder.mkdir(parents=True, exist_ok=True)
+    say = on_start or (lambda _: None)
+    board = run_leaderboard(
+        data, models, options, splits, on_start=lambda name: say(f"backtesting {name}")
+    )
+    figures: dict[str, Path] = {}
+    say("drawing the figures")
+    figures["series"] = plotting.plot_series_split(data, splits[0], folder / "series.png")
+    scored = [r for r in board.results if r.metrics["mae"] is not None]
+    figures["forecasts"] = plotting.plot_forecasts(data, scored[:3], folder / "forecasts.png")
+    figures["residuals"] = plotting.plot_residuals(data, scored[0], folder / "residuals.png")
+    histories = {
+        r.model: r.forecaster.history_
+        for r in board.results
+        if isinstance(r.forecaster, NeuralForecaster)
+    }
+    if histories:
+        figures["training"] = plotting.plot_histories(histories, folder / "training.png")
+    neural = [m for m in models if m in histories]
+    if neural:
+        name = "rnn" if "rnn" in neural else neural[0]
+        say(f"sweeping the learning rate of {name}")
+        finder = create(name, options)
+        assert isinstance(finder, NeuralForecaster)
+        sweep = finder.lr_find(
+            [s.values[:split] for s, split in zip(data.series, splits, strict=True)],
+            data.n_targets,
+        )
+        figures["lr_finder"] = plotting.plot_lr_finder(
+            sweep, folder / "lr_finder.png", title=f"{name}: learning-rate range finder"
+        )
+    figures["leaderboard"] = plotting.plot_leaderboard(board, folder / "leaderboard.png")
+    summary = summarise(data, splits, options.season)
+    settings = {
+        "window": str(options.window),
+        "horizon": str(options.horizon),
+        "seasonal period": str(options.season),
+        "seed": str(options.seed),
+        "protocol": "fit on the training part; from every validation point forecast the next "
+        f"{options.horizon} point(s) from the true history before it",
+        "early stopping": "on the latest 10 % of the training windows, never on the "
+        "validation part",
+    }
+    html_path = folder / "report.html"
+    write_text(
+        html_path,
+        render_html(board, summary, settings, figures, title or f"seqcast report: {data.source}"),
+    )
+    return ReportResult(
+        board=board,
+        html_path=html_path,
+        figures=figures,
+        summary=summary,
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _cell(value: float | int | None, digits: int = 3) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return f"{value:.{digits}f}"
+
+
+def render_html(
+    board: Leaderboard,
+    summary: dict[str, str],
+    settings: dict[str, str],
+    figures: dict[str, Path],
+    title: str,
+) -> str:
+    """The report as one HTML5 document with inline CSS and embedded PNGs."""
+    esc = html.escape
+    baselines = [r for r in board.results if r.params is None]
+    best_baseline = baselines[0] if baselines else None
+    rows = []
+    for rank, r in enumerate(board.results, start=1):
+        m = r.metrics
+        beats = ""
+        if r.params is not None and best_baseline and m["mae"] is not None:
+            ratio = float(m["mae"]) / float(best_baseline.metrics["mae"] or np.inf)
+            beats = f"{(1 - ratio) * 100:+.1f} %"
+        rows.append(
+            "<tr>"
+            + "".join(
+                f"<td>{c}</td>"
+                for c in (
+                    str(rank),
+                    esc(r.model),
+                    _cell(m["mae"]),
+                    _cell(m["rmse"]),
+                    _cell(m["mape"], 2),
+                    _cell(m["smape"], 2),
+                    _cell(m["mase"]),
+                    f"{r.fit_seconds:.2f}",
+                    f"{r.predict_seconds:.3f}",
+                    _cell(r.epochs),
+                    _cell(r.params),
+                    beats,
+                )
+            )
+            + "</tr>"
+        )
+    headers = (
+        "#",
+        "model",
+        "MAE",
+        "RMSE",
+        "MAPE %",
+        "sMAPE %",
+        "MASE",
+        "fit s",
+        "predict s",
+        "epochs",
+        "parameters",
+        "MAE vs best baseline",
+    )
+    table = (
+        '<table id="leaderboard"><thead><tr>'
+        + "".join(f"<th>{h}</th>" for h in headers)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+    )
+
+    def definition_list(items: dict[str, str]) -> str:
+        return (
+            "<dl>"
+            + "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in items.items())
+            + "</dl>"
+        )
+
+    captions = {
+        "series": "The series and its temporal split.",
+        "forecasts": "Forecasts of the three best models against the actual values.",
+        "residuals": "Residuals of the best model.",
+        "training": "Training and early-stopping loss per epoch of each neural model.",
+        "lr_finder": "Learning-rate range finder (loss against an exponentially growing rate).",
+        "leaderboard": "Mean absolute error of every model.",
+    }
+    images = []
+    for name, path in figures.items():
+        encoded = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+        caption = esc(captions.get(name, name))
+        images.append(
+            f'<figure><img src="data:image/png;base64,{encoded}" alt="{caption}">'
+            f"<figcaption>{caption}</figcaption></figure>"
+        )
+    best = board.results[0]
+    return f"""<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{esc(title)}</title>
+<style>
+body {{ font-family: system-ui, sans-serif; margin: 2rem auto; max-width: 1100px;
+       padding: 0 1rem; color: #222; line-height: 1.45; }}
+h1 {{ font-size: 1.6rem; }} h2 {{ font-size: 1.2rem; margin-top: 2rem; }}
+table {{ border-collapse: collapse; width: 100%; font-size: 0.9rem; }}
+th, td {{ border-bottom: 1px solid #ddd; padding: 0.35rem 0.5rem; text-align: right; }}
+th:nth-child(2), td:nth-child(2) {{ text-align: left; }}
+tbody tr:first-child {{ background: #eef7ee; font-weight: 600; }}
+dl {{ display: grid; grid-template-columns: max-content auto; gap: 0.2rem 1rem; }}
+dt {{ font-weight: 600; }} dd {{ margin: 0; }}
+figure {{ margin: 1.5rem 0; }} img {{ max-width: 100%; height: auto; }}
+figcaption {{ color: #555; font-size: 0.9rem; }}
+footer {{ margin-top: 3rem; color: #777; font-size: 0.8rem; }}
+</style>
+</head>
+<body>
+<h1>{esc(title)}</h1>
+<p>Best model: <strong>{esc(best.model)}</strong> with MAE {_cell(best.metrics["mae"])} on
+{board.val_size} validation points per series.</p>
+<h2>Leaderboard</h2>
+{table}
+<h2>Data</h2>
+{definition_list(summary)}
+<h2>Settings</h2>
+{definition_list(settings)}
+<h2>Figures</h2>
+{"".join(images)}
+<footer>Made by seqcast {esc(__version__)}.</footer>
+</body>
+</html>
+"""
