@@ -155,7 +155,7 @@ def plot_residuals(
     over_time.axhline(0.0, color="black", linewidth=0.8)
     over_time.set_title(f"{result.model}: residuals on the validation part")
     over_time.set_xlabel(xlabel)
-    over_time.set_ylabel(f"actual − forecast ({data.targets[target]})")
+    over_time.set_ylabel("actual − forecast")
     over_time.grid(True, alpha=0.3)
     histogram.hist(residuals, bins=30, color="C0", alpha=0.8, orientation="horizontal")
     histogram.set_xlabel("count")
