@@ -32,7 +32,7 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> ReportResult:
 class _Collector(HTMLParser):
     """Collects tags, attributes and unclosed elements of a document."""
 
-    VOID = {"meta", "img", "br", "hr", "link", "input"}
+    VOID = frozenset({"meta", "img", "br", "hr", "link", "input"})
 
     def __init__(self) -> None:
         super().__init__()

@@ -95,7 +95,11 @@ class NeuralForecaster(Forecaster):
 
     @property
     def radius(self) -> int:
-        """Half-width K of the seasonal neighbourhood: up to 5 steps, a quarter period at most."""
+        """Half-width K of the seasonal neighbourhood: up to 5 steps, a quarter period at most,
+        for one-step forecasts; 0 for longer horizons, whose T seasonal values already overlap
+        (else the output layer would see T·(2K+1) values per target)."""
+        if self.horizon > 1:
+            return 0
         return max(0, min(5, self.season // 4))
 
     @property

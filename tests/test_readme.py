@@ -1,0 +1,29 @@
+"""The README's Python example runs as written."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def test_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks, "the README has no Python example"
+    exec(compile(blocks[0], str(README), "exec"), {"__name__": "readme"})
+    printed = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in printed[:3]] == ["naive", "snaive", "rnn"]
+    assert printed[-1] == "(1, 5, 1)"
+
+
+def test_first_commands_are_setup_and_tests() -> None:
+    text = README.read_text()
+    first = re.search(r"```bash\n(.*?)```", text, flags=re.S)
+    assert first is not None
+    lines = [line for line in first.group(1).splitlines() if line and not line.startswith("#")]
+    assert "constraints.txt" in lines[0] and "seqcast demo" in lines[0]
+    ci = (README.parent / ".ci" / "run").read_text()
+    assert lines[1] in ci  # CI runs exactly the README's test command
