@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import math
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -118,6 +119,7 @@ class History:
         train_loss: mean training loss per epoch.
         val_loss: validation loss per epoch (empty without a validation slice).
         lr: learning rate at the end of each epoch.
+        epoch_seconds: wall time of each epoch (training steps and validation).
         best_epoch: 1-based epoch whose weights were kept.
         stop_reason: ``completed``, ``early-stopped`` or ``diverged``.
         message: explanation when training stopped abnormally.
@@ -126,6 +128,7 @@ class History:
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
     lr: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
     best_epoch: int = 0
     stop_reason: str = "completed"
     message: str = ""
@@ -139,6 +142,7 @@ class History:
             "train_loss": self.train_loss,
             "val_loss": self.val_loss,
             "lr": self.lr,
+            "epoch_seconds": self.epoch_seconds,
             "best_epoch": self.best_epoch,
             "stop_reason": self.stop_reason,
             "message": self.message,
@@ -229,6 +233,7 @@ def train(
     progress = _Progress(config.epochs, quiet=config.quiet)
     try:
         for epoch in range(1, config.epochs + 1):
+            started = time.perf_counter()
             model.train()
             total = 0.0
             exploded: float | None = None
@@ -267,6 +272,7 @@ def train(
             if val_loss is not None:
                 history.val_loss.append(val_loss)
             history.lr.append(float(optimizer.param_groups[0]["lr"]))
+            history.epoch_seconds.append(time.perf_counter() - started)
             score = val_loss if val_loss is not None else after
             if config.schedule == "plateau":
                 scheduler.step(score)
