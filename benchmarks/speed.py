@@ -133,10 +133,13 @@ def inference() -> None:
 
 
 MEMORY_CHILD = """
-import resource, sys
 import numpy as np
 from seqcast.data.windows import make_windows, iterate_batches
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+def status(key):  # VmHWM is the peak RSS of this process; unlike getrusage it is reset by exec
+    for line in open("/proc/self/status"):
+        if line.startswith(key):
+            return int(line.split()[1]) * 1024
+before = status("VmHWM")  # after imports, before the series
 series = np.random.default_rng(0).standard_normal((10_000_000, 1))
 windows = make_windows(series, window=365, horizon=1)
 total = 0.0
@@ -144,7 +147,7 @@ for index in iterate_batches(len(windows), 4096, seed=0):
     total += float(windows.inputs[index].sum())  # one copied mini-batch at a time
     break
 total += float(windows.inputs[::100_000].sum()) + float(windows.targets[-1].sum())
-peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+peak = status("VmHWM")
 print(series.nbytes, before, peak, len(windows), windows.inputs.shape[1])
 """
 

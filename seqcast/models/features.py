@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from seqcast.data.scaling import Scaler
+
 __all__ = ["InputSpec", "ModelInputs", "build_inputs"]
 
 
@@ -98,20 +100,29 @@ class ModelInputs:
     level: np.ndarray
 
 
-def build_inputs(contexts: np.ndarray, spec: InputSpec) -> ModelInputs:
-    """Cuts model inputs from scaled contexts.
+def build_inputs(
+    contexts: np.ndarray, spec: InputSpec, scaler: Scaler | None = None
+) -> ModelInputs:
+    """Cuts model inputs from contexts.
 
     Args:
-        contexts: (B, C, F) scaled past values ending just before each origin, C ≥
+        contexts: (B, C, F) past values ending just before each origin, C ≥
             ``spec.context_length`` (a strided view is fine: only the needed slices are copied).
         spec: the input layout.
+        scaler: applied to the slices that are used (contexts are then on the original
+            scale); None when the contexts are scaled already. Scaling only the slices saves
+            transforming all C steps of every context.
 
     Returns:
         float32 inputs for the network.
     """
     length = contexts.shape[1]
     targets = slice(0, spec.n_targets)
-    window = contexts[:, length - spec.window :]  # (B, L, F)
+
+    def scaled(values: np.ndarray, channels: slice = slice(None)) -> np.ndarray:
+        return values if scaler is None else scaler.transform(values, channels)
+
+    window = scaled(contexts[:, length - spec.window :])  # (B, L, F)
     level = window[:, :, targets].mean(axis=1, keepdims=True)  # (B, 1, Ft)
     shifted = np.array(window, dtype=np.float32)
     shifted[:, :, targets] -= level
@@ -119,9 +130,9 @@ def build_inputs(contexts: np.ndarray, spec: InputSpec) -> ModelInputs:
         empty = np.zeros((contexts.shape[0], 0), dtype=np.float32)
         return ModelInputs(window=shifted, season=empty, level=level.astype(np.float32))
     start = length - spec.window - spec.season + spec.lead
-    lagged = contexts[:, start : start + spec.window, targets] - level  # y[s + D − P]: (B, L, Ft)
+    lagged = scaled(contexts[:, start : start + spec.window, targets], targets) - level
     positions = length + spec.head_offsets.ravel()  # (T·(2K+1),)
-    season = contexts[:, positions, targets] - level  # (B, T·(2K+1), Ft)
+    season = scaled(contexts[:, positions, targets], targets) - level  # (B, T·(2K+1), Ft)
     return ModelInputs(
         window=np.concatenate([shifted, lagged.astype(np.float32)], axis=2),
         season=season.reshape(contexts.shape[0], -1).astype(np.float32),

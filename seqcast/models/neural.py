@@ -228,7 +228,7 @@ class NeuralForecaster(Forecaster):
 
     # --------------------------------------------------------------------------- forecasting
     def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:
-        inputs = build_inputs(self.scaler_.transform(context), self.spec)
+        inputs = build_inputs(context, self.spec, self.scaler_)
         out = self.forward_scaled(inputs)  # (B, T, Ft)
         return self.scaler_.inverse_transform(out, slice(0, self.n_targets_))
 
