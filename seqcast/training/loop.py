@@ -163,11 +163,14 @@ def make_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.op
     params = model.parameters()
     if config.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay
+            params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay, foreach=True
         )
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(params, lr=lr, weight_decay=config.weight_decay or 1e-2)
-    return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay)
+        return torch.optim.AdamW(
+            params, lr=lr, weight_decay=config.weight_decay or 1e-2, foreach=True
+        )
+    # foreach: one vectorised update for all tensors; PyTorch's CPU default loops over them.
+    return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay, foreach=True)
 
 
 def batch_loss(
