@@ -10,6 +10,7 @@ import json
 import sys
 import time
 import warnings
+from dataclasses import fields
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -169,8 +170,11 @@ def _leaderboard_table(board: Leaderboard) -> Table:
     return table
 
 
-def _options(**given: Any) -> ModelOptions:
-    return ModelOptions(**{k: v for k, v in given.items() if v is not None})
+def _options(arguments: dict[str, Any], **overrides: Any) -> ModelOptions:
+    """ModelOptions from a command's arguments (those it has and that were given)."""
+    names = {f.name for f in fields(ModelOptions)}
+    given = {k: v for k, v in {**arguments, **overrides}.items() if k in names and v is not None}
+    return ModelOptions(**given)
 
 
 # ------------------------------------------------------------------------------ commands
@@ -226,25 +230,7 @@ def backtest_command(
     )
     splits = resolve_splits(series, val_size, val_frac, split_time)
     period = resolve_season(season, series, splits)
-    options = _options(
-        window=window,
-        horizon=horizon,
-        season=period,
-        seed=seed,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        cell=cell,
-        bidirectional=bidirectional,
-        dropout=dropout,
-        loss=loss,
-        optimizer=optimizer,
-        patience=patience,
-        seq2seq=seq2seq,
-        quiet=quiet,
-    )
+    options = _options(locals(), season=period)
     for name in model:
         create(name, options)  # unknown names fail before any work
     board = run_leaderboard(
@@ -296,25 +282,7 @@ def fit(
     )
     lengths = [len(s) for s in series.series]
     period = resolve_season(season, series, lengths)
-    options = _options(
-        window=window,
-        horizon=horizon,
-        season=period,
-        seed=seed,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        cell=cell,
-        bidirectional=bidirectional,
-        dropout=dropout,
-        loss=loss,
-        optimizer=optimizer,
-        patience=patience,
-        seq2seq=seq2seq,
-        quiet=quiet,
-    )
+    options = _options(locals(), season=period)
     forecaster = create(model, options)
     needed = forecaster.context_length + horizon
     for s, n in zip(series.series, lengths, strict=True):
@@ -423,21 +391,7 @@ def lr_find(
     )
     splits = resolve_splits(series, val_size, val_frac, split_time)
     period = resolve_season(season, series, splits)
-    options = _options(
-        window=window,
-        horizon=horizon,
-        season=period,
-        seed=seed,
-        batch_size=batch_size,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        cell=cell,
-        bidirectional=bidirectional,
-        dropout=dropout,
-        loss=loss,
-        optimizer=optimizer,
-        quiet=quiet,
-    )
+    options = _options(locals(), season=period)
     forecaster = create(model, options)
     if not isinstance(forecaster, NeuralForecaster):
         raise DataError(f"lr-find needs a neural model; '{model}' has no learning rate")
@@ -528,24 +482,7 @@ def report(
     )
     splits = resolve_splits(series, val_size, val_frac, split_time)
     period = resolve_season(season, series, splits)
-    options = _options(
-        window=window,
-        horizon=horizon,
-        season=period,
-        seed=seed,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        hidden_size=hidden_size,
-        num_layers=num_layers,
-        cell=cell,
-        bidirectional=bidirectional,
-        dropout=dropout,
-        loss=loss,
-        optimizer=optimizer,
-        patience=patience,
-        quiet=quiet,
-    )
+    options = _options(locals(), season=period)
     names = model or [
         m for m in LADDER if period > 1 or m not in ("snaive", "diff-ma", "diff-ma-smooth")
     ]
