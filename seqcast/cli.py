@@ -88,6 +88,9 @@ Optimizer = Annotated[str | None, typer.Option("--optimizer", help="Optimiser: a
 Patience = Annotated[
     int | None, typer.Option("--patience", help="Early-stopping patience; 0 trains all epochs.")
 ]
+Schedule = Annotated[
+    str | None, typer.Option("--schedule", help="Learning-rate schedule: plateau|onecycle|none.")
+]
 Seq2seq = Annotated[bool | None, typer.Option("--seq2seq", help="Loss at every input step.")]
 
 
@@ -221,6 +224,7 @@ def backtest_command(
     optimizer: Optimizer = None,
     patience: Patience = None,
     seq2seq: Seq2seq = None,
+    schedule: Schedule = None,
     quiet: Quiet = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
 ) -> None:
@@ -274,6 +278,7 @@ def fit(
     optimizer: Optimizer = None,
     patience: Patience = None,
     seq2seq: Seq2seq = None,
+    schedule: Schedule = None,
     quiet: Quiet = False,
 ) -> None:
     """Fit a model on the whole series and save it to a folder."""
@@ -472,6 +477,7 @@ def report(
     loss: Loss = None,
     optimizer: Optimizer = None,
     patience: Patience = None,
+    schedule: Schedule = None,
     quiet: Quiet = False,
 ) -> None:
     """Backtest models on your data and write an HTML report with figures."""

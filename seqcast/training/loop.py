@@ -82,7 +82,9 @@ class TrainConfig:
                 f"unknown --optimizer '{self.optimizer}'; choose from {', '.join(OPTIMIZERS)}"
             )
         if self.schedule not in SCHEDULES:
-            raise SeqcastError(f"unknown schedule '{self.schedule}'")
+            raise SeqcastError(
+                f"unknown --schedule '{self.schedule}'; choose from {', '.join(SCHEDULES)}"
+            )
         if self.patience < 0:
             raise SeqcastError(f"--patience must be 0 or more, got {self.patience}")
 
