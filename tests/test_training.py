@@ -316,5 +316,7 @@ def test_history_of_a_real_training_round_trips() -> None:
 
 
 def test_unknown_schedule_is_refused() -> None:
-    with pytest.raises(SeqcastError, match="unknown schedule 'cosine'"):
+    with pytest.raises(
+        SeqcastError, match="unknown --schedule 'cosine'; choose from plateau, onecycle, none"
+    ):
         train(Constant(), constant_data(1.0), None, gd_config(schedule="cosine"))
