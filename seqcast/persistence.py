@@ -71,18 +71,19 @@ class SavedModel:
         )
 
 
-def describe_data(data: SeriesData) -> dict[str, Any]:
-    """The JSON description of training data that ``predict`` and the service need."""
+def describe_data(data: SeriesData, ends: list[int] | None = None) -> dict[str, Any]:
+    """The JSON description of training data that ``predict`` and the service need.
+
+    ``ends`` gives, per series, how many leading steps the model saw (default: all); the
+    recorded length and last timestamp are those of that part.
+    """
     series = []
-    for s in data.series:
+    for s, end in zip(data.series, ends or [len(s) for s in data.series], strict=True):
         last: Any = None
         if s.time is not None:
-            last = (
-                s.time[-1].isoformat()
-                if isinstance(s.time, pd.DatetimeIndex)
-                else float(s.time[-1])
-            )
-        series.append({"id": s.series_id, "length": len(s), "last_time": last})
+            stamp = s.time[end - 1]
+            last = stamp.isoformat() if isinstance(stamp, pd.Timestamp) else float(stamp)
+        series.append({"id": s.series_id, "length": end, "last_time": last})
     return {
         "source": data.source,
         "columns": list(data.columns),
@@ -122,14 +123,9 @@ def save_model(
     ends = training_ends or [len(s) for s in data.series]
     arrays = {f"state.{k}": np.ascontiguousarray(v) for k, v in forecaster.get_state().items()}
     steps = forecaster.context_length
-    description = describe_data(data)
+    description = describe_data(data, ends)
     for i, (series, end) in enumerate(zip(data.series, ends, strict=True)):
         arrays[f"context.{i}"] = np.ascontiguousarray(series.values[max(0, end - steps) : end])
-        entry = description["series"][i]
-        entry["length"] = end
-        if series.time is not None:
-            last = series.time[end - 1]
-            entry["last_time"] = last.isoformat() if isinstance(last, pd.Timestamp) else float(last)
     weights = save_safetensors(arrays)
     config = {
         "format": FORMAT,

@@ -12,34 +12,17 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli_runner import Run, run_main
 
 from seqcast.cli import main
 from seqcast.data import load_dataset
 from seqcast.errors import DataError
 from seqcast.persistence import load_model
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> Run:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return Run(code, captured.out, captured.err)
 
 
 def console_script() -> str:

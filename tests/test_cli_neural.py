@@ -9,14 +9,13 @@ from __future__ import annotations
 import io
 import json
 import re
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli_runner import Run, run_main
 
-from seqcast.cli import main
 from seqcast.data import load_dataset, synthetic_series
 from seqcast.models.neural import NeuralForecaster
 from seqcast.persistence import load_model
@@ -26,23 +25,6 @@ N_POINTS = 200
 VAL_SIZE = 40
 TINY = ("--epochs", "2", "--hidden-size", "4", "--window", "6", "--batch-size", "64",
         "--season", "1")  # fmt: skip
-
-
-@dataclass
-class Run:
-    code: int
-    out: str
-    err: str
-
-
-def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> Run:
-    try:
-        main(list(args))
-        code = 0
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    captured = capsys.readouterr()
-    return Run(code, captured.out, captured.err)
 
 
 def assert_one_error_line(run: Run, *fragments: str) -> None:

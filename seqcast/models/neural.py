@@ -18,7 +18,7 @@ from seqcast.errors import DataError
 from seqcast.forecaster import Forecaster, ModelOptions
 from seqcast.models.features import InputSpec, ModelInputs, build_inputs
 from seqcast.models.networks import ForecastNet
-from seqcast.training.loop import History, TrainConfig, TrainData, seed_everything, train
+from seqcast.training.loop import History, TrainConfig, TrainData, train
 from seqcast.training.lr_finder import LRFinderResult, find_lr
 
 __all__ = ["NeuralForecaster"]
@@ -151,7 +151,7 @@ class NeuralForecaster(Forecaster):
     # --------------------------------------------------------------------------- training
     def _fit(self, series: list[np.ndarray]) -> None:
         fit_data, stop_data = self._prepare(series)
-        seed_everything(self.seed)
+        torch.manual_seed(self.seed)  # the network's initial weights
         self.network_ = self.build_network(self.spec)
         self.network_.init_linear(fit_data.window, fit_data.season, fit_data.target)
         self.history_ = train(self.network_, fit_data, stop_data, self.train_config())
@@ -169,7 +169,7 @@ class NeuralForecaster(Forecaster):
         self.n_features_ = int(series[0].shape[1])
         self.n_targets_ = int(n_targets)
         fit_data, _ = self._prepare([np.asarray(s, dtype=np.float64) for s in series])
-        seed_everything(self.seed)
+        torch.manual_seed(self.seed)  # the network's initial weights
         return find_lr(self.build_network(self.spec), fit_data, self.train_config())
 
     def _prepare(self, series: list[np.ndarray]) -> tuple[TrainData, TrainData | None]:

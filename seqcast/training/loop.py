@@ -11,7 +11,6 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 from torch import nn
 
@@ -339,9 +338,3 @@ class _Progress:
     def close(self) -> None:
         if self.bar is not None:
             self.bar.stop()
-
-
-def seed_everything(seed: int) -> None:
-    """Seeds PyTorch and numpy's legacy generator."""
-    torch.manual_seed(seed)
-    np.random.seed(seed % 2**32)
