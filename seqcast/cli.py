@@ -545,7 +545,7 @@ def serve(
     try:
         from seqcast.serving.server import serve as run_server
     except ModuleNotFoundError as exc:
-        raise SeqcastError(f"{exc}: pip install 'seqcast[serve]'") from exc
+        raise SeqcastError(str(exc)) from exc  # the message already gives the install hint
 
     run_server(
         model_dir,
