@@ -444,13 +444,15 @@ def test_loss_and_optimizer_names_map_to_torch() -> None:
     assert loss_function("huber").delta == 1.0  # type: ignore[attr-defined]
     from seqcast.training.loop import TrainConfig
 
-    net = nn.Linear(2, 1)
+    flat = nn.Parameter(torch.zeros(3))
     kinds = {
-        name: type(make_optimizer(net, TrainConfig(optimizer=name), 0.5)) for name in OPTIMIZERS
+        name: make_optimizer(flat, TrainConfig(optimizer=name), 0.5).kind for name in OPTIMIZERS
     }
-    assert kinds == {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
-    sgd = make_optimizer(net, TrainConfig(optimizer="sgd"), 0.5)
+    assert kinds == {"adam": "adam", "adamw": "adamw", "sgd": "sgd"}
+    sgd = make_optimizer(flat, TrainConfig(optimizer="sgd"), 0.5)
     assert sgd.param_groups[0]["lr"] == 0.5 and sgd.param_groups[0]["momentum"] == 0.9
+    adamw = make_optimizer(flat, TrainConfig(optimizer="adamw"), 0.5)
+    assert adamw.param_groups[0]["weight_decay"] == 1e-2  # AdamW's usual default
 
 
 @pytest.mark.parametrize(

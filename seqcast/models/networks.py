@@ -12,6 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from seqcast.models.tanh_stack import tanh_stack
+
 __all__ = ["DenseConfig", "DenseNet", "ForecastNet", "RecurrentConfig", "RecurrentNet"]
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
@@ -116,15 +118,36 @@ class RecurrentNet(nn.Module):
             self.head.weight[:, hidden:] = weight
             self.head.bias[:] = bias
 
-    def sequence(self, window: torch.Tensor) -> torch.Tensor:
-        """The top layer's output at every step: (B, L, F_in) -> (B, L, H·directions)."""
+    def sequence(self, window: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """The top layer's output at every step: (B, L, F_in) -> (B, L, H·directions).
+
+        With ``last_only`` a unidirectional stack may return the last step only, (B, 1, H).
+        """
         x = window
         if self.conv is not None:
             # Left padding only, so step s never sees steps after s: (B, L, F) -> (B, F, L).
             x = nn.functional.pad(x.transpose(1, 2), (self.config.conv_kernel - 1, 0))
             x = torch.relu(self.conv(x)).transpose(1, 2)  # (B, C_conv, L) -> (B, L, C_conv)
+        if self._fast_path():
+            names = [
+                f"{kind}_l{layer}"
+                for layer in range(self.config.num_layers)
+                for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+            ]
+            weights = [getattr(self.rnn, name) for name in names]
+            return tanh_stack(x, weights, self.rnn.num_layers, last_only)
         output, _ = self.rnn(x)
         return output  # type: ignore[no-any-return]
+
+    def _fast_path(self) -> bool:
+        """Whether :func:`tanh_stack` computes what ``self.rnn`` would: a unidirectional tanh
+        stack without dropout in play."""
+        config = self.config
+        return (
+            config.cell == "rnn"
+            and not config.bidirectional
+            and not (config.dropout and self.training and config.num_layers > 1)
+        )
 
     def forward(
         self, window: torch.Tensor, season: torch.Tensor, steps: bool = False
@@ -134,7 +157,8 @@ class RecurrentNet(nn.Module):
         With ``steps`` it also returns a forecast from every step's state, (B, L, T, Ft), for
         sequence-to-sequence training.
         """
-        sequence = self.sequence(window)  # (B, L, H·dirs)
+        # (B, L, H·dirs); the last step alone when that is all the output layer needs.
+        sequence = self.sequence(window, last_only=not (steps or self.config.bidirectional))
         if self.config.bidirectional:
             half = self.config.hidden_size
             # Forward direction's last step, backward direction's first (both saw everything).

@@ -16,6 +16,7 @@ from torch import nn
 
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
+from seqcast.training.flat import FlatOptimizer, FlatParameters
 
 __all__ = ["LOSSES", "OPTIMIZERS", "History", "TrainConfig", "TrainData", "TrainingError", "train"]
 
@@ -24,6 +25,9 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("plateau", "onecycle", "none")
 #: A loss this many times the untrained model's (at least 1e-3) counts as divergence.
 EXPLOSION_FACTOR = 1e3
+#: Without a validation slice, each epoch's weights are scored on at most this many training
+#: windows, evenly spaced: the score costs a fraction of an epoch however long the series.
+SCORE_WINDOWS = 256
 
 
 class TrainingError(SeqcastError):
@@ -159,19 +163,13 @@ def loss_function(name: str) -> nn.Module:
     return {"huber": nn.HuberLoss(delta=1.0), "mse": nn.MSELoss(), "mae": nn.L1Loss()}[name]
 
 
-def make_optimizer(model: nn.Module, config: TrainConfig, lr: float) -> torch.optim.Optimizer:
-    """The optimiser for ``config.optimizer`` at rate ``lr``."""
-    params = model.parameters()
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=lr, momentum=config.momentum, weight_decay=config.weight_decay, foreach=True
-        )
+def make_optimizer(flat: torch.Tensor, config: TrainConfig, lr: float) -> FlatOptimizer:
+    """The optimiser for ``config.optimizer`` at rate ``lr`` over a flat parameter tensor
+    (AdamW's decoupled weight decay defaults to 1e-2)."""
+    decay = config.weight_decay
     if config.optimizer == "adamw":
-        return torch.optim.AdamW(
-            params, lr=lr, weight_decay=config.weight_decay or 1e-2, foreach=True
-        )
-    # foreach: one vectorised update for all tensors; PyTorch's CPU default loops over them.
-    return torch.optim.Adam(params, lr=lr, weight_decay=config.weight_decay, foreach=True)
+        decay = decay or 1e-2
+    return FlatOptimizer(flat, config.optimizer, lr, weight_decay=decay, momentum=config.momentum)
 
 
 def batch_loss(
@@ -203,7 +201,8 @@ def train(
     """Trains ``model`` in place and keeps the weights of the best epoch.
 
     The best epoch is the one with the lowest validation loss (without a validation slice, the
-    lowest training loss measured after the epoch); the untrained weights count as epoch 0. A
+    lowest training loss measured after the epoch, on up to :data:`SCORE_WINDOWS` evenly spaced
+    training windows); the untrained weights count as epoch 0. A
     non-finite loss, or one a thousand times the untrained model's, stops training: the best
     weights so far are kept and :attr:`History.message` says what to try.
 
@@ -213,7 +212,8 @@ def train(
     """
     config.check()
     loss_fn = loss_function(config.loss)
-    optimizer = make_optimizer(model, config, config.lr)
+    parameters = FlatParameters(model)
+    optimizer = make_optimizer(parameters.flat, config, config.lr)
     steps_per_epoch = math.ceil(len(data) / config.batch_size)
     scheduler: Any = None
     if config.schedule == "onecycle":
@@ -227,7 +227,8 @@ def train(
     history = History()
     # The untrained model is the reference: its loss scales the explosion test, and its
     # weights are the best so far until an epoch does better.
-    reference = evaluate(model, data, loss_fn)
+    scored = data.take(torch.linspace(0, len(data) - 1, min(len(data), SCORE_WINDOWS)).long())
+    reference = evaluate(model, scored, loss_fn)
     if not math.isfinite(reference):
         raise TrainingError("the untrained model already gives a non-finite loss; check the data")
     limit = EXPLOSION_FACTOR * max(reference, 1e-3)
@@ -248,18 +249,20 @@ def train(
                 if not math.isfinite(value) or value > limit:
                     exploded = value
                     break
-                optimizer.zero_grad(set_to_none=True)
+                parameters.grad.zero_()
                 loss.backward()  # type: ignore[no-untyped-call]
                 if config.clip_norm:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-                optimizer.step()
+                    parameters.clip_(config.clip_norm)
                 if config.schedule == "onecycle":
+                    optimizer.step()  # the scheduler checks that step() ran
                     scheduler.step()
+                else:
+                    optimizer.update()  # step() without torch.optim's profiling wrapper
                 total += value * len(batch)
             # Without a validation slice, score the weights as they stand after the epoch.
             after = math.nan
             if exploded is None and validation is None:
-                after = evaluate(model, data, loss_fn)
+                after = evaluate(model, scored, loss_fn)
                 if not (math.isfinite(after) and after <= limit):
                     exploded = after
             if exploded is not None:
@@ -291,6 +294,7 @@ def train(
                 break
     finally:
         progress.close()
+        parameters.release()
     model.load_state_dict(best_state)
     model.eval()
     return history

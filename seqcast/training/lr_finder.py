@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from seqcast.data.windows import iterate_batches
+from seqcast.training.flat import FlatParameters
 from seqcast.training.loop import TrainConfig, TrainData, batch_loss, loss_function, make_optimizer
 
 __all__ = ["LRFinderResult", "find_lr"]
@@ -65,7 +66,8 @@ def find_lr(
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
     saved = copy.deepcopy(model.state_dict())
     loss_fn = loss_function(config.loss)
-    optimizer = make_optimizer(model, config, start_lr)
+    parameters = FlatParameters(model)
+    optimizer = make_optimizer(parameters.flat, config, start_lr)
     total_steps = math.floor(math.log10(end_lr / start_lr) * steps_per_decade + 1e-9) + 1
     lrs: list[float] = []
     losses: list[float] = []
@@ -97,14 +99,15 @@ def find_lr(
                 best = min(best, corrected)
                 if corrected > stop_factor * best:
                     raise StopIteration
-                optimizer.zero_grad(set_to_none=True)
+                parameters.grad.zero_()
                 loss.backward()  # type: ignore[no-untyped-call]
                 if config.clip_norm:
-                    nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
+                    parameters.clip_(config.clip_norm)
                 optimizer.step()
     except StopIteration:
         pass
     finally:
+        parameters.release()
         model.load_state_dict(saved)
     if not lrs:
         raise ValueError("the learning-rate sweep recorded no finite loss")

@@ -1,0 +1,139 @@
+"""All trainable tensors in one flat buffer, and an optimiser that updates it in a few operations.
+
+A recurrent forecaster has about a dozen small tensors. ``torch.optim.Adam`` then spends most of
+a step in per-tensor Python bookkeeping, and so do gradient clipping and zeroing; on a CPU with
+a batch of 32 windows that costs as much as the forward pass. Here every parameter is a view
+into one buffer and every gradient a view into another, so clipping is one norm, zeroing one
+fill, and an Adam step seven tensor operations.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import nn
+
+__all__ = ["FlatOptimizer", "FlatParameters"]
+
+
+class FlatParameters:
+    """A model's trainable tensors as views into one flat buffer, their gradients as views
+    into another.
+
+    Autograd accumulates into existing gradients in place, so after ``backward`` the flat
+    gradient holds every tensor's. :meth:`release` gives each tensor its own storage back.
+    """
+
+    def __init__(self, model: nn.Module) -> None:
+        self.tensors = [p for p in model.parameters() if p.requires_grad]
+        dtypes = {p.dtype for p in self.tensors}
+        if len(dtypes) != 1:
+            raise ValueError("FlatParameters needs the trainable tensors to share one dtype")
+        total = sum(p.numel() for p in self.tensors)
+        self.flat = nn.Parameter(torch.empty(total, dtype=dtypes.pop()))
+        self.flat.grad = torch.zeros_like(self.flat)
+        offset = 0
+        with torch.no_grad():
+            for tensor in self.tensors:
+                part = slice(offset, offset + tensor.numel())
+                self.flat[part] = tensor.reshape(-1)
+                tensor.data = self.flat.data[part].view_as(tensor)
+                tensor.grad = self.flat.grad[part].view_as(tensor)
+                offset += tensor.numel()
+
+    @property
+    def grad(self) -> torch.Tensor:
+        """Every gradient, flat: (P,)."""
+        grad = self.flat.grad
+        assert grad is not None
+        return grad
+
+    def clip_(self, max_norm: float) -> None:
+        """Scales the gradients down to an overall norm of at most ``max_norm``."""
+        norm = float(torch.linalg.vector_norm(self.grad))
+        if norm > max_norm:
+            self.grad.mul_(max_norm / (norm + 1e-6))
+
+    def release(self) -> None:
+        """Gives each tensor its own storage again and drops the gradients."""
+        for tensor in self.tensors:
+            tensor.data = tensor.data.clone()
+            tensor.grad = None
+
+
+class FlatOptimizer(torch.optim.Optimizer):
+    """Adam, AdamW or SGD with momentum over one flat tensor.
+
+    The update rules are those of ``torch.optim.Adam``, ``AdamW`` and ``SGD`` (no amsgrad,
+    no Nesterov, no dampening), tested against them. Learning-rate schedulers work as with
+    those: they change ``lr``, and one-cycle also ``betas`` or ``momentum``, in
+    ``param_groups``.
+    """
+
+    def __init__(
+        self,
+        flat: torch.Tensor,
+        kind: str,
+        lr: float,
+        weight_decay: float = 0.0,
+        momentum: float = 0.9,
+        betas: tuple[float, float] = (0.9, 0.999),
+        eps: float = 1e-8,
+    ) -> None:
+        if kind not in ("adam", "adamw", "sgd"):
+            raise ValueError(f"unknown optimiser {kind!r}")
+        defaults: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay}
+        if kind == "sgd":
+            defaults["momentum"] = momentum
+        else:
+            defaults.update(betas=betas, eps=eps)
+        super().__init__([flat], defaults)
+        self.kind = kind
+
+    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
+        """One update (``torch.optim`` wraps this in profiling hooks; :meth:`update` is bare)."""
+        loss = closure() if closure is not None else None
+        self.update()
+        return loss
+
+    @torch.no_grad()
+    def update(self) -> None:
+        """One update from the gradient of the flat tensor."""
+        group = self.param_groups[0]
+        param: torch.Tensor = group["params"][0]
+        grad = param.grad
+        if grad is None:
+            return
+        state = self.state[param]
+        lr, decay = group["lr"], group["weight_decay"]
+        if self.kind == "sgd":
+            if decay:
+                grad = grad.add(param, alpha=decay)
+            buffer = state.get("momentum_buffer")
+            if group["momentum"] == 0:
+                buffer = grad
+            elif buffer is None:
+                buffer = state["momentum_buffer"] = grad.clone()
+            else:
+                buffer.mul_(group["momentum"]).add_(grad)
+            param.add_(buffer, alpha=-lr)
+            return
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = torch.zeros_like(param)
+            state["exp_avg_sq"] = torch.zeros_like(param)
+        state["step"] += 1
+        step = state["step"]
+        beta1, beta2 = group["betas"]
+        if self.kind == "adamw":
+            param.mul_(1.0 - lr * decay)
+        elif decay:
+            grad = grad.add(param, alpha=decay)
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        exp_avg.lerp_(grad, 1.0 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
+        denom = exp_avg_sq.sqrt().div_(math.sqrt(1.0 - beta2**step)).add_(group["eps"])
+        param.addcdiv_(exp_avg, denom, value=-lr / (1.0 - beta1**step))

@@ -1,0 +1,117 @@
+"""The flat parameter buffer and its optimiser, against torch.optim as the oracle."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from seqcast.training.flat import FlatOptimizer, FlatParameters
+
+
+def model() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(3, 5), nn.Tanh(), nn.Linear(5, 2))
+
+
+def loss_of(net: nn.Module, step: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(step)
+    x = torch.randn(8, 3, generator=generator)
+    return (net(x) ** 2).mean()
+
+
+@pytest.mark.parametrize(
+    ("kind", "settings", "reference"),
+    [
+        ("adam", {}, lambda p: torch.optim.Adam(p, lr=0.05)),
+        ("adam", {"weight_decay": 0.1}, lambda p: torch.optim.Adam(p, lr=0.05, weight_decay=0.1)),
+        ("adamw", {"weight_decay": 0.1}, lambda p: torch.optim.AdamW(p, lr=0.05, weight_decay=0.1)),
+        ("sgd", {"momentum": 0.9}, lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9)),
+        (
+            "sgd",
+            {"momentum": 0.0, "weight_decay": 0.1},
+            lambda p: torch.optim.SGD(p, lr=0.05, weight_decay=0.1),
+        ),
+    ],
+)
+def test_flat_optimiser_follows_torch_optim(
+    kind: str, settings: dict[str, Any], reference: Any
+) -> None:
+    ours, theirs = model(), model()
+    flat = FlatParameters(ours)
+    optimizer = FlatOptimizer(flat.flat, kind, 0.05, **settings)
+    peer = reference(list(theirs.parameters()))
+    for step in range(12):
+        flat.grad.zero_()
+        loss_of(ours, step).backward()  # type: ignore[no-untyped-call]
+        optimizer.update() if step % 2 else optimizer.step()
+        peer.zero_grad()
+        loss_of(theirs, step).backward()  # type: ignore[no-untyped-call]
+        peer.step()
+    flat.release()
+    for mine, want in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(mine, want, rtol=1e-5, atol=1e-6)
+        assert mine.grad is None  # released
+
+
+def test_parameters_are_views_and_gradients_accumulate_into_the_flat_buffer() -> None:
+    net = model()
+    before = [p.detach().clone() for p in net.parameters()]
+    flat = FlatParameters(net)
+    assert flat.flat.numel() == sum(p.numel() for p in net.parameters())
+    for p, b in zip(net.parameters(), before, strict=True):
+        torch.testing.assert_close(p.detach(), b)  # same values, now in the buffer
+    loss_of(net, 0).backward()  # type: ignore[no-untyped-call]
+    by_hand = torch.cat([p.grad.reshape(-1) for p in net.parameters() if p.grad is not None])
+    torch.testing.assert_close(flat.grad, by_hand)
+    assert flat.grad.abs().sum() > 0
+    with torch.no_grad():
+        flat.flat.add_(1.0)  # an update of the buffer is an update of the model
+    for p, b in zip(net.parameters(), before, strict=True):
+        torch.testing.assert_close(p.detach(), b + 1.0)
+    flat.release()
+    with torch.no_grad():
+        flat.flat.add_(1.0)  # released: the model no longer shares the buffer
+    for p, b in zip(net.parameters(), before, strict=True):
+        torch.testing.assert_close(p.detach(), b + 1.0)
+
+
+def test_clip_scales_the_whole_gradient_to_the_norm() -> None:
+    net = model()
+    flat = FlatParameters(net)
+    (100 * loss_of(net, 1)).backward()  # type: ignore[no-untyped-call]
+    peer = nn.Parameter(torch.zeros_like(flat.flat))
+    peer.grad = flat.grad.clone()
+    torch.nn.utils.clip_grad_norm_([peer], 0.5)
+    flat.clip_(0.5)
+    torch.testing.assert_close(flat.grad, peer.grad)
+    assert float(flat.grad.norm()) == pytest.approx(0.5, rel=1e-4)
+    small = flat.grad.clone()
+    flat.clip_(10.0)  # under the norm: unchanged
+    torch.testing.assert_close(flat.grad, small)
+
+
+def test_one_cycle_schedule_drives_the_flat_optimiser() -> None:
+    flat = nn.Parameter(torch.zeros(2))
+    optimizer = FlatOptimizer(flat, "adam", 0.1)
+    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=10)
+    rates, betas = [], []
+    for _ in range(9):
+        flat.grad = torch.ones(2)
+        optimizer.step()
+        scheduler.step()
+        rates.append(optimizer.param_groups[0]["lr"])
+        betas.append(optimizer.param_groups[0]["betas"][0])
+    assert max(rates) == pytest.approx(0.1, rel=0.05) and rates[-1] < 0.01
+    assert min(betas) == pytest.approx(0.85, abs=0.01) and betas[-1] > 0.9  # momentum cycles too
+
+
+def test_unknown_kind_and_mixed_dtypes_are_refused() -> None:
+    with pytest.raises(ValueError, match="unknown optimiser"):
+        FlatOptimizer(nn.Parameter(torch.zeros(1)), "lbfgs", 0.1)
+    net = nn.Linear(2, 2)
+    net.bias.data = net.bias.data.double()
+    with pytest.raises(ValueError, match="one dtype"):
+        FlatParameters(net)
