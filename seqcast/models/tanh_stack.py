@@ -68,7 +68,13 @@ def _setup(
     if num_layers > 1:
         w_in = torch.cat([w_in, w_in.new_zeros(features, (num_layers - 1) * hidden)], dim=1)
     steps_first = x.transpose(0, 1).reshape(length * batch, features)  # (L·B, F)
-    inputs = torch.addmm(offset, steps_first, w_in, alpha=2.0).view(length, batch, -1)
+    if features <= 4:  # MKL is slow with a tiny inner dimension: sum the outer products
+        inputs = torch.addcmul(offset, steps_first[:, :1], w_in[:1], value=2.0)
+        for f in range(1, features):
+            inputs.addcmul_(steps_first[:, f : f + 1], w_in[f : f + 1], value=2.0)
+    else:
+        inputs = torch.addmm(offset, steps_first, w_in, alpha=2.0)
+    inputs = inputs.view(length, batch, -1)
     return matrix, offset, inputs
 
 
