@@ -91,6 +91,14 @@ Patience = Annotated[
 Schedule = Annotated[
     str | None, typer.Option("--schedule", help="Learning-rate schedule: plateau|onecycle|none.")
 ]
+Transform = Annotated[
+    str | None,
+    typer.Option(
+        "--transform",
+        help="Neural models: auto|none|sqrt|log (auto: a root or log when the noise grows "
+        "with the level).",
+    ),
+]
 Seq2seq = Annotated[bool | None, typer.Option("--seq2seq", help="Loss at every input step.")]
 
 
@@ -225,6 +233,7 @@ def backtest_command(
     patience: Patience = None,
     seq2seq: Seq2seq = None,
     schedule: Schedule = None,
+    transform: Transform = None,
     quiet: Quiet = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
 ) -> None:
@@ -279,6 +288,7 @@ def fit(
     patience: Patience = None,
     seq2seq: Seq2seq = None,
     schedule: Schedule = None,
+    transform: Transform = None,
     quiet: Quiet = False,
 ) -> None:
     """Fit a model on the whole series and save it to a folder."""
@@ -385,6 +395,7 @@ def lr_find(
     dropout: Dropout = None,
     loss: Loss = None,
     optimizer: Optimizer = None,
+    transform: Transform = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="PNG of loss against lr.")] = None,
     quiet: Quiet = False,
 ) -> None:
@@ -478,6 +489,7 @@ def report(
     optimizer: Optimizer = None,
     patience: Patience = None,
     schedule: Schedule = None,
+    transform: Transform = None,
     quiet: Quiet = False,
 ) -> None:
     """Backtest models on your data and write an HTML report with figures."""

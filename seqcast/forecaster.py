@@ -31,7 +31,10 @@ class ModelOptions:
         smooth: width of the centred moving average on past values (``diff-ma-smooth``).
         seed: seed for everything random.
         epochs, batch_size, lr, hidden_size, num_layers, cell, bidirectional, dropout, loss,
-        optimizer, patience, quiet, seq2seq: neural-network settings (see ``seqcast.models``).
+        optimizer, patience, quiet, seq2seq, schedule: neural-network settings (see
+            ``seqcast.models``).
+        transform: variance-stabilising transform of the neural models: ``auto`` (chosen from
+            the training data), ``none``, ``sqrt`` or ``log``.
     """
 
     window: int = 20
@@ -52,6 +55,7 @@ class ModelOptions:
     patience: int | None = None
     seq2seq: bool | None = None
     schedule: str | None = None
+    transform: str | None = None
     quiet: bool = True
 
     def given(self) -> dict[str, Any]:

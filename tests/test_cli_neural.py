@@ -150,6 +150,8 @@ def test_lr_find_prints_the_suggestion_and_writes_a_png(
         ("fit", ("--dropout", "1.5"), ("--dropout must lie in [0, 1), got 1.5",)),
         ("fit", ("--lr", "0"), ("--lr must be a positive number, got 0.0",)),
         ("fit", ("--seq2seq", "--bidirectional"), ("--seq2seq cannot be combined",)),
+        ("fit", ("--transform", "cube"), ("unknown --transform 'cube'",)),
+        ("backtest", ("--transform", "boxcox"), ("unknown --transform 'boxcox'",)),
     ],
 )
 def test_bad_neural_settings_give_one_error_line(
@@ -183,3 +185,16 @@ def test_bad_settings_fail_before_any_work(
 def test_lr_find_refuses_a_baseline(capsys: pytest.CaptureFixture[str]) -> None:
     run = run_main(capsys, "lr-find", "synthetic", "--model", "naive", "--season", "1")
     assert_one_error_line(run, "lr-find needs a neural model; 'naive' has no learning rate")
+
+
+def test_fit_saves_the_chosen_transform(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path
+) -> None:
+    run = run_main(
+        capsys, "fit", str(csv_file), "--model", "rnn", "--out", str(tmp_path / "m"), *TINY,
+        "--transform", "sqrt", "--quiet",
+    )  # fmt: skip
+    assert run.code == 0, run
+    loaded = load_model(tmp_path / "m").forecaster
+    assert isinstance(loaded, NeuralForecaster) and loaded.transform == "sqrt"
+    np.testing.assert_array_equal(loaded.scaler_.power_, [0.5])

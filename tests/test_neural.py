@@ -330,11 +330,12 @@ def test_options_reach_the_model_through_the_registry() -> None:
     options = ModelOptions(
         window=7, horizon=2, season=4, seed=5, epochs=3, batch_size=16, lr=0.02, hidden_size=5,
         num_layers=3, cell="gru", bidirectional=True, dropout=0.25, loss="mae",
-        optimizer="adamw", patience=4, seq2seq=False, schedule="none",
+        optimizer="adamw", patience=4, seq2seq=False, schedule="none", transform="sqrt",
     )  # fmt: skip
     model = create("rnn", options)
     assert model.get_config() == {
-        "window": 7, "horizon": 2, "season": 4, "epochs": 3, "batch_size": 16, "lr": 0.02,
+        "window": 7, "horizon": 2, "season": 4, "transform": "sqrt", "epochs": 3,
+        "batch_size": 16, "lr": 0.02,
         "loss": "mae", "optimizer": "adamw", "patience": 4, "seed": 5, "seq2seq": False,
         "schedule": "none", "cell": "gru", "hidden_size": 5, "num_layers": 3,
         "bidirectional": True, "dropout": 0.25, "conv_channels": 0,
@@ -616,3 +617,46 @@ def test_config_that_disagrees_with_the_weights_is_refused(tmp_path: Path) -> No
     (folder / "model.json").write_text(json.dumps(document))
     with pytest.raises(ModelFormatError, match="inconsistent"):
         load_model(folder)
+
+
+# ---------------------------------------------------------------------------- transforms
+def counts(n: int = 600, seed: int = 0) -> np.ndarray:
+    """(N, 1) Poisson counts whose level swings from about 1 to 100: noise grows with level."""
+    rng = np.random.default_rng(seed)
+    level = 50.0 + 49.0 * np.sin(np.arange(n) * 2 * np.pi / 120)
+    return rng.poisson(level).astype(np.float64)[:, None]
+
+
+def test_auto_transform_takes_the_root_of_counts_and_forecasts_are_valid() -> None:
+    values = counts()
+    model = make("rnn", window=12, epochs=3).fit([values], 1)
+    np.testing.assert_array_equal(model.scaler_.power_, [0.5])
+    forecast = model.predict(contexts(values, 12, origins=(0, 30, 60)))
+    assert np.isfinite(forecast).all() and (forecast >= 0).all()
+    flat = make("rnn", window=12, epochs=3, transform="none").fit([values], 1)
+    np.testing.assert_array_equal(flat.scaler_.power_, [1.0])
+    assert not np.allclose(flat.predict(contexts(values, 12)), model.predict(contexts(values, 12)))
+
+
+def test_series_with_constant_noise_are_not_transformed() -> None:
+    model = make("rnn").fit([series(300) + 100.0], 1)
+    np.testing.assert_array_equal(model.scaler_.power_, [1.0])
+
+
+def test_a_saved_transform_comes_back(tmp_path: Path) -> None:
+    data = load_series(counts())
+    values = data.series[0].values
+    model = make("rnn", window=12, transform="log").fit([values], 1)
+    save_model(model, tmp_path / "m", data)
+    loaded = load_model(tmp_path / "m").forecaster
+    assert isinstance(loaded, NeuralForecaster) and loaded.transform == "log"
+    np.testing.assert_array_equal(loaded.scaler_.power_, [0.0])
+    batch = contexts(values, 12)
+    np.testing.assert_allclose(loaded.predict(batch), model.predict(batch), rtol=1e-6)
+
+
+def test_a_root_of_negative_training_data_is_refused() -> None:
+    with pytest.raises(DataError, match="--transform sqrt needs values of at least 0"):
+        make("rnn", transform="sqrt").fit([series(100) - 1000.0], 1)
+    with pytest.raises(DataError, match="unknown --transform 'cube'"):
+        make("rnn", transform="cube").fit([series(100)], 1)

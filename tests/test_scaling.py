@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqcast.data.scaling import SCALERS, Scaler
+from seqcast.data.scaling import SCALERS, Scaler, choose_power, transform_power
 
 
 def sample(n: int = 200, seed: int = 0) -> np.ndarray:
@@ -108,7 +108,7 @@ def test_state_round_trip(kind: str) -> None:
     values = sample()
     scaler = Scaler(kind).fit(values)  # type: ignore[arg-type]
     state = {k: v.astype(np.float32) for k, v in scaler.state().items()}  # as stored on disk
-    assert set(state) == {"shift", "scale"}
+    assert set(state) == {"shift", "scale", "power"}
     restored = Scaler.from_state(kind, scaler.state())  # type: ignore[arg-type]
     assert restored.kind == kind
     np.testing.assert_array_equal(restored.transform(values), scaler.transform(values))
@@ -138,3 +138,44 @@ def test_fitting_on_the_training_part_ignores_a_shifted_validation_part(kind: st
     )
     # validation values come out far from the training range, as they should
     assert np.abs(on_training.transform(validation)).min() > 100.0
+
+
+def test_power_is_chosen_from_how_the_noise_grows_with_the_level() -> None:
+    rng = np.random.default_rng(0)
+    level = np.exp(np.linspace(0.0, 4.0, 3000))  # from 1 to 55
+    constant = level + rng.normal(0.0, 1.0, 3000)  # noise independent of the level
+    rooted = level + np.sqrt(level) * rng.normal(0.0, 0.3, 3000)  # Poisson-like
+    proportional = level * np.exp(rng.normal(0.0, 0.05, 3000))  # multiplicative
+    negative = constant - 10.0
+    flat = 5.0 + rng.normal(0.0, 0.1, 3000)  # one level: nothing to fit
+    columns = np.stack([constant + 5.0, rooted, proportional, negative, flat], axis=1)
+    np.testing.assert_array_equal(choose_power([columns]), [1.0, 0.5, 0.0, 1.0, 1.0])
+    assert choose_power([columns[:100]]).tolist() == [1.0] * 5  # too short to tell
+
+
+@pytest.mark.parametrize("power", [0.5, 0.0])
+def test_power_transform_round_trips_and_is_a_root_or_log(power: float) -> None:
+    values = np.array([[0.0, 1.0], [4.0, 2.0], [9.0, 3.0]])
+    powers = np.array([power, 1.0])
+    out = transform_power(values, powers)
+    want = np.sqrt(values[:, 0]) if power == 0.5 else np.log1p(values[:, 0])
+    np.testing.assert_allclose(out[:, 0], want)
+    np.testing.assert_array_equal(out[:, 1], values[:, 1])  # lambda 1: untouched
+    np.testing.assert_allclose(transform_power(out, powers, inverse=True), values, atol=1e-12)
+    scaler = Scaler("standard", powers).fit(values)
+    np.testing.assert_allclose(
+        scaler.inverse_transform(scaler.transform(values)), values, atol=1e-9
+    )
+    restored = Scaler.from_state("standard", scaler.state())
+    np.testing.assert_array_equal(restored.power_, powers)
+
+
+def test_a_root_never_gives_nan_for_a_negative_forecast() -> None:
+    powers = np.array([0.5])
+    assert transform_power(np.array([[-4.0]]), powers).tolist() == [[0.0]]
+    assert transform_power(np.array([[-2.0]]), powers, inverse=True).tolist() == [[0.0]]
+
+
+def test_state_from_before_transforms_loads_as_no_transform() -> None:
+    restored = Scaler.from_state("standard", {"shift": np.zeros(2), "scale": np.ones(2)})
+    np.testing.assert_array_equal(restored.power_, [1.0, 1.0])

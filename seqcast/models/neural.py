@@ -12,7 +12,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import torch
 
-from seqcast.data.scaling import Scaler
+from seqcast.data.scaling import TRANSFORMS, Scaler, choose_power, transform_power
 from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError
 from seqcast.forecaster import Forecaster, ModelOptions
@@ -61,11 +61,13 @@ class NeuralForecaster(Forecaster):
         seed: int = 0,
         seq2seq: bool = False,
         schedule: str = "plateau",
+        transform: str = "auto",
         quiet: bool = True,
         **network: Any,
     ) -> None:
         super().__init__(window=window, horizon=horizon)
         self.season = season
+        self.transform = transform
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -86,11 +88,14 @@ class NeuralForecaster(Forecaster):
     @classmethod
     def from_options(cls, options: ModelOptions) -> Self:
         given = options.given()
-        keys = ("window", "horizon", "season", "quiet", *cls.train_keys, *cls.network_keys)
+        keys = (
+            "window", "horizon", "season", "transform", "quiet", *cls.train_keys,
+            *cls.network_keys,
+        )  # fmt: skip
         return cls(**{k: given[k] for k in keys if k in given})
 
     def get_config(self) -> dict[str, Any]:
-        keys = ("window", "horizon", "season", *self.train_keys, *self.network_keys)
+        keys = ("window", "horizon", "season", "transform", *self.train_keys, *self.network_keys)
         return {k: getattr(self, k) for k in keys}
 
     @property
@@ -140,6 +145,10 @@ class NeuralForecaster(Forecaster):
         super()._check_hyperparameters()
         if self.season < 1:
             raise DataError(f"--season must be at least 1, got {self.season}")
+        if self.transform not in ("auto", *TRANSFORMS):
+            raise DataError(
+                f"unknown --transform '{self.transform}'; choose from auto, {', '.join(TRANSFORMS)}"
+            )
         self.train_config().check()
         hidden, layers = getattr(self, "hidden_size", 1), getattr(self, "num_layers", 1)
         if hidden < 1 or layers < 1:
@@ -175,11 +184,15 @@ class NeuralForecaster(Forecaster):
     def _prepare(self, series: list[np.ndarray]) -> tuple[TrainData, TrainData | None]:
         """Fits the scaler and cuts training windows, and the latest ones for early stopping."""
         spec = self.spec
-        self.scaler_ = Scaler("standard").fit(series)
+        power = self._power(series)
+        self.scaler_ = Scaler("standard", power).fit(series)
         # Targets are shifted by each window's level, so what remains is of the size of a
         # step, not of the whole series: scale them by the spread of one-step changes, which
         # keeps the recurrent units out of their linear regime.
-        steps = np.concatenate([np.diff(s[:, : self.n_targets_], axis=0) for s in series])
+        powered = [
+            transform_power(s[:, : self.n_targets_], power[: self.n_targets_]) for s in series
+        ]
+        steps = np.concatenate([np.diff(s, axis=0) for s in powered])
         step_scale = steps.std(axis=0) if len(steps) > 1 else np.ones(self.n_targets_)
         self.scaler_.scale_[: self.n_targets_] = np.where(step_scale > 1e-12, step_scale, 1.0)
         windows = [self._windows(self.scaler_.transform(s), spec) for s in series]
@@ -202,6 +215,18 @@ class NeuralForecaster(Forecaster):
             fit_parts.append(data.take(slice(0, n_fit)))
             stop_parts.append(data.take(slice(len(data) - n_stop, len(data))))
         return _concat(fit_parts), _concat(stop_parts) if stop_parts else None
+
+    def _power(self, series: list[np.ndarray]) -> np.ndarray:
+        """Each channel's transform exponent: chosen from the training series with ``auto``."""
+        if self.transform == "auto":
+            return choose_power(series)
+        lam = TRANSFORMS[self.transform]
+        if lam < 1.0 and min(float(s.min()) for s in series) < 0:
+            raise DataError(
+                f"--transform {self.transform} needs values of at least 0; the training data "
+                "has negative values (use --transform none)"
+            )
+        return np.full(series[0].shape[1], lam)
 
     def _windows(self, scaled: np.ndarray, spec: InputSpec) -> TrainData | None:
         """Training tensors from one scaled series (N, F); None when it is too short."""
