@@ -95,8 +95,8 @@ Transform = Annotated[
     str | None,
     typer.Option(
         "--transform",
-        help="Neural models: auto|none|sqrt|log (auto: a root or log when the noise grows "
-        "with the level).",
+        help="Neural models: auto|none|sqrt|log (auto: per channel, a root or log where the "
+        "noise grows with the level; sqrt and log: the targets).",
     ),
 ]
 Seq2seq = Annotated[bool | None, typer.Option("--seq2seq", help="Loss at every input step.")]

@@ -656,7 +656,7 @@ def test_a_saved_transform_comes_back(tmp_path: Path) -> None:
 
 
 def test_a_root_of_negative_training_data_is_refused() -> None:
-    with pytest.raises(DataError, match="--transform sqrt needs values of at least 0"):
+    with pytest.raises(DataError, match="--transform sqrt needs target values of at least 0"):
         make("rnn", transform="sqrt").fit([series(100) - 1000.0], 1)
     with pytest.raises(DataError, match="unknown --transform 'cube'"):
         make("rnn", transform="cube").fit([series(100)], 1)

@@ -217,16 +217,20 @@ class NeuralForecaster(Forecaster):
         return _concat(fit_parts), _concat(stop_parts) if stop_parts else None
 
     def _power(self, series: list[np.ndarray]) -> np.ndarray:
-        """Each channel's transform exponent: chosen from the training series with ``auto``."""
+        """Each channel's transform exponent: chosen per channel from the training series with
+        ``auto``; a fixed ``sqrt`` or ``log`` applies to the targets, not the covariates."""
         if self.transform == "auto":
             return choose_power(series)
         lam = TRANSFORMS[self.transform]
-        if lam < 1.0 and min(float(s.min()) for s in series) < 0:
+        targets = slice(0, self.n_targets_)
+        if lam < 1.0 and min(float(s[:, targets].min()) for s in series) < 0:
             raise DataError(
-                f"--transform {self.transform} needs values of at least 0; the training data "
-                "has negative values (use --transform none)"
+                f"--transform {self.transform} needs target values of at least 0; the training "
+                "data has negative values (use --transform none)"
             )
-        return np.full(series[0].shape[1], lam)
+        power = np.ones(series[0].shape[1])
+        power[targets] = lam
+        return power
 
     def _windows(self, scaled: np.ndarray, spec: InputSpec) -> TrainData | None:
         """Training tensors from one scaled series (N, F); None when it is too short."""

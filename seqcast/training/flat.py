@@ -27,11 +27,16 @@ class FlatParameters:
     gradient holds every tensor's. :meth:`release` gives each tensor its own storage back.
     """
 
-    def __init__(self, model: nn.Module) -> None:
-        self.tensors = [p for p in model.parameters() if p.requires_grad]
+    def __init__(self, model: nn.Module, tensors: list[nn.Parameter] | None = None) -> None:
+        """``tensors``: the parameters to train (default: all that require gradients). Leave
+        out those the loss never reaches, as ``torch.optim`` skips a tensor whose gradient is
+        None: a flat optimiser would otherwise move them by weight decay."""
+        if tensors is None:
+            tensors = [p for p in model.parameters() if p.requires_grad]
+        self.tensors = tensors
         dtypes = {p.dtype for p in self.tensors}
         if len(dtypes) != 1:
-            raise ValueError("FlatParameters needs the trainable tensors to share one dtype")
+            raise ValueError("FlatParameters needs trainable tensors that share one dtype")
         total = sum(p.numel() for p in self.tensors)
         self.flat = nn.Parameter(torch.empty(total, dtype=dtypes.pop()))
         self.flat.grad = torch.zeros_like(self.flat)

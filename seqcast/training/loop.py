@@ -212,7 +212,43 @@ def train(
     """
     config.check()
     loss_fn = loss_function(config.loss)
-    parameters = FlatParameters(model)
+    parameters = FlatParameters(model, used_parameters(model, data, config))
+    try:
+        return _train(model, parameters, data, validation, config, loss_fn)
+    finally:
+        parameters.release()
+
+
+def used_parameters(model: nn.Module, data: TrainData, config: TrainConfig) -> list[nn.Parameter]:
+    """The trainable parameters that the training forecasts depend on, found by differentiating
+    them on the first mini-batch (random state restored, so training is unchanged).
+
+    A layer they never reach (a per-step output layer without ``seq2seq``) is left out of the
+    optimiser, as ``torch.optim`` leaves a tensor whose gradient is None.
+    """
+    tensors = [p for p in model.parameters() if p.requires_grad]
+    rng = torch.random.get_rng_state()
+    model.train()
+    batch = data.take(slice(0, config.batch_size))
+    if config.seq2seq and batch.step_target is not None:
+        outputs = model(batch.window, batch.season, steps=True)
+    else:
+        outputs = (model(batch.window, batch.season),)
+    total = sum(out.sum() for out in outputs)
+    grads = torch.autograd.grad(total, tensors, allow_unused=True)
+    torch.random.set_rng_state(rng)
+    return [p for p, g in zip(tensors, grads, strict=True) if g is not None]
+
+
+def _train(
+    model: nn.Module,
+    parameters: FlatParameters,
+    data: TrainData,
+    validation: TrainData | None,
+    config: TrainConfig,
+    loss_fn: nn.Module,
+) -> History:
+    """:func:`train` with the parameters in one flat buffer (released by the caller)."""
     optimizer = make_optimizer(parameters.flat, config, config.lr)
     steps_per_epoch = math.ceil(len(data) / config.batch_size)
     scheduler: Any = None
@@ -227,7 +263,8 @@ def train(
     history = History()
     # The untrained model is the reference: its loss scales the explosion test, and its
     # weights are the best so far until an epoch does better.
-    scored = data.take(torch.linspace(0, len(data) - 1, min(len(data), SCORE_WINDOWS)).long())
+    count = min(len(data), SCORE_WINDOWS)
+    scored = data.take(torch.arange(count) * (len(data) - 1) // max(count - 1, 1))
     reference = evaluate(model, scored, loss_fn)
     if not math.isfinite(reference):
         raise TrainingError("the untrained model already gives a non-finite loss; check the data")
@@ -294,7 +331,6 @@ def train(
                 break
     finally:
         progress.close()
-        parameters.release()
     model.load_state_dict(best_state)
     model.eval()
     return history

@@ -17,7 +17,14 @@ from torch import nn
 
 from seqcast.data.windows import iterate_batches
 from seqcast.training.flat import FlatParameters
-from seqcast.training.loop import TrainConfig, TrainData, batch_loss, loss_function, make_optimizer
+from seqcast.training.loop import (
+    TrainConfig,
+    TrainData,
+    batch_loss,
+    loss_function,
+    make_optimizer,
+    used_parameters,
+)
 
 __all__ = ["LRFinderResult", "find_lr"]
 
@@ -66,7 +73,7 @@ def find_lr(
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
     saved = copy.deepcopy(model.state_dict())
     loss_fn = loss_function(config.loss)
-    parameters = FlatParameters(model)
+    parameters = FlatParameters(model, used_parameters(model, data, config))
     optimizer = make_optimizer(parameters.flat, config, start_lr)
     total_steps = math.floor(math.log10(end_lr / start_lr) * steps_per_decade + 1e-9) + 1
     lrs: list[float] = []
