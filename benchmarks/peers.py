@@ -1,12 +1,12 @@
-"""Fit time of seqcast against NeuralForecast's RNN at equal settings, in the same run.
+"""Fit time of seqcast against NeuralForecast's RNN and Darts' RNNModel, same settings, same run.
 
     .venv/bin/python benchmarks/peers.py [--epochs 20]
 
 Both sides train 2 × tanh RNN(40) on the course's synthetic training part (1,000 points), window
 20, one-step horizon, batch 32, Adam at 1e-3, a fixed number of steps (NeuralForecast counts
-steps, seqcast epochs: 31 steps each), no early stopping, one thread. NeuralForecast (pinned to
-torch==2.13.0) lives in its own virtual environment, benchmarks/.venv-peers, created on first
-use; not part of CI. Prints seconds per fit and the ratio.
+steps, seqcast and Darts epochs: 31 steps each), no early stopping, one thread. The peers
+(pinned to torch==2.13.0) live in their own virtual environment, benchmarks/.venv-peers, created
+on first use; not part of CI. Prints seconds per fit and the ratio.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-peers"
 ROOT = HERE.parent
 
-PEER = """
+PEERS = {"NeuralForecast RNN": """
 import json, sys, time
 import numpy as np, pandas as pd, torch
 torch.set_num_threads(1)
@@ -43,20 +43,39 @@ forecaster = NeuralForecast(models=[model], freq=1)
 started = time.perf_counter()
 forecaster.fit(frame)
 print(json.dumps({"fit_s": time.perf_counter() - started, "steps": steps}))
-"""
+""", "Darts RNNModel": """
+import json, sys, time
+import numpy as np, torch
+torch.set_num_threads(1)
+import logging
+logging.disable(logging.WARNING)
+from darts import TimeSeries
+from darts.models import RNNModel
+values = np.load(sys.argv[1]).astype(np.float32); epochs = int(sys.argv[2]) // 31
+series = TimeSeries.from_values(values)
+model = RNNModel(model="RNN", input_chunk_length=20, training_length=21, hidden_dim=40,
+                 n_rnn_layers=2, batch_size=32, n_epochs=epochs, optimizer_kwargs={"lr": 1e-3},
+                 random_state=1, save_checkpoints=False, force_reset=True,
+                 pl_trainer_kwargs={"accelerator": "cpu", "enable_progress_bar": False,
+                                    "logger": False, "enable_checkpointing": False,
+                                    "enable_model_summary": False})
+started = time.perf_counter()
+model.fit(series)
+print(json.dumps({"fit_s": time.perf_counter() - started, "epochs": epochs}))
+"""}
 
 
-def peer(values_path: Path, steps: int) -> dict[str, float]:
+def peer(code: str, values_path: Path, steps: int) -> dict[str, float]:
     python = VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run(
             [str(VENV / "bin" / "pip"), "install", "-q", "-c", str(ROOT / "constraints.txt"),
-             "torch==2.13.0", "neuralforecast"],
+             "torch==2.13.0", "neuralforecast", "darts"],
             check=True,
         )
     out = subprocess.run(
-        [str(python), "-c", PEER, str(values_path), str(steps)],
+        [str(python), "-c", code, str(values_path), str(steps)],
         check=True, capture_output=True, text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     ).stdout
@@ -83,14 +102,18 @@ def main() -> None:
     forecaster.fit([train], 1)
     mine = time.perf_counter() - started
     steps = args.epochs * 31  # 980 windows in batches of 32
+    rows = []
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "train.npy"
         np.save(path, train[:, 0].astype(np.float64))
-        theirs = peer(path, steps)["fit_s"]
+        for name, code in PEERS.items():
+            theirs = peer(code, path, steps)["fit_s"]
+            rows.append(f"| {name} | {mine:.2f} s | {theirs:.2f} s | {mine / theirs:.3f} |")
+            print(f"  {name}: {theirs:.2f} s", flush=True)
     print(f"fit, 2 x RNN(40), {steps} steps of 32 windows, one thread:")
     print("| peer | seqcast | peer time | ratio |")
     print("| --- | --- | --- | --- |")
-    print(f"| NeuralForecast RNN | {mine:.2f} s | {theirs:.2f} s | {mine / theirs:.3f} |")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":
