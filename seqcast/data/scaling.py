@@ -79,7 +79,8 @@ class Scaler:
 
     ``standard`` uses mean and standard deviation, ``minmax`` maps the training range to
     [0, 1], ``none`` is the identity. Constant channels get scale 1. ``power`` gives each
-    channel's exponent for :func:`transform_power` (default: none).
+    channel's exponent for :func:`transform_power` (default: none); ``power_`` is the one in
+    use after :meth:`fit` or :meth:`from_state`.
 
     Example:
         >>> s = Scaler("standard").fit(np.array([[1.0], [3.0]]))
@@ -97,9 +98,8 @@ class Scaler:
         """Learns shift and scale from (N, F) training values (or a list of such arrays)."""
         parts = values if isinstance(values, list) else [values]
         stacked = np.concatenate([p.reshape(-1, p.shape[-1]) for p in parts]).astype(np.float64)
-        if self.power is None:
-            self.power = np.ones(stacked.shape[1])
-        stacked = transform_power(stacked, self.power)
+        self.power_ = np.ones(stacked.shape[1]) if self.power is None else self.power
+        stacked = transform_power(stacked, self.power_)
         if self.kind == "standard":
             shift, scale = stacked.mean(axis=0), stacked.std(axis=0)
         elif self.kind == "minmax":
@@ -120,11 +120,6 @@ class Scaler:
         affine = values * self.scale_[channels] + self.shift_[channels]
         return transform_power(affine, self.power_[channels], inverse=True)
 
-    @property
-    def power_(self) -> np.ndarray:
-        """Each channel's exponent (all 1 without a transform)."""
-        return self.power if self.power is not None else np.ones(len(self.shift_))
-
     def state(self) -> dict[str, np.ndarray]:
         return {"shift": self.shift_, "scale": self.scale_, "power": self.power_}
 
@@ -133,6 +128,7 @@ class Scaler:
         scaler = cls(kind)
         scaler.shift_ = np.asarray(state["shift"], dtype=np.float64)
         scaler.scale_ = np.asarray(state["scale"], dtype=np.float64)
-        if "power" in state:  # absent from models saved before transforms existed
-            scaler.power = np.asarray(state["power"], dtype=np.float64)
+        # Absent from models saved before transforms existed: no transform.
+        power = state.get("power", np.ones(len(scaler.shift_)))
+        scaler.power_ = np.asarray(power, dtype=np.float64)
         return scaler
