@@ -24,3 +24,15 @@ def run_main(capsys: pytest.CaptureFixture[str], *args: str) -> Run:
         code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     captured = capsys.readouterr()
     return Run(code, captured.out, captured.err)
+
+
+def assert_one_error_line(run: Run, *fragments: str) -> None:
+    """The command failed with exit code 2 and one ``seqcast: error:`` line holding each
+    fragment, without a traceback."""
+    assert run.code == 2, run
+    lines = run.err.splitlines()
+    assert len(lines) == 1, run.err
+    assert lines[0].startswith("seqcast: error: "), run.err
+    assert "Traceback" not in run.err
+    for fragment in fragments:
+        assert fragment in lines[0], (fragment, lines[0])

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli_runner import Run, run_main
+from cli_runner import Run, assert_one_error_line, run_main
 
 from seqcast.cli import main
 from seqcast.data import load_dataset
@@ -39,16 +39,6 @@ def run_process(*args: str, cwd: Path, module: bool = False) -> Run:
         [*command, *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
     return Run(done.returncode, done.stdout, done.stderr)
-
-
-def assert_one_error_line(run: Run, *fragments: str) -> None:
-    assert run.code == 2, run
-    lines = run.err.splitlines()
-    assert len(lines) == 1, run.err
-    assert lines[0].startswith("seqcast: error: "), run.err
-    assert "Traceback" not in run.err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 def dated_csv(rows: list[str]) -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli_runner import Run, run_main
+from cli_runner import assert_one_error_line, run_main
 
 from seqcast.data import load_dataset, synthetic_series
 from seqcast.models.neural import NeuralForecaster
@@ -25,16 +25,6 @@ N_POINTS = 200
 VAL_SIZE = 40
 TINY = ("--epochs", "2", "--hidden-size", "4", "--window", "6", "--batch-size", "64",
         "--season", "1")  # fmt: skip
-
-
-def assert_one_error_line(run: Run, *fragments: str) -> None:
-    assert run.code != 0, run
-    lines = run.err.splitlines()
-    assert len(lines) == 1, run.err
-    assert lines[0].startswith("seqcast: error: "), run.err
-    assert "Traceback" not in run.err
-    for fragment in fragments:
-        assert fragment in lines[0], (fragment, lines[0])
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from torch import nn
+from constant_model import Constant
 
 import seqcast.training.lr_finder as lr_finder
 from seqcast.models.networks import RecurrentConfig, RecurrentNet
@@ -21,15 +21,6 @@ from seqcast.training.loop import TrainConfig, TrainData
 from seqcast.training.lr_finder import find_lr, suggest
 
 N = 8
-
-
-class Constant(nn.Module):
-    def __init__(self, start: float = 0.0) -> None:
-        super().__init__()
-        self.b = nn.Parameter(torch.tensor([start]))
-
-    def forward(self, window: torch.Tensor, season: torch.Tensor) -> torch.Tensor:
-        return self.b.expand(window.shape[0]).reshape(-1, 1, 1)
 
 
 def ones(n: int = N) -> TrainData:

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+from constant_model import Constant
 from torch import nn
 
 import seqcast.training.loop as loop
@@ -35,17 +36,6 @@ from seqcast.training.loop import (
 
 N = 8
 LR = 0.05
-
-
-class Constant(nn.Module):
-    """Forecasts one learned constant b for every window: (B, L, F), (B, S) -> (B, 1, 1)."""
-
-    def __init__(self, start: float = 0.0) -> None:
-        super().__init__()
-        self.b = nn.Parameter(torch.tensor([start]))
-
-    def forward(self, window: torch.Tensor, season: torch.Tensor) -> torch.Tensor:
-        return self.b.expand(window.shape[0]).reshape(-1, 1, 1)
 
 
 def constant_data(target: float, n: int = N) -> TrainData:

@@ -95,6 +95,12 @@ class RecurrentNet(nn.Module):
             bidirectional=config.bidirectional,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
+        #: nn.RNN's weights in its flat order (one direction), as :func:`tanh_stack` takes them.
+        self.weight_names = [
+            f"{kind}_l{layer}"
+            for layer in range(config.num_layers)
+            for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
+        ]
         directions = 2 if config.bidirectional else 1
         head_in = config.hidden_size * directions + config.season_size
         if config.skip:
@@ -129,12 +135,7 @@ class RecurrentNet(nn.Module):
             x = nn.functional.pad(x.transpose(1, 2), (self.config.conv_kernel - 1, 0))
             x = torch.relu(self.conv(x)).transpose(1, 2)  # (B, C_conv, L) -> (B, L, C_conv)
         if self._fast_path():
-            names = [
-                f"{kind}_l{layer}"
-                for layer in range(self.config.num_layers)
-                for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
-            ]
-            weights = [getattr(self.rnn, name) for name in names]
+            weights = [getattr(self.rnn, name) for name in self.weight_names]
             return tanh_stack(x, weights, self.rnn.num_layers, last_only)
         output, _ = self.rnn(x)
         return output  # type: ignore[no-any-return]
