@@ -71,6 +71,7 @@ def find_lr(
     """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
+    config.check()  # before the model is bound to the flat buffer
     saved = copy.deepcopy(model.state_dict())
     loss_fn = loss_function(config.loss)
     parameters = FlatParameters(model, used_parameters(model, data, config))
