@@ -56,7 +56,8 @@ def test_wide_input_branch_matches_nn_rnn(layers: int, last_only: bool) -> None:
 def _net_loss_and_grads(
     net: RecurrentNet, window: torch.Tensor, season: torch.Tensor, steps: bool, fast: bool
 ) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
-    net._fast_path = (lambda: True) if fast else (lambda: False)  # type: ignore[method-assign]
+    path = "tanh_stack" if fast else "module"
+    net.recurrence = lambda x: path  # type: ignore[method-assign]
     net.zero_grad(set_to_none=True)
     out = net(window, season, steps=steps)
     parts = out if isinstance(out, tuple) else (out,)
@@ -107,12 +108,12 @@ def test_dropout_network_is_fast_only_in_eval_and_then_equals_nn_rnn() -> None:
     net = RecurrentNet(config)
     window = torch.randn(3, 6, 2)
     net.train()
-    assert not net._fast_path()
+    assert net.recurrence(window) == "module"
     net.eval()
-    assert net._fast_path()
+    assert net.recurrence(window) != "module"
     with torch.no_grad():
         got = net(window, torch.zeros(3, 0))
-        net._fast_path = lambda: False  # type: ignore[method-assign]
+        net.recurrence = lambda x: "module"  # type: ignore[method-assign]
         want = net(window, torch.zeros(3, 0))
     torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
@@ -212,7 +213,7 @@ def test_gradients_accumulate_into_the_flat_buffer_over_two_backward_passes() ->
     data = _tiny_data(8)
     for part in (slice(0, 4), slice(4, 8)):  # accumulate, no zeroing between
         (net(data.window[part], data.season[part]) ** 2).sum().backward()  # type: ignore[no-untyped-call]
-        twin._fast_path = lambda: False  # type: ignore[method-assign]
+        twin.recurrence = lambda x: "module"  # type: ignore[method-assign]
         (twin(data.window[part], data.season[part]) ** 2).sum().backward()  # type: ignore[no-untyped-call]
     want = torch.cat([p.grad.reshape(-1) for p in twin.parameters() if p.grad is not None])
     assert want.numel() < flat.grad.numel()  # step_head gets no gradient: zero in the buffer

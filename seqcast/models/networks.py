@@ -12,6 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from seqcast.models import native
 from seqcast.models.tanh_stack import tanh_stack
 
 __all__ = ["DenseConfig", "DenseNet", "ForecastNet", "RecurrentConfig", "RecurrentNet"]
@@ -95,10 +96,11 @@ class RecurrentNet(nn.Module):
             bidirectional=config.bidirectional,
             dropout=config.dropout if config.num_layers > 1 else 0.0,
         )
-        #: nn.RNN's weights in its flat order (one direction), as :func:`tanh_stack` takes them.
+        #: nn.RNN's weights in its flat order, layer by layer, each direction's four.
         self.weight_names = [
-            f"{kind}_l{layer}"
+            f"{kind}_l{layer}{suffix}"
             for layer in range(config.num_layers)
+            for suffix in ("", "_reverse")[: 2 if config.bidirectional else 1]
             for kind in ("weight_ih", "weight_hh", "bias_ih", "bias_hh")
         ]
         directions = 2 if config.bidirectional else 1
@@ -134,21 +136,38 @@ class RecurrentNet(nn.Module):
             # Left padding only, so step s never sees steps after s: (B, L, F) -> (B, F, L).
             x = nn.functional.pad(x.transpose(1, 2), (self.config.conv_kernel - 1, 0))
             x = torch.relu(self.conv(x)).transpose(1, 2)  # (B, C_conv, L) -> (B, L, C_conv)
-        if self._fast_path():
-            weights = [getattr(self.rnn, name) for name in self.weight_names]
-            return tanh_stack(x, weights, self.rnn.num_layers, last_only)
-        output, _ = self.rnn(x)
-        return output  # type: ignore[no-any-return]
-
-    def _fast_path(self) -> bool:
-        """Whether :func:`tanh_stack` computes what ``self.rnn`` would: a unidirectional tanh
-        stack without dropout in play."""
+        path = self.recurrence(x)
+        if path == "module":
+            output, _ = self.rnn(x)
+            return output  # type: ignore[no-any-return]
+        weights = [getattr(self.rnn, name) for name in self.weight_names]
         config = self.config
-        return (
-            config.cell == "rnn"
-            and not config.bidirectional
-            and not (config.dropout and self.training and config.num_layers > 1)
-        )
+        if path == "native":
+            return native.recurrent_stack(
+                x, weights, config.cell, config.num_layers, config.bidirectional, last_only
+            )
+        return tanh_stack(x, weights, config.num_layers, last_only)
+
+    def recurrence(self, x: torch.Tensor) -> str:
+        """Which implementation runs the recurrent stack on ``x`` (all compute ``self.rnn``'s
+        function): ``native``, the compiled recurrence (tanh or LSTM, float32 on the CPU);
+        ``tanh_stack``, a unidirectional tanh stack in PyTorch (other dtypes, or without the
+        compiled part); ``module``, ``self.rnn`` itself (GRU, dropout between layers in
+        training)."""
+        config = self.config
+        if config.dropout and self.training and config.num_layers > 1:
+            return "module"
+        if (
+            config.cell in native.CELLS
+            and native.available()
+            and x.dtype == torch.float32
+            and x.device.type == "cpu"
+            and self.rnn.weight_hh_l0.dtype == torch.float32
+        ):
+            return "native"
+        if config.cell == "rnn" and not config.bidirectional:
+            return "tanh_stack"
+        return "module"
 
     def forward(
         self, window: torch.Tensor, season: torch.Tensor, steps: bool = False

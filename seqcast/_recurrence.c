@@ -1,0 +1,536 @@
+/*
+ * The sequential part of recurrent layers, for seqcast.models.native.
+ *
+ * A recurrent layer is two kinds of work: products over all time steps at once (the input
+ * projection, the weight gradients), which PyTorch does well as a few large matrix products,
+ * and the recurrence itself, a chain of tiny (B, H) x (H, G) products that must run one step
+ * after another. On a CPU the chain costs far more in per-operation overhead than in
+ * arithmetic when PyTorch runs it step by step. This file runs the whole chain of one layer
+ * and direction in one call: tanh RNN and LSTM, forward and backward.
+ *
+ * Layout: a sequence argument is a float32 array with time step t of row b at
+ * `p + t * step + b * ld`. A negative `step` (pointer at the last step) runs a layer backwards
+ * in time; slicing the rows gives a thread its share of a batch.
+ *
+ * The small products use an AVX2/FMA kernel where the CPU has one (checked at run time), plain
+ * C otherwise. Results are deterministic: the summation order depends only on the shapes.
+ */
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define SEQ_X86 1
+#endif
+
+typedef long long index_t;
+
+/* ---------------------------------------------------------------- small dense kernels */
+
+/* C[r, 0:n] += A[r, 0:k] @ M[0:k, 0:n] for r < rows; M and C have row stride n (a multiple
+ * of 8), A has row stride lda. */
+static void gemm_acc_plain(int rows, int k, int n, const float *a, int lda, const float *m,
+                           float *c) {
+    for (int r = 0; r < rows; r++) {
+        float *cr = c + (index_t)r * n;
+        const float *ar = a + (index_t)r * lda;
+        for (int i = 0; i < k; i++) {
+            const float v = ar[i];
+            const float *mi = m + (index_t)i * n;
+            for (int j = 0; j < n; j++) cr[j] += v * mi[j];
+        }
+    }
+}
+
+static void tanh_plain(float *x, index_t count) {
+    for (index_t i = 0; i < count; i++) x[i] = tanhf(x[i]);
+}
+
+static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
+
+static void lstm_cell_plain(int rows, int hp, float *act, float *c, float *h) {
+    for (int r = 0; r < rows; r++) {
+        float *a = act + (index_t)r * 4 * hp, *cr = c + (index_t)r * hp, *hr = h + (index_t)r * hp;
+        for (int j = 0; j < hp; j++) {
+            const float i = sigmoid(a[j]), f = sigmoid(a[hp + j]), g = tanhf(a[2 * hp + j]);
+            const float o = sigmoid(a[3 * hp + j]);
+            a[j] = i, a[hp + j] = f, a[2 * hp + j] = g, a[3 * hp + j] = o;
+            cr[j] = f * cr[j] + i * g;
+            hr[j] = o * tanhf(cr[j]);
+        }
+    }
+}
+
+#ifdef SEQ_X86
+#define AVX2 __attribute__((target("avx2,fma")))
+
+AVX2 static void gemm_acc_avx2(int rows, int k, int n, const float *a, int lda,
+                               const float *m, float *c) {
+    int r = 0;
+    for (; r + 4 <= rows; r += 4) {
+        const float *a0 = a + (index_t)r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        float *c0 = c + (index_t)r * n, *c1 = c0 + n, *c2 = c1 + n, *c3 = c2 + n;
+        int j = 0;
+        for (; j + 16 <= n; j += 16) {
+            __m256 s00 = _mm256_loadu_ps(c0 + j), s01 = _mm256_loadu_ps(c0 + j + 8);
+            __m256 s10 = _mm256_loadu_ps(c1 + j), s11 = _mm256_loadu_ps(c1 + j + 8);
+            __m256 s20 = _mm256_loadu_ps(c2 + j), s21 = _mm256_loadu_ps(c2 + j + 8);
+            __m256 s30 = _mm256_loadu_ps(c3 + j), s31 = _mm256_loadu_ps(c3 + j + 8);
+            for (int i = 0; i < k; i++) {
+                const float *mi = m + (index_t)i * n + j;
+                const __m256 m0 = _mm256_loadu_ps(mi), m1 = _mm256_loadu_ps(mi + 8);
+                __m256 v = _mm256_broadcast_ss(a0 + i);
+                s00 = _mm256_fmadd_ps(v, m0, s00);
+                s01 = _mm256_fmadd_ps(v, m1, s01);
+                v = _mm256_broadcast_ss(a1 + i);
+                s10 = _mm256_fmadd_ps(v, m0, s10);
+                s11 = _mm256_fmadd_ps(v, m1, s11);
+                v = _mm256_broadcast_ss(a2 + i);
+                s20 = _mm256_fmadd_ps(v, m0, s20);
+                s21 = _mm256_fmadd_ps(v, m1, s21);
+                v = _mm256_broadcast_ss(a3 + i);
+                s30 = _mm256_fmadd_ps(v, m0, s30);
+                s31 = _mm256_fmadd_ps(v, m1, s31);
+            }
+            _mm256_storeu_ps(c0 + j, s00), _mm256_storeu_ps(c0 + j + 8, s01);
+            _mm256_storeu_ps(c1 + j, s10), _mm256_storeu_ps(c1 + j + 8, s11);
+            _mm256_storeu_ps(c2 + j, s20), _mm256_storeu_ps(c2 + j + 8, s21);
+            _mm256_storeu_ps(c3 + j, s30), _mm256_storeu_ps(c3 + j + 8, s31);
+        }
+        for (; j < n; j += 8) {
+            __m256 s0 = _mm256_loadu_ps(c0 + j), s1 = _mm256_loadu_ps(c1 + j);
+            __m256 s2 = _mm256_loadu_ps(c2 + j), s3 = _mm256_loadu_ps(c3 + j);
+            for (int i = 0; i < k; i++) {
+                const __m256 mi = _mm256_loadu_ps(m + (index_t)i * n + j);
+                s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + i), mi, s0);
+                s1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + i), mi, s1);
+                s2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + i), mi, s2);
+                s3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + i), mi, s3);
+            }
+            _mm256_storeu_ps(c0 + j, s0), _mm256_storeu_ps(c1 + j, s1);
+            _mm256_storeu_ps(c2 + j, s2), _mm256_storeu_ps(c3 + j, s3);
+        }
+    }
+    for (; r < rows; r++) {
+        const float *ar = a + (index_t)r * lda;
+        float *cr = c + (index_t)r * n;
+        for (int j = 0; j < n; j += 8) {
+            __m256 s = _mm256_loadu_ps(cr + j);
+            for (int i = 0; i < k; i++)
+                s = _mm256_fmadd_ps(_mm256_broadcast_ss(ar + i),
+                                    _mm256_loadu_ps(m + (index_t)i * n + j), s);
+            _mm256_storeu_ps(cr + j, s);
+        }
+    }
+}
+
+/* tanh as a rational function of x (the minimax fit Eigen uses, within a few ulp of tanhf):
+ * x·P(x²)/Q(x²) on |x| <= 7.9, where float32 tanh is already ±1 to the last bit beyond. */
+AVX2 static inline __m256 tanh_avx2(__m256 x) {
+    const __m256 bound = _mm256_set1_ps(7.90531110763549805f);
+    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_sub_ps(_mm256_setzero_ps(), bound)), bound);
+    const __m256 z = _mm256_mul_ps(x, x);
+    __m256 p = _mm256_set1_ps(-2.76076847742355e-16f);
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.00018790482477e-13f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(-8.60467152213735e-11f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(5.12229709037114e-08f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(1.48572235717979e-05f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(6.37261928875436e-04f));
+    p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(4.89352455891786e-03f));
+    p = _mm256_mul_ps(p, x);
+    __m256 q = _mm256_set1_ps(1.19825839466702e-06f);
+    q = _mm256_fmadd_ps(q, z, _mm256_set1_ps(1.18534705686654e-04f));
+    q = _mm256_fmadd_ps(q, z, _mm256_set1_ps(2.26843463243900e-03f));
+    q = _mm256_fmadd_ps(q, z, _mm256_set1_ps(4.89352518554385e-03f));
+    return _mm256_div_ps(p, q);
+}
+
+/* σ(x) = (1 + tanh(x / 2)) / 2. */
+AVX2 static inline __m256 sigmoid_avx2(__m256 x) {
+    const __m256 half = _mm256_set1_ps(0.5f);
+    return _mm256_fmadd_ps(tanh_avx2(_mm256_mul_ps(x, half)), half, half);
+}
+
+AVX2 static void tanh_avx2_array(float *x, index_t count) {
+    index_t i = 0;
+    for (; i + 8 <= count; i += 8) _mm256_storeu_ps(x + i, tanh_avx2(_mm256_loadu_ps(x + i)));
+    for (; i < count; i++) x[i] = tanhf(x[i]);
+}
+
+/* One LSTM step's elementwise part for `rows` rows: act (rows, 4·hp) holds the gate
+ * pre-activations (i, f, g, o) and becomes the activated gates; c (rows, hp) is updated in
+ * place and h (rows, hp) receives σ(o)·tanh(c). hp is a multiple of 8. */
+AVX2 static void lstm_cell_avx2(int rows, int hp, float *act, float *c, float *h) {
+    for (int r = 0; r < rows; r++) {
+        float *a = act + (index_t)r * 4 * hp, *cr = c + (index_t)r * hp, *hr = h + (index_t)r * hp;
+        for (int j = 0; j < hp; j += 8) {
+            const __m256 i = sigmoid_avx2(_mm256_loadu_ps(a + j));
+            const __m256 f = sigmoid_avx2(_mm256_loadu_ps(a + hp + j));
+            const __m256 g = tanh_avx2(_mm256_loadu_ps(a + 2 * hp + j));
+            const __m256 o = sigmoid_avx2(_mm256_loadu_ps(a + 3 * hp + j));
+            const __m256 cell = _mm256_fmadd_ps(f, _mm256_loadu_ps(cr + j), _mm256_mul_ps(i, g));
+            _mm256_storeu_ps(a + j, i), _mm256_storeu_ps(a + hp + j, f);
+            _mm256_storeu_ps(a + 2 * hp + j, g), _mm256_storeu_ps(a + 3 * hp + j, o);
+            _mm256_storeu_ps(cr + j, cell);
+            _mm256_storeu_ps(hr + j, _mm256_mul_ps(o, tanh_avx2(cell)));
+        }
+    }
+}
+#endif
+
+typedef void (*gemm_fn)(int, int, int, const float *, int, const float *, float *);
+typedef void (*map_fn)(float *, index_t);
+typedef void (*cell_fn)(int, int, float *, float *, float *);
+
+static gemm_fn gemm_acc = gemm_acc_plain;
+static map_fn tanh_array = tanh_plain;
+static cell_fn lstm_cell = lstm_cell_plain;
+
+/* 1 when the vector kernels are in use, 0 for plain C. */
+int seq_select(int allow_vector) {
+    gemm_acc = gemm_acc_plain, tanh_array = tanh_plain, lstm_cell = lstm_cell_plain;
+#ifdef SEQ_X86
+    __builtin_cpu_init();
+    if (allow_vector && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+        gemm_acc = gemm_acc_avx2, tanh_array = tanh_avx2_array, lstm_cell = lstm_cell_avx2;
+        return 1;
+    }
+#else
+    (void)allow_vector;
+#endif
+    return 0;
+}
+
+/* ---------------------------------------------------------------- helpers */
+
+static int padded(int n) { return (n + 7) / 8 * 8; }
+
+/* A (k, gates·h) matrix packed gate by gate with each gate's columns padded to hp: row i of
+ * the packed matrix holds src[i, g·h + j] at g·hp + j (row-major source with stride src_ld,
+ * or transposed when `transpose`: src[g·h + j, i]). Rows k.. up to kp are zero. */
+static float *pack(const float *src, int k, int kp, int gates, int h, int transpose) {
+    const int hp = padded(h), n = gates * hp;
+    float *out = calloc((size_t)kp * n, sizeof(float));
+    if (!out) return NULL;
+    for (int i = 0; i < k; i++)
+        for (int g = 0; g < gates; g++)
+            for (int j = 0; j < h; j++)
+                out[(index_t)i * n + g * hp + j] =
+                    transpose ? src[(index_t)(g * h + j) * k + i] : src[(index_t)i * gates * h + g * h + j];
+    return out;
+}
+
+/* Copies row block (rows, gates·h) of a sequence step into padded scratch, gate by gate. */
+static void load_step(float *dst, const float *src, index_t ld, int rows, int gates, int h) {
+    const int hp = padded(h);
+    for (int r = 0; r < rows; r++)
+        for (int g = 0; g < gates; g++)
+            memcpy(dst + (index_t)r * gates * hp + g * hp, src + r * ld + g * h,
+                   (size_t)h * sizeof(float));
+}
+
+static void store_step(float *dst, index_t ld, const float *src, int rows, int gates, int h) {
+    const int hp = padded(h);
+    for (int r = 0; r < rows; r++)
+        for (int g = 0; g < gates; g++)
+            memcpy(dst + r * ld + g * h, src + (index_t)r * gates * hp + g * hp,
+                   (size_t)h * sizeof(float));
+}
+
+/* ---------------------------------------------------------------- tanh RNN */
+
+/* out_t = tanh(pre_t + out_{t-1} W_hhᵀ), out_{-1} = 0, for t < steps.
+ * pre, out: (steps, rows, h) sequences (out may be pre); w_hh: (h, h) row-major.
+ * Returns 0, or -1 when out of memory. */
+int seq_rnn_forward(int steps, int rows, int h, const float *pre, index_t pre_step,
+                    index_t pre_ld, const float *w_hh, float *out, index_t out_step,
+                    index_t out_ld) {
+    const int hp = padded(h);
+    float *m = pack(w_hh, h, hp, 1, h, 1); /* W_hhᵀ: (hp, hp) */
+    float *state = calloc((size_t)rows * hp * 2, sizeof(float));
+    if (!m || !state) return free(m), free(state), -1;
+    float *previous = state, *current = state + (index_t)rows * hp;
+    for (int t = 0; t < steps; t++) {
+        load_step(current, pre + t * pre_step, pre_ld, rows, 1, h);
+        if (t) gemm_acc(rows, hp, hp, previous, hp, m, current);
+        tanh_array(current, (index_t)rows * hp);
+        store_step(out + t * out_step, out_ld, current, rows, 1, h);
+        float *swap = previous;
+        previous = current, current = swap;
+    }
+    free(m), free(state);
+    return 0;
+}
+
+/* Backward through the recurrence: with out_t = tanh(a_t), writes dL/da_t for every step
+ * given grad_t = dL/dout_t from outside the recurrence (the next layer or the output layer).
+ * dL/dout_t = grad_t + dL/da_{t+1} W_hh. out, grad, da: (steps, rows, h); da may be grad. */
+int seq_rnn_backward(int steps, int rows, int h, const float *out, index_t out_step,
+                     index_t out_ld, const float *grad, index_t grad_step, index_t grad_ld,
+                     const float *w_hh, float *da, index_t da_step, index_t da_ld) {
+    const int hp = padded(h);
+    float *m = pack(w_hh, h, hp, 1, h, 0); /* W_hh: (hp, hp) */
+    float *work = calloc((size_t)rows * hp * 3, sizeof(float));
+    if (!m || !work) return free(m), free(work), -1;
+    float *carry = work, *delta = work + (index_t)rows * hp, *value = delta + (index_t)rows * hp;
+    for (int t = steps - 1; t >= 0; t--) {
+        load_step(delta, grad + t * grad_step, grad_ld, rows, 1, h);
+        load_step(value, out + t * out_step, out_ld, rows, 1, h);
+        for (index_t i = 0; i < (index_t)rows * hp; i++)
+            delta[i] = (delta[i] + carry[i]) * (1.0f - value[i] * value[i]);
+        store_step(da + t * da_step, da_ld, delta, rows, 1, h);
+        if (t) {
+            memset(carry, 0, (size_t)rows * hp * sizeof(float));
+            gemm_acc(rows, hp, hp, delta, hp, m, carry);
+        }
+    }
+    free(m), free(work);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- tanh RNN stack, fused */
+
+/* Rows per block in the fused stack: a block's states for every layer stay in L1/L2 cache. */
+#define STACK_BLOCK 32
+
+/* Layer l of a tanh stack as one matrix, (in_p + hp, hp): W_ih_lᵀ over W_hh_lᵀ, so that
+ * [input_t | h_{t-1}] @ matrix is the layer's pre-activation without its bias. */
+static float *pack_stack_layer(const float *w_ih, int in, int in_p, const float *w_hh, int h) {
+    const int hp = padded(h);
+    float *m = calloc((size_t)(in_p + hp) * hp, sizeof(float));
+    if (!m) return NULL;
+    for (int i = 0; i < in; i++)
+        for (int j = 0; j < h; j++) m[(index_t)i * hp + j] = w_ih[(index_t)j * in + i];
+    for (int i = 0; i < h; i++)
+        for (int j = 0; j < h; j++) m[(index_t)(in_p + i) * hp + j] = w_hh[(index_t)j * h + i];
+    return m;
+}
+
+static void free_all(float **arrays, int count) {
+    for (int i = 0; i < count; i++) free(arrays[i]);
+}
+
+#define MAX_LAYERS 16
+
+/* A stack of `layers` tanh RNN layers (nn.RNN's weights: w_ih[l] (h, in_l), w_hh[l] (h, h),
+ * biases (h,)) run together step by step on blocks of rows, so that no layer's sequence has to
+ * leave the cache between layers. x: (steps, rows, features). Writes every layer's output
+ * to `out` (layer l, step t, row r at out + l·out_layer + t·out_step + r·out_ld) when given,
+ * and the top layer's last output to `last` (rows, h) when given. */
+int seq_tanh_stack_forward(int steps, int rows, int features, int h, int layers,
+                           const float *x, index_t x_step, index_t x_ld,
+                           const float *const *w_ih, const float *const *w_hh,
+                           const float *const *b_ih, const float *const *b_hh, float *out,
+                           index_t out_layer, index_t out_step, index_t out_ld, float *last) {
+    if (layers < 1 || layers > MAX_LAYERS) return -2;
+    const int hp = padded(h), fp = padded(features);
+    float *matrix[MAX_LAYERS] = {0}, *input[MAX_LAYERS] = {0}, *bias[MAX_LAYERS] = {0};
+    int width[MAX_LAYERS];
+    float *acc = calloc((size_t)STACK_BLOCK * hp, sizeof(float));
+    int failed = !acc;
+    for (int l = 0; l < layers && !failed; l++) {
+        const int in = l ? h : features, in_p = l ? hp : fp;
+        width[l] = in_p + hp;
+        matrix[l] = pack_stack_layer(w_ih[l], in, in_p, w_hh[l], h);
+        input[l] = calloc((size_t)STACK_BLOCK * width[l], sizeof(float));
+        bias[l] = calloc((size_t)hp, sizeof(float));
+        failed = !matrix[l] || !input[l] || !bias[l];
+        for (int j = 0; j < h && !failed; j++) bias[l][j] = b_ih[l][j] + b_hh[l][j];
+    }
+    if (failed) {
+        free(acc), free_all(matrix, layers), free_all(input, layers), free_all(bias, layers);
+        return -1;
+    }
+    for (int r0 = 0; r0 < rows; r0 += STACK_BLOCK) {
+        const int nb = rows - r0 < STACK_BLOCK ? rows - r0 : STACK_BLOCK;
+        for (int l = 0; l < layers; l++)
+            memset(input[l], 0, (size_t)STACK_BLOCK * width[l] * sizeof(float));
+        for (int t = 0; t < steps; t++) {
+            for (int r = 0; r < nb; r++)
+                memcpy(input[0] + (index_t)r * width[0], x + t * x_step + (r0 + r) * x_ld,
+                       (size_t)features * sizeof(float));
+            for (int l = 0; l < layers; l++) {
+                const int in_p = l ? hp : fp;
+                for (int r = 0; r < nb; r++)
+                    memcpy(acc + (index_t)r * hp, bias[l], (size_t)hp * sizeof(float));
+                gemm_acc(nb, width[l], hp, input[l], width[l], matrix[l], acc);
+                tanh_array(acc, (index_t)nb * hp);
+                for (int r = 0; r < nb; r++) {
+                    const float *state = acc + (index_t)r * hp;
+                    memcpy(input[l] + (index_t)r * width[l] + in_p, state, (size_t)hp * sizeof(float));
+                    if (l + 1 < layers)
+                        memcpy(input[l + 1] + (index_t)r * width[l + 1], state,
+                               (size_t)hp * sizeof(float));
+                    if (out)
+                        memcpy(out + l * out_layer + t * out_step + (r0 + r) * out_ld, state,
+                               (size_t)h * sizeof(float));
+                    if (last && l + 1 == layers && t + 1 == steps)
+                        memcpy(last + (index_t)(r0 + r) * h, state, (size_t)h * sizeof(float));
+                }
+            }
+        }
+    }
+    free(acc), free_all(matrix, layers), free_all(input, layers), free_all(bias, layers);
+    return 0;
+}
+
+/* Backward through the whole stack, all layers together from the last step to the first:
+ * writes delta (same layout as the forward's `out`) = dL/da_l(t), the gradient of every
+ * layer's pre-activation, from the forward's outputs and grad = dL/d(top output) (steps, rows,
+ * h). The weight gradients are sums of products over all steps, left to the caller. */
+int seq_tanh_stack_backward(int steps, int rows, int h, int layers, const float *out,
+                            index_t out_layer, index_t out_step, index_t out_ld,
+                            const float *grad, index_t grad_step, index_t grad_ld,
+                            const float *const *w_ih, const float *const *w_hh, float *delta,
+                            index_t d_layer, index_t d_step, index_t d_ld) {
+    if (layers < 1 || layers > MAX_LAYERS) return -2;
+    const int hp = padded(h);
+    /* Layer l's matrix (hp, hp | 2hp): W_hh_l beside W_ih_l (l > 0), so one product of
+     * dL/da_l(t) gives both the carry to step t - 1 and the gradient into layer l - 1. */
+    float *matrix[MAX_LAYERS] = {0}, *carry[MAX_LAYERS] = {0};
+    float *work = calloc((size_t)STACK_BLOCK * hp * 4, sizeof(float));
+    int failed = !work;
+    for (int l = 0; l < layers && !failed; l++) {
+        const int n = l ? 2 * hp : hp;
+        matrix[l] = calloc((size_t)hp * n, sizeof(float));
+        carry[l] = calloc((size_t)STACK_BLOCK * hp, sizeof(float));
+        failed = !matrix[l] || !carry[l];
+        for (int i = 0; i < h && !failed; i++)
+            for (int j = 0; j < h; j++) {
+                matrix[l][(index_t)i * n + j] = w_hh[l][(index_t)i * h + j];
+                if (l) matrix[l][(index_t)i * n + hp + j] = w_ih[l][(index_t)i * h + j];
+            }
+    }
+    if (failed) {
+        free(work), free_all(matrix, layers), free_all(carry, layers);
+        return -1;
+    }
+    float *d = work, *value = d + STACK_BLOCK * hp, *product = value + STACK_BLOCK * hp;
+    for (int r0 = 0; r0 < rows; r0 += STACK_BLOCK) {
+        const int nb = rows - r0 < STACK_BLOCK ? rows - r0 : STACK_BLOCK;
+        for (int l = 0; l < layers; l++)
+            memset(carry[l], 0, (size_t)STACK_BLOCK * hp * sizeof(float));
+        for (int t = steps - 1; t >= 0; t--) {
+            /* d starts as the gradient from outside the layer: the top layer's from grad,
+             * a lower layer's from the product of the layer above (left in product). */
+            for (int l = layers - 1; l >= 0; l--) {
+                const int n = l ? 2 * hp : hp;
+                if (l == layers - 1)
+                    load_step(d, grad + t * grad_step + r0 * grad_ld, grad_ld, nb, 1, h);
+                load_step(value, out + l * out_layer + t * out_step + r0 * out_ld, out_ld, nb, 1, h);
+                for (int r = 0; r < nb; r++)
+                    for (int j = 0; j < hp; j++) {
+                        const index_t i = (index_t)r * hp + j;
+                        d[i] = (d[i] + carry[l][i]) * (1.0f - value[i] * value[i]);
+                    }
+                store_step(delta + l * d_layer + t * d_step + r0 * d_ld, d_ld, d, nb, 1, h);
+                if (!t && !l) continue;
+                memset(product, 0, (size_t)nb * n * sizeof(float));
+                gemm_acc(nb, hp, n, d, hp, matrix[l], product);
+                for (int r = 0; r < nb; r++) {
+                    memcpy(carry[l] + (index_t)r * hp, product + (index_t)r * n,
+                           (size_t)hp * sizeof(float));
+                    if (l)
+                        memcpy(d + (index_t)r * hp, product + (index_t)r * n + hp,
+                               (size_t)hp * sizeof(float));
+                }
+            }
+        }
+    }
+    free(work), free_all(matrix, layers), free_all(carry, layers);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- LSTM */
+
+/* PyTorch's LSTM: gates (i, f, g, o) = pre_t + h_{t-1} W_hhᵀ; c_t = σ(f) c_{t-1} + σ(i) tanh(g);
+ * h_t = σ(o) tanh(c_t); h_{-1} = c_{-1} = 0.
+ * pre: (steps, rows, 4h); w_hh: (4h, h); out: (steps, rows, h). With `gates` and `cell`
+ * (training) it also writes the activated gates (steps, rows, 4h) and c (steps, rows, h). */
+int seq_lstm_forward(int steps, int rows, int h, const float *pre, index_t pre_step,
+                     index_t pre_ld, const float *w_hh, float *out, index_t out_step,
+                     index_t out_ld, float *gates, index_t gates_step, index_t gates_ld,
+                     float *cell, index_t cell_step, index_t cell_ld) {
+    const int hp = padded(h), n = 4 * hp;
+    float *m = pack(w_hh, h, hp, 4, h, 1); /* W_hhᵀ: (hp, 4hp) */
+    float *work = calloc((size_t)rows * (n + 2 * hp), sizeof(float));
+    if (!m || !work) return free(m), free(work), -1;
+    float *act = work, *state = act + (index_t)rows * n, *c = state + (index_t)rows * hp;
+    for (int t = 0; t < steps; t++) {
+        memset(act, 0, (size_t)rows * n * sizeof(float)); /* padding lanes stay inert */
+        load_step(act, pre + t * pre_step, pre_ld, rows, 4, h);
+        if (t) gemm_acc(rows, hp, n, state, hp, m, act);
+        lstm_cell(rows, hp, act, c, state);
+        store_step(out + t * out_step, out_ld, state, rows, 1, h);
+        if (gates) store_step(gates + t * gates_step, gates_ld, act, rows, 4, h);
+        if (cell) store_step(cell + t * cell_step, cell_ld, c, rows, 1, h);
+    }
+    free(m), free(work);
+    return 0;
+}
+
+/* Backward through the LSTM recurrence: writes dL/d(pre-activation gates) (steps, rows, 4h)
+ * from the forward pass's activated gates and cells and grad_t = dL/dh_t from outside. */
+int seq_lstm_backward(int steps, int rows, int h, const float *gates, index_t gates_step,
+                      index_t gates_ld, const float *cell, index_t cell_step, index_t cell_ld,
+                      const float *grad, index_t grad_step, index_t grad_ld, const float *w_hh,
+                      float *dpre, index_t dpre_step, index_t dpre_ld) {
+    const int hp = padded(h), n = 4 * hp;
+    /* W_hh (4h, h) with its rows packed gate by gate: row g·hp + j is W_hh[g·h + j]. */
+    float *m = calloc((size_t)n * hp, sizeof(float));
+    float *work = calloc((size_t)rows * (2 * n + 5 * hp), sizeof(float));
+    if (!m || !work) return free(m), free(work), -1;
+    for (int g = 0; g < 4; g++)
+        for (int j = 0; j < h; j++)
+            memcpy(m + (index_t)(g * hp + j) * hp, w_hh + (index_t)(g * h + j) * h,
+                   (size_t)h * sizeof(float));
+    float *act = work, *delta = act + (index_t)rows * n, *carry_h = delta + (index_t)rows * n;
+    float *carry_c = carry_h + (index_t)rows * hp, *c = carry_c + (index_t)rows * hp;
+    float *c_prev = c + (index_t)rows * hp, *dh = c_prev + (index_t)rows * hp;
+    for (int t = steps - 1; t >= 0; t--) {
+        load_step(act, gates + t * gates_step, gates_ld, rows, 4, h);
+        load_step(c, cell + t * cell_step, cell_ld, rows, 1, h);
+        if (t)
+            load_step(c_prev, cell + (t - 1) * cell_step, cell_ld, rows, 1, h);
+        else
+            memset(c_prev, 0, (size_t)rows * hp * sizeof(float));
+        load_step(dh, grad + t * grad_step, grad_ld, rows, 1, h);
+        tanh_array(c, (index_t)rows * hp); /* c now holds tanh(c_t) */
+        for (int r = 0; r < rows; r++) {
+            const float *a = act + (index_t)r * n;
+            float *d = delta + (index_t)r * n;
+            const index_t s = (index_t)r * hp;
+            for (int j = 0; j < hp; j++) {
+                const float i = a[j], f = a[hp + j], g = a[2 * hp + j], o = a[3 * hp + j];
+                const float tc = c[s + j], grad_h = dh[s + j] + carry_h[s + j];
+                const float grad_c = carry_c[s + j] + grad_h * o * (1.0f - tc * tc);
+                d[j] = grad_c * g * i * (1.0f - i);
+                d[hp + j] = grad_c * c_prev[s + j] * f * (1.0f - f);
+                d[2 * hp + j] = grad_c * i * (1.0f - g * g);
+                d[3 * hp + j] = grad_h * tc * o * (1.0f - o);
+                carry_c[s + j] = grad_c * f;
+            }
+        }
+        store_step(dpre + t * dpre_step, dpre_ld, delta, rows, 4, h);
+        if (t) {
+            memset(carry_h, 0, (size_t)rows * hp * sizeof(float));
+            gemm_acc(rows, n, hp, delta, n, m, carry_h);
+        }
+    }
+    free(m), free(work);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- module */
+
+static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_recurrence",
+                                    "Recurrences of tanh RNN and LSTM layers (called through "
+                                    "ctypes by seqcast.models.native).",
+                                    -1, NULL, NULL, NULL, NULL, NULL};
+
+PyMODINIT_FUNC PyInit__recurrence(void) { return PyModule_Create(&module); }

@@ -1,0 +1,420 @@
+"""Recurrent stacks (tanh RNN and LSTM, one or both directions) on the compiled recurrence.
+
+A recurrent layer is products over all steps at once (the input projection, the weight
+gradients), which PyTorch does well, and the recurrence, a chain of tiny (B, H) products that
+must run one step after another and costs far more in per-operation overhead than in arithmetic
+when PyTorch runs it step by step. :mod:`seqcast._recurrence` (C, built at install) runs the
+whole chain of one layer and direction in one call, forward and backward; this module does the
+rest with a few large PyTorch products and wraps both in an autograd function.
+
+Same weights, same layout and the same function as ``nn.RNN(nonlinearity='tanh')`` and
+``nn.LSTM`` (tested against them), in float32 on the CPU. :func:`available` says whether the
+compiled part loaded; set ``SEQCAST_NATIVE=0`` to turn it off.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+from concurrent.futures import ThreadPoolExecutor
+from functools import cache
+from typing import Any
+
+import torch
+
+__all__ = ["CELLS", "available", "recurrent_stack", "use_vector_kernels"]
+
+#: The cells the compiled recurrence runs, with their number of gates.
+CELLS = {"rnn": 1, "lstm": 4}
+#: Rows per block when forecasting without gradients: bounds the memory of a huge batch.
+BLOCK_ROWS = 8192
+
+_P = ctypes.c_void_p
+_I = ctypes.c_int
+_N = ctypes.c_longlong
+_SEQ: list[Any] = [_P, _N, _N]  # pointer to time 0 of row 0, step stride, row stride (in floats)
+
+
+@cache
+def _library() -> ctypes.CDLL | None:
+    if os.environ.get("SEQCAST_NATIVE", "1") == "0":
+        return None
+    try:
+        from seqcast import _recurrence  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    library = ctypes.CDLL(_recurrence.__file__)
+    library.seq_select.argtypes = [_I]
+    library.seq_select(1)
+    library.seq_rnn_forward.argtypes = [_I, _I, _I, *_SEQ, _P, *_SEQ]
+    library.seq_rnn_backward.argtypes = [_I, _I, _I, *_SEQ, *_SEQ, _P, *_SEQ]
+    library.seq_lstm_forward.argtypes = [_I, _I, _I, *_SEQ, _P, *_SEQ, *_SEQ, *_SEQ]
+    library.seq_lstm_backward.argtypes = [_I, _I, _I, *_SEQ, *_SEQ, *_SEQ, _P, *_SEQ]
+    layered: list[Any] = [_P, _N, _N, _N]  # pointer, layer stride, step stride, row stride
+    library.seq_tanh_stack_forward.argtypes = [*[_I] * 5, *_SEQ, _P, _P, _P, _P, *layered, _P]
+    library.seq_tanh_stack_backward.argtypes = [*[_I] * 4, *layered, *_SEQ, _P, _P, *layered]
+    return library
+
+
+def available() -> bool:
+    """Whether the compiled recurrence is built and enabled."""
+    return _library() is not None
+
+
+def use_vector_kernels(enabled: bool) -> bool:
+    """Chooses the AVX2/FMA kernels (the default where the CPU has them) or the plain C ones;
+    returns whether the vector kernels are in use now. For tests and comparisons."""
+    return bool(_lib().seq_select(int(enabled)))
+
+
+def _lib() -> ctypes.CDLL:
+    library = _library()
+    if library is None:
+        raise RuntimeError("seqcast's compiled recurrence is not available")
+    return library
+
+
+def _seq(tensor: torch.Tensor | None, reverse: bool = False) -> list[int]:
+    """Pointer and strides of a (L, rows, W) float32 view, as the C functions take them;
+    ``reverse`` points at the last step with a negative step stride."""
+    if tensor is None:
+        return [0, 0, 0]
+    steps_stride, row_stride = tensor.stride(0), tensor.stride(1)
+    pointer = tensor.data_ptr()
+    if reverse:
+        pointer += (tensor.shape[0] - 1) * steps_stride * tensor.element_size()
+        steps_stride = -steps_stride
+    return [pointer, steps_stride, row_stride]
+
+
+def _check(code: int) -> None:
+    if code != 0:
+        raise MemoryError("seqcast's compiled recurrence ran out of memory")
+
+
+def _run_layer(
+    cell: str,
+    pre: torch.Tensor,
+    w_hh: torch.Tensor,
+    out: torch.Tensor,
+    reverse: bool,
+    gates: torch.Tensor | None = None,
+    cell_state: torch.Tensor | None = None,
+) -> None:
+    """One layer and direction forward: ``pre`` (L, B, G·H) into ``out`` (L, B, H) views."""
+    steps, rows, hidden = out.shape
+    w = w_hh.contiguous()
+    if cell == "rnn":
+        code = _lib().seq_rnn_forward(
+            steps, rows, hidden, *_seq(pre, reverse), w.data_ptr(), *_seq(out, reverse)
+        )
+    else:
+        code = _lib().seq_lstm_forward(
+            steps,
+            rows,
+            hidden,
+            *_seq(pre, reverse),
+            w.data_ptr(),
+            *_seq(out, reverse),
+            *_seq(gates, reverse),
+            *_seq(cell_state, reverse),
+        )
+    _check(code)
+
+
+def _forward(
+    x: torch.Tensor,
+    cell: str,
+    num_layers: int,
+    directions: int,
+    weights: tuple[torch.Tensor, ...],
+    keep: bool,
+) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor | None], list[torch.Tensor | None]]:
+    """The stack on steps-first input (L, B, F): top output (L, B, D·H), every layer's input,
+    and (``keep``) the LSTM gates and cells each direction's backward pass needs."""
+    steps, rows, _ = x.shape
+    gate_count = CELLS[cell]
+    hidden = weights[1].shape[1]
+    inputs, kept_gates, kept_cells = [], [], []
+    layer_in = x
+    for layer in range(num_layers):
+        inputs.append(layer_in)
+        out = x.new_empty(steps, rows, directions * hidden)
+        flat_in = layer_in.reshape(steps * rows, -1)
+        for direction in range(directions):
+            w_ih, w_hh, b_ih, b_hh = weights[4 * (layer * directions + direction) :][:4]
+            pre = torch.addmm(b_ih + b_hh, flat_in, w_ih.T).view(steps, rows, -1)
+            gates = cells = None
+            if keep and cell == "lstm":
+                gates = x.new_empty(steps, rows, gate_count * hidden)
+                cells = x.new_empty(steps, rows, hidden)
+            half = out[:, :, direction * hidden : (direction + 1) * hidden]
+            _run_layer(cell, pre, w_hh, half, direction == 1, gates, cells)
+            kept_gates.append(gates)
+            kept_cells.append(cells)
+        layer_in = out
+    return layer_in, inputs, kept_gates, kept_cells
+
+
+class _Stack(torch.autograd.Function):
+    @staticmethod
+    def forward(
+        ctx: Any,
+        x: torch.Tensor,
+        cell: str,
+        num_layers: int,
+        directions: int,
+        *weights: torch.Tensor,
+    ) -> torch.Tensor:
+        steps_first = x.transpose(0, 1).contiguous()  # (B, L, F) -> (L, B, F)
+        top, inputs, gates, cells = _forward(
+            steps_first, cell, num_layers, directions, weights, keep=True
+        )
+        ctx.save_for_backward(top, *inputs, *weights)
+        ctx.lstm_state = (gates, cells)
+        ctx.cell, ctx.num_layers, ctx.directions = cell, num_layers, directions
+        return top.transpose(0, 1)  # (B, L, D·H)
+
+    @staticmethod
+    def backward(ctx: Any, grad_top: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        cell: str = ctx.cell
+        num_layers: int = ctx.num_layers
+        directions: int = ctx.directions
+        saved = ctx.saved_tensors
+        top, inputs, weights = saved[0], saved[1 : 1 + num_layers], saved[1 + num_layers :]
+        gates, cells = ctx.lstm_state
+        hidden = weights[1].shape[1]
+        steps, rows, _ = top.shape
+        grad_out = grad_top.transpose(0, 1).contiguous()  # (L, B, D·H)
+        grads: list[torch.Tensor | None] = [None] * len(weights)
+        for layer in range(num_layers - 1, -1, -1):
+            layer_in = inputs[layer]
+            out = inputs[layer + 1] if layer + 1 < num_layers else top
+            flat_in = layer_in.reshape(steps * rows, -1)
+            grad_in: torch.Tensor | None = None
+            for direction in range(directions):
+                index = layer * directions + direction
+                w_ih, w_hh = weights[4 * index], weights[4 * index + 1]
+                columns = slice(direction * hidden, (direction + 1) * hidden)
+                h = out[:, :, columns]
+                reverse = direction == 1
+                delta = _backward_layer(
+                    cell, h, grad_out[:, :, columns], w_hh, gates[index], cells[index], reverse
+                )  # (L, B, G·H)
+                flat = delta.view(steps * rows, -1)
+                # dW_hh = Σ_t δ_tᵀ h_{t-1}; the previous step is t + 1 when running backwards.
+                later, earlier = (slice(1, None), slice(None, -1))
+                if reverse:
+                    later, earlier = earlier, later
+                grad_hh = torch.mm(
+                    delta[later].reshape(-1, flat.shape[1]).T, h[earlier].reshape(-1, hidden)
+                )
+                grad_b = flat.sum(0)
+                grads[4 * index : 4 * index + 4] = [flat.T @ flat_in, grad_hh, grad_b, grad_b]
+                if layer or ctx.needs_input_grad[0]:
+                    part = flat @ w_ih  # (L·B, F_layer)
+                    grad_in = part if grad_in is None else grad_in.add_(part)
+            if grad_in is not None:
+                grad_out = grad_in.view(steps, rows, -1)
+        grad_x = grad_out.transpose(0, 1) if ctx.needs_input_grad[0] else None
+        return (grad_x, None, None, None, *grads)
+
+
+def _backward_layer(
+    cell: str,
+    h: torch.Tensor,
+    grad: torch.Tensor,
+    w_hh: torch.Tensor,
+    gates: torch.Tensor | None,
+    cells: torch.Tensor | None,
+    reverse: bool,
+) -> torch.Tensor:
+    """dL/d(pre-activation) (L, B, G·H) of one layer and direction from dL/dh (L, B, H)."""
+    steps, rows, hidden = h.shape
+    w = w_hh.contiguous()
+    if cell == "rnn":
+        delta = h.new_empty(steps, rows, hidden)
+        code = _lib().seq_rnn_backward(
+            steps, rows, hidden, *_seq(h, reverse), *_seq(grad, reverse), w.data_ptr(),
+            *_seq(delta, reverse),
+        )  # fmt: skip
+    else:
+        delta = h.new_empty(steps, rows, 4 * hidden)
+        code = _lib().seq_lstm_backward(
+            steps, rows, hidden, *_seq(gates, reverse), *_seq(cells, reverse),
+            *_seq(grad, reverse), w.data_ptr(), *_seq(delta, reverse),
+        )  # fmt: skip
+    _check(code)
+    return delta
+
+
+def _pointers(tensors: list[torch.Tensor]) -> Any:
+    """A C array of the tensors' data pointers (each must be contiguous)."""
+    return (ctypes.c_void_p * len(tensors))(*(t.data_ptr() for t in tensors))
+
+
+def _layered(tensor: torch.Tensor | None) -> list[int]:
+    """Pointer and strides of a (N, L, rows, H) view: layer, step and row strides."""
+    if tensor is None:
+        return [0, 0, 0, 0]
+    return [tensor.data_ptr(), tensor.stride(0), tensor.stride(1), tensor.stride(2)]
+
+
+def _tanh_forward(
+    x: torch.Tensor,
+    weights: tuple[torch.Tensor, ...],
+    num_layers: int,
+    out: torch.Tensor | None,
+    last: torch.Tensor | None,
+) -> None:
+    """The fused tanh stack on batch-first x (B, L, F): every layer's output into ``out``
+    (N, L, B, H) and/or the top layer's last one into ``last`` (B, H)."""
+    batch, steps, features = x.shape
+    hidden = weights[1].shape[0]
+    parts = [w.contiguous() for w in weights]
+    code = _lib().seq_tanh_stack_forward(
+        steps, batch, features, hidden, num_layers, x.data_ptr(), x.stride(1), x.stride(0),
+        _pointers(parts[0::4]), _pointers(parts[1::4]), _pointers(parts[2::4]),
+        _pointers(parts[3::4]), *_layered(out), 0 if last is None else last.data_ptr(),
+    )  # fmt: skip
+    _check(code)
+
+
+class _TanhStack(torch.autograd.Function):
+    """A unidirectional tanh stack, all layers advancing together in one compiled call."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, num_layers: int, last_only: bool, *weights: torch.Tensor
+    ) -> torch.Tensor:
+        batch, steps, _ = x.shape
+        x = x if x.stride(2) == 1 else x.contiguous()
+        out = x.new_empty(num_layers, steps, batch, weights[1].shape[0])
+        _tanh_forward(x, weights, num_layers, out, None)
+        ctx.save_for_backward(x, out, *weights)
+        ctx.last_only = last_only
+        top = out[-1, -1:] if last_only else out[-1]
+        return top.transpose(0, 1)  # (B, L or 1, H)
+
+    @staticmethod
+    def backward(ctx: Any, grad_top: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        x, out, *weights = ctx.saved_tensors
+        num_layers, steps, batch, hidden = out.shape
+        if ctx.last_only:
+            grad = grad_top.new_zeros(steps, batch, hidden)
+            grad[-1] = grad_top[:, 0]
+        else:
+            grad = grad_top.transpose(0, 1)  # (L, B, H) view; the kernel takes any row stride
+            if grad.stride(2) != 1:
+                grad = grad.contiguous()
+        delta = out.new_empty(out.shape)  # dL/da of every layer, (N, L, B, H)
+        parts = [w.contiguous() for w in weights]
+        code = _lib().seq_tanh_stack_backward(
+            steps, batch, hidden, num_layers, *_layered(out), *_seq(grad),
+            _pointers(parts[0::4]), _pointers(parts[1::4]), *_layered(delta),
+        )  # fmt: skip
+        _check(code)
+        grads: list[torch.Tensor] = []
+        for layer in range(num_layers):
+            flat = delta[layer].view(steps * batch, hidden)
+            if layer:
+                layer_in = out[layer - 1].view(steps * batch, hidden)
+            else:
+                layer_in = x.transpose(0, 1).reshape(steps * batch, -1)  # (L·B, F)
+            # dW_hh = Σ_t δ_tᵀ h_{t-1} (h_{-1} = 0)
+            grad_hh = torch.mm(
+                delta[layer, 1:].reshape(-1, hidden).T, out[layer, :-1].reshape(-1, hidden)
+            )
+            grad_b = flat.sum(0)
+            grads += [flat.T @ layer_in, grad_hh, grad_b, grad_b]
+        grad_x = None
+        if ctx.needs_input_grad[0]:
+            grad_x = (delta[0].view(steps * batch, hidden) @ weights[0]).view(steps, batch, -1)
+            grad_x = grad_x.transpose(0, 1)
+        return (grad_x, None, None, *grads)
+
+
+def _tanh_last(x: torch.Tensor, weights: tuple[torch.Tensor, ...], num_layers: int) -> torch.Tensor:
+    """The top layer's last output without gradients, (B, L, F) -> (B, 1, H); rows split over
+    torch's thread count (the compiled call releases the GIL)."""
+    x = x if x.stride(2) == 1 else x.contiguous()
+    rows = x.shape[0]
+    last = x.new_empty(rows, weights[1].shape[0])
+    workers = max(1, min(torch.get_num_threads(), rows // 256))
+    if workers == 1:
+        _tanh_forward(x, weights, num_layers, None, last)
+        return last[:, None]
+    share = -(-rows // workers)
+
+    def run(start: int) -> None:
+        _tanh_forward(x[start : start + share], weights, num_layers, None, last[start:])
+
+    list(_pool(workers).map(run, range(0, rows, share)))
+    return last[:, None]
+
+
+@cache
+def _pool(workers: int) -> ThreadPoolExecutor:
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seqcast-recurrence")
+
+
+def _forward_only(
+    x: torch.Tensor, cell: str, num_layers: int, directions: int, weights: tuple[torch.Tensor, ...]
+) -> torch.Tensor:
+    """The stack without gradients, in blocks of rows; blocks run on torch's thread count
+    (the compiled recurrence releases the GIL). (B, L, F) -> (B, L, D·H)."""
+    rows = x.shape[0]
+    workers = max(1, min(torch.get_num_threads(), -(-rows // 256)))
+    block = min(BLOCK_ROWS, -(-rows // workers))
+    starts = range(0, rows, block)
+
+    def run(start: int) -> torch.Tensor:
+        part = x[start : start + block].transpose(0, 1).contiguous()  # (L, b, F)
+        return _forward(part, cell, num_layers, directions, weights, keep=False)[0]
+
+    if workers == 1:
+        parts = [run(start) for start in starts]
+    else:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)  # one thread per block, not blocks × torch's pool
+        try:
+            parts = list(_pool(workers).map(run, starts))
+        finally:
+            torch.set_num_threads(threads)
+    return torch.cat(parts, dim=1).transpose(0, 1)
+
+
+def recurrent_stack(
+    x: torch.Tensor,
+    weights: list[torch.Tensor],
+    cell: str,
+    num_layers: int,
+    bidirectional: bool = False,
+    last_only: bool = False,
+) -> torch.Tensor:
+    """Runs a stack of ``rnn`` (tanh) or ``lstm`` layers from a zero state:
+    (B, L, F) -> the top layer's output at every step, (B, L, D·H), D = 2 when bidirectional;
+    with ``last_only`` a unidirectional tanh stack may return the last step alone, (B, 1, H).
+
+    ``weights`` are the module's flat weights in ``nn.RNN``/``nn.LSTM`` order (``weight_ih_l0,
+    weight_hh_l0, bias_ih_l0, bias_hh_l0``, then ``..._reverse`` when bidirectional, layer by
+    layer). Inputs and weights must be float32 on the CPU.
+    """
+    directions = 2 if bidirectional else 1
+    if cell not in CELLS or len(weights) != 4 * num_layers * directions:
+        raise ValueError("recurrent_stack needs a known cell and 4 tensors per layer and direction")
+    needs_grad = torch.is_grad_enabled() and (
+        x.requires_grad or any(w.requires_grad for w in weights)
+    )
+    if cell == "rnn" and not bidirectional:
+        if needs_grad:
+            fused: torch.Tensor = _TanhStack.apply(x, num_layers, last_only, *weights)  # type: ignore[no-untyped-call]
+            return fused
+        if last_only:
+            with torch.no_grad():
+                return _tanh_last(x, tuple(weights), num_layers)
+    if not needs_grad:
+        with torch.no_grad():
+            return _forward_only(x, cell, num_layers, directions, tuple(weights))
+    out: torch.Tensor = _Stack.apply(x, cell, num_layers, directions, *weights)  # type: ignore[no-untyped-call]
+    return out
