@@ -32,13 +32,15 @@ typedef long long index_t;
 
 /* ---------------------------------------------------------------- small dense kernels */
 
-/* C[r, 0:n] += A[r, 0:k] @ M[0:k, 0:n] for r < rows; M and C have row stride n (a multiple
- * of 8), A has row stride lda. */
-static void gemm_acc_plain(int rows, int k, int n, const float *a, int lda, const float *m,
-                           float *c) {
+/* C[r, 0:n] = init + A[r, 0:k] @ M[0:k, 0:n] for r < rows, where init is the row vector
+ * `init` (n,) when given, else C's own row (an accumulation). M has row stride n (a multiple
+ * of 8), A row stride lda, C row stride ldc. */
+static void gemm_plain(int rows, int k, int n, const float *a, index_t lda, const float *m,
+                       float *c, index_t ldc, const float *init) {
     for (int r = 0; r < rows; r++) {
-        float *cr = c + (index_t)r * n;
-        const float *ar = a + (index_t)r * lda;
+        float *cr = c + r * ldc;
+        const float *ar = a + r * lda;
+        if (init) memcpy(cr, init, (size_t)n * sizeof(float));
         for (int i = 0; i < k; i++) {
             const float v = ar[i];
             const float *mi = m + (index_t)i * n;
@@ -69,18 +71,20 @@ static void lstm_cell_plain(int rows, int hp, float *act, float *c, float *h) {
 #ifdef SEQ_X86
 #define AVX2 __attribute__((target("avx2,fma")))
 
-AVX2 static void gemm_acc_avx2(int rows, int k, int n, const float *a, int lda,
-                               const float *m, float *c) {
+#define START(row, col) (init ? _mm256_loadu_ps(init + (col)) : _mm256_loadu_ps((row) + (col)))
+
+AVX2 static void gemm_avx2(int rows, int k, int n, const float *a, index_t lda, const float *m,
+                           float *c, index_t ldc, const float *init) {
     int r = 0;
     for (; r + 4 <= rows; r += 4) {
-        const float *a0 = a + (index_t)r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
-        float *c0 = c + (index_t)r * n, *c1 = c0 + n, *c2 = c1 + n, *c3 = c2 + n;
+        const float *a0 = a + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
+        float *c0 = c + r * ldc, *c1 = c0 + ldc, *c2 = c1 + ldc, *c3 = c2 + ldc;
         int j = 0;
         for (; j + 16 <= n; j += 16) {
-            __m256 s00 = _mm256_loadu_ps(c0 + j), s01 = _mm256_loadu_ps(c0 + j + 8);
-            __m256 s10 = _mm256_loadu_ps(c1 + j), s11 = _mm256_loadu_ps(c1 + j + 8);
-            __m256 s20 = _mm256_loadu_ps(c2 + j), s21 = _mm256_loadu_ps(c2 + j + 8);
-            __m256 s30 = _mm256_loadu_ps(c3 + j), s31 = _mm256_loadu_ps(c3 + j + 8);
+            __m256 s00 = START(c0, j), s01 = START(c0, j + 8);
+            __m256 s10 = START(c1, j), s11 = START(c1, j + 8);
+            __m256 s20 = START(c2, j), s21 = START(c2, j + 8);
+            __m256 s30 = START(c3, j), s31 = START(c3, j + 8);
             for (int i = 0; i < k; i++) {
                 const float *mi = m + (index_t)i * n + j;
                 const __m256 m0 = _mm256_loadu_ps(mi), m1 = _mm256_loadu_ps(mi + 8);
@@ -103,8 +107,7 @@ AVX2 static void gemm_acc_avx2(int rows, int k, int n, const float *a, int lda,
             _mm256_storeu_ps(c3 + j, s30), _mm256_storeu_ps(c3 + j + 8, s31);
         }
         for (; j < n; j += 8) {
-            __m256 s0 = _mm256_loadu_ps(c0 + j), s1 = _mm256_loadu_ps(c1 + j);
-            __m256 s2 = _mm256_loadu_ps(c2 + j), s3 = _mm256_loadu_ps(c3 + j);
+            __m256 s0 = START(c0, j), s1 = START(c1, j), s2 = START(c2, j), s3 = START(c3, j);
             for (int i = 0; i < k; i++) {
                 const __m256 mi = _mm256_loadu_ps(m + (index_t)i * n + j);
                 s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + i), mi, s0);
@@ -117,10 +120,10 @@ AVX2 static void gemm_acc_avx2(int rows, int k, int n, const float *a, int lda,
         }
     }
     for (; r < rows; r++) {
-        const float *ar = a + (index_t)r * lda;
-        float *cr = c + (index_t)r * n;
+        const float *ar = a + r * lda;
+        float *cr = c + r * ldc;
         for (int j = 0; j < n; j += 8) {
-            __m256 s = _mm256_loadu_ps(cr + j);
+            __m256 s = START(cr, j);
             for (int i = 0; i < k; i++)
                 s = _mm256_fmadd_ps(_mm256_broadcast_ss(ar + i),
                                     _mm256_loadu_ps(m + (index_t)i * n + j), s);
@@ -128,6 +131,7 @@ AVX2 static void gemm_acc_avx2(int rows, int k, int n, const float *a, int lda,
         }
     }
 }
+#undef START
 
 /* tanh as a rational function of x (the minimax fit Eigen uses, within a few ulp of tanhf):
  * x·P(x²)/Q(x²) on |x| <= 7.9, where float32 tanh is already ±1 to the last bit beyond. */
@@ -158,6 +162,14 @@ AVX2 static inline __m256 sigmoid_avx2(__m256 x) {
 
 AVX2 static void tanh_avx2_array(float *x, index_t count) {
     index_t i = 0;
+    for (; i + 32 <= count; i += 32) { /* four independent chains in flight */
+        const __m256 a = tanh_avx2(_mm256_loadu_ps(x + i));
+        const __m256 b = tanh_avx2(_mm256_loadu_ps(x + i + 8));
+        const __m256 c = tanh_avx2(_mm256_loadu_ps(x + i + 16));
+        const __m256 d = tanh_avx2(_mm256_loadu_ps(x + i + 24));
+        _mm256_storeu_ps(x + i, a), _mm256_storeu_ps(x + i + 8, b);
+        _mm256_storeu_ps(x + i + 16, c), _mm256_storeu_ps(x + i + 24, d);
+    }
     for (; i + 8 <= count; i += 8) _mm256_storeu_ps(x + i, tanh_avx2(_mm256_loadu_ps(x + i)));
     for (; i < count; i++) x[i] = tanhf(x[i]);
 }
@@ -183,21 +195,22 @@ AVX2 static void lstm_cell_avx2(int rows, int hp, float *act, float *c, float *h
 }
 #endif
 
-typedef void (*gemm_fn)(int, int, int, const float *, int, const float *, float *);
+typedef void (*gemm_fn)(int, int, int, const float *, index_t, const float *, float *, index_t,
+                        const float *);
 typedef void (*map_fn)(float *, index_t);
 typedef void (*cell_fn)(int, int, float *, float *, float *);
 
-static gemm_fn gemm_acc = gemm_acc_plain;
+static gemm_fn gemm = gemm_plain;
 static map_fn tanh_array = tanh_plain;
 static cell_fn lstm_cell = lstm_cell_plain;
 
 /* 1 when the vector kernels are in use, 0 for plain C. */
 int seq_select(int allow_vector) {
-    gemm_acc = gemm_acc_plain, tanh_array = tanh_plain, lstm_cell = lstm_cell_plain;
+    gemm = gemm_plain, tanh_array = tanh_plain, lstm_cell = lstm_cell_plain;
 #ifdef SEQ_X86
     __builtin_cpu_init();
     if (allow_vector && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        gemm_acc = gemm_acc_avx2, tanh_array = tanh_avx2_array, lstm_cell = lstm_cell_avx2;
+        gemm = gemm_avx2, tanh_array = tanh_avx2_array, lstm_cell = lstm_cell_avx2;
         return 1;
     }
 #else
@@ -257,7 +270,7 @@ int seq_rnn_forward(int steps, int rows, int h, const float *pre, index_t pre_st
     float *previous = state, *current = state + (index_t)rows * hp;
     for (int t = 0; t < steps; t++) {
         load_step(current, pre + t * pre_step, pre_ld, rows, 1, h);
-        if (t) gemm_acc(rows, hp, hp, previous, hp, m, current);
+        if (t) gemm(rows, hp, hp, previous, hp, m, current, hp, NULL);
         tanh_array(current, (index_t)rows * hp);
         store_step(out + t * out_step, out_ld, current, rows, 1, h);
         float *swap = previous;
@@ -286,7 +299,7 @@ int seq_rnn_backward(int steps, int rows, int h, const float *out, index_t out_s
         store_step(da + t * da_step, da_ld, delta, rows, 1, h);
         if (t) {
             memset(carry, 0, (size_t)rows * hp * sizeof(float));
-            gemm_acc(rows, hp, hp, delta, hp, m, carry);
+            gemm(rows, hp, hp, delta, hp, m, carry, hp, NULL);
         }
     }
     free(m), free(work);
@@ -297,19 +310,6 @@ int seq_rnn_backward(int steps, int rows, int h, const float *out, index_t out_s
 
 /* Rows per block in the fused stack: a block's states for every layer stay in L1/L2 cache. */
 #define STACK_BLOCK 32
-
-/* Layer l of a tanh stack as one matrix, (in_p + hp, hp): W_ih_lᵀ over W_hh_lᵀ, so that
- * [input_t | h_{t-1}] @ matrix is the layer's pre-activation without its bias. */
-static float *pack_stack_layer(const float *w_ih, int in, int in_p, const float *w_hh, int h) {
-    const int hp = padded(h);
-    float *m = calloc((size_t)(in_p + hp) * hp, sizeof(float));
-    if (!m) return NULL;
-    for (int i = 0; i < in; i++)
-        for (int j = 0; j < h; j++) m[(index_t)i * hp + j] = w_ih[(index_t)j * in + i];
-    for (int i = 0; i < h; i++)
-        for (int j = 0; j < h; j++) m[(index_t)(in_p + i) * hp + j] = w_hh[(index_t)j * h + i];
-    return m;
-}
 
 static void free_all(float **arrays, int count) {
     for (int i = 0; i < count; i++) free(arrays[i]);
@@ -328,55 +328,48 @@ int seq_tanh_stack_forward(int steps, int rows, int features, int h, int layers,
                            const float *const *b_ih, const float *const *b_hh, float *out,
                            index_t out_layer, index_t out_step, index_t out_ld, float *last) {
     if (layers < 1 || layers > MAX_LAYERS) return -2;
-    const int hp = padded(h), fp = padded(features);
-    float *matrix[MAX_LAYERS] = {0}, *input[MAX_LAYERS] = {0}, *bias[MAX_LAYERS] = {0};
-    int width[MAX_LAYERS];
-    float *acc = calloc((size_t)STACK_BLOCK * hp, sizeof(float));
-    int failed = !acc;
+    const int hp = padded(h);
+    /* Per layer: W_ihᵀ (in, hp), W_hhᵀ (hp, hp), the summed bias (hp,) and two state buffers
+     * (this step's and the last one's, STACK_BLOCK × hp each). */
+    float *input_matrix[MAX_LAYERS] = {0}, *state_matrix[MAX_LAYERS] = {0};
+    float *bias[MAX_LAYERS] = {0}, *states[MAX_LAYERS] = {0};
+    int failed = 0;
     for (int l = 0; l < layers && !failed; l++) {
-        const int in = l ? h : features, in_p = l ? hp : fp;
-        width[l] = in_p + hp;
-        matrix[l] = pack_stack_layer(w_ih[l], in, in_p, w_hh[l], h);
-        input[l] = calloc((size_t)STACK_BLOCK * width[l], sizeof(float));
+        const int in = l ? h : features;
+        input_matrix[l] = pack(w_ih[l], in, l ? hp : in, 1, h, 1);
+        state_matrix[l] = pack(w_hh[l], h, hp, 1, h, 1);
         bias[l] = calloc((size_t)hp, sizeof(float));
-        failed = !matrix[l] || !input[l] || !bias[l];
+        states[l] = calloc((size_t)STACK_BLOCK * hp * 2, sizeof(float));
+        failed = !input_matrix[l] || !state_matrix[l] || !bias[l] || !states[l];
         for (int j = 0; j < h && !failed; j++) bias[l][j] = b_ih[l][j] + b_hh[l][j];
     }
-    if (failed) {
-        free(acc), free_all(matrix, layers), free_all(input, layers), free_all(bias, layers);
-        return -1;
-    }
-    for (int r0 = 0; r0 < rows; r0 += STACK_BLOCK) {
-        const int nb = rows - r0 < STACK_BLOCK ? rows - r0 : STACK_BLOCK;
-        for (int l = 0; l < layers; l++)
-            memset(input[l], 0, (size_t)STACK_BLOCK * width[l] * sizeof(float));
-        for (int t = 0; t < steps; t++) {
-            for (int r = 0; r < nb; r++)
-                memcpy(input[0] + (index_t)r * width[0], x + t * x_step + (r0 + r) * x_ld,
-                       (size_t)features * sizeof(float));
-            for (int l = 0; l < layers; l++) {
-                const int in_p = l ? hp : fp;
-                for (int r = 0; r < nb; r++)
-                    memcpy(acc + (index_t)r * hp, bias[l], (size_t)hp * sizeof(float));
-                gemm_acc(nb, width[l], hp, input[l], width[l], matrix[l], acc);
-                tanh_array(acc, (index_t)nb * hp);
-                for (int r = 0; r < nb; r++) {
-                    const float *state = acc + (index_t)r * hp;
-                    memcpy(input[l] + (index_t)r * width[l] + in_p, state, (size_t)hp * sizeof(float));
-                    if (l + 1 < layers)
-                        memcpy(input[l + 1] + (index_t)r * width[l + 1], state,
-                               (size_t)hp * sizeof(float));
+    if (!failed) {
+        for (int r0 = 0; r0 < rows; r0 += STACK_BLOCK) {
+            const int nb = rows - r0 < STACK_BLOCK ? rows - r0 : STACK_BLOCK;
+            for (int t = 0; t < steps; t++) {
+                for (int l = 0; l < layers; l++) {
+                    float *current = states[l] + (t & 1) * STACK_BLOCK * hp;
+                    const float *previous = states[l] + ((t & 1) ^ 1) * STACK_BLOCK * hp;
+                    if (l)
+                        gemm(nb, hp, hp, states[l - 1] + (t & 1) * STACK_BLOCK * hp, hp,
+                             input_matrix[l], current, hp, bias[l]);
+                    else
+                        gemm(nb, features, hp, x + t * x_step + r0 * x_ld, x_ld, input_matrix[0],
+                             current, hp, bias[0]);
+                    if (t) gemm(nb, hp, hp, previous, hp, state_matrix[l], current, hp, NULL);
+                    tanh_array(current, (index_t)nb * hp);
                     if (out)
-                        memcpy(out + l * out_layer + t * out_step + (r0 + r) * out_ld, state,
-                               (size_t)h * sizeof(float));
+                        store_step(out + l * out_layer + t * out_step + r0 * out_ld, out_ld,
+                                   current, nb, 1, h);
                     if (last && l + 1 == layers && t + 1 == steps)
-                        memcpy(last + (index_t)(r0 + r) * h, state, (size_t)h * sizeof(float));
+                        store_step(last + (index_t)r0 * h, h, current, nb, 1, h);
                 }
             }
         }
     }
-    free(acc), free_all(matrix, layers), free_all(input, layers), free_all(bias, layers);
-    return 0;
+    free_all(input_matrix, layers), free_all(state_matrix, layers);
+    free_all(bias, layers), free_all(states, layers);
+    return failed ? -1 : 0;
 }
 
 /* Backward through the whole stack, all layers together from the last step to the first:
@@ -431,7 +424,7 @@ int seq_tanh_stack_backward(int steps, int rows, int h, int layers, const float 
                 store_step(delta + l * d_layer + t * d_step + r0 * d_ld, d_ld, d, nb, 1, h);
                 if (!t && !l) continue;
                 memset(product, 0, (size_t)nb * n * sizeof(float));
-                gemm_acc(nb, hp, n, d, hp, matrix[l], product);
+                gemm(nb, hp, n, d, hp, matrix[l], product, n, NULL);
                 for (int r = 0; r < nb; r++) {
                     memcpy(carry[l] + (index_t)r * hp, product + (index_t)r * n,
                            (size_t)hp * sizeof(float));
@@ -464,7 +457,7 @@ int seq_lstm_forward(int steps, int rows, int h, const float *pre, index_t pre_s
     for (int t = 0; t < steps; t++) {
         memset(act, 0, (size_t)rows * n * sizeof(float)); /* padding lanes stay inert */
         load_step(act, pre + t * pre_step, pre_ld, rows, 4, h);
-        if (t) gemm_acc(rows, hp, n, state, hp, m, act);
+        if (t) gemm(rows, hp, n, state, hp, m, act, n, NULL);
         lstm_cell(rows, hp, act, c, state);
         store_step(out + t * out_step, out_ld, state, rows, 1, h);
         if (gates) store_step(gates + t * gates_step, gates_ld, act, rows, 4, h);
@@ -519,7 +512,7 @@ int seq_lstm_backward(int steps, int rows, int h, const float *gates, index_t ga
         store_step(dpre + t * dpre_step, dpre_ld, delta, rows, 4, h);
         if (t) {
             memset(carry_h, 0, (size_t)rows * hp * sizeof(float));
-            gemm_acc(rows, n, hp, delta, n, m, carry_h);
+            gemm(rows, n, hp, delta, n, m, carry_h, hp, NULL);
         }
     }
     free(m), free(work);

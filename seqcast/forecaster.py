@@ -17,7 +17,14 @@ import numpy as np
 
 from seqcast.errors import DataError, NotFittedError
 
-__all__ = ["Forecaster", "ModelOptions"]
+__all__ = ["Forecaster", "ModelOptions", "first_non_finite"]
+
+
+def first_non_finite(values: np.ndarray) -> tuple[int, ...] | None:
+    """Index of the first missing or infinite value of ``values`` (None when all are finite)."""
+    if np.isfinite(values).all():
+        return None
+    return tuple(int(i[0]) for i in np.nonzero(~np.isfinite(values)))
 
 
 @dataclass(frozen=True)
@@ -148,8 +155,7 @@ class Forecaster(ABC):
             raise DataError(
                 f"context must have shape (B, >={steps}, {self.n_features_}), got {context.shape}"
             )
-        if not np.isfinite(context).all():
-            raise DataError("the context has missing or infinite values")
+        self._check_context(context[:, context.shape[1] - steps :])
         horizon = self.horizon if horizon is None else int(horizon)
         if horizon < 1:
             raise DataError(f"horizon must be at least 1, got {horizon}")
@@ -161,6 +167,17 @@ class Forecaster(ABC):
         if not np.isfinite(forecast).all():
             raise DataError(f"{self.name} produced non-finite forecasts")
         return forecast
+
+    def _check_context(self, context: np.ndarray) -> None:
+        """Refuses missing or infinite values in the (B, C, F) contexts a forecast reads. A
+        model that reads only part of each context may check that part instead."""
+        bad = first_non_finite(context)
+        if bad is not None:
+            window, step, channel = bad
+            raise DataError(
+                f"the context has missing or infinite values (first in window {window}, step "
+                f"{step} of the last {context.shape[1]}, channel {channel})"
+            )
 
     def _rollout(self, context: np.ndarray, horizon: int) -> np.ndarray:
         """Feeds forecasts back as inputs to go past the trained horizon."""

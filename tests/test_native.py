@@ -163,3 +163,19 @@ def test_it_can_be_turned_off() -> None:
     env = {**os.environ, "SEQCAST_NATIVE": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "False"
+
+
+def test_own_threads_gives_torch_one_thread_and_restores_it() -> None:
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(2)
+        with native.own_threads():
+            assert torch.get_num_threads() == 1
+            assert native._worker_count(10_000) == 2
+            with native.own_threads():  # nested: the outer count stays
+                assert native._worker_count(10_000) == 2
+            assert native._worker_count(300) == 1  # at least 256 rows a thread
+        assert torch.get_num_threads() == 2
+        assert native._workers is None
+    finally:
+        torch.set_num_threads(threads)

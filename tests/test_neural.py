@@ -156,9 +156,19 @@ def test_bad_contexts_are_refused(name: str) -> None:
     with pytest.raises(DataError, match=f"context must have shape \\(B, >={steps}, 2\\)"):
         model.predict(values[None, : steps - 1])
     bad = values[None, :steps].copy()
-    bad[0, 3, 1] = np.inf
-    with pytest.raises(DataError, match="missing or infinite"):
+    bad[0, -1, 1] = np.inf
+    with pytest.raises(DataError, match="missing or infinite values in the steps the model reads"):
         model.predict(bad)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_bad_value_the_model_never_reads_does_not_matter(name: str) -> None:
+    values = series(120, 2)
+    model = make(name, season=SEASON).fit([values], 1)
+    context = values[None, : model.context_length].copy()
+    want = model.predict(context)
+    context[0, 3, 1] = np.nan  # a covariate before the window: only the target has lags
+    np.testing.assert_array_equal(model.predict(context), want)
 
 
 @pytest.mark.parametrize("name", NAMES)

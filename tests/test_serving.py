@@ -367,7 +367,8 @@ REFUSALS: list[tuple[str, str, Any, int, str]] = [
     ("horizon-features", MULTI, {"history": multi_history(6), "horizon": 3}, 422,
      "above the maximum of 2 for model 'multi': it has input features"),
     ("extreme", UNI, {"history": [1e300] * 8}, 422,
-     "model 'uni' cannot forecast from this history: rnn produced non-finite forecasts"),
+     "model 'uni' cannot forecast from this history: the context of window 0 overflows when "
+     "scaled"),
     ("extra-field", UNI, {"history": EIGHT, "horizn": 2}, 422,
      "horizn: Extra inputs are not permitted"),
     ("missing-history", UNI, {"horizon": 2}, 422, "history: Field required"),

@@ -124,17 +124,22 @@ def build_inputs(
 
     window = scaled(contexts[:, length - spec.window :])  # (B, L, F)
     level = window[:, :, targets].mean(axis=1, keepdims=True)  # (B, 1, Ft)
-    shifted = np.array(window, dtype=np.float32)
-    shifted[:, :, targets] -= level
     if not spec.seasonal:
+        shifted = np.array(window, dtype=np.float32)
+        shifted[:, :, targets] -= level
         empty = np.zeros((contexts.shape[0], 0), dtype=np.float32)
         return ModelInputs(window=shifted, season=empty, level=level.astype(np.float32))
+    # (B, L, F + Ft): the window, then the targets one period earlier, written in place.
+    inputs = np.empty((*window.shape[:2], spec.input_size), dtype=np.float32)
+    inputs[:, :, : spec.n_features] = window
+    inputs[:, :, targets] -= level
     start = length - spec.window - spec.season + spec.lead
     lagged = scaled(contexts[:, start : start + spec.window, targets], targets) - level
+    inputs[:, :, spec.n_features :] = lagged
     positions = length + spec.head_offsets.ravel()  # (T·(2K+1),)
     season = scaled(contexts[:, positions, targets], targets) - level  # (B, T·(2K+1), Ft)
     return ModelInputs(
-        window=np.concatenate([shifted, lagged.astype(np.float32)], axis=2),
+        window=inputs,
         season=season.reshape(contexts.shape[0], -1).astype(np.float32),
         level=level.astype(np.float32),
     )

@@ -16,13 +16,15 @@ from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
 import torch
 
-__all__ = ["CELLS", "available", "recurrent_stack", "use_vector_kernels"]
+__all__ = ["CELLS", "available", "own_threads", "recurrent_stack", "use_vector_kernels"]
 
 #: The cells the compiled recurrence runs, with their number of gates.
 CELLS = {"rnn": 1, "lstm": 4}
@@ -32,6 +34,8 @@ BLOCK_ROWS = 8192
 _P = ctypes.c_void_p
 _I = ctypes.c_int
 _N = ctypes.c_longlong
+#: Threads that split the rows of a forecast without gradients; None: torch's thread count.
+_workers: int | None = None
 _SEQ: list[Any] = [_P, _N, _N]  # pointer to time 0 of row 0, step stride, row stride (in floats)
 
 
@@ -59,6 +63,29 @@ def _library() -> ctypes.CDLL | None:
 def available() -> bool:
     """Whether the compiled recurrence is built and enabled."""
     return _library() is not None
+
+
+@contextmanager
+def own_threads() -> Iterator[None]:
+    """Runs PyTorch on one thread while forecasts without gradients split their rows over the
+    threads PyTorch had. PyTorch's idle OpenMP workers spin for a while after each operation
+    and would take the cores from the recurrence's threads (measured: 8,192 windows of the
+    default rnn in 40 ms with both, 33 ms without)."""
+    global _workers
+    threads, previous = torch.get_num_threads(), _workers
+    _workers = previous or threads  # nested: keep the outer count
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        _workers = previous
+
+
+def _worker_count(rows: int) -> int:
+    """Threads for a forecast of ``rows`` rows without gradients: at least 256 rows each."""
+    threads = _workers or torch.get_num_threads()
+    return max(1, min(threads, rows // 256))
 
 
 def use_vector_kernels(enabled: bool) -> bool:
@@ -340,7 +367,7 @@ def _tanh_last(x: torch.Tensor, weights: tuple[torch.Tensor, ...], num_layers: i
     x = x if x.stride(2) == 1 else x.contiguous()
     rows = x.shape[0]
     last = x.new_empty(rows, weights[1].shape[0])
-    workers = max(1, min(torch.get_num_threads(), rows // 256))
+    workers = _worker_count(rows)
     if workers == 1:
         _tanh_forward(x, weights, num_layers, None, last)
         return last[:, None]
@@ -364,7 +391,7 @@ def _forward_only(
     """The stack without gradients, in blocks of rows; blocks run on torch's thread count
     (the compiled recurrence releases the GIL). (B, L, F) -> (B, L, D·H)."""
     rows = x.shape[0]
-    workers = max(1, min(torch.get_num_threads(), -(-rows // 256)))
+    workers = _worker_count(rows)
     block = min(BLOCK_ROWS, -(-rows // workers))
     starts = range(0, rows, block)
 
@@ -375,12 +402,8 @@ def _forward_only(
     if workers == 1:
         parts = [run(start) for start in starts]
     else:
-        threads = torch.get_num_threads()
-        torch.set_num_threads(1)  # one thread per block, not blocks × torch's pool
-        try:
+        with own_threads():  # one thread per block, not blocks × torch's pool
             parts = list(_pool(workers).map(run, starts))
-        finally:
-            torch.set_num_threads(threads)
     return torch.cat(parts, dim=1).transpose(0, 1)
 
 

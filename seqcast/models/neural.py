@@ -5,6 +5,7 @@ Subclasses only say which network to build (:meth:`NeuralForecaster.build_networ
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar, Self
@@ -15,9 +16,10 @@ import torch
 from seqcast.data.scaling import TRANSFORMS, Scaler, choose_power, transform_power
 from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError
-from seqcast.forecaster import Forecaster, ModelOptions
+from seqcast.forecaster import Forecaster, ModelOptions, first_non_finite
+from seqcast.models import native
 from seqcast.models.features import InputSpec, ModelInputs, build_inputs
-from seqcast.models.networks import ForecastNet
+from seqcast.models.networks import ForecastNet, RecurrentNet
 from seqcast.training.loop import History, TrainConfig, TrainData, train
 from seqcast.training.lr_finder import LRFinderResult, find_lr
 
@@ -256,8 +258,26 @@ class NeuralForecaster(Forecaster):
         )
 
     # --------------------------------------------------------------------------- forecasting
+    def _check_context(self, context: np.ndarray) -> None:
+        """Checked in :meth:`_predict`, on the values the network reads: a seasonal model
+        reads a few dozen of a context's hundreds of steps, and scanning them all cost more
+        than a tenth of a batch forecast."""
+
     def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:
         inputs = build_inputs(context, self.spec, self.scaler_)
+        for part in (inputs.window, inputs.season):
+            bad = first_non_finite(part)
+            if bad is None:
+                continue
+            if np.isfinite(context[bad[0]]).all():  # finite, but not once scaled
+                raise DataError(
+                    f"the context of window {bad[0]} overflows when scaled: its values are far "
+                    "outside the range the model was trained on"
+                )
+            raise DataError(
+                "the context has missing or infinite values in the steps the model reads "
+                f"(first in window {bad[0]})"
+            )
         out = self.forward_scaled(inputs)  # (B, T, Ft)
         return self.scaler_.inverse_transform(out, slice(0, self.n_targets_))
 
@@ -265,7 +285,10 @@ class NeuralForecaster(Forecaster):
         """Network forecasts in the scaled space, level added back: (B, T, Ft) float64."""
         self.network_.eval()
         pieces = []
-        with torch.inference_mode():
+        # The compiled recurrence runs its own threads; PyTorch's would only get in the way.
+        recurrent = isinstance(self.network_, RecurrentNet) and native.available()
+        threads = native.own_threads() if recurrent else contextlib.nullcontext()
+        with torch.inference_mode(), threads:
             for start in range(0, inputs.window.shape[0], batch_size):
                 part = slice(start, start + batch_size)
                 out = self.network_(
