@@ -33,16 +33,17 @@ typedef long long index_t;
 /* ---------------------------------------------------------------- small dense kernels */
 
 /* C[r, 0:n] = init + A[r, 0:k] @ M[0:k, 0:n] for r < rows, where init is the row vector
- * `init` (n,) when given, else C's own row (an accumulation). M has row stride n (a multiple
- * of 8), A row stride lda, C row stride ldc. */
-static void gemm_plain(int rows, int k, int n, const float *a, index_t lda, const float *m,
-                       float *c, index_t ldc, const float *init) {
+ * `init` (n,) when given, else C's own row (an accumulation). A[r, i] is at a[r·lda + i·ka]
+ * (ka = 1 for a row-major A, lda = 1 for a transposed one); M has row stride n (a multiple
+ * of 8); C row stride ldc. */
+static void gemm_plain(int rows, int k, int n, const float *a, index_t lda, index_t ka,
+                       const float *m, float *c, index_t ldc, const float *init) {
     for (int r = 0; r < rows; r++) {
         float *cr = c + r * ldc;
         const float *ar = a + r * lda;
         if (init) memcpy(cr, init, (size_t)n * sizeof(float));
         for (int i = 0; i < k; i++) {
-            const float v = ar[i];
+            const float v = ar[i * ka];
             const float *mi = m + (index_t)i * n;
             for (int j = 0; j < n; j++) cr[j] += v * mi[j];
         }
@@ -73,8 +74,8 @@ static void lstm_cell_plain(int rows, int hp, float *act, float *c, float *h) {
 
 #define START(row, col) (init ? _mm256_loadu_ps(init + (col)) : _mm256_loadu_ps((row) + (col)))
 
-AVX2 static void gemm_avx2(int rows, int k, int n, const float *a, index_t lda, const float *m,
-                           float *c, index_t ldc, const float *init) {
+AVX2 static void gemm_avx2(int rows, int k, int n, const float *a, index_t lda, index_t ka,
+                           const float *m, float *c, index_t ldc, const float *init) {
     int r = 0;
     for (; r + 4 <= rows; r += 4) {
         const float *a0 = a + r * lda, *a1 = a0 + lda, *a2 = a1 + lda, *a3 = a2 + lda;
@@ -88,16 +89,16 @@ AVX2 static void gemm_avx2(int rows, int k, int n, const float *a, index_t lda, 
             for (int i = 0; i < k; i++) {
                 const float *mi = m + (index_t)i * n + j;
                 const __m256 m0 = _mm256_loadu_ps(mi), m1 = _mm256_loadu_ps(mi + 8);
-                __m256 v = _mm256_broadcast_ss(a0 + i);
+                __m256 v = _mm256_broadcast_ss(a0 + i * ka);
                 s00 = _mm256_fmadd_ps(v, m0, s00);
                 s01 = _mm256_fmadd_ps(v, m1, s01);
-                v = _mm256_broadcast_ss(a1 + i);
+                v = _mm256_broadcast_ss(a1 + i * ka);
                 s10 = _mm256_fmadd_ps(v, m0, s10);
                 s11 = _mm256_fmadd_ps(v, m1, s11);
-                v = _mm256_broadcast_ss(a2 + i);
+                v = _mm256_broadcast_ss(a2 + i * ka);
                 s20 = _mm256_fmadd_ps(v, m0, s20);
                 s21 = _mm256_fmadd_ps(v, m1, s21);
-                v = _mm256_broadcast_ss(a3 + i);
+                v = _mm256_broadcast_ss(a3 + i * ka);
                 s30 = _mm256_fmadd_ps(v, m0, s30);
                 s31 = _mm256_fmadd_ps(v, m1, s31);
             }
@@ -110,10 +111,10 @@ AVX2 static void gemm_avx2(int rows, int k, int n, const float *a, index_t lda, 
             __m256 s0 = START(c0, j), s1 = START(c1, j), s2 = START(c2, j), s3 = START(c3, j);
             for (int i = 0; i < k; i++) {
                 const __m256 mi = _mm256_loadu_ps(m + (index_t)i * n + j);
-                s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + i), mi, s0);
-                s1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + i), mi, s1);
-                s2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + i), mi, s2);
-                s3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + i), mi, s3);
+                s0 = _mm256_fmadd_ps(_mm256_broadcast_ss(a0 + i * ka), mi, s0);
+                s1 = _mm256_fmadd_ps(_mm256_broadcast_ss(a1 + i * ka), mi, s1);
+                s2 = _mm256_fmadd_ps(_mm256_broadcast_ss(a2 + i * ka), mi, s2);
+                s3 = _mm256_fmadd_ps(_mm256_broadcast_ss(a3 + i * ka), mi, s3);
             }
             _mm256_storeu_ps(c0 + j, s0), _mm256_storeu_ps(c1 + j, s1);
             _mm256_storeu_ps(c2 + j, s2), _mm256_storeu_ps(c3 + j, s3);
@@ -125,7 +126,7 @@ AVX2 static void gemm_avx2(int rows, int k, int n, const float *a, index_t lda, 
         for (int j = 0; j < n; j += 8) {
             __m256 s = START(cr, j);
             for (int i = 0; i < k; i++)
-                s = _mm256_fmadd_ps(_mm256_broadcast_ss(ar + i),
+                s = _mm256_fmadd_ps(_mm256_broadcast_ss(ar + i * ka),
                                     _mm256_loadu_ps(m + (index_t)i * n + j), s);
             _mm256_storeu_ps(cr + j, s);
         }
@@ -195,22 +196,84 @@ AVX2 static void lstm_cell_avx2(int rows, int hp, float *act, float *c, float *h
 }
 #endif
 
-typedef void (*gemm_fn)(int, int, int, const float *, index_t, const float *, float *, index_t,
-                        const float *);
+/* One LSTM step backwards for `rows` rows: from the activated gates act (rows, 4·hp),
+ * tanh(c_t) and c_{t-1} (rows, hp), dL/dh_t from outside (dh) and from step t + 1 (carry_h),
+ * and dL/dc_t from step t + 1 (carry_c, updated to dL/dc_{t-1}), writes dL/d(gate
+ * pre-activations) to delta (rows, 4·hp). */
+static void lstm_cell_backward_plain(int rows, int hp, const float *act, const float *tanh_c,
+                                     const float *c_prev, const float *dh, const float *carry_h,
+                                     float *carry_c, float *delta) {
+    for (int r = 0; r < rows; r++) {
+        const float *a = act + (index_t)r * 4 * hp;
+        float *d = delta + (index_t)r * 4 * hp;
+        const index_t s = (index_t)r * hp;
+        for (int j = 0; j < hp; j++) {
+            const float i = a[j], f = a[hp + j], g = a[2 * hp + j], o = a[3 * hp + j];
+            const float tc = tanh_c[s + j], grad_h = dh[s + j] + carry_h[s + j];
+            const float grad_c = carry_c[s + j] + grad_h * o * (1.0f - tc * tc);
+            d[j] = grad_c * g * i * (1.0f - i);
+            d[hp + j] = grad_c * c_prev[s + j] * f * (1.0f - f);
+            d[2 * hp + j] = grad_c * i * (1.0f - g * g);
+            d[3 * hp + j] = grad_h * tc * o * (1.0f - o);
+            carry_c[s + j] = grad_c * f;
+        }
+    }
+}
+
+#ifdef SEQ_X86
+AVX2 static void lstm_cell_backward_avx2(int rows, int hp, const float *act,
+                                         const float *tanh_c, const float *c_prev,
+                                         const float *dh, const float *carry_h, float *carry_c,
+                                         float *delta) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (int r = 0; r < rows; r++) {
+        const float *a = act + (index_t)r * 4 * hp;
+        float *d = delta + (index_t)r * 4 * hp;
+        const index_t s = (index_t)r * hp;
+        for (int j = 0; j < hp; j += 8) {
+            const __m256 i = _mm256_loadu_ps(a + j), f = _mm256_loadu_ps(a + hp + j);
+            const __m256 g = _mm256_loadu_ps(a + 2 * hp + j), o = _mm256_loadu_ps(a + 3 * hp + j);
+            const __m256 tc = _mm256_loadu_ps(tanh_c + s + j);
+            const __m256 grad_h = _mm256_add_ps(_mm256_loadu_ps(dh + s + j),
+                                                _mm256_loadu_ps(carry_h + s + j));
+            const __m256 grad_c = _mm256_fmadd_ps(
+                _mm256_mul_ps(grad_h, o), _mm256_fnmadd_ps(tc, tc, one),
+                _mm256_loadu_ps(carry_c + s + j));
+            const __m256 gi = _mm256_mul_ps(grad_c, g), gf = _mm256_mul_ps(grad_c, _mm256_loadu_ps(c_prev + s + j));
+            _mm256_storeu_ps(d + j, _mm256_mul_ps(_mm256_mul_ps(gi, i), _mm256_sub_ps(one, i)));
+            _mm256_storeu_ps(d + hp + j, _mm256_mul_ps(_mm256_mul_ps(gf, f), _mm256_sub_ps(one, f)));
+            _mm256_storeu_ps(d + 2 * hp + j,
+                             _mm256_mul_ps(_mm256_mul_ps(grad_c, i), _mm256_fnmadd_ps(g, g, one)));
+            _mm256_storeu_ps(d + 3 * hp + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(grad_h, tc), o),
+                                                           _mm256_sub_ps(one, o)));
+            _mm256_storeu_ps(carry_c + s + j, _mm256_mul_ps(grad_c, f));
+        }
+    }
+}
+#endif
+
+typedef void (*cell_backward_fn)(int, int, const float *, const float *, const float *,
+                                 const float *, const float *, float *, float *);
+
+typedef void (*gemm_fn)(int, int, int, const float *, index_t, index_t, const float *, float *,
+                        index_t, const float *);
 typedef void (*map_fn)(float *, index_t);
 typedef void (*cell_fn)(int, int, float *, float *, float *);
 
 static gemm_fn gemm = gemm_plain;
 static map_fn tanh_array = tanh_plain;
 static cell_fn lstm_cell = lstm_cell_plain;
+static cell_backward_fn lstm_cell_backward = lstm_cell_backward_plain;
 
 /* 1 when the vector kernels are in use, 0 for plain C. */
 int seq_select(int allow_vector) {
     gemm = gemm_plain, tanh_array = tanh_plain, lstm_cell = lstm_cell_plain;
+    lstm_cell_backward = lstm_cell_backward_plain;
 #ifdef SEQ_X86
     __builtin_cpu_init();
     if (allow_vector && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         gemm = gemm_avx2, tanh_array = tanh_avx2_array, lstm_cell = lstm_cell_avx2;
+        lstm_cell_backward = lstm_cell_backward_avx2;
         return 1;
     }
 #else
@@ -255,65 +318,166 @@ static void store_step(float *dst, index_t ld, const float *src, int rows, int g
                    (size_t)h * sizeof(float));
 }
 
-/* ---------------------------------------------------------------- tanh RNN */
+/* ---------------------------------------------------------------- one layer, one direction */
 
-/* out_t = tanh(pre_t + out_{t-1} W_hhᵀ), out_{-1} = 0, for t < steps.
- * pre, out: (steps, rows, h) sequences (out may be pre); w_hh: (h, h) row-major.
- * Returns 0, or -1 when out of memory. */
-int seq_rnn_forward(int steps, int rows, int h, const float *pre, index_t pre_step,
-                    index_t pre_ld, const float *w_hh, float *out, index_t out_step,
-                    index_t out_ld) {
-    const int hp = padded(h);
-    float *m = pack(w_hh, h, hp, 1, h, 1); /* W_hhᵀ: (hp, hp) */
-    float *state = calloc((size_t)rows * hp * 2, sizeof(float));
-    if (!m || !state) return free(m), free(state), -1;
-    float *previous = state, *current = state + (index_t)rows * hp;
-    for (int t = 0; t < steps; t++) {
-        load_step(current, pre + t * pre_step, pre_ld, rows, 1, h);
-        if (t) gemm(rows, hp, hp, previous, hp, m, current, hp, NULL);
-        tanh_array(current, (index_t)rows * hp);
-        store_step(out + t * out_step, out_ld, current, rows, 1, h);
-        float *swap = previous;
-        previous = current, current = swap;
-    }
-    free(m), free(state);
-    return 0;
-}
-
-/* Backward through the recurrence: with out_t = tanh(a_t), writes dL/da_t for every step
- * given grad_t = dL/dout_t from outside the recurrence (the next layer or the output layer).
- * dL/dout_t = grad_t + dL/da_{t+1} W_hh. out, grad, da: (steps, rows, h); da may be grad. */
-int seq_rnn_backward(int steps, int rows, int h, const float *out, index_t out_step,
-                     index_t out_ld, const float *grad, index_t grad_step, index_t grad_ld,
-                     const float *w_hh, float *da, index_t da_step, index_t da_ld) {
-    const int hp = padded(h);
-    float *m = pack(w_hh, h, hp, 1, h, 0); /* W_hh: (hp, hp) */
-    float *work = calloc((size_t)rows * hp * 3, sizeof(float));
-    if (!m || !work) return free(m), free(work), -1;
-    float *carry = work, *delta = work + (index_t)rows * hp, *value = delta + (index_t)rows * hp;
-    for (int t = steps - 1; t >= 0; t--) {
-        load_step(delta, grad + t * grad_step, grad_ld, rows, 1, h);
-        load_step(value, out + t * out_step, out_ld, rows, 1, h);
-        for (index_t i = 0; i < (index_t)rows * hp; i++)
-            delta[i] = (delta[i] + carry[i]) * (1.0f - value[i] * value[i]);
-        store_step(da + t * da_step, da_ld, delta, rows, 1, h);
-        if (t) {
-            memset(carry, 0, (size_t)rows * hp * sizeof(float));
-            gemm(rows, hp, hp, delta, hp, m, carry, hp, NULL);
-        }
-    }
-    free(m), free(work);
-    return 0;
-}
-
-/* ---------------------------------------------------------------- tanh RNN stack, fused */
-
-/* Rows per block in the fused stack: a block's states for every layer stay in L1/L2 cache. */
+/* Rows per block: a block's states stay in L1/L2 cache through all steps. */
 #define STACK_BLOCK 32
 
 static void free_all(float **arrays, int count) {
     for (int i = 0; i < count; i++) free(arrays[i]);
 }
+
+/* A layer of `gates` gates: 1 is a tanh RNN, h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b); 4 is
+ * PyTorch's LSTM, gates (i, f, g, o) = x_t W_ihᵀ + h_{t-1} W_hhᵀ + b, c_t = σ(f) c_{t-1} +
+ * σ(i) tanh(g), h_t = σ(o) tanh(c_t). h_{-1} = c_{-1} = 0; b = b_ih + b_hh.
+ *
+ * x: the layer's input (steps, rows, in); w_ih (gates·h, in), w_hh (gates·h, h) row-major.
+ * Writes out (steps, rows, h); with `act` and `cell` (an LSTM in training) also the activated
+ * gates (steps, rows, 4h) and c (steps, rows, h) that the backward pass needs.
+ * Returns 0, or -1 when out of memory. */
+int seq_layer_forward(int gates, int steps, int rows, int in, int h, const float *x,
+                      index_t x_step, index_t x_ld, const float *w_ih, const float *w_hh,
+                      const float *b_ih, const float *b_hh, float *out, index_t out_step,
+                      index_t out_ld, float *act, index_t act_step, index_t act_ld,
+                      float *cell, index_t cell_step, index_t cell_ld) {
+    const int hp = padded(h), n = gates * hp;
+    float *input_matrix = pack(w_ih, in, in, gates, h, 1); /* W_ihᵀ (in, n) */
+    float *state_matrix = pack(w_hh, h, hp, gates, h, 1);  /* W_hhᵀ (hp, n) */
+    float *bias = calloc((size_t)n, sizeof(float));
+    float *work = calloc((size_t)STACK_BLOCK * (2 * n + 2 * hp), sizeof(float));
+    if (!input_matrix || !state_matrix || !bias || !work) {
+        free(input_matrix), free(state_matrix), free(bias), free(work);
+        return -1;
+    }
+    for (int g = 0; g < gates; g++)
+        for (int j = 0; j < h; j++) bias[g * hp + j] = b_ih[g * h + j] + b_hh[g * h + j];
+    /* Two pre-activation buffers (a tanh layer's state is its activated pre-activation), and
+     * for the LSTM the state h and the cell c. */
+    float *buffers[2] = {work, work + STACK_BLOCK * n};
+    float *lstm_h = buffers[1] + STACK_BLOCK * n, *c = lstm_h + STACK_BLOCK * hp;
+    for (int r0 = 0; r0 < rows; r0 += STACK_BLOCK) {
+        const int nb = rows - r0 < STACK_BLOCK ? rows - r0 : STACK_BLOCK;
+        memset(c, 0, (size_t)STACK_BLOCK * hp * sizeof(float));
+        for (int t = 0; t < steps; t++) {
+            float *a = buffers[t & 1];
+            const float *previous = gates == 1 ? buffers[(t & 1) ^ 1] : lstm_h;
+            gemm(nb, in, n, x + t * x_step + r0 * x_ld, x_ld, 1, input_matrix, a, n, bias);
+            if (t) gemm(nb, hp, n, previous, hp, 1, state_matrix, a, n, NULL);
+            float *state = a;
+            if (gates == 1) {
+                tanh_array(a, (index_t)nb * n);
+            } else {
+                lstm_cell(nb, hp, a, c, lstm_h);
+                state = lstm_h;
+                if (act) store_step(act + t * act_step + r0 * act_ld, act_ld, a, nb, 4, h);
+                if (cell) store_step(cell + t * cell_step + r0 * cell_ld, cell_ld, c, nb, 1, h);
+            }
+            store_step(out + t * out_step + r0 * out_ld, out_ld, state, nb, 1, h);
+        }
+    }
+    free(input_matrix), free(state_matrix), free(bias), free(work);
+    return 0;
+}
+
+/* Backward through one layer and direction of :c:func:`seq_layer_forward`, from the forward's
+ * input x, outputs out (and for the LSTM act and cell) and grad = dL/dh_t from outside the
+ * recurrence (the layer above or the output layer). Adds the weight gradients to grad_w_ih
+ * (gates·h, in), grad_w_hh (gates·h, h) and grad_b (gates·h,), and dL/dx to grad_x (steps,
+ * rows, in) when given. */
+int seq_layer_backward(int gates, int steps, int rows, int in, int h, const float *x,
+                       index_t x_step, index_t x_ld, const float *out, index_t out_step,
+                       index_t out_ld, const float *act, index_t act_step, index_t act_ld,
+                       const float *cell, index_t cell_step, index_t cell_ld, const float *grad,
+                       index_t grad_step, index_t grad_ld, const float *w_ih, const float *w_hh,
+                       float *grad_w_ih, float *grad_w_hh, float *grad_b, float *grad_x,
+                       index_t gx_step, index_t gx_ld) {
+    const int hp = padded(h), n = gates * hp, inp = padded(in), wide = hp + inp;
+    const int b = STACK_BLOCK;
+    /* [W_hh | W_ih] with rows packed gate by gate, (n, hp + inp): one product of dL/da_t
+     * gives the carry to step t - 1 and dL/dx_t. */
+    float *matrix = calloc((size_t)n * wide, sizeof(float));
+    /* Weight gradients, (n, inp + hp): dL/da_tᵀ [x_t | h_{t-1}] summed over steps and rows. */
+    float *total = calloc((size_t)n * (inp + hp), sizeof(float));
+    float *bias_total = calloc((size_t)n, sizeof(float));
+    float *work = calloc((size_t)b * (2 * n + 6 * hp + 2 * wide), sizeof(float));
+    if (!matrix || !total || !bias_total || !work) {
+        free(matrix), free(total), free(bias_total), free(work);
+        return -1;
+    }
+    for (int g = 0; g < gates; g++)
+        for (int j = 0; j < h; j++) {
+            memcpy(matrix + (index_t)(g * hp + j) * wide, w_hh + (index_t)(g * h + j) * h,
+                   (size_t)h * sizeof(float));
+            memcpy(matrix + (index_t)(g * hp + j) * wide + hp, w_ih + (index_t)(g * h + j) * in,
+                   (size_t)in * sizeof(float));
+        }
+    float *a = work, *delta = a + b * n, *carry_h = delta + b * n, *carry_c = carry_h + b * hp;
+    float *c = carry_c + b * hp, *c_prev = c + b * hp, *dh = c_prev + b * hp;
+    float *value = dh + b * hp, *product = value + b * hp, *z = product + b * wide; /* (b, wide) */
+    for (int r0 = 0; r0 < rows; r0 += b) {
+        const int nb = rows - r0 < b ? rows - r0 : b;
+        memset(carry_h, 0, (size_t)b * hp * sizeof(float));
+        memset(carry_c, 0, (size_t)b * hp * sizeof(float));
+        for (int t = steps - 1; t >= 0; t--) {
+            memset(dh, 0, (size_t)b * hp * sizeof(float));
+            if (grad) load_step(dh, grad + t * grad_step + r0 * grad_ld, grad_ld, nb, 1, h);
+            load_step(value, out + t * out_step + r0 * out_ld, out_ld, nb, 1, h);
+            if (gates == 1) {
+                for (index_t i = 0; i < (index_t)nb * hp; i++)
+                    delta[i] = (dh[i] + carry_h[i]) * (1.0f - value[i] * value[i]);
+            } else {
+                load_step(a, act + t * act_step + r0 * act_ld, act_ld, nb, 4, h);
+                load_step(c, cell + t * cell_step + r0 * cell_ld, cell_ld, nb, 1, h);
+                if (t)
+                    load_step(c_prev, cell + (t - 1) * cell_step + r0 * cell_ld, cell_ld, nb, 1, h);
+                else
+                    memset(c_prev, 0, (size_t)b * hp * sizeof(float));
+                tanh_array(c, (index_t)nb * hp); /* c now holds tanh(c_t) */
+                lstm_cell_backward(nb, hp, a, c, c_prev, dh, carry_h, carry_c, delta);
+            }
+            /* The carry to step t - 1 and dL/dx_t in one product. */
+            if (t || grad_x) {
+                memset(product, 0, (size_t)nb * wide * sizeof(float));
+                gemm(nb, n, wide, delta, n, 1, matrix, product, wide, NULL);
+            }
+            /* z = [x_t | h_{t-1}] for the weight gradients, delta transposed. */
+            memset(z, 0, (size_t)b * (inp + hp) * sizeof(float));
+            for (int r = 0; r < nb; r++)
+                memcpy(z + (index_t)r * (inp + hp), x + t * x_step + (r0 + r) * x_ld,
+                       (size_t)in * sizeof(float));
+            if (t)
+                for (int r = 0; r < nb; r++)
+                    memcpy(z + (index_t)r * (inp + hp) + inp,
+                           out + (t - 1) * out_step + (r0 + r) * out_ld, (size_t)h * sizeof(float));
+            for (int r = 0; r < nb; r++)
+                for (int j = 0; j < n; j++) bias_total[j] += delta[(index_t)r * n + j];
+            /* total += deltaᵀ z: delta read transposed (row j, step r at delta[r·n + j]). */
+            gemm(n, nb, inp + hp, delta, 1, n, z, total, inp + hp, NULL);
+            if (t || grad_x) {
+                for (int r = 0; r < nb; r++) {
+                    const float *pr = product + (index_t)r * wide;
+                    if (t) memcpy(carry_h + (index_t)r * hp, pr, (size_t)hp * sizeof(float));
+                    if (grad_x) {
+                        float *gx = grad_x + t * gx_step + (r0 + r) * gx_ld;
+                        for (int i = 0; i < in; i++) gx[i] += pr[hp + i];
+                    }
+                }
+            }
+        }
+    }
+    for (int g = 0; g < gates; g++)
+        for (int j = 0; j < h; j++) {
+            const float *row = total + (index_t)(g * hp + j) * (inp + hp);
+            float *gi = grad_w_ih + (index_t)(g * h + j) * in, *gh = grad_w_hh + (index_t)(g * h + j) * h;
+            for (int i = 0; i < in; i++) gi[i] += row[i];
+            for (int i = 0; i < h; i++) gh[i] += row[inp + i];
+            grad_b[g * h + j] += bias_total[g * hp + j];
+        }
+    free(matrix), free(total), free(bias_total), free(work);
+    return 0;
+}
+
+/* ---------------------------------------------------------------- tanh RNN stack, fused */
 
 #define MAX_LAYERS 16
 
@@ -351,12 +515,10 @@ int seq_tanh_stack_forward(int steps, int rows, int features, int h, int layers,
                     float *current = states[l] + (t & 1) * STACK_BLOCK * hp;
                     const float *previous = states[l] + ((t & 1) ^ 1) * STACK_BLOCK * hp;
                     if (l)
-                        gemm(nb, hp, hp, states[l - 1] + (t & 1) * STACK_BLOCK * hp, hp,
-                             input_matrix[l], current, hp, bias[l]);
+                        gemm(nb, hp, hp, states[l - 1] + (t & 1) * STACK_BLOCK * hp, hp, 1, input_matrix[l], current, hp, bias[l]);
                     else
-                        gemm(nb, features, hp, x + t * x_step + r0 * x_ld, x_ld, input_matrix[0],
-                             current, hp, bias[0]);
-                    if (t) gemm(nb, hp, hp, previous, hp, state_matrix[l], current, hp, NULL);
+                        gemm(nb, features, hp, x + t * x_step + r0 * x_ld, x_ld, 1, input_matrix[0], current, hp, bias[0]);
+                    if (t) gemm(nb, hp, hp, previous, hp, 1, state_matrix[l], current, hp, NULL);
                     tanh_array(current, (index_t)nb * hp);
                     if (out)
                         store_step(out + l * out_layer + t * out_step + r0 * out_ld, out_ld,
@@ -370,153 +532,6 @@ int seq_tanh_stack_forward(int steps, int rows, int features, int h, int layers,
     free_all(input_matrix, layers), free_all(state_matrix, layers);
     free_all(bias, layers), free_all(states, layers);
     return failed ? -1 : 0;
-}
-
-/* Backward through the whole stack, all layers together from the last step to the first:
- * writes delta (same layout as the forward's `out`) = dL/da_l(t), the gradient of every
- * layer's pre-activation, from the forward's outputs and grad = dL/d(top output) (steps, rows,
- * h). The weight gradients are sums of products over all steps, left to the caller. */
-int seq_tanh_stack_backward(int steps, int rows, int h, int layers, const float *out,
-                            index_t out_layer, index_t out_step, index_t out_ld,
-                            const float *grad, index_t grad_step, index_t grad_ld,
-                            const float *const *w_ih, const float *const *w_hh, float *delta,
-                            index_t d_layer, index_t d_step, index_t d_ld) {
-    if (layers < 1 || layers > MAX_LAYERS) return -2;
-    const int hp = padded(h);
-    /* Layer l's matrix (hp, hp | 2hp): W_hh_l beside W_ih_l (l > 0), so one product of
-     * dL/da_l(t) gives both the carry to step t - 1 and the gradient into layer l - 1. */
-    float *matrix[MAX_LAYERS] = {0}, *carry[MAX_LAYERS] = {0};
-    float *work = calloc((size_t)STACK_BLOCK * hp * 4, sizeof(float));
-    int failed = !work;
-    for (int l = 0; l < layers && !failed; l++) {
-        const int n = l ? 2 * hp : hp;
-        matrix[l] = calloc((size_t)hp * n, sizeof(float));
-        carry[l] = calloc((size_t)STACK_BLOCK * hp, sizeof(float));
-        failed = !matrix[l] || !carry[l];
-        for (int i = 0; i < h && !failed; i++)
-            for (int j = 0; j < h; j++) {
-                matrix[l][(index_t)i * n + j] = w_hh[l][(index_t)i * h + j];
-                if (l) matrix[l][(index_t)i * n + hp + j] = w_ih[l][(index_t)i * h + j];
-            }
-    }
-    if (failed) {
-        free(work), free_all(matrix, layers), free_all(carry, layers);
-        return -1;
-    }
-    float *d = work, *value = d + STACK_BLOCK * hp, *product = value + STACK_BLOCK * hp;
-    for (int r0 = 0; r0 < rows; r0 += STACK_BLOCK) {
-        const int nb = rows - r0 < STACK_BLOCK ? rows - r0 : STACK_BLOCK;
-        for (int l = 0; l < layers; l++)
-            memset(carry[l], 0, (size_t)STACK_BLOCK * hp * sizeof(float));
-        for (int t = steps - 1; t >= 0; t--) {
-            /* d starts as the gradient from outside the layer: the top layer's from grad,
-             * a lower layer's from the product of the layer above (left in product). */
-            for (int l = layers - 1; l >= 0; l--) {
-                const int n = l ? 2 * hp : hp;
-                if (l == layers - 1)
-                    load_step(d, grad + t * grad_step + r0 * grad_ld, grad_ld, nb, 1, h);
-                load_step(value, out + l * out_layer + t * out_step + r0 * out_ld, out_ld, nb, 1, h);
-                for (int r = 0; r < nb; r++)
-                    for (int j = 0; j < hp; j++) {
-                        const index_t i = (index_t)r * hp + j;
-                        d[i] = (d[i] + carry[l][i]) * (1.0f - value[i] * value[i]);
-                    }
-                store_step(delta + l * d_layer + t * d_step + r0 * d_ld, d_ld, d, nb, 1, h);
-                if (!t && !l) continue;
-                memset(product, 0, (size_t)nb * n * sizeof(float));
-                gemm(nb, hp, n, d, hp, matrix[l], product, n, NULL);
-                for (int r = 0; r < nb; r++) {
-                    memcpy(carry[l] + (index_t)r * hp, product + (index_t)r * n,
-                           (size_t)hp * sizeof(float));
-                    if (l)
-                        memcpy(d + (index_t)r * hp, product + (index_t)r * n + hp,
-                               (size_t)hp * sizeof(float));
-                }
-            }
-        }
-    }
-    free(work), free_all(matrix, layers), free_all(carry, layers);
-    return 0;
-}
-
-/* ---------------------------------------------------------------- LSTM */
-
-/* PyTorch's LSTM: gates (i, f, g, o) = pre_t + h_{t-1} W_hhᵀ; c_t = σ(f) c_{t-1} + σ(i) tanh(g);
- * h_t = σ(o) tanh(c_t); h_{-1} = c_{-1} = 0.
- * pre: (steps, rows, 4h); w_hh: (4h, h); out: (steps, rows, h). With `gates` and `cell`
- * (training) it also writes the activated gates (steps, rows, 4h) and c (steps, rows, h). */
-int seq_lstm_forward(int steps, int rows, int h, const float *pre, index_t pre_step,
-                     index_t pre_ld, const float *w_hh, float *out, index_t out_step,
-                     index_t out_ld, float *gates, index_t gates_step, index_t gates_ld,
-                     float *cell, index_t cell_step, index_t cell_ld) {
-    const int hp = padded(h), n = 4 * hp;
-    float *m = pack(w_hh, h, hp, 4, h, 1); /* W_hhᵀ: (hp, 4hp) */
-    float *work = calloc((size_t)rows * (n + 2 * hp), sizeof(float));
-    if (!m || !work) return free(m), free(work), -1;
-    float *act = work, *state = act + (index_t)rows * n, *c = state + (index_t)rows * hp;
-    for (int t = 0; t < steps; t++) {
-        memset(act, 0, (size_t)rows * n * sizeof(float)); /* padding lanes stay inert */
-        load_step(act, pre + t * pre_step, pre_ld, rows, 4, h);
-        if (t) gemm(rows, hp, n, state, hp, m, act, n, NULL);
-        lstm_cell(rows, hp, act, c, state);
-        store_step(out + t * out_step, out_ld, state, rows, 1, h);
-        if (gates) store_step(gates + t * gates_step, gates_ld, act, rows, 4, h);
-        if (cell) store_step(cell + t * cell_step, cell_ld, c, rows, 1, h);
-    }
-    free(m), free(work);
-    return 0;
-}
-
-/* Backward through the LSTM recurrence: writes dL/d(pre-activation gates) (steps, rows, 4h)
- * from the forward pass's activated gates and cells and grad_t = dL/dh_t from outside. */
-int seq_lstm_backward(int steps, int rows, int h, const float *gates, index_t gates_step,
-                      index_t gates_ld, const float *cell, index_t cell_step, index_t cell_ld,
-                      const float *grad, index_t grad_step, index_t grad_ld, const float *w_hh,
-                      float *dpre, index_t dpre_step, index_t dpre_ld) {
-    const int hp = padded(h), n = 4 * hp;
-    /* W_hh (4h, h) with its rows packed gate by gate: row g·hp + j is W_hh[g·h + j]. */
-    float *m = calloc((size_t)n * hp, sizeof(float));
-    float *work = calloc((size_t)rows * (2 * n + 5 * hp), sizeof(float));
-    if (!m || !work) return free(m), free(work), -1;
-    for (int g = 0; g < 4; g++)
-        for (int j = 0; j < h; j++)
-            memcpy(m + (index_t)(g * hp + j) * hp, w_hh + (index_t)(g * h + j) * h,
-                   (size_t)h * sizeof(float));
-    float *act = work, *delta = act + (index_t)rows * n, *carry_h = delta + (index_t)rows * n;
-    float *carry_c = carry_h + (index_t)rows * hp, *c = carry_c + (index_t)rows * hp;
-    float *c_prev = c + (index_t)rows * hp, *dh = c_prev + (index_t)rows * hp;
-    for (int t = steps - 1; t >= 0; t--) {
-        load_step(act, gates + t * gates_step, gates_ld, rows, 4, h);
-        load_step(c, cell + t * cell_step, cell_ld, rows, 1, h);
-        if (t)
-            load_step(c_prev, cell + (t - 1) * cell_step, cell_ld, rows, 1, h);
-        else
-            memset(c_prev, 0, (size_t)rows * hp * sizeof(float));
-        load_step(dh, grad + t * grad_step, grad_ld, rows, 1, h);
-        tanh_array(c, (index_t)rows * hp); /* c now holds tanh(c_t) */
-        for (int r = 0; r < rows; r++) {
-            const float *a = act + (index_t)r * n;
-            float *d = delta + (index_t)r * n;
-            const index_t s = (index_t)r * hp;
-            for (int j = 0; j < hp; j++) {
-                const float i = a[j], f = a[hp + j], g = a[2 * hp + j], o = a[3 * hp + j];
-                const float tc = c[s + j], grad_h = dh[s + j] + carry_h[s + j];
-                const float grad_c = carry_c[s + j] + grad_h * o * (1.0f - tc * tc);
-                d[j] = grad_c * g * i * (1.0f - i);
-                d[hp + j] = grad_c * c_prev[s + j] * f * (1.0f - f);
-                d[2 * hp + j] = grad_c * i * (1.0f - g * g);
-                d[3 * hp + j] = grad_h * tc * o * (1.0f - o);
-                carry_c[s + j] = grad_c * f;
-            }
-        }
-        store_step(dpre + t * dpre_step, dpre_ld, delta, rows, 4, h);
-        if (t) {
-            memset(carry_h, 0, (size_t)rows * hp * sizeof(float));
-            gemm(rows, n, hp, delta, n, m, carry_h, hp, NULL);
-        }
-    }
-    free(m), free(work);
-    return 0;
 }
 
 /* ---------------------------------------------------------------- module */

@@ -50,13 +50,23 @@ def _library() -> ctypes.CDLL | None:
     library = ctypes.CDLL(_recurrence.__file__)
     library.seq_select.argtypes = [_I]
     library.seq_select(1)
-    library.seq_rnn_forward.argtypes = [_I, _I, _I, *_SEQ, _P, *_SEQ]
-    library.seq_rnn_backward.argtypes = [_I, _I, _I, *_SEQ, *_SEQ, _P, *_SEQ]
-    library.seq_lstm_forward.argtypes = [_I, _I, _I, *_SEQ, _P, *_SEQ, *_SEQ, *_SEQ]
-    library.seq_lstm_backward.argtypes = [_I, _I, _I, *_SEQ, *_SEQ, *_SEQ, _P, *_SEQ]
+    library.seq_layer_forward.argtypes = [*[_I] * 5, *_SEQ, _P, _P, _P, _P, *_SEQ, *_SEQ, *_SEQ]
+    library.seq_layer_backward.argtypes = [
+        *[_I] * 5,
+        *_SEQ,
+        *_SEQ,
+        *_SEQ,
+        *_SEQ,
+        *_SEQ,
+        _P,
+        _P,
+        _P,
+        _P,
+        _P,
+        *_SEQ,
+    ]
     layered: list[Any] = [_P, _N, _N, _N]  # pointer, layer stride, step stride, row stride
     library.seq_tanh_stack_forward.argtypes = [*[_I] * 5, *_SEQ, _P, _P, _P, _P, *layered, _P]
-    library.seq_tanh_stack_backward.argtypes = [*[_I] * 4, *layered, *_SEQ, _P, _P, *layered]
     return library
 
 
@@ -119,33 +129,24 @@ def _check(code: int) -> None:
         raise MemoryError("seqcast's compiled recurrence ran out of memory")
 
 
-def _run_layer(
+def _layer_forward(
     cell: str,
-    pre: torch.Tensor,
-    w_hh: torch.Tensor,
+    layer_in: torch.Tensor,
+    weights: tuple[torch.Tensor, ...],
     out: torch.Tensor,
     reverse: bool,
-    gates: torch.Tensor | None = None,
+    act: torch.Tensor | None = None,
     cell_state: torch.Tensor | None = None,
 ) -> None:
-    """One layer and direction forward: ``pre`` (L, B, G·H) into ``out`` (L, B, H) views."""
+    """One layer and direction: input (L, B, F) view into ``out`` (L, B, H) view; an LSTM in
+    training also keeps its activated gates ``act`` (L, B, 4H) and cells (L, B, H)."""
     steps, rows, hidden = out.shape
-    w = w_hh.contiguous()
-    if cell == "rnn":
-        code = _lib().seq_rnn_forward(
-            steps, rows, hidden, *_seq(pre, reverse), w.data_ptr(), *_seq(out, reverse)
-        )
-    else:
-        code = _lib().seq_lstm_forward(
-            steps,
-            rows,
-            hidden,
-            *_seq(pre, reverse),
-            w.data_ptr(),
-            *_seq(out, reverse),
-            *_seq(gates, reverse),
-            *_seq(cell_state, reverse),
-        )
+    w_ih, w_hh, b_ih, b_hh = (w.contiguous() for w in weights)
+    code = _lib().seq_layer_forward(
+        CELLS[cell], steps, rows, layer_in.shape[2], hidden, *_seq(layer_in, reverse),
+        w_ih.data_ptr(), w_hh.data_ptr(), b_ih.data_ptr(), b_hh.data_ptr(),
+        *_seq(out, reverse), *_seq(act, reverse), *_seq(cell_state, reverse),
+    )  # fmt: skip
     _check(code)
 
 
@@ -157,27 +158,25 @@ def _forward(
     weights: tuple[torch.Tensor, ...],
     keep: bool,
 ) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor | None], list[torch.Tensor | None]]:
-    """The stack on steps-first input (L, B, F): top output (L, B, D·H), every layer's input,
-    and (``keep``) the LSTM gates and cells each direction's backward pass needs."""
+    """The stack on input (L, B, F) (any strides with the last one 1): top output (L, B, D·H),
+    every layer's input, and (``keep``) the LSTM gates and cells the backward pass needs."""
     steps, rows, _ = x.shape
-    gate_count = CELLS[cell]
     hidden = weights[1].shape[1]
     inputs, kept_gates, kept_cells = [], [], []
     layer_in = x
     for layer in range(num_layers):
         inputs.append(layer_in)
         out = x.new_empty(steps, rows, directions * hidden)
-        flat_in = layer_in.reshape(steps * rows, -1)
         for direction in range(directions):
-            w_ih, w_hh, b_ih, b_hh = weights[4 * (layer * directions + direction) :][:4]
-            pre = torch.addmm(b_ih + b_hh, flat_in, w_ih.T).view(steps, rows, -1)
-            gates = cells = None
+            index = layer * directions + direction
+            act = cells = None
             if keep and cell == "lstm":
-                gates = x.new_empty(steps, rows, gate_count * hidden)
+                act = x.new_empty(steps, rows, 4 * hidden)
                 cells = x.new_empty(steps, rows, hidden)
             half = out[:, :, direction * hidden : (direction + 1) * hidden]
-            _run_layer(cell, pre, w_hh, half, direction == 1, gates, cells)
-            kept_gates.append(gates)
+            part = weights[4 * index : 4 * index + 4]
+            _layer_forward(cell, layer_in, part, half, direction == 1, act, cells)
+            kept_gates.append(act)
             kept_cells.append(cells)
         layer_in = out
     return layer_in, inputs, kept_gates, kept_cells
@@ -193,7 +192,9 @@ class _Stack(torch.autograd.Function):
         directions: int,
         *weights: torch.Tensor,
     ) -> torch.Tensor:
-        steps_first = x.transpose(0, 1).contiguous()  # (B, L, F) -> (L, B, F)
+        steps_first = x.transpose(0, 1)  # (B, L, F) -> (L, B, F), a view
+        if steps_first.stride(2) != 1:
+            steps_first = steps_first.contiguous()
         top, inputs, gates, cells = _forward(
             steps_first, cell, num_layers, directions, weights, keep=True
         )
@@ -211,68 +212,36 @@ class _Stack(torch.autograd.Function):
         top, inputs, weights = saved[0], saved[1 : 1 + num_layers], saved[1 + num_layers :]
         gates, cells = ctx.lstm_state
         hidden = weights[1].shape[1]
-        steps, rows, _ = top.shape
-        grad_out = grad_top.transpose(0, 1).contiguous()  # (L, B, D·H)
+        grad_out = grad_top.transpose(0, 1)  # (L, B, D·H), a view
+        if grad_out.stride(2) != 1:
+            grad_out = grad_out.contiguous()
         grads: list[torch.Tensor | None] = [None] * len(weights)
         for layer in range(num_layers - 1, -1, -1):
             layer_in = inputs[layer]
             out = inputs[layer + 1] if layer + 1 < num_layers else top
-            flat_in = layer_in.reshape(steps * rows, -1)
-            grad_in: torch.Tensor | None = None
+            wants_input = layer > 0 or ctx.needs_input_grad[0]
+            grad_in = torch.zeros_like(layer_in) if wants_input else None
             for direction in range(directions):
                 index = layer * directions + direction
-                w_ih, w_hh = weights[4 * index], weights[4 * index + 1]
+                w_ih, w_hh = (w.contiguous() for w in weights[4 * index : 4 * index + 2])
+                grad_ih, grad_hh = torch.zeros_like(w_ih), torch.zeros_like(w_hh)
+                grad_b = w_ih.new_zeros(w_ih.shape[0])
                 columns = slice(direction * hidden, (direction + 1) * hidden)
-                h = out[:, :, columns]
                 reverse = direction == 1
-                delta = _backward_layer(
-                    cell, h, grad_out[:, :, columns], w_hh, gates[index], cells[index], reverse
-                )  # (L, B, G·H)
-                flat = delta.view(steps * rows, -1)
-                # dW_hh = Σ_t δ_tᵀ h_{t-1}; the previous step is t + 1 when running backwards.
-                later, earlier = (slice(1, None), slice(None, -1))
-                if reverse:
-                    later, earlier = earlier, later
-                grad_hh = torch.mm(
-                    delta[later].reshape(-1, flat.shape[1]).T, h[earlier].reshape(-1, hidden)
-                )
-                grad_b = flat.sum(0)
-                grads[4 * index : 4 * index + 4] = [flat.T @ flat_in, grad_hh, grad_b, grad_b]
-                if layer or ctx.needs_input_grad[0]:
-                    part = flat @ w_ih  # (L·B, F_layer)
-                    grad_in = part if grad_in is None else grad_in.add_(part)
+                code = _lib().seq_layer_backward(
+                    CELLS[cell], *out.shape[:2], layer_in.shape[2], hidden,
+                    *_seq(layer_in, reverse), *_seq(out[:, :, columns], reverse),
+                    *_seq(gates[index], reverse), *_seq(cells[index], reverse),
+                    *_seq(grad_out[:, :, columns], reverse), w_ih.data_ptr(), w_hh.data_ptr(),
+                    grad_ih.data_ptr(), grad_hh.data_ptr(), grad_b.data_ptr(),
+                    *_seq(grad_in, reverse),
+                )  # fmt: skip
+                _check(code)
+                grads[4 * index : 4 * index + 4] = [grad_ih, grad_hh, grad_b, grad_b]
             if grad_in is not None:
-                grad_out = grad_in.view(steps, rows, -1)
+                grad_out = grad_in
         grad_x = grad_out.transpose(0, 1) if ctx.needs_input_grad[0] else None
         return (grad_x, None, None, None, *grads)
-
-
-def _backward_layer(
-    cell: str,
-    h: torch.Tensor,
-    grad: torch.Tensor,
-    w_hh: torch.Tensor,
-    gates: torch.Tensor | None,
-    cells: torch.Tensor | None,
-    reverse: bool,
-) -> torch.Tensor:
-    """dL/d(pre-activation) (L, B, G·H) of one layer and direction from dL/dh (L, B, H)."""
-    steps, rows, hidden = h.shape
-    w = w_hh.contiguous()
-    if cell == "rnn":
-        delta = h.new_empty(steps, rows, hidden)
-        code = _lib().seq_rnn_backward(
-            steps, rows, hidden, *_seq(h, reverse), *_seq(grad, reverse), w.data_ptr(),
-            *_seq(delta, reverse),
-        )  # fmt: skip
-    else:
-        delta = h.new_empty(steps, rows, 4 * hidden)
-        code = _lib().seq_lstm_backward(
-            steps, rows, hidden, *_seq(gates, reverse), *_seq(cells, reverse),
-            *_seq(grad, reverse), w.data_ptr(), *_seq(delta, reverse),
-        )  # fmt: skip
-    _check(code)
-    return delta
 
 
 def _pointers(tensors: list[torch.Tensor]) -> Any:
@@ -305,60 +274,6 @@ def _tanh_forward(
         _pointers(parts[3::4]), *_layered(out), 0 if last is None else last.data_ptr(),
     )  # fmt: skip
     _check(code)
-
-
-class _TanhStack(torch.autograd.Function):
-    """A unidirectional tanh stack, all layers advancing together in one compiled call."""
-
-    @staticmethod
-    def forward(
-        ctx: Any, x: torch.Tensor, num_layers: int, last_only: bool, *weights: torch.Tensor
-    ) -> torch.Tensor:
-        batch, steps, _ = x.shape
-        x = x if x.stride(2) == 1 else x.contiguous()
-        out = x.new_empty(num_layers, steps, batch, weights[1].shape[0])
-        _tanh_forward(x, weights, num_layers, out, None)
-        ctx.save_for_backward(x, out, *weights)
-        ctx.last_only = last_only
-        top = out[-1, -1:] if last_only else out[-1]
-        return top.transpose(0, 1)  # (B, L or 1, H)
-
-    @staticmethod
-    def backward(ctx: Any, grad_top: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
-        x, out, *weights = ctx.saved_tensors
-        num_layers, steps, batch, hidden = out.shape
-        if ctx.last_only:
-            grad = grad_top.new_zeros(steps, batch, hidden)
-            grad[-1] = grad_top[:, 0]
-        else:
-            grad = grad_top.transpose(0, 1)  # (L, B, H) view; the kernel takes any row stride
-            if grad.stride(2) != 1:
-                grad = grad.contiguous()
-        delta = out.new_empty(out.shape)  # dL/da of every layer, (N, L, B, H)
-        parts = [w.contiguous() for w in weights]
-        code = _lib().seq_tanh_stack_backward(
-            steps, batch, hidden, num_layers, *_layered(out), *_seq(grad),
-            _pointers(parts[0::4]), _pointers(parts[1::4]), *_layered(delta),
-        )  # fmt: skip
-        _check(code)
-        grads: list[torch.Tensor] = []
-        for layer in range(num_layers):
-            flat = delta[layer].view(steps * batch, hidden)
-            if layer:
-                layer_in = out[layer - 1].view(steps * batch, hidden)
-            else:
-                layer_in = x.transpose(0, 1).reshape(steps * batch, -1)  # (L·B, F)
-            # dW_hh = Σ_t δ_tᵀ h_{t-1} (h_{-1} = 0)
-            grad_hh = torch.mm(
-                delta[layer, 1:].reshape(-1, hidden).T, out[layer, :-1].reshape(-1, hidden)
-            )
-            grad_b = flat.sum(0)
-            grads += [flat.T @ layer_in, grad_hh, grad_b, grad_b]
-        grad_x = None
-        if ctx.needs_input_grad[0]:
-            grad_x = (delta[0].view(steps * batch, hidden) @ weights[0]).view(steps, batch, -1)
-            grad_x = grad_x.transpose(0, 1)
-        return (grad_x, None, None, *grads)
 
 
 def _tanh_last(x: torch.Tensor, weights: tuple[torch.Tensor, ...], num_layers: int) -> torch.Tensor:
@@ -417,7 +332,7 @@ def recurrent_stack(
 ) -> torch.Tensor:
     """Runs a stack of ``rnn`` (tanh) or ``lstm`` layers from a zero state:
     (B, L, F) -> the top layer's output at every step, (B, L, D·H), D = 2 when bidirectional;
-    with ``last_only`` a unidirectional tanh stack may return the last step alone, (B, 1, H).
+    with ``last_only`` (unidirectional) the last step alone, (B, 1, H).
 
     ``weights`` are the module's flat weights in ``nn.RNN``/``nn.LSTM`` order (``weight_ih_l0,
     weight_hh_l0, bias_ih_l0, bias_hh_l0``, then ``..._reverse`` when bidirectional, layer by
@@ -429,15 +344,13 @@ def recurrent_stack(
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or any(w.requires_grad for w in weights)
     )
-    if cell == "rnn" and not bidirectional:
-        if needs_grad:
-            fused: torch.Tensor = _TanhStack.apply(x, num_layers, last_only, *weights)  # type: ignore[no-untyped-call]
-            return fused
-        if last_only:
-            with torch.no_grad():
-                return _tanh_last(x, tuple(weights), num_layers)
+    last_only = last_only and not bidirectional
+    if cell == "rnn" and last_only and not needs_grad:
+        with torch.no_grad():
+            return _tanh_last(x, tuple(weights), num_layers)
     if not needs_grad:
         with torch.no_grad():
-            return _forward_only(x, cell, num_layers, directions, tuple(weights))
-    out: torch.Tensor = _Stack.apply(x, cell, num_layers, directions, *weights)  # type: ignore[no-untyped-call]
-    return out
+            out = _forward_only(x, cell, num_layers, directions, tuple(weights))
+    else:
+        out = _Stack.apply(x, cell, num_layers, directions, *weights)  # type: ignore[no-untyped-call]
+    return out[:, -1:] if last_only else out
