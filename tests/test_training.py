@@ -21,6 +21,7 @@ from torch import nn
 
 import seqcast.training.loop as loop
 from seqcast.data import synthetic_series
+from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
 from seqcast.models.neural import NeuralForecaster
 from seqcast.registry import forecaster_class
@@ -310,3 +311,23 @@ def test_unknown_schedule_is_refused() -> None:
         SeqcastError, match="unknown --schedule 'cosine'; choose from plateau, onecycle, none"
     ):
         train(Constant(), constant_data(1.0), None, gd_config(schedule="cosine"))
+
+
+@pytest.mark.parametrize("gather", [1, 2, 64])
+def test_gathered_batches_are_the_shuffled_batches(
+    gather: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Gathering several mini-batches with one indexing operation changes no batch."""
+    monkeypatch.setattr(loop, "GATHER_BATCHES", gather)
+    generator = torch.Generator().manual_seed(0)
+    data = TrainData(
+        torch.randn(150, 4, 2, generator=generator),
+        torch.randn(150, 3, generator=generator),
+        torch.randn(150, 1, 1, generator=generator),
+    )
+    got = list(loop._batches(data, 32, seed=5))
+    want = [data.take(torch.from_numpy(i)) for i in iterate_batches(150, 32, seed=5)]
+    assert len(got) == len(want) == 5
+    for a, b in zip(got, want, strict=True):
+        assert torch.equal(a.window, b.window) and torch.equal(a.season, b.season)
+        assert torch.equal(a.target, b.target)

@@ -220,12 +220,12 @@ class _Stack(torch.autograd.Function):
             layer_in = inputs[layer]
             out = inputs[layer + 1] if layer + 1 < num_layers else top
             wants_input = layer > 0 or ctx.needs_input_grad[0]
-            grad_in = torch.zeros_like(layer_in) if wants_input else None
+            grad_in = torch.empty_like(layer_in) if wants_input else None
             for direction in range(directions):
                 index = layer * directions + direction
                 w_ih, w_hh = (w.contiguous() for w in weights[4 * index : 4 * index + 2])
-                grad_ih, grad_hh = torch.zeros_like(w_ih), torch.zeros_like(w_hh)
-                grad_b = w_ih.new_zeros(w_ih.shape[0])
+                grad_ih, grad_hh = torch.empty_like(w_ih), torch.empty_like(w_hh)
+                grad_b = w_ih.new_empty(w_ih.shape[0])
                 columns = slice(direction * hidden, (direction + 1) * hidden)
                 reverse = direction == 1
                 code = _lib().seq_layer_backward(
@@ -234,7 +234,7 @@ class _Stack(torch.autograd.Function):
                     *_seq(gates[index], reverse), *_seq(cells[index], reverse),
                     *_seq(grad_out[:, :, columns], reverse), w_ih.data_ptr(), w_hh.data_ptr(),
                     grad_ih.data_ptr(), grad_hh.data_ptr(), grad_b.data_ptr(),
-                    *_seq(grad_in, reverse),
+                    *_seq(grad_in, reverse), direction,
                 )  # fmt: skip
                 _check(code)
                 grads[4 * index : 4 * index + 4] = [grad_ih, grad_hh, grad_b, grad_b]
