@@ -24,6 +24,7 @@ from seqcast.models.tanh_stack import tanh_stack
 from seqcast.registry import forecaster_class
 from seqcast.training.flat import FlatOptimizer, FlatParameters
 from seqcast.training.loop import TrainConfig, TrainData, TrainingError, train
+from seqcast.training.schedules import OneCycle
 
 torch.set_num_threads(1)
 
@@ -277,8 +278,8 @@ def test_sgd_momentum_with_weight_decay_and_one_cycle_follows_torch_optim() -> N
     optimizer = FlatOptimizer(flat.flat, "sgd", 0.1, weight_decay=0.05, momentum=0.9)
     peer = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9, weight_decay=0.05)
     schedules = [
-        torch.optim.lr_scheduler.OneCycleLR(o, max_lr=0.1, total_steps=10)
-        for o in (optimizer, peer)
+        OneCycle(optimizer, max_lr=0.1, total_steps=10),
+        torch.optim.lr_scheduler.OneCycleLR(peer, max_lr=0.1, total_steps=10),
     ]
     for step in range(10):
         flat.grad.zero_()

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from seqcast.training.flat import FlatOptimizer, FlatParameters
+from seqcast.training.schedules import OneCycle
 
 
 def model() -> nn.Module:
@@ -96,7 +97,7 @@ def test_clip_scales_the_whole_gradient_to_the_norm() -> None:
 def test_one_cycle_schedule_drives_the_flat_optimiser() -> None:
     flat = nn.Parameter(torch.zeros(2))
     optimizer = FlatOptimizer(flat, "adam", 0.1)
-    scheduler = torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=0.1, total_steps=10)
+    scheduler = OneCycle(optimizer, max_lr=0.1, total_steps=10)
     rates, betas = [], []
     for _ in range(9):
         flat.grad = torch.ones(2)

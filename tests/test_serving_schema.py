@@ -93,7 +93,13 @@ def test_the_service_honours_its_openapi_schema(
     )
     @given(case=strategy)
     def run(case: Any) -> None:
-        case.call_and_validate(checks=CHECKS, timeout=30)
+        response = case.call(timeout=30)
+        checks = CHECKS
+        if response.status_code == 413:
+            # A body above the size limit is refused before validation: that is a rejection,
+            # but schemathesis's list of rejection codes lacks 413 (1 run in about 15 failed).
+            checks = [c for c in CHECKS if c is not negative_data_rejection]
+        case.validate_response(response, checks=checks)
 
     run()
 

@@ -5,12 +5,15 @@ a step in per-tensor Python bookkeeping, and so do gradient clipping and zeroing
 a batch of 32 windows that costs as much as the forward pass. Here every parameter is a view
 into one buffer and every gradient a view into another, so clipping is one norm, zeroing one
 fill, and an Adam step seven tensor operations.
+
+The optimiser is a plain class, not a ``torch.optim.Optimizer``: constructing one of those
+imports ``torch._dynamo``, 1.9 s of every process that trains (measured on this project's
+machine). Its learning-rate schedules are in :mod:`seqcast.training.schedules`.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from typing import Any
 
 import torch
@@ -69,13 +72,13 @@ class FlatParameters:
             tensor.grad = None
 
 
-class FlatOptimizer(torch.optim.Optimizer):
+class FlatOptimizer:
     """Adam, AdamW or SGD with momentum over one flat tensor.
 
     The update rules are those of ``torch.optim.Adam``, ``AdamW`` and ``SGD`` (no amsgrad,
-    no Nesterov, no dampening), tested against them. Learning-rate schedulers work as with
-    those: they change ``lr``, and one-cycle also ``betas`` or ``momentum``, in
-    ``param_groups``.
+    no Nesterov, no dampening), tested against them. As in ``torch.optim``, the settings live
+    in ``param_groups[0]`` (``lr``, ``weight_decay``, ``betas`` or ``momentum``, which the
+    schedules change) and the running averages in ``state[flat]``.
     """
 
     def __init__(
@@ -90,19 +93,31 @@ class FlatOptimizer(torch.optim.Optimizer):
     ) -> None:
         if kind not in ("adam", "adamw", "sgd"):
             raise ValueError(f"unknown optimiser {kind!r}")
-        defaults: dict[str, Any] = {"lr": lr, "weight_decay": weight_decay}
+        group: dict[str, Any] = {"params": [flat], "lr": lr, "weight_decay": weight_decay}
         if kind == "sgd":
-            defaults["momentum"] = momentum
+            group["momentum"] = momentum
         else:
-            defaults.update(betas=betas, eps=eps)
-        super().__init__([flat], defaults)
+            group.update(betas=betas, eps=eps)
+        self.param_groups = [group]
+        self.state: dict[torch.Tensor, dict[str, Any]] = {flat: {}}
         self.kind = kind
 
-    def step(self, closure: Callable[[], float] | None = None) -> float | None:  # type: ignore[override]
-        """One update (``torch.optim`` wraps this in profiling hooks; :meth:`update` is bare)."""
-        loss = closure() if closure is not None else None
+    def step(self) -> None:
+        """One update (the name ``torch.optim`` uses)."""
         self.update()
-        return loss
+
+    def state_dict(self) -> dict[str, Any]:
+        """The settings and running averages (live tensors, as in ``torch.optim``)."""
+        settings = {k: v for k, v in self.param_groups[0].items() if k != "params"}
+        return {"state": dict(next(iter(self.state.values()))), "settings": settings}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continues from :meth:`state_dict` of an optimiser of the same kind and size."""
+        self.param_groups[0].update(state["settings"])
+        flat = self.param_groups[0]["params"][0]
+        self.state[flat] = {
+            k: v.clone() if isinstance(v, torch.Tensor) else v for k, v in state["state"].items()
+        }
 
     @torch.no_grad()
     def update(self) -> None:
@@ -112,7 +127,7 @@ class FlatOptimizer(torch.optim.Optimizer):
         grad = param.grad
         if grad is None:
             return
-        state = self.state[param]
+        state = self.state.setdefault(param, {})
         lr, decay = group["lr"], group["weight_decay"]
         if self.kind == "sgd":
             if decay:

@@ -20,6 +20,7 @@ from torch import nn
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
 from seqcast.training.flat import FlatOptimizer, FlatParameters
+from seqcast.training.schedules import OneCycle, Plateau
 
 __all__ = ["LOSSES", "OPTIMIZERS", "History", "TrainConfig", "TrainData", "TrainingError", "train"]
 
@@ -254,15 +255,13 @@ def _train(
     """:func:`train` with the parameters in one flat buffer (released by the caller)."""
     optimizer = make_optimizer(parameters.flat, config, config.lr)
     steps_per_epoch = math.ceil(len(data) / config.batch_size)
-    scheduler: Any = None
+    scheduler: OneCycle | Plateau | None = None
     if config.schedule == "onecycle":
-        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+        scheduler = OneCycle(
             optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
         )
     elif config.schedule == "plateau":
-        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
-            optimizer, factor=0.5, patience=max(3, config.patience // 4)
-        )
+        scheduler = Plateau(optimizer, factor=0.5, patience=max(3, config.patience // 4))
     history = History()
     # The untrained model is the reference: its loss scales the explosion test, and its
     # weights are the best so far until an epoch does better.
@@ -292,11 +291,9 @@ def _train(
                 loss.backward()  # type: ignore[no-untyped-call]
                 if config.clip_norm:
                     parameters.clip_(config.clip_norm)
-                if config.schedule == "onecycle":
-                    optimizer.step()  # the scheduler checks that step() ran
+                optimizer.update()
+                if isinstance(scheduler, OneCycle):
                     scheduler.step()
-                else:
-                    optimizer.update()  # step() without torch.optim's profiling wrapper
                 total += value * len(batch)
             # Without a validation slice, score the weights as they stand after the epoch.
             after = math.nan
@@ -320,7 +317,7 @@ def _train(
             history.lr.append(float(optimizer.param_groups[0]["lr"]))
             history.epoch_seconds.append(time.perf_counter() - started)
             score = val_loss if val_loss is not None else after
-            if config.schedule == "plateau":
+            if isinstance(scheduler, Plateau):
                 scheduler.step(score)
             if score < best_score:
                 best_score, since_best, history.best_epoch = score, 0, epoch
@@ -354,7 +351,7 @@ def _batches(data: TrainData, batch_size: int, seed: int) -> Iterator[TrainData]
             start += len(index)
 
 
-def _divergence_message(epoch: int, optimizer: torch.optim.Optimizer, loss: float) -> str:
+def _divergence_message(epoch: int, optimizer: FlatOptimizer, loss: float) -> str:
     lr = float(optimizer.param_groups[0]["lr"])
     what = f"an exploding loss ({loss:.3g})" if math.isfinite(loss) else "a non-finite loss"
     return (
