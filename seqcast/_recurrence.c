@@ -138,7 +138,8 @@ AVX2 static void gemm_avx2(int rows, int k, int n, const float *a, index_t lda, 
  * x·P(x²)/Q(x²) on |x| <= 7.9, where float32 tanh is already ±1 to the last bit beyond. */
 AVX2 static inline __m256 tanh_avx2(__m256 x) {
     const __m256 bound = _mm256_set1_ps(7.90531110763549805f);
-    x = _mm256_min_ps(_mm256_max_ps(x, _mm256_sub_ps(_mm256_setzero_ps(), bound)), bound);
+    /* max/min return their second operand when one is NaN: x goes second, so NaN stays NaN. */
+    x = _mm256_min_ps(bound, _mm256_max_ps(_mm256_sub_ps(_mm256_setzero_ps(), bound), x));
     const __m256 z = _mm256_mul_ps(x, x);
     __m256 p = _mm256_set1_ps(-2.76076847742355e-16f);
     p = _mm256_fmadd_ps(p, z, _mm256_set1_ps(2.00018790482477e-13f));

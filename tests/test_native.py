@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import platform
 import shutil
@@ -24,7 +25,9 @@ def test_it_is_built_where_a_compiler_is() -> None:
     compiler (CI, the project machine) the compiled part must load."""
     if platform.machine() != "x86_64" or shutil.which("cc") is None:
         pytest.skip("no x86-64 C compiler here")
-    assert native.available()
+    assert importlib.util.find_spec("seqcast._recurrence") is not None
+    if os.environ.get("SEQCAST_NATIVE", "1") != "0":
+        assert native.available()
 
 
 @pytest.fixture(params=["vector", "plain"])

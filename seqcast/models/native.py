@@ -124,9 +124,16 @@ def _seq(tensor: torch.Tensor | None, reverse: bool = False) -> list[int]:
     return [pointer, steps_stride, row_stride]
 
 
+#: Most layers the fused tanh stack (forecasts without gradients) takes; deeper stacks run
+#: layer by layer.
+MAX_FUSED_LAYERS = 16
+
+
 def _check(code: int) -> None:
-    if code != 0:
+    if code == -1:
         raise MemoryError("seqcast's compiled recurrence ran out of memory")
+    if code != 0:
+        raise ValueError(f"seqcast's compiled recurrence refused its arguments (code {code})")
 
 
 def _layer_forward(
@@ -183,6 +190,9 @@ def _forward(
 
 
 class _Stack(torch.autograd.Function):
+    """The stack with its hand-written backward pass (first derivatives only: a second
+    backward raises instead of silently dropping terms)."""
+
     @staticmethod
     def forward(
         ctx: Any,
@@ -205,6 +215,11 @@ class _Stack(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_top: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+        if torch.is_grad_enabled():  # create_graph=True: the C code has no second derivative
+            raise RuntimeError(
+                "seqcast's compiled recurrence has first derivatives only; for a second one "
+                "run with SEQCAST_NATIVE=0"
+            )
         cell: str = ctx.cell
         num_layers: int = ctx.num_layers
         directions: int = ctx.directions
@@ -306,6 +321,8 @@ def _forward_only(
     """The stack without gradients, in blocks of rows; blocks run on torch's thread count
     (the compiled recurrence releases the GIL). (B, L, F) -> (B, L, D·H)."""
     rows = x.shape[0]
+    if rows == 0:
+        return x.new_empty(0, x.shape[1], directions * weights[1].shape[1])
     workers = _worker_count(rows)
     block = min(BLOCK_ROWS, -(-rows // workers))
     starts = range(0, rows, block)
@@ -341,11 +358,13 @@ def recurrent_stack(
     directions = 2 if bidirectional else 1
     if cell not in CELLS or len(weights) != 4 * num_layers * directions:
         raise ValueError("recurrent_stack needs a known cell and 4 tensors per layer and direction")
+    if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in (x, *weights)):
+        raise ValueError("recurrent_stack runs float32 tensors on the CPU")
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or any(w.requires_grad for w in weights)
     )
     last_only = last_only and not bidirectional
-    if cell == "rnn" and last_only and not needs_grad:
+    if cell == "rnn" and last_only and not needs_grad and num_layers <= MAX_FUSED_LAYERS:
         with torch.no_grad():
             return _tanh_last(x, tuple(weights), num_layers)
     if not needs_grad:
