@@ -670,3 +670,26 @@ def test_a_root_of_negative_training_data_is_refused() -> None:
         make("rnn", transform="sqrt").fit([series(100) - 1000.0], 1)
     with pytest.raises(DataError, match="unknown --transform 'cube'"):
         make("rnn", transform="cube").fit([series(100)], 1)
+
+
+@pytest.mark.parametrize("name", ["rnn", "lstm"])
+def test_a_large_batch_runs_in_chunks_side_by_side_with_the_same_numbers(
+    name: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    values = series(400, 1)
+    model = make(name, season=SEASON, epochs=1).fit([values], 1)
+    contexts = np.lib.stride_tricks.sliding_window_view(values, model.context_length, axis=0)
+    contexts = np.moveaxis(contexts, -1, 1)[:300]  # (300, C, 1)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        whole = model.predict(contexts)  # one thread: one piece
+        torch.set_num_threads(2)
+        monkeypatch.setattr(neural_module, "PREDICT_CHUNK", 64)  # 5 chunks on 2 threads
+        np.testing.assert_array_equal(model.predict(contexts), whole)
+        bad = contexts.copy()
+        bad[150, -1, 0] = np.nan  # in the fourth chunk: the message counts from the batch
+        with pytest.raises(DataError, match="first in window 150"):
+            model.predict(bad)
+    finally:
+        torch.set_num_threads(threads)

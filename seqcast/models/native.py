@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -24,7 +25,16 @@ from typing import Any
 
 import torch
 
-__all__ = ["CELLS", "available", "own_threads", "recurrent_stack", "use_vector_kernels"]
+__all__ = [
+    "CELLS",
+    "available",
+    "one_worker",
+    "own_threads",
+    "pool",
+    "recurrent_stack",
+    "thread_count",
+    "use_vector_kernels",
+]
 
 #: The cells the compiled recurrence runs, with their number of gates.
 CELLS = {"rnn": 1, "lstm": 4}
@@ -36,6 +46,7 @@ _I = ctypes.c_int
 _N = ctypes.c_longlong
 #: Threads that split the rows of a forecast without gradients; None: torch's thread count.
 _workers: int | None = None
+_local = threading.local()
 _SEQ: list[Any] = [_P, _N, _N]  # pointer to time 0 of row 0, step stride, row stride (in floats)
 
 
@@ -80,8 +91,11 @@ def own_threads() -> Iterator[None]:
     """Runs PyTorch on one thread while forecasts without gradients split their rows over the
     threads PyTorch had. PyTorch's idle OpenMP workers spin for a while after each operation
     and would take the cores from the recurrence's threads (measured: 8,192 windows of the
-    default rnn in 40 ms with both, 33 ms without)."""
+    default rnn in 40 ms with both, 33 ms without). Does nothing inside :func:`one_worker`."""
     global _workers
+    if getattr(_local, "one_worker", False):
+        yield
+        return
     threads, previous = torch.get_num_threads(), _workers
     _workers = previous or threads  # nested: keep the outer count
     torch.set_num_threads(1)
@@ -92,10 +106,28 @@ def own_threads() -> Iterator[None]:
         _workers = previous
 
 
+@contextmanager
+def one_worker() -> Iterator[None]:
+    """Keeps this thread's forecasts on this thread: for callers that already run several
+    forecasts side by side on the threads of :func:`own_threads`."""
+    _local.one_worker = True
+    try:
+        yield
+    finally:
+        _local.one_worker = False
+
+
+def thread_count() -> int:
+    """The threads forecasts without gradients use here: 1 inside :func:`one_worker`, else
+    PyTorch's count (from before :func:`own_threads`)."""
+    if getattr(_local, "one_worker", False):
+        return 1
+    return _workers or torch.get_num_threads()
+
+
 def _worker_count(rows: int) -> int:
     """Threads for a forecast of ``rows`` rows without gradients: at least 256 rows each."""
-    threads = _workers or torch.get_num_threads()
-    return max(1, min(threads, rows // 256))
+    return max(1, min(thread_count(), rows // 256))
 
 
 def use_vector_kernels(enabled: bool) -> bool:
@@ -308,6 +340,11 @@ def _tanh_last(x: torch.Tensor, weights: tuple[torch.Tensor, ...], num_layers: i
 
     list(_pool(workers).map(run, range(0, rows, share)))
     return last[:, None]
+
+
+def pool(workers: int) -> ThreadPoolExecutor:
+    """A shared pool of ``workers`` threads (made once per count)."""
+    return _pool(workers)
 
 
 @cache

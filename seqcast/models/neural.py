@@ -25,6 +25,9 @@ from seqcast.training.lr_finder import LRFinderResult, find_lr
 
 __all__ = ["NeuralForecaster"]
 
+#: Windows per chunk of a large batch forecast; chunks run side by side on the threads.
+PREDICT_CHUNK = 8192
+
 #: Fraction of the training windows (the latest ones) kept aside for early stopping.
 EARLY_STOPPING_FRACTION = 0.1
 
@@ -264,6 +267,25 @@ class NeuralForecaster(Forecaster):
         than a tenth of a batch forecast."""
 
     def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:
+        rows = len(context)
+        recurrent = isinstance(self.network_, RecurrentNet) and native.available()
+        if not recurrent or rows <= PREDICT_CHUNK or native.thread_count() == 1:
+            return self._predict_rows(context, 0)
+        # Chunks side by side on every thread, each whole (inputs, network, scaling back): the
+        # input preparation then runs in parallel too, not only the recurrence.
+        with native.own_threads():
+            workers = native.thread_count()
+
+            def run(start: int) -> np.ndarray:
+                with native.one_worker():
+                    return self._predict_rows(context[start : start + PREDICT_CHUNK], start)
+
+            parts = list(native.pool(workers).map(run, range(0, rows, PREDICT_CHUNK)))
+        return np.concatenate(parts)
+
+    def _predict_rows(self, context: np.ndarray, first: int) -> np.ndarray:
+        """Forecasts (B, T, Ft) for contexts (B, C, F) that start at window ``first`` of the
+        caller's batch (for error messages)."""
         inputs = build_inputs(context, self.spec, self.scaler_)
         for part in (inputs.window, inputs.season):
             bad = first_non_finite(part)
@@ -271,12 +293,12 @@ class NeuralForecaster(Forecaster):
                 continue
             if np.isfinite(context[bad[0]]).all():  # finite, but not once scaled
                 raise DataError(
-                    f"the context of window {bad[0]} overflows when scaled: its values are far "
-                    "outside the range the model was trained on"
+                    f"the context of window {first + bad[0]} overflows when scaled: its values "
+                    "are far outside the range the model was trained on"
                 )
             raise DataError(
                 "the context has missing or infinite values in the steps the model reads "
-                f"(first in window {bad[0]})"
+                f"(first in window {first + bad[0]})"
             )
         out = self.forward_scaled(inputs)  # (B, T, Ft)
         return self.scaler_.inverse_transform(out, slice(0, self.n_targets_))
