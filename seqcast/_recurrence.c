@@ -287,18 +287,17 @@ int seq_select(int allow_vector) {
 
 static int padded(int n) { return (n + 7) / 8 * 8; }
 
-/* A (k, gates·h) matrix packed gate by gate with each gate's columns padded to hp: row i of
- * the packed matrix holds src[i, g·h + j] at g·hp + j (row-major source with stride src_ld,
- * or transposed when `transpose`: src[g·h + j, i]). Rows k.. up to kp are zero. */
-static float *pack(const float *src, int k, int kp, int gates, int h, int transpose) {
+/* The transpose of a row-major weight matrix (gates·h, k), packed gate by gate with each
+ * gate's columns padded to hp: row i holds src[g·h + j, i] at g·hp + j, so that a product
+ * with it yields every gate's pre-activation at once. Rows k.. up to kp are zero. */
+static float *pack(const float *src, int k, int kp, int gates, int h) {
     const int hp = padded(h), n = gates * hp;
     float *out = calloc((size_t)kp * n, sizeof(float));
     if (!out) return NULL;
     for (int i = 0; i < k; i++)
         for (int g = 0; g < gates; g++)
             for (int j = 0; j < h; j++)
-                out[(index_t)i * n + g * hp + j] =
-                    transpose ? src[(index_t)(g * h + j) * k + i] : src[(index_t)i * gates * h + g * h + j];
+                out[(index_t)i * n + g * hp + j] = src[(index_t)(g * h + j) * k + i];
     return out;
 }
 
@@ -342,8 +341,8 @@ int seq_layer_forward(int gates, int steps, int rows, int in, int h, const float
                       index_t out_ld, float *act, index_t act_step, index_t act_ld,
                       float *cell, index_t cell_step, index_t cell_ld) {
     const int hp = padded(h), n = gates * hp;
-    float *input_matrix = pack(w_ih, in, in, gates, h, 1); /* W_ihᵀ (in, n) */
-    float *state_matrix = pack(w_hh, h, hp, gates, h, 1);  /* W_hhᵀ (hp, n) */
+    float *input_matrix = pack(w_ih, in, in, gates, h); /* W_ihᵀ (in, n) */
+    float *state_matrix = pack(w_hh, h, hp, gates, h);  /* W_hhᵀ (hp, n) */
     float *bias = calloc((size_t)n, sizeof(float));
     float *work = calloc((size_t)STACK_BLOCK * (2 * n + 2 * hp), sizeof(float));
     if (!input_matrix || !state_matrix || !bias || !work) {
@@ -414,7 +413,7 @@ int seq_layer_backward(int gates, int steps, int rows, int in, int h, const floa
         }
     float *a = work, *delta = a + b * n, *carry_h = delta + b * n, *carry_c = carry_h + b * hp;
     float *c = carry_c + b * hp, *c_prev = c + b * hp, *dh = c_prev + b * hp;
-    float *value = dh + b * hp, *product = value + b * hp, *z = product + b * wide; /* (b, wide) */
+    float *value = dh + b * hp, *product = value + b * hp, *z = product + b * wide;
     for (int r0 = 0; r0 < rows; r0 += b) {
         const int nb = rows - r0 < b ? rows - r0 : b;
         memset(carry_h, 0, (size_t)b * hp * sizeof(float));
@@ -422,8 +421,8 @@ int seq_layer_backward(int gates, int steps, int rows, int in, int h, const floa
         for (int t = steps - 1; t >= 0; t--) {
             memset(dh, 0, (size_t)b * hp * sizeof(float));
             if (grad) load_step(dh, grad + t * grad_step + r0 * grad_ld, grad_ld, nb, 1, h);
-            load_step(value, out + t * out_step + r0 * out_ld, out_ld, nb, 1, h);
             if (gates == 1) {
+                load_step(value, out + t * out_step + r0 * out_ld, out_ld, nb, 1, h);
                 for (index_t i = 0; i < (index_t)nb * hp; i++)
                     delta[i] = (dh[i] + carry_h[i]) * (1.0f - value[i] * value[i]);
             } else {
@@ -441,7 +440,7 @@ int seq_layer_backward(int gates, int steps, int rows, int in, int h, const floa
                 memset(product, 0, (size_t)nb * wide * sizeof(float));
                 gemm(nb, n, wide, delta, n, 1, matrix, product, wide, NULL);
             }
-            /* z = [x_t | h_{t-1}] for the weight gradients, delta transposed. */
+            /* z = [x_t | h_{t-1}] (b, wide) for the weight gradients. */
             memset(z, 0, (size_t)b * (inp + hp) * sizeof(float));
             for (int r = 0; r < nb; r++)
                 memcpy(z + (index_t)r * (inp + hp), x + t * x_step + (r0 + r) * x_ld,
@@ -504,8 +503,8 @@ int seq_tanh_stack_forward(int steps, int rows, int features, int h, int layers,
     int failed = 0;
     for (int l = 0; l < layers && !failed; l++) {
         const int in = l ? h : features;
-        input_matrix[l] = pack(w_ih[l], in, l ? hp : in, 1, h, 1);
-        state_matrix[l] = pack(w_hh[l], h, hp, 1, h, 1);
+        input_matrix[l] = pack(w_ih[l], in, l ? hp : in, 1, h);
+        state_matrix[l] = pack(w_hh[l], h, hp, 1, h);
         bias[l] = calloc((size_t)hp, sizeof(float));
         states[l] = calloc((size_t)STACK_BLOCK * hp * 2, sizeof(float));
         failed = !input_matrix[l] || !state_matrix[l] || !bias[l] || !states[l];
