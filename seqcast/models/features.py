@@ -16,7 +16,7 @@ import numpy as np
 
 from seqcast.data.scaling import Scaler
 
-__all__ = ["InputSpec", "ModelInputs", "build_inputs"]
+__all__ = ["InputSpec", "ModelInputs", "build_inputs", "read_mask"]
 
 
 @dataclass(frozen=True)
@@ -98,6 +98,17 @@ class ModelInputs:
     window: np.ndarray
     season: np.ndarray
     level: np.ndarray
+
+
+def read_mask(spec: InputSpec, length: int) -> np.ndarray:
+    """Which values of a (C, F) context :func:`build_inputs` reads, C = ``length``: (C, F) bool."""
+    mask = np.zeros((length, spec.n_features), dtype=bool)
+    mask[length - spec.window :] = True
+    if spec.seasonal:
+        start = length - spec.window - spec.season + spec.lead
+        mask[start : start + spec.window, : spec.n_targets] = True
+        mask[length + spec.head_offsets.ravel(), : spec.n_targets] = True
+    return mask
 
 
 def build_inputs(

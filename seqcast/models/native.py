@@ -47,6 +47,10 @@ _N = ctypes.c_longlong
 #: Threads that split the rows of a forecast without gradients; None: torch's thread count.
 _workers: int | None = None
 _local = threading.local()
+#: Guards :func:`own_threads`' shared state: how many are inside it, and the count to restore.
+_state_lock = threading.Lock()
+_entered = 0
+_saved_threads = 1
 _SEQ: list[Any] = [_P, _N, _N]  # pointer to time 0 of row 0, step stride, row stride (in floats)
 
 
@@ -91,19 +95,27 @@ def own_threads() -> Iterator[None]:
     """Runs PyTorch on one thread while forecasts without gradients split their rows over the
     threads PyTorch had. PyTorch's idle OpenMP workers spin for a while after each operation
     and would take the cores from the recurrence's threads (measured: 8,192 windows of the
-    default rnn in 40 ms with both, 33 ms without). Does nothing inside :func:`one_worker`."""
-    global _workers
+    default rnn in 40 ms with both, 33 ms without). Nested and overlapping uses (two threads
+    forecasting at once) share one setting: the first in saves PyTorch's count, the last out
+    restores it. Does nothing inside :func:`one_worker`."""
+    global _workers, _entered, _saved_threads
     if getattr(_local, "one_worker", False):
         yield
         return
-    threads, previous = torch.get_num_threads(), _workers
-    _workers = previous or threads  # nested: keep the outer count
-    torch.set_num_threads(1)
+    with _state_lock:
+        if _entered == 0:
+            _saved_threads = torch.get_num_threads()
+            _workers = _saved_threads
+            torch.set_num_threads(1)
+        _entered += 1
     try:
         yield
     finally:
-        torch.set_num_threads(threads)
-        _workers = previous
+        with _state_lock:
+            _entered -= 1
+            if _entered == 0:
+                torch.set_num_threads(_saved_threads)
+                _workers = None
 
 
 @contextmanager

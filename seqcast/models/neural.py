@@ -18,7 +18,7 @@ from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError
 from seqcast.forecaster import Forecaster, ModelOptions, first_non_finite
 from seqcast.models import native
-from seqcast.models.features import InputSpec, ModelInputs, build_inputs
+from seqcast.models.features import InputSpec, ModelInputs, build_inputs, read_mask
 from seqcast.models.networks import ForecastNet, RecurrentNet
 from seqcast.training.loop import History, TrainConfig, TrainData, train
 from seqcast.training.lr_finder import LRFinderResult, find_lr
@@ -268,6 +268,8 @@ class NeuralForecaster(Forecaster):
 
     def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:
         rows = len(context)
+        if rows == 0:
+            return np.empty((0, horizon, self.n_targets_))
         recurrent = isinstance(self.network_, RecurrentNet) and native.available()
         if not recurrent or rows <= PREDICT_CHUNK or native.thread_count() == 1:
             return self._predict_rows(context, 0)
@@ -287,18 +289,22 @@ class NeuralForecaster(Forecaster):
         """Forecasts (B, T, Ft) for contexts (B, C, F) that start at window ``first`` of the
         caller's batch (for error messages)."""
         inputs = build_inputs(context, self.spec, self.scaler_)
-        for part in (inputs.window, inputs.season):
-            bad = first_non_finite(part)
-            if bad is None:
-                continue
-            if np.isfinite(context[bad[0]]).all():  # finite, but not once scaled
+        if (
+            first_non_finite(inputs.window) is not None
+            or first_non_finite(inputs.season) is not None
+        ):
+            rows = ~np.isfinite(inputs.window).all(axis=(1, 2))
+            rows |= ~np.isfinite(inputs.season).all(axis=1)
+            bad = int(np.argmax(rows))
+            read = context[bad][read_mask(self.spec, context.shape[1])]
+            if np.isfinite(read).all():  # finite, but not once scaled
                 raise DataError(
-                    f"the context of window {first + bad[0]} overflows when scaled: its values "
+                    f"the context of window {first + bad} overflows when scaled: its values "
                     "are far outside the range the model was trained on"
                 )
             raise DataError(
                 "the context has missing or infinite values in the steps the model reads "
-                f"(first in window {first + bad[0]})"
+                f"(first in window {first + bad})"
             )
         out = self.forward_scaled(inputs)  # (B, T, Ft)
         return self.scaler_.inverse_transform(out, slice(0, self.n_targets_))
