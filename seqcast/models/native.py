@@ -1,11 +1,12 @@
 """Recurrent stacks (tanh RNN and LSTM, one or both directions) on the compiled recurrence.
 
-A recurrent layer is products over all steps at once (the input projection, the weight
-gradients), which PyTorch does well, and the recurrence, a chain of tiny (B, H) products that
-must run one step after another and costs far more in per-operation overhead than in arithmetic
-when PyTorch runs it step by step. :mod:`seqcast._recurrence` (C, built at install) runs the
-whole chain of one layer and direction in one call, forward and backward; this module does the
-rest with a few large PyTorch products and wraps both in an autograd function.
+At a batch of 32 windows every PyTorch operation costs more in overhead than in arithmetic,
+and a recurrent layer is a chain of tiny (B, H) products that must run one step after another.
+:mod:`seqcast._recurrence` (C, built at install) runs a whole layer and direction in one call:
+forward (input products, recurrence, activations) or backward (the recurrence in reverse, every
+weight gradient, the gradient into the layer below). This module passes it tensors by pointer
+and strides, wraps forward and backward in an autograd function, and runs forecasts without
+gradients on all cores (:func:`own_threads`, :func:`one_worker`, :func:`pool`).
 
 Same weights, same layout and the same function as ``nn.RNN(nonlinearity='tanh')`` and
 ``nn.LSTM`` (tested against them), in float32 on the CPU. :func:`available` says whether the
