@@ -486,14 +486,12 @@ int seq_layer_backward(int gates, int steps, int rows, int in, int h, const floa
 
 /* A stack of `layers` tanh RNN layers (nn.RNN's weights: w_ih[l] (h, in_l), w_hh[l] (h, h),
  * biases (h,)) run together step by step on blocks of rows, so that no layer's sequence has to
- * leave the cache between layers. x: (steps, rows, features). Writes every layer's output
- * to `out` (layer l, step t, row r at out + l·out_layer + t·out_step + r·out_ld) when given,
- * and the top layer's last output to `last` (rows, h) when given. */
+ * leave the cache between layers: forecasts without gradients. x: (steps, rows, features).
+ * Writes the top layer's last output to `last` (rows, h). */
 int seq_tanh_stack_forward(int steps, int rows, int features, int h, int layers,
                            const float *x, index_t x_step, index_t x_ld,
                            const float *const *w_ih, const float *const *w_hh,
-                           const float *const *b_ih, const float *const *b_hh, float *out,
-                           index_t out_layer, index_t out_step, index_t out_ld, float *last) {
+                           const float *const *b_ih, const float *const *b_hh, float *last) {
     if (layers < 1 || layers > MAX_LAYERS) return -2;
     const int hp = padded(h);
     /* Per layer: W_ihᵀ (in, hp), W_hhᵀ (hp, hp), the summed bias (hp,) and two state buffers
@@ -523,10 +521,7 @@ int seq_tanh_stack_forward(int steps, int rows, int features, int h, int layers,
                         gemm(nb, features, hp, x + t * x_step + r0 * x_ld, x_ld, 1, input_matrix[0], current, hp, bias[0]);
                     if (t) gemm(nb, hp, hp, previous, hp, 1, state_matrix[l], current, hp, NULL);
                     tanh_array(current, (index_t)nb * hp);
-                    if (out)
-                        store_step(out + l * out_layer + t * out_step + r0 * out_ld, out_ld,
-                                   current, nb, 1, h);
-                    if (last && l + 1 == layers && t + 1 == steps)
+                    if (l + 1 == layers && t + 1 == steps)
                         store_step(last + (index_t)r0 * h, h, current, nb, 1, h);
                 }
             }

@@ -18,11 +18,11 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import torch
 
@@ -36,6 +36,8 @@ __all__ = [
     "thread_count",
     "use_vector_kernels",
 ]
+
+T = TypeVar("T")
 
 #: The cells the compiled recurrence runs, with their number of gates.
 CELLS = {"rnn": 1, "lstm": 4}
@@ -81,8 +83,7 @@ def _library() -> ctypes.CDLL | None:
         _P,
         *_SEQ,
     ]
-    layered: list[Any] = [_P, _N, _N, _N]  # pointer, layer stride, step stride, row stride
-    library.seq_tanh_stack_forward.argtypes = [*[_I] * 5, *_SEQ, _P, _P, _P, _P, *layered, _P]
+    library.seq_tanh_stack_forward.argtypes = [*[_I] * 5, *_SEQ, _P, _P, _P, _P, _P]
     return library
 
 
@@ -309,84 +310,59 @@ def _pointers(tensors: list[torch.Tensor]) -> Any:
     return (ctypes.c_void_p * len(tensors))(*(t.data_ptr() for t in tensors))
 
 
-def _layered(tensor: torch.Tensor | None) -> list[int]:
-    """Pointer and strides of a (N, L, rows, H) view: layer, step and row strides."""
-    if tensor is None:
-        return [0, 0, 0, 0]
-    return [tensor.data_ptr(), tensor.stride(0), tensor.stride(1), tensor.stride(2)]
-
-
-def _tanh_forward(
-    x: torch.Tensor,
-    weights: tuple[torch.Tensor, ...],
-    num_layers: int,
-    out: torch.Tensor | None,
-    last: torch.Tensor | None,
-) -> None:
-    """The fused tanh stack on batch-first x (B, L, F): every layer's output into ``out``
-    (N, L, B, H) and/or the top layer's last one into ``last`` (B, H)."""
-    batch, steps, features = x.shape
-    hidden = weights[1].shape[0]
-    parts = [w.contiguous() for w in weights]
-    code = _lib().seq_tanh_stack_forward(
-        steps, batch, features, hidden, num_layers, x.data_ptr(), x.stride(1), x.stride(0),
-        _pointers(parts[0::4]), _pointers(parts[1::4]), _pointers(parts[2::4]),
-        _pointers(parts[3::4]), *_layered(out), 0 if last is None else last.data_ptr(),
-    )  # fmt: skip
-    _check(code)
-
-
 def _tanh_last(x: torch.Tensor, weights: tuple[torch.Tensor, ...], num_layers: int) -> torch.Tensor:
-    """The top layer's last output without gradients, (B, L, F) -> (B, 1, H); rows split over
-    torch's thread count (the compiled call releases the GIL)."""
+    """The top layer's last output without gradients, (B, L, F) -> (B, 1, H), from the fused
+    stack (all layers on 32-row blocks that stay in cache)."""
     x = x if x.stride(2) == 1 else x.contiguous()
-    rows = x.shape[0]
-    last = x.new_empty(rows, weights[1].shape[0])
-    workers = _worker_count(rows)
-    if workers == 1:
-        _tanh_forward(x, weights, num_layers, None, last)
-        return last[:, None]
-    share = -(-rows // workers)
+    last = x.new_empty(x.shape[0], weights[1].shape[0])
+    parts = [w.contiguous() for w in weights]
 
-    def run(start: int) -> None:
-        _tanh_forward(x[start : start + share], weights, num_layers, None, last[start:])
+    def run(start: int, stop: int) -> None:
+        rows = x[start:stop]
+        code = _lib().seq_tanh_stack_forward(
+            rows.shape[1], rows.shape[0], rows.shape[2], last.shape[1], num_layers,
+            rows.data_ptr(), rows.stride(1), rows.stride(0), _pointers(parts[0::4]),
+            _pointers(parts[1::4]), _pointers(parts[2::4]), _pointers(parts[3::4]),
+            last[start:].data_ptr(),
+        )  # fmt: skip
+        _check(code)
 
-    list(_pool(workers).map(run, range(0, rows, share)))
+    _over_rows(x.shape[0], x.shape[0], run)
     return last[:, None]
 
 
-def pool(workers: int) -> ThreadPoolExecutor:
-    """A shared pool of ``workers`` threads (made once per count)."""
-    return _pool(workers)
+def _over_rows(rows: int, most: int, run: Callable[[int, int], T]) -> list[T]:
+    """``run(start, stop)`` over consecutive blocks of at most ``most`` rows, split over
+    :func:`thread_count` threads when there are enough rows (PyTorch on one thread meanwhile);
+    the results in row order."""
+    workers = _worker_count(rows)
+    block = max(1, min(most, -(-rows // workers)))
+    starts = range(0, rows, block)
+    if workers == 1:
+        return [run(start, start + block) for start in starts]
+    with own_threads():
+        return list(pool(workers).map(lambda start: run(start, start + block), starts))
 
 
 @cache
-def _pool(workers: int) -> ThreadPoolExecutor:
+def pool(workers: int) -> ThreadPoolExecutor:
+    """A shared pool of ``workers`` threads (made once per count)."""
     return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="seqcast-recurrence")
 
 
 def _forward_only(
     x: torch.Tensor, cell: str, num_layers: int, directions: int, weights: tuple[torch.Tensor, ...]
 ) -> torch.Tensor:
-    """The stack without gradients, in blocks of rows; blocks run on torch's thread count
+    """The stack without gradients, in blocks of rows on the threads of :func:`_over_rows`
     (the compiled recurrence releases the GIL). (B, L, F) -> (B, L, D·H)."""
-    rows = x.shape[0]
-    if rows == 0:
+    if x.shape[0] == 0:
         return x.new_empty(0, x.shape[1], directions * weights[1].shape[1])
-    workers = _worker_count(rows)
-    block = min(BLOCK_ROWS, -(-rows // workers))
-    starts = range(0, rows, block)
 
-    def run(start: int) -> torch.Tensor:
-        part = x[start : start + block].transpose(0, 1).contiguous()  # (L, b, F)
+    def run(start: int, stop: int) -> torch.Tensor:
+        part = x[start:stop].transpose(0, 1).contiguous()  # (L, b, F)
         return _forward(part, cell, num_layers, directions, weights, keep=False)[0]
 
-    if workers == 1:
-        parts = [run(start) for start in starts]
-    else:
-        with own_threads():  # one thread per block, not blocks × torch's pool
-            parts = list(_pool(workers).map(run, starts))
-    return torch.cat(parts, dim=1).transpose(0, 1)
+    return torch.cat(_over_rows(x.shape[0], BLOCK_ROWS, run), dim=1).transpose(0, 1)
 
 
 def recurrent_stack(
