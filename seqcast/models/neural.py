@@ -5,7 +5,6 @@ Subclasses only say which network to build (:meth:`NeuralForecaster.build_networ
 
 from __future__ import annotations
 
-import contextlib
 import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar, Self
@@ -16,7 +15,7 @@ import torch
 from seqcast.data.scaling import TRANSFORMS, Scaler, choose_power, transform_power
 from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError
-from seqcast.forecaster import Forecaster, ModelOptions, first_non_finite
+from seqcast.forecaster import Forecaster, ModelOptions
 from seqcast.models import native
 from seqcast.models.features import InputSpec, ModelInputs, build_inputs, read_mask
 from seqcast.models.networks import ForecastNet, RecurrentNet
@@ -270,14 +269,16 @@ class NeuralForecaster(Forecaster):
         rows = len(context)
         if rows == 0:
             return np.empty((0, horizon, self.n_targets_))
-        recurrent = isinstance(self.network_, RecurrentNet) and native.available()
-        if not recurrent or rows <= PREDICT_CHUNK or native.thread_count() == 1:
+        if not (isinstance(self.network_, RecurrentNet) and native.available()):
             return self._predict_rows(context, 0)
-        # Chunks side by side on every thread, each whole (inputs, network, scaling back): the
-        # input preparation then runs in parallel too, not only the recurrence.
+        # The compiled recurrence runs its own threads; PyTorch's would only get in the way.
         with native.own_threads():
             workers = native.thread_count()
+            if rows <= PREDICT_CHUNK or workers == 1:
+                return self._predict_rows(context, 0)
 
+            # Chunks side by side, each whole (inputs, network, scaling back): the input
+            # preparation then runs in parallel too, not only the recurrence.
             def run(start: int) -> np.ndarray:
                 with native.one_worker():
                     return self._predict_rows(context[start : start + PREDICT_CHUNK], start)
@@ -289,10 +290,7 @@ class NeuralForecaster(Forecaster):
         """Forecasts (B, T, Ft) for contexts (B, C, F) that start at window ``first`` of the
         caller's batch (for error messages)."""
         inputs = build_inputs(context, self.spec, self.scaler_)
-        if (
-            first_non_finite(inputs.window) is not None
-            or first_non_finite(inputs.season) is not None
-        ):
+        if not (np.isfinite(inputs.window).all() and np.isfinite(inputs.season).all()):
             rows = ~np.isfinite(inputs.window).all(axis=(1, 2))
             rows |= ~np.isfinite(inputs.season).all(axis=1)
             bad = int(np.argmax(rows))
@@ -313,10 +311,7 @@ class NeuralForecaster(Forecaster):
         """Network forecasts in the scaled space, level added back: (B, T, Ft) float64."""
         self.network_.eval()
         pieces = []
-        # The compiled recurrence runs its own threads; PyTorch's would only get in the way.
-        recurrent = isinstance(self.network_, RecurrentNet) and native.available()
-        threads = native.own_threads() if recurrent else contextlib.nullcontext()
-        with torch.inference_mode(), threads:
+        with torch.inference_mode():
             for start in range(0, inputs.window.shape[0], batch_size):
                 part = slice(start, start + batch_size)
                 out = self.network_(
