@@ -161,7 +161,7 @@ def test_parameters_without_gradients_are_left_alone_like_torch_optim(
     for step in range(5):
         flat.grad.zero_()
         (ours(_batch(step)) ** 2).mean().backward()  # type: ignore[no-untyped-call]
-        optimizer.update()
+        optimizer.step()
         peer.zero_grad(set_to_none=True)
         (theirs(_batch(step)) ** 2).mean().backward()  # type: ignore[no-untyped-call]
         peer.step()
@@ -249,7 +249,7 @@ def test_resuming_from_a_state_dict_continues_exactly(kind: str) -> None:
         for step in r:
             flat.grad.zero_()
             (net(_batch(step)) ** 2).mean().backward()
-            optimizer.update()
+            optimizer.step()
 
     torch.manual_seed(0)
     whole = nn.Linear(3, 2)

@@ -102,10 +102,6 @@ class FlatOptimizer:
         self.state: dict[torch.Tensor, dict[str, Any]] = {flat: {}}
         self.kind = kind
 
-    def step(self) -> None:
-        """One update (the name ``torch.optim`` uses)."""
-        self.update()
-
     def state_dict(self) -> dict[str, Any]:
         """The settings and running averages (live tensors, as in ``torch.optim``)."""
         settings = {k: v for k, v in self.param_groups[0].items() if k != "params"}
@@ -120,7 +116,7 @@ class FlatOptimizer:
         }
 
     @torch.no_grad()
-    def update(self) -> None:
+    def step(self) -> None:
         """One update from the gradient of the flat tensor."""
         group = self.param_groups[0]
         param: torch.Tensor = group["params"][0]

@@ -291,7 +291,7 @@ def _train(
                 loss.backward()  # type: ignore[no-untyped-call]
                 if config.clip_norm:
                     parameters.clip_(config.clip_norm)
-                optimizer.update()
+                optimizer.step()
                 if isinstance(scheduler, OneCycle):
                     scheduler.step()
                 total += value * len(batch)
