@@ -240,13 +240,15 @@ AVX2 static void lstm_cell_backward_avx2(int rows, int hp, const float *act,
             const __m256 grad_c = _mm256_fmadd_ps(
                 _mm256_mul_ps(grad_h, o), _mm256_fnmadd_ps(tc, tc, one),
                 _mm256_loadu_ps(carry_c + s + j));
-            const __m256 gi = _mm256_mul_ps(grad_c, g), gf = _mm256_mul_ps(grad_c, _mm256_loadu_ps(c_prev + s + j));
+            const __m256 gi = _mm256_mul_ps(grad_c, g);
+            const __m256 gf = _mm256_mul_ps(grad_c, _mm256_loadu_ps(c_prev + s + j));
             _mm256_storeu_ps(d + j, _mm256_mul_ps(_mm256_mul_ps(gi, i), _mm256_sub_ps(one, i)));
-            _mm256_storeu_ps(d + hp + j, _mm256_mul_ps(_mm256_mul_ps(gf, f), _mm256_sub_ps(one, f)));
+            _mm256_storeu_ps(d + hp + j,
+                             _mm256_mul_ps(_mm256_mul_ps(gf, f), _mm256_sub_ps(one, f)));
             _mm256_storeu_ps(d + 2 * hp + j,
                              _mm256_mul_ps(_mm256_mul_ps(grad_c, i), _mm256_fnmadd_ps(g, g, one)));
-            _mm256_storeu_ps(d + 3 * hp + j, _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(grad_h, tc), o),
-                                                           _mm256_sub_ps(one, o)));
+            const __m256 go = _mm256_mul_ps(_mm256_mul_ps(grad_h, tc), o);
+            _mm256_storeu_ps(d + 3 * hp + j, _mm256_mul_ps(go, _mm256_sub_ps(one, o)));
             _mm256_storeu_ps(carry_c + s + j, _mm256_mul_ps(grad_c, f));
         }
     }
@@ -471,7 +473,8 @@ int seq_layer_backward(int gates, int steps, int rows, int in, int h, const floa
     for (int g = 0; g < gates; g++)
         for (int j = 0; j < h; j++) {
             const float *row = total + (index_t)(g * hp + j) * (inp + hp);
-            float *gi = grad_w_ih + (index_t)(g * h + j) * in, *gh = grad_w_hh + (index_t)(g * h + j) * h;
+            float *gi = grad_w_ih + (index_t)(g * h + j) * in;
+            float *gh = grad_w_hh + (index_t)(g * h + j) * h;
             memcpy(gi, row, (size_t)in * sizeof(float));
             memcpy(gh, row + inp, (size_t)h * sizeof(float));
             grad_b[g * h + j] = bias_total[g * hp + j];
@@ -516,9 +519,11 @@ int seq_tanh_stack_forward(int steps, int rows, int features, int h, int layers,
                     float *current = states[l] + (t & 1) * STACK_BLOCK * hp;
                     const float *previous = states[l] + ((t & 1) ^ 1) * STACK_BLOCK * hp;
                     if (l)
-                        gemm(nb, hp, hp, states[l - 1] + (t & 1) * STACK_BLOCK * hp, hp, 1, input_matrix[l], current, hp, bias[l]);
+                        gemm(nb, hp, hp, states[l - 1] + (t & 1) * STACK_BLOCK * hp, hp, 1,
+                             input_matrix[l], current, hp, bias[l]);
                     else
-                        gemm(nb, features, hp, x + t * x_step + r0 * x_ld, x_ld, 1, input_matrix[0], current, hp, bias[0]);
+                        gemm(nb, features, hp, x + t * x_step + r0 * x_ld, x_ld, 1,
+                             input_matrix[0], current, hp, bias[0]);
                     if (t) gemm(nb, hp, hp, previous, hp, 1, state_matrix[l], current, hp, NULL);
                     tanh_array(current, (index_t)nb * hp);
                     if (l + 1 == layers && t + 1 == steps)
