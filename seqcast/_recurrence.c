@@ -384,14 +384,16 @@ int seq_layer_forward(int gates, int steps, int rows, int in, int h, const float
 /* Backward through one layer and direction of :c:func:`seq_layer_forward`, from the forward's
  * input x, outputs out (and for the LSTM act and cell) and grad = dL/dh_t from outside the
  * recurrence (the layer above or the output layer). Writes the weight gradients to grad_w_ih
- * (gates·h, in), grad_w_hh (gates·h, h) and grad_b (gates·h,), and dL/dx to grad_x (steps,
+ * (gates·h, in), grad_w_hh (gates·h, h) and grad_b (gates·h,) (also to grad_b_hh when given:
+ * both biases have the same gradient), and dL/dx to grad_x (steps,
  * rows, in) when given: written, or added to it with `add_x` (the second direction). */
 int seq_layer_backward(int gates, int steps, int rows, int in, int h, const float *x,
                        index_t x_step, index_t x_ld, const float *out, index_t out_step,
                        index_t out_ld, const float *act, index_t act_step, index_t act_ld,
                        const float *cell, index_t cell_step, index_t cell_ld, const float *grad,
                        index_t grad_step, index_t grad_ld, const float *w_ih, const float *w_hh,
-                       float *grad_w_ih, float *grad_w_hh, float *grad_b, float *grad_x,
+                       float *grad_w_ih, float *grad_w_hh, float *grad_b, float *grad_b_hh,
+                       float *grad_x,
                        index_t gx_step, index_t gx_ld, int add_x) {
     const int hp = padded(h), n = gates * hp, inp = padded(in), wide = hp + inp;
     const int b = STACK_BLOCK;
@@ -478,6 +480,7 @@ int seq_layer_backward(int gates, int steps, int rows, int in, int h, const floa
             memcpy(gi, row, (size_t)in * sizeof(float));
             memcpy(gh, row + inp, (size_t)h * sizeof(float));
             grad_b[g * h + j] = bias_total[g * hp + j];
+            if (grad_b_hh) grad_b_hh[g * h + j] = bias_total[g * hp + j];
         }
     free(matrix), free(total), free(bias_total), free(work);
     return 0;

@@ -23,8 +23,10 @@ import seqcast.training.loop as loop
 from seqcast.data import synthetic_series
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
+from seqcast.models import native
 from seqcast.models.neural import NeuralForecaster
 from seqcast.registry import forecaster_class
+from seqcast.training.fused import FusedStep
 from seqcast.training.loop import (
     History,
     TrainConfig,
@@ -232,11 +234,40 @@ def tiny(name: str = "rnn", **settings: Any) -> NeuralForecaster:
     return model
 
 
-@pytest.mark.parametrize("name", ["rnn", "dnn"])
+def breaking_fused_from(epoch: int) -> Any:
+    """:func:`breaking_from` for the fused step of the recurrent network (one batch per
+    epoch): from ``epoch`` on it wrecks the weights before computing the loss."""
+    real = FusedStep.__call__
+    calls = {"n": 0}
+
+    def broken(self: FusedStep, *batch: torch.Tensor) -> float:
+        calls["n"] += 1
+        if calls["n"] >= epoch:
+            with torch.no_grad():
+                for parameter in self.net.parameters():
+                    parameter.fill_(math.nan)
+        return real(self, *batch)
+
+    return broken
+
+
+def break_training(monkeypatch: pytest.MonkeyPatch, path: str, epoch: int) -> None:
+    """Wrecks the weights from ``epoch`` on, in the fused step or (any other ``path``) in
+    autograd's ``batch_loss`` with the fused step turned off."""
+    if path == "fused":
+        if not native.available():
+            pytest.skip("no compiled recurrence")
+        monkeypatch.setattr(FusedStep, "__call__", breaking_fused_from(epoch))
+    else:
+        monkeypatch.setattr(FusedStep, "create", classmethod(lambda *args: None))
+        monkeypatch.setattr(loop, "batch_loss", breaking_from(epoch, "nan"))
+
+
+@pytest.mark.parametrize(("name", "path"), [("rnn", "autograd"), ("rnn", "fused"), ("dnn", "")])
 def test_forecaster_warns_on_divergence_and_forecasts_from_finite_weights(
-    monkeypatch: pytest.MonkeyPatch, name: str
+    monkeypatch: pytest.MonkeyPatch, name: str, path: str
 ) -> None:
-    monkeypatch.setattr(loop, "batch_loss", breaking_from(3, "nan"))
+    break_training(monkeypatch, path, 3)
     model = tiny(name)
     with pytest.warns(RuntimeWarning, match=r"training diverged at epoch 3 .* lower --lr"):
         model.fit(small_series(), 1)
@@ -246,8 +277,11 @@ def test_forecaster_warns_on_divergence_and_forecasts_from_finite_weights(
     assert np.isfinite(forecast).all()
 
 
-def test_forecaster_raises_when_the_first_epoch_diverges(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(loop, "batch_loss", breaking_from(1, "nan"))
+@pytest.mark.parametrize("path", ["autograd", "fused"])
+def test_forecaster_raises_when_the_first_epoch_diverges(
+    monkeypatch: pytest.MonkeyPatch, path: str
+) -> None:
+    break_training(monkeypatch, path, 1)
     model = tiny()
     with pytest.raises(TrainingError, match="lower --lr"):
         model.fit(small_series(), 1)

@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import cache
 from typing import Any, TypeVar
 
@@ -28,7 +29,11 @@ import torch
 
 __all__ = [
     "CELLS",
+    "Kept",
+    "StackPlan",
     "available",
+    "backward",
+    "forward_kept",
     "one_worker",
     "own_threads",
     "pool",
@@ -81,7 +86,9 @@ def _library() -> ctypes.CDLL | None:
         _P,
         _P,
         _P,
+        _P,
         *_SEQ,
+        _I,
     ]
     library.seq_tanh_stack_forward.argtypes = [*[_I] * 5, *_SEQ, _P, _P, _P, _P, _P]
     return library
@@ -182,40 +189,35 @@ def _check(code: int) -> None:
         raise ValueError(f"seqcast's compiled recurrence refused its arguments (code {code})")
 
 
-def _layer_forward(
-    cell: str,
-    layer_in: torch.Tensor,
-    weights: tuple[torch.Tensor, ...],
-    out: torch.Tensor,
-    reverse: bool,
-    act: torch.Tensor | None = None,
-    cell_state: torch.Tensor | None = None,
-) -> None:
-    """One layer and direction: input (L, B, F) view into ``out`` (L, B, H) view; an LSTM in
-    training also keeps its activated gates ``act`` (L, B, 4H) and cells (L, B, H)."""
-    steps, rows, hidden = out.shape
-    w_ih, w_hh, b_ih, b_hh = (w.contiguous() for w in weights)
-    code = _lib().seq_layer_forward(
-        CELLS[cell], steps, rows, layer_in.shape[2], hidden, *_seq(layer_in, reverse),
-        w_ih.data_ptr(), w_hh.data_ptr(), b_ih.data_ptr(), b_hh.data_ptr(),
-        *_seq(out, reverse), *_seq(act, reverse), *_seq(cell_state, reverse),
-    )  # fmt: skip
-    _check(code)
+#: A prepared call of the compiled recurrence: the function, its arguments, and the tensors
+#: whose memory the arguments point into (kept alive with the call).
+_Call = tuple[Any, tuple[Any, ...], tuple[torch.Tensor, ...]]
 
 
-def _forward(
+def _run(calls: list[_Call]) -> None:
+    for function, arguments, _ in calls:
+        _check(function(*arguments))
+
+
+def _forward_calls(
     x: torch.Tensor,
     cell: str,
     num_layers: int,
     directions: int,
     weights: tuple[torch.Tensor, ...],
     keep: bool,
-) -> tuple[torch.Tensor, list[torch.Tensor], list[torch.Tensor | None], list[torch.Tensor | None]]:
-    """The stack on input (L, B, F) (any strides with the last one 1): top output (L, B, D·H),
-    every layer's input, and (``keep``) the LSTM gates and cells the backward pass needs."""
+) -> tuple[Kept, list[_Call]]:
+    """Allocates the stack's outputs for input ``x`` (L, B, F) (any strides with the last one
+    1) and prepares the calls that compute them: every layer's input and the top output
+    (L, B, D·H), and (``keep``) the LSTM gates (L, B, 4H) and cells (L, B, H) that the
+    backward pass needs."""
     steps, rows, _ = x.shape
     hidden = weights[1].shape[1]
-    inputs, kept_gates, kept_cells = [], [], []
+    function = _lib().seq_layer_forward
+    inputs: list[torch.Tensor] = []
+    kept_gates: list[torch.Tensor | None] = []
+    kept_cells: list[torch.Tensor | None] = []
+    calls: list[_Call] = []
     layer_in = x
     for layer in range(num_layers):
         inputs.append(layer_in)
@@ -227,12 +229,33 @@ def _forward(
                 act = x.new_empty(steps, rows, 4 * hidden)
                 cells = x.new_empty(steps, rows, hidden)
             half = out[:, :, direction * hidden : (direction + 1) * hidden]
-            part = weights[4 * index : 4 * index + 4]
-            _layer_forward(cell, layer_in, part, half, direction == 1, act, cells)
+            w_ih, w_hh, b_ih, b_hh = (w.contiguous() for w in weights[4 * index : 4 * index + 4])
+            reverse = direction == 1
+            arguments = (
+                CELLS[cell], steps, rows, layer_in.shape[2], hidden, *_seq(layer_in, reverse),
+                w_ih.data_ptr(), w_hh.data_ptr(), b_ih.data_ptr(), b_hh.data_ptr(),
+                *_seq(half, reverse), *_seq(act, reverse), *_seq(cells, reverse),
+            )  # fmt: skip
+            calls.append((function, arguments, (w_ih, w_hh, b_ih, b_hh)))
             kept_gates.append(act)
             kept_cells.append(cells)
         layer_in = out
-    return layer_in, inputs, kept_gates, kept_cells
+    return Kept(cell, num_layers, directions, layer_in, inputs, kept_gates, kept_cells), calls
+
+
+def _forward(
+    x: torch.Tensor,
+    cell: str,
+    num_layers: int,
+    directions: int,
+    weights: tuple[torch.Tensor, ...],
+    keep: bool,
+) -> Kept:
+    """The stack on input (L, B, F) (any strides with the last one 1); see
+    :func:`_forward_calls` for what it returns."""
+    kept, calls = _forward_calls(x, cell, num_layers, directions, weights, keep)
+    _run(calls)
+    return kept
 
 
 class _Stack(torch.autograd.Function):
@@ -251,13 +274,11 @@ class _Stack(torch.autograd.Function):
         steps_first = x.transpose(0, 1)  # (B, L, F) -> (L, B, F), a view
         if steps_first.stride(2) != 1:
             steps_first = steps_first.contiguous()
-        top, inputs, gates, cells = _forward(
-            steps_first, cell, num_layers, directions, weights, keep=True
-        )
-        ctx.save_for_backward(top, *inputs, *weights)
-        ctx.lstm_state = (gates, cells)
+        kept = _forward(steps_first, cell, num_layers, directions, weights, keep=True)
+        ctx.save_for_backward(kept.top, *kept.inputs, *weights)
+        ctx.lstm_state = (kept.gates, kept.cells)
         ctx.cell, ctx.num_layers, ctx.directions = cell, num_layers, directions
-        return top.transpose(0, 1)  # (B, L, D·H)
+        return kept.top.transpose(0, 1)  # (B, L, D·H)
 
     @staticmethod
     def backward(ctx: Any, grad_top: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
@@ -266,43 +287,145 @@ class _Stack(torch.autograd.Function):
                 "seqcast's compiled recurrence has first derivatives only; for a second one "
                 "run with SEQCAST_NATIVE=0"
             )
-        cell: str = ctx.cell
         num_layers: int = ctx.num_layers
-        directions: int = ctx.directions
         saved = ctx.saved_tensors
         top, inputs, weights = saved[0], saved[1 : 1 + num_layers], saved[1 + num_layers :]
         gates, cells = ctx.lstm_state
-        hidden = weights[1].shape[1]
-        grad_out = grad_top.transpose(0, 1)  # (L, B, D·H), a view
-        if grad_out.stride(2) != 1:
-            grad_out = grad_out.contiguous()
-        grads: list[torch.Tensor | None] = [None] * len(weights)
-        for layer in range(num_layers - 1, -1, -1):
-            layer_in = inputs[layer]
-            out = inputs[layer + 1] if layer + 1 < num_layers else top
-            wants_input = layer > 0 or ctx.needs_input_grad[0]
-            grad_in = torch.empty_like(layer_in) if wants_input else None
-            for direction in range(directions):
-                index = layer * directions + direction
-                w_ih, w_hh = (w.contiguous() for w in weights[4 * index : 4 * index + 2])
-                grad_ih, grad_hh = torch.empty_like(w_ih), torch.empty_like(w_hh)
-                grad_b = w_ih.new_empty(w_ih.shape[0])
-                columns = slice(direction * hidden, (direction + 1) * hidden)
-                reverse = direction == 1
-                code = _lib().seq_layer_backward(
-                    CELLS[cell], *out.shape[:2], layer_in.shape[2], hidden,
-                    *_seq(layer_in, reverse), *_seq(out[:, :, columns], reverse),
-                    *_seq(gates[index], reverse), *_seq(cells[index], reverse),
-                    *_seq(grad_out[:, :, columns], reverse), w_ih.data_ptr(), w_hh.data_ptr(),
-                    grad_ih.data_ptr(), grad_hh.data_ptr(), grad_b.data_ptr(),
-                    *_seq(grad_in, reverse), direction,
-                )  # fmt: skip
-                _check(code)
-                grads[4 * index : 4 * index + 4] = [grad_ih, grad_hh, grad_b, grad_b]
-            if grad_in is not None:
-                grad_out = grad_in
-        grad_x = grad_out.transpose(0, 1) if ctx.needs_input_grad[0] else None
-        return (grad_x, None, None, None, *grads)
+        kept = Kept(ctx.cell, num_layers, ctx.directions, top, list(inputs), gates, cells)
+        grads = [w.new_empty(w.shape) for w in weights]
+        grad_x = backward(kept, weights, grad_top.transpose(0, 1), grads, ctx.needs_input_grad[0])
+        return (
+            None if grad_x is None else grad_x.transpose(0, 1),
+            None,
+            None,
+            None,
+            *grads,
+        )
+
+
+@dataclass
+class Kept:
+    """What :func:`forward_kept` keeps for :func:`backward`: the configuration, the top layer's
+    output (L, B, D·H), every layer's input (L, B, F or D·H), and for the LSTM each layer and
+    direction's activated gates (L, B, 4H) and cells (L, B, H) (None for the tanh RNN)."""
+
+    cell: str
+    num_layers: int
+    directions: int
+    top: torch.Tensor
+    inputs: list[torch.Tensor]
+    gates: list[torch.Tensor | None]
+    cells: list[torch.Tensor | None]
+
+
+def forward_kept(
+    x: torch.Tensor,
+    weights: tuple[torch.Tensor, ...],
+    cell: str,
+    num_layers: int,
+    directions: int,
+) -> Kept:
+    """The stack on (L, B, F) inputs (last stride 1), keeping what :func:`backward` needs;
+    the top layer's output is ``.top``, (L, B, D·H). For callers that differentiate by hand."""
+    return _forward(x, cell, num_layers, directions, weights, keep=True)
+
+
+def backward(
+    kept: Kept,
+    weights: tuple[torch.Tensor, ...] | list[torch.Tensor],
+    grad_top: torch.Tensor,
+    grads: list[torch.Tensor],
+    want_input: bool,
+) -> torch.Tensor | None:
+    """Backward through the stack of :func:`forward_kept` from ``grad_top`` = dL/d(top output),
+    (L, B, D·H) (any strides): writes (not adds) every weight's gradient into ``grads``
+    (contiguous float32 tensors shaped like ``weights``; both biases of a layer get the same)
+    and returns dL/dx, (L, B, F), when ``want_input``."""
+    grad_x, calls = _backward_calls(kept, weights, grad_top, grads, want_input)
+    _run(calls)
+    return grad_x
+
+
+def _backward_calls(
+    kept: Kept,
+    weights: tuple[torch.Tensor, ...] | list[torch.Tensor],
+    grad_top: torch.Tensor,
+    grads: list[torch.Tensor],
+    want_input: bool,
+) -> tuple[torch.Tensor | None, list[_Call]]:
+    """Allocates the input gradients of :func:`backward` and prepares its calls: dL/dx (or
+    None), and the calls in order (top layer first)."""
+    cell, num_layers, directions = kept.cell, kept.num_layers, kept.directions
+    hidden = weights[1].shape[1]
+    function = _lib().seq_layer_backward
+    grad_out = grad_top if grad_top.stride(2) == 1 else grad_top.contiguous()
+    calls: list[_Call] = []
+    for layer in range(num_layers - 1, -1, -1):
+        layer_in = kept.inputs[layer]
+        out = kept.inputs[layer + 1] if layer + 1 < num_layers else kept.top
+        grad_in = torch.empty_like(layer_in) if layer > 0 or want_input else None
+        for direction in range(directions):
+            index = layer * directions + direction
+            w_ih, w_hh = (w.contiguous() for w in weights[4 * index : 4 * index + 2])
+            grad_ih, grad_hh, grad_b, grad_b_hh = grads[4 * index : 4 * index + 4]
+            columns = slice(direction * hidden, (direction + 1) * hidden)
+            reverse = direction == 1
+            arguments = (
+                CELLS[cell], *out.shape[:2], layer_in.shape[2], hidden,
+                *_seq(layer_in, reverse), *_seq(out[:, :, columns], reverse),
+                *_seq(kept.gates[index], reverse), *_seq(kept.cells[index], reverse),
+                *_seq(grad_out[:, :, columns], reverse), w_ih.data_ptr(), w_hh.data_ptr(),
+                grad_ih.data_ptr(), grad_hh.data_ptr(), grad_b.data_ptr(), grad_b_hh.data_ptr(),
+                *_seq(grad_in, reverse), direction,
+            )  # fmt: skip
+            refs = (w_ih, w_hh, grad_out) if grad_in is None else (w_ih, w_hh, grad_out, grad_in)
+            calls.append((function, arguments, refs))
+        if grad_in is not None:
+            grad_out = grad_in
+    return (grad_out if want_input else None), calls
+
+
+class StackPlan:
+    """The stack's training forward and backward on batches of one shape, prepared once and
+    run step after step: fixed buffers, the compiled calls' arguments built once. Training a
+    small model takes thousands of identical steps, where rebuilding the buffers and arguments
+    cost as much as a third of the compiled work.
+
+    The weights and gradient tensors must keep their memory (contiguous views into a flat
+    buffer, updated in place) while the plan is used.
+    """
+
+    def __init__(
+        self,
+        weights: list[torch.Tensor],
+        grads: list[torch.Tensor],
+        cell: str,
+        num_layers: int,
+        directions: int,
+        steps: int,
+        rows: int,
+        features: int,
+    ) -> None:
+        if not all(t.is_contiguous() for t in (*weights, *grads)):
+            raise ValueError("a StackPlan needs contiguous weights and gradients")
+        self.x = weights[0].new_empty(steps, rows, features)  # (L, B, F)
+        self.kept, self._forward = _forward_calls(
+            self.x, cell, num_layers, directions, tuple(weights), keep=True
+        )
+        #: dL/d(top output), (L, B, D·H): the caller writes it before :meth:`backward`.
+        self.grad_top = torch.zeros_like(self.kept.top)
+        _, self._backward = _backward_calls(self.kept, weights, self.grad_top, grads, False)
+
+    def forward(self, window: torch.Tensor) -> torch.Tensor:
+        """Runs the stack on ``window`` (B, L, F): the top layer's output, (L, B, D·H) (this
+        plan's buffer, overwritten by the next call)."""
+        self.x.copy_(window.transpose(0, 1))
+        _run(self._forward)
+        return self.kept.top
+
+    def backward(self) -> None:
+        """Writes the weights' gradients from :attr:`grad_top` and the last forward."""
+        _run(self._backward)
 
 
 def _pointers(tensors: list[torch.Tensor]) -> Any:
@@ -360,7 +483,7 @@ def _forward_only(
 
     def run(start: int, stop: int) -> torch.Tensor:
         part = x[start:stop].transpose(0, 1).contiguous()  # (L, b, F)
-        return _forward(part, cell, num_layers, directions, weights, keep=False)[0]
+        return _forward(part, cell, num_layers, directions, weights, keep=False).top
 
     return torch.cat(_over_rows(x.shape[0], BLOCK_ROWS, run), dim=1).transpose(0, 1)
 

@@ -20,6 +20,7 @@ from torch import nn
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
 from seqcast.training.flat import FlatOptimizer, FlatParameters
+from seqcast.training.fused import FusedStep
 from seqcast.training.schedules import OneCycle, Plateau
 
 __all__ = ["LOSSES", "OPTIMIZERS", "History", "TrainConfig", "TrainData", "TrainingError", "train"]
@@ -274,6 +275,7 @@ def _train(
     best_score = evaluate(model, validation, loss_fn) if validation else reference
     best_state = copy.deepcopy(model.state_dict())
     since_best = 0
+    fused = FusedStep.create(model, parameters, config.loss, config.seq2seq)
     progress = _Progress(config.epochs, quiet=config.quiet)
     try:
         for epoch in range(1, config.epochs + 1):
@@ -282,13 +284,17 @@ def _train(
             total = 0.0
             exploded: float | None = None
             for batch in _batches(data, config.batch_size, config.seed + epoch):
-                loss = batch_loss(model, batch, loss_fn, config.seq2seq)
-                value = float(loss.detach())
+                if fused is not None:  # loss and gradients by hand: the same numbers, faster
+                    value = fused(batch.window, batch.season, batch.target)
+                else:
+                    loss = batch_loss(model, batch, loss_fn, config.seq2seq)
+                    value = float(loss.detach())
                 if not math.isfinite(value) or value > limit:
                     exploded = value
                     break
-                parameters.grad.zero_()
-                loss.backward()  # type: ignore[no-untyped-call]
+                if fused is None:
+                    parameters.grad.zero_()
+                    loss.backward()  # type: ignore[no-untyped-call]
                 if config.clip_norm:
                     parameters.clip_(config.clip_norm)
                 optimizer.step()
