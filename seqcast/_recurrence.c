@@ -56,17 +56,79 @@ static void tanh_plain(float *x, index_t count) {
 
 static float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
 
-static void lstm_cell_plain(int rows, int hp, float *act, float *c, float *h) {
+/* ---------------------------------------------------------------- one step's elementwise part
+ *
+ * These read and write the layer's tensors in place: a step of a sequence for a block of rows
+ * is a pointer and a row stride (`ld`). Only the pre-activations and the gradients with
+ * respect to them live in scratch, gate by gate with each gate padded to hp columns (hp = h
+ * rounded up to 8, the padding zero). */
+
+/* LSTM step forward for `rows` rows: pre (rows, 4·hp) holds the gate pre-activations (i, f,
+ * g, o) (the vector kernel activates them in place); writes c_t = σ(f)·c_{t-1} + σ(i)·tanh(g)
+ * to c, h_t = σ(o)·tanh(c_t) to out and, when act is given, the activated gates (rows, 4h) to
+ * act. c_prev NULL: c_{t-1} = 0 (c_prev may be c itself). */
+static void lstm_forward_plain(int rows, int h, int hp, float *pre, float *act,
+                               index_t act_ld, const float *c_prev, index_t cp_ld, float *c,
+                               index_t c_ld, float *out, index_t out_ld) {
     for (int r = 0; r < rows; r++) {
-        float *a = act + (index_t)r * 4 * hp, *cr = c + (index_t)r * hp, *hr = h + (index_t)r * hp;
-        for (int j = 0; j < hp; j++) {
+        const float *a = pre + (index_t)r * 4 * hp;
+        for (int j = 0; j < h; j++) {
             const float i = sigmoid(a[j]), f = sigmoid(a[hp + j]), g = tanhf(a[2 * hp + j]);
             const float o = sigmoid(a[3 * hp + j]);
-            a[j] = i, a[hp + j] = f, a[2 * hp + j] = g, a[3 * hp + j] = o;
-            cr[j] = f * cr[j] + i * g;
-            hr[j] = o * tanhf(cr[j]);
+            const float cell = f * (c_prev ? c_prev[r * cp_ld + j] : 0.0f) + i * g;
+            c[r * c_ld + j] = cell;
+            out[r * out_ld + j] = o * tanhf(cell);
+            if (act) {
+                float *ar = act + r * act_ld;
+                ar[j] = i, ar[h + j] = f, ar[2 * h + j] = g, ar[3 * h + j] = o;
+            }
         }
     }
+}
+
+/* tanh RNN step forward: out = tanh(pre), pre (rows, hp). */
+static void rnn_forward_plain(int rows, int h, int hp, const float *pre, float *out,
+                              index_t out_ld) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < h; j++) out[r * out_ld + j] = tanhf(pre[(index_t)r * hp + j]);
+}
+
+/* LSTM step backward: from the activated gates act (rows, 4h), c_t, c_{t-1} (NULL: zero),
+ * dL/dh_t from outside (dh, NULL: zero) and from step t + 1 (carry_h, (rows, hp)), and dL/dc_t
+ * from step t + 1 (carry_c (rows, hp), updated to dL/dc_{t-1}), writes dL/d(gate
+ * pre-activations) to delta (rows, 4·hp), padding columns zero. */
+static void lstm_backward_plain(int rows, int h, int hp, const float *act, index_t act_ld,
+                                const float *c, index_t c_ld, const float *c_prev,
+                                index_t cp_ld, const float *dh, index_t dh_ld,
+                                const float *carry_h, float *carry_c, float *delta) {
+    for (int r = 0; r < rows; r++) {
+        const float *a = act + r * act_ld;
+        float *d = delta + (index_t)r * 4 * hp;
+        const index_t s = (index_t)r * hp;
+        for (int j = 0; j < h; j++) {
+            const float i = a[j], f = a[h + j], g = a[2 * h + j], o = a[3 * h + j];
+            const float tc = tanhf(c[r * c_ld + j]);
+            const float grad_h = (dh ? dh[r * dh_ld + j] : 0.0f) + carry_h[s + j];
+            const float grad_c = carry_c[s + j] + grad_h * o * (1.0f - tc * tc);
+            d[j] = grad_c * g * i * (1.0f - i);
+            d[hp + j] = grad_c * (c_prev ? c_prev[r * cp_ld + j] : 0.0f) * f * (1.0f - f);
+            d[2 * hp + j] = grad_c * i * (1.0f - g * g);
+            d[3 * hp + j] = grad_h * tc * o * (1.0f - o);
+            carry_c[s + j] = grad_c * f;
+        }
+    }
+}
+
+/* tanh RNN step backward: delta = (dh + carry) · (1 − h_t²), h_t read from out. */
+static void rnn_backward_plain(int rows, int h, int hp, const float *out, index_t out_ld,
+                               const float *dh, index_t dh_ld, const float *carry,
+                               float *delta) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < h; j++) {
+            const float value = out[r * out_ld + j];
+            const float grad = (dh ? dh[r * dh_ld + j] : 0.0f) + carry[(index_t)r * hp + j];
+            delta[(index_t)r * hp + j] = grad * (1.0f - value * value);
+        }
 }
 
 #ifdef SEQ_X86
@@ -176,72 +238,91 @@ AVX2 static void tanh_avx2_array(float *x, index_t count) {
     for (; i < count; i++) x[i] = tanhf(x[i]);
 }
 
-/* One LSTM step's elementwise part for `rows` rows: act (rows, 4·hp) holds the gate
- * pre-activations (i, f, g, o) and becomes the activated gates; c (rows, hp) is updated in
- * place and h (rows, hp) receives σ(o)·tanh(c). hp is a multiple of 8. */
-AVX2 static void lstm_cell_avx2(int rows, int hp, float *act, float *c, float *h) {
+/* Lanes j..j+7 of a row of h columns: all of them, or the first h − j (the rest read as 0
+ * and never written). Masked loads and stores are slow on some CPUs (microcoded stores on
+ * AMD Zen 1): plain ones wherever all 8 lanes are in the row. */
+#define LANES(h, j) _mm256_cmpgt_epi32(_mm256_set1_epi32((h) - (j)), \
+                                       _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define LOAD(p, mask) (full ? _mm256_loadu_ps(p) : _mm256_maskload_ps((p), (mask)))
+#define STORE(p, mask, v) \
+    (full ? _mm256_storeu_ps((p), (v)) : _mm256_maskstore_ps((p), (mask), (v)))
+
+/* Activates the gates (i, f, g, o) of pre (rows, 4·hp) in place. Every vector is independent
+ * of the others, so the core overlaps their long dependency chains (activating gate by gate
+ * inside the cell update would wait on each chain in turn: twice the time). */
+AVX2 static void activate_gates_avx2(int rows, int hp, float *pre) {
     for (int r = 0; r < rows; r++) {
-        float *a = act + (index_t)r * 4 * hp, *cr = c + (index_t)r * hp, *hr = h + (index_t)r * hp;
+        float *a = pre + (index_t)r * 4 * hp;
         for (int j = 0; j < hp; j += 8) {
-            const __m256 i = sigmoid_avx2(_mm256_loadu_ps(a + j));
-            const __m256 f = sigmoid_avx2(_mm256_loadu_ps(a + hp + j));
-            const __m256 g = tanh_avx2(_mm256_loadu_ps(a + 2 * hp + j));
-            const __m256 o = sigmoid_avx2(_mm256_loadu_ps(a + 3 * hp + j));
-            const __m256 cell = _mm256_fmadd_ps(f, _mm256_loadu_ps(cr + j), _mm256_mul_ps(i, g));
-            _mm256_storeu_ps(a + j, i), _mm256_storeu_ps(a + hp + j, f);
-            _mm256_storeu_ps(a + 2 * hp + j, g), _mm256_storeu_ps(a + 3 * hp + j, o);
-            _mm256_storeu_ps(cr + j, cell);
-            _mm256_storeu_ps(hr + j, _mm256_mul_ps(o, tanh_avx2(cell)));
+            _mm256_storeu_ps(a + j, sigmoid_avx2(_mm256_loadu_ps(a + j)));
+            _mm256_storeu_ps(a + hp + j, sigmoid_avx2(_mm256_loadu_ps(a + hp + j)));
+            _mm256_storeu_ps(a + 2 * hp + j, tanh_avx2(_mm256_loadu_ps(a + 2 * hp + j)));
+            _mm256_storeu_ps(a + 3 * hp + j, sigmoid_avx2(_mm256_loadu_ps(a + 3 * hp + j)));
         }
     }
 }
-#endif
 
-/* One LSTM step backwards for `rows` rows: from the activated gates act (rows, 4·hp),
- * tanh(c_t) and c_{t-1} (rows, hp), dL/dh_t from outside (dh) and from step t + 1 (carry_h),
- * and dL/dc_t from step t + 1 (carry_c, updated to dL/dc_{t-1}), writes dL/d(gate
- * pre-activations) to delta (rows, 4·hp). */
-static void lstm_cell_backward_plain(int rows, int hp, const float *act, const float *tanh_c,
-                                     const float *c_prev, const float *dh, const float *carry_h,
-                                     float *carry_c, float *delta) {
+AVX2 static void lstm_forward_avx2(int rows, int h, int hp, float *pre, float *act,
+                                   index_t act_ld, const float *c_prev, index_t cp_ld, float *c,
+                                   index_t c_ld, float *out, index_t out_ld) {
+    activate_gates_avx2(rows, hp, pre);
     for (int r = 0; r < rows; r++) {
-        const float *a = act + (index_t)r * 4 * hp;
-        float *d = delta + (index_t)r * 4 * hp;
-        const index_t s = (index_t)r * hp;
-        for (int j = 0; j < hp; j++) {
-            const float i = a[j], f = a[hp + j], g = a[2 * hp + j], o = a[3 * hp + j];
-            const float tc = tanh_c[s + j], grad_h = dh[s + j] + carry_h[s + j];
-            const float grad_c = carry_c[s + j] + grad_h * o * (1.0f - tc * tc);
-            d[j] = grad_c * g * i * (1.0f - i);
-            d[hp + j] = grad_c * c_prev[s + j] * f * (1.0f - f);
-            d[2 * hp + j] = grad_c * i * (1.0f - g * g);
-            d[3 * hp + j] = grad_h * tc * o * (1.0f - o);
-            carry_c[s + j] = grad_c * f;
+        const float *a = pre + (index_t)r * 4 * hp;
+        for (int j = 0; j < h; j += 8) {
+            const __m256i mask = LANES(h, j);
+            const int full = j + 8 <= h;
+            const __m256 i = _mm256_loadu_ps(a + j), f = _mm256_loadu_ps(a + hp + j);
+            const __m256 g = _mm256_loadu_ps(a + 2 * hp + j);
+            const __m256 o = _mm256_loadu_ps(a + 3 * hp + j);
+            const __m256 previous =
+                c_prev ? LOAD(c_prev + r * cp_ld + j, mask) : _mm256_setzero_ps();
+            const __m256 cell = _mm256_fmadd_ps(f, previous, _mm256_mul_ps(i, g));
+            STORE(c + r * c_ld + j, mask, cell);
+            STORE(out + r * out_ld + j, mask, _mm256_mul_ps(o, tanh_avx2(cell)));
+            if (act) {
+                float *ar = act + r * act_ld + j;
+                STORE(ar, mask, i), STORE(ar + h, mask, f);
+                STORE(ar + 2 * h, mask, g), STORE(ar + 3 * h, mask, o);
+            }
         }
     }
 }
 
-#ifdef SEQ_X86
-AVX2 static void lstm_cell_backward_avx2(int rows, int hp, const float *act,
-                                         const float *tanh_c, const float *c_prev,
-                                         const float *dh, const float *carry_h, float *carry_c,
-                                         float *delta) {
+AVX2 static void rnn_forward_avx2(int rows, int h, int hp, const float *pre, float *out,
+                                  index_t out_ld) {
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < h; j += 8) {
+            const int full = j + 8 <= h;
+            STORE(out + r * out_ld + j, LANES(h, j),
+                  tanh_avx2(_mm256_loadu_ps(pre + (index_t)r * hp + j)));
+        }
+}
+
+AVX2 static void lstm_backward_avx2(int rows, int h, int hp, const float *act, index_t act_ld,
+                                    const float *c, index_t c_ld, const float *c_prev,
+                                    index_t cp_ld, const float *dh, index_t dh_ld,
+                                    const float *carry_h, float *carry_c, float *delta) {
     const __m256 one = _mm256_set1_ps(1.0f);
     for (int r = 0; r < rows; r++) {
-        const float *a = act + (index_t)r * 4 * hp;
+        const float *a = act + r * act_ld;
         float *d = delta + (index_t)r * 4 * hp;
         const index_t s = (index_t)r * hp;
-        for (int j = 0; j < hp; j += 8) {
-            const __m256 i = _mm256_loadu_ps(a + j), f = _mm256_loadu_ps(a + hp + j);
-            const __m256 g = _mm256_loadu_ps(a + 2 * hp + j), o = _mm256_loadu_ps(a + 3 * hp + j);
-            const __m256 tc = _mm256_loadu_ps(tanh_c + s + j);
-            const __m256 grad_h = _mm256_add_ps(_mm256_loadu_ps(dh + s + j),
-                                                _mm256_loadu_ps(carry_h + s + j));
+        for (int j = 0; j < h; j += 8) {
+            /* Lanes past h read 0 everywhere, so every delta and carry there stays 0. */
+            const __m256i mask = LANES(h, j);
+            const int full = j + 8 <= h;
+            const __m256 i = LOAD(a + j, mask), f = LOAD(a + h + j, mask);
+            const __m256 g = LOAD(a + 2 * h + j, mask), o = LOAD(a + 3 * h + j, mask);
+            const __m256 tc = tanh_avx2(LOAD(c + r * c_ld + j, mask));
+            const __m256 previous =
+                c_prev ? LOAD(c_prev + r * cp_ld + j, mask) : _mm256_setzero_ps();
+            __m256 grad_h = _mm256_loadu_ps(carry_h + s + j);
+            if (dh) grad_h = _mm256_add_ps(LOAD(dh + r * dh_ld + j, mask), grad_h);
             const __m256 grad_c = _mm256_fmadd_ps(
                 _mm256_mul_ps(grad_h, o), _mm256_fnmadd_ps(tc, tc, one),
                 _mm256_loadu_ps(carry_c + s + j));
             const __m256 gi = _mm256_mul_ps(grad_c, g);
-            const __m256 gf = _mm256_mul_ps(grad_c, _mm256_loadu_ps(c_prev + s + j));
+            const __m256 gf = _mm256_mul_ps(grad_c, previous);
             _mm256_storeu_ps(d + j, _mm256_mul_ps(_mm256_mul_ps(gi, i), _mm256_sub_ps(one, i)));
             _mm256_storeu_ps(d + hp + j,
                              _mm256_mul_ps(_mm256_mul_ps(gf, f), _mm256_sub_ps(one, f)));
@@ -253,30 +334,57 @@ AVX2 static void lstm_cell_backward_avx2(int rows, int hp, const float *act,
         }
     }
 }
-#endif
 
-typedef void (*cell_backward_fn)(int, int, const float *, const float *, const float *,
-                                 const float *, const float *, float *, float *);
+AVX2 static void rnn_backward_avx2(int rows, int h, int hp, const float *out, index_t out_ld,
+                                   const float *dh, index_t dh_ld, const float *carry,
+                                   float *delta) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (int r = 0; r < rows; r++)
+        for (int j = 0; j < h; j += 8) {
+            const __m256i mask = LANES(h, j);
+            const int full = j + 8 <= h;
+            const __m256 value = LOAD(out + r * out_ld + j, mask);
+            __m256 grad = _mm256_loadu_ps(carry + (index_t)r * hp + j);
+            if (dh) grad = _mm256_add_ps(LOAD(dh + r * dh_ld + j, mask), grad);
+            _mm256_storeu_ps(delta + (index_t)r * hp + j,
+                             _mm256_mul_ps(grad, _mm256_fnmadd_ps(value, value, one)));
+        }
+}
+#undef LANES
+#undef LOAD
+#undef STORE
+#endif
 
 typedef void (*gemm_fn)(int, int, int, const float *, index_t, index_t, const float *, float *,
                         index_t, const float *);
 typedef void (*map_fn)(float *, index_t);
-typedef void (*cell_fn)(int, int, float *, float *, float *);
+typedef void (*lstm_forward_fn)(int, int, int, float *, float *, index_t, const float *,
+                                index_t, float *, index_t, float *, index_t);
+typedef void (*rnn_forward_fn)(int, int, int, const float *, float *, index_t);
+typedef void (*lstm_backward_fn)(int, int, int, const float *, index_t, const float *, index_t,
+                                 const float *, index_t, const float *, index_t, const float *,
+                                 float *, float *);
+typedef void (*rnn_backward_fn)(int, int, int, const float *, index_t, const float *, index_t,
+                                const float *, float *);
 
 static gemm_fn gemm = gemm_plain;
 static map_fn tanh_array = tanh_plain;
-static cell_fn lstm_cell = lstm_cell_plain;
-static cell_backward_fn lstm_cell_backward = lstm_cell_backward_plain;
+static lstm_forward_fn lstm_forward = lstm_forward_plain;
+static rnn_forward_fn rnn_forward = rnn_forward_plain;
+static lstm_backward_fn lstm_backward = lstm_backward_plain;
+static rnn_backward_fn rnn_backward = rnn_backward_plain;
 
 /* 1 when the vector kernels are in use, 0 for plain C. */
 int seq_select(int allow_vector) {
-    gemm = gemm_plain, tanh_array = tanh_plain, lstm_cell = lstm_cell_plain;
-    lstm_cell_backward = lstm_cell_backward_plain;
+    gemm = gemm_plain, tanh_array = tanh_plain;
+    lstm_forward = lstm_forward_plain, rnn_forward = rnn_forward_plain;
+    lstm_backward = lstm_backward_plain, rnn_backward = rnn_backward_plain;
 #ifdef SEQ_X86
     __builtin_cpu_init();
     if (allow_vector && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
-        gemm = gemm_avx2, tanh_array = tanh_avx2_array, lstm_cell = lstm_cell_avx2;
-        lstm_cell_backward = lstm_cell_backward_avx2;
+        gemm = gemm_avx2, tanh_array = tanh_avx2_array;
+        lstm_forward = lstm_forward_avx2, rnn_forward = rnn_forward_avx2;
+        lstm_backward = lstm_backward_avx2, rnn_backward = rnn_backward_avx2;
         return 1;
     }
 #else
@@ -284,6 +392,7 @@ int seq_select(int allow_vector) {
 #endif
     return 0;
 }
+
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -303,15 +412,6 @@ static float *pack(const float *src, int k, int kp, int gates, int h) {
     return out;
 }
 
-/* Copies row block (rows, gates·h) of a sequence step into padded scratch, gate by gate. */
-static void load_step(float *dst, const float *src, index_t ld, int rows, int gates, int h) {
-    const int hp = padded(h);
-    for (int r = 0; r < rows; r++)
-        for (int g = 0; g < gates; g++)
-            memcpy(dst + (index_t)r * gates * hp + g * hp, src + r * ld + g * h,
-                   (size_t)h * sizeof(float));
-}
-
 static void store_step(float *dst, index_t ld, const float *src, int rows, int gates, int h) {
     const int hp = padded(h);
     for (int r = 0; r < rows; r++)
@@ -324,6 +424,9 @@ static void store_step(float *dst, index_t ld, const float *src, int rows, int g
 
 /* Rows per block: a block's states stay in L1/L2 cache through all steps. */
 #define STACK_BLOCK 32
+/* Steps whose gradients with respect to the pre-activations are gathered before the weight
+ * gradients take them in one product (k = CHUNK_STEPS · rows instead of rows). */
+#define CHUNK_STEPS 4
 
 static void free_all(float **arrays, int count) {
     for (int i = 0; i < count; i++) free(arrays[i]);
@@ -335,7 +438,8 @@ static void free_all(float **arrays, int count) {
  *
  * x: the layer's input (steps, rows, in); w_ih (gates·h, in), w_hh (gates·h, h) row-major.
  * Writes out (steps, rows, h); with `act` and `cell` (an LSTM in training) also the activated
- * gates (steps, rows, 4h) and c (steps, rows, h) that the backward pass needs.
+ * gates (steps, rows, 4h) and c (steps, rows, h) that the backward pass needs. h_{t-1} is read
+ * back from out and c_{t-1} from cell: no state is copied between steps.
  * Returns 0, or -1 when out of memory. */
 int seq_layer_forward(int gates, int steps, int rows, int in, int h, const float *x,
                       index_t x_step, index_t x_ld, const float *w_ih, const float *w_hh,
@@ -344,145 +448,146 @@ int seq_layer_forward(int gates, int steps, int rows, int in, int h, const float
                       float *cell, index_t cell_step, index_t cell_ld) {
     const int hp = padded(h), n = gates * hp;
     float *input_matrix = pack(w_ih, in, in, gates, h); /* W_ihᵀ (in, n) */
-    float *state_matrix = pack(w_hh, h, hp, gates, h);  /* W_hhᵀ (hp, n) */
+    float *state_matrix = pack(w_hh, h, h, gates, h);   /* W_hhᵀ (h, n) */
     float *bias = calloc((size_t)n, sizeof(float));
-    float *work = calloc((size_t)STACK_BLOCK * (2 * n + 2 * hp), sizeof(float));
+    /* The pre-activations of a block, and an LSTM's c when it is not kept. */
+    float *work = calloc((size_t)STACK_BLOCK * (n + hp), sizeof(float));
     if (!input_matrix || !state_matrix || !bias || !work) {
         free(input_matrix), free(state_matrix), free(bias), free(work);
         return -1;
     }
     for (int g = 0; g < gates; g++)
         for (int j = 0; j < h; j++) bias[g * hp + j] = b_ih[g * h + j] + b_hh[g * h + j];
-    /* Two pre-activation buffers (a tanh layer's state is its activated pre-activation), and
-     * for the LSTM the state h and the cell c. */
-    float *buffers[2] = {work, work + STACK_BLOCK * n};
-    float *lstm_h = buffers[1] + STACK_BLOCK * n, *c = lstm_h + STACK_BLOCK * hp;
+    float *pre = work, *own_c = work + STACK_BLOCK * n;
     for (int r0 = 0; r0 < rows; r0 += STACK_BLOCK) {
         const int nb = rows - r0 < STACK_BLOCK ? rows - r0 : STACK_BLOCK;
-        memset(c, 0, (size_t)STACK_BLOCK * hp * sizeof(float));
         for (int t = 0; t < steps; t++) {
-            float *a = buffers[t & 1];
-            const float *previous = gates == 1 ? buffers[(t & 1) ^ 1] : lstm_h;
-            gemm(nb, in, n, x + t * x_step + r0 * x_ld, x_ld, 1, input_matrix, a, n, bias);
-            if (t) gemm(nb, hp, n, previous, hp, 1, state_matrix, a, n, NULL);
-            float *state = a;
+            float *out_t = out + t * out_step + r0 * out_ld;
+            gemm(nb, in, n, x + t * x_step + r0 * x_ld, x_ld, 1, input_matrix, pre, n, bias);
+            if (t) gemm(nb, h, n, out_t - out_step, out_ld, 1, state_matrix, pre, n, NULL);
             if (gates == 1) {
-                tanh_array(a, (index_t)nb * n);
+                rnn_forward(nb, h, hp, pre, out_t, out_ld);
+            } else if (cell) {
+                float *c_t = cell + t * cell_step + r0 * cell_ld;
+                lstm_forward(nb, h, hp, pre, act ? act + t * act_step + r0 * act_ld : NULL,
+                             act_ld, t ? c_t - cell_step : NULL, cell_ld, c_t, cell_ld, out_t,
+                             out_ld);
             } else {
-                lstm_cell(nb, hp, a, c, lstm_h);
-                state = lstm_h;
-                if (act) store_step(act + t * act_step + r0 * act_ld, act_ld, a, nb, 4, h);
-                if (cell) store_step(cell + t * cell_step + r0 * cell_ld, cell_ld, c, nb, 1, h);
+                lstm_forward(nb, h, hp, pre, NULL, 0, t ? own_c : NULL, hp, own_c, hp, out_t,
+                             out_ld);
             }
-            store_step(out + t * out_step + r0 * out_ld, out_ld, state, nb, 1, h);
         }
     }
     free(input_matrix), free(state_matrix), free(bias), free(work);
     return 0;
 }
 
+/* Rows g·hp + j of a weight matrix (gates·h, k) row-major, padded to (gates·hp, kp): the
+ * matrix a product of dL/d(pre-activations) takes. */
+static float *rows_padded(const float *w, int k, int kp, int gates, int h) {
+    const int hp = padded(h);
+    float *out = calloc((size_t)gates * hp * kp, sizeof(float));
+    if (!out) return NULL;
+    for (int g = 0; g < gates; g++)
+        for (int j = 0; j < h; j++)
+            memcpy(out + (index_t)(g * hp + j) * kp, w + (index_t)(g * h + j) * k,
+                   (size_t)k * sizeof(float));
+    return out;
+}
+
 /* Backward through one layer and direction of :c:func:`seq_layer_forward`, from the forward's
  * input x, outputs out (and for the LSTM act and cell) and grad = dL/dh_t from outside the
- * recurrence (the layer above or the output layer). Writes the weight gradients to grad_w_ih
- * (gates·h, in), grad_w_hh (gates·h, h) and grad_b (gates·h,) (also to grad_b_hh when given:
- * both biases have the same gradient), and dL/dx to grad_x (steps,
- * rows, in) when given: written, or added to it with `add_x` (the second direction). */
+ * recurrence (the layer above or the output layer; NULL: zero). Writes the weight gradients
+ * to grad_w_ih (gates·h, in), grad_w_hh (gates·h, h) and grad_b (gates·h,) (also to grad_b_hh
+ * when given: both biases have the same gradient), and dL/dx to grad_x (steps, rows, in) when
+ * given: written, or added to it with `add_x` (the second direction).
+ *
+ * Only the chain dL/dh_t -> dL/dh_{t-1} runs step by step; the weight gradients and dL/dx
+ * take CHUNK_STEPS steps at once. */
 int seq_layer_backward(int gates, int steps, int rows, int in, int h, const float *x,
                        index_t x_step, index_t x_ld, const float *out, index_t out_step,
                        index_t out_ld, const float *act, index_t act_step, index_t act_ld,
                        const float *cell, index_t cell_step, index_t cell_ld, const float *grad,
                        index_t grad_step, index_t grad_ld, const float *w_ih, const float *w_hh,
                        float *grad_w_ih, float *grad_w_hh, float *grad_b, float *grad_b_hh,
-                       float *grad_x,
-                       index_t gx_step, index_t gx_ld, int add_x) {
-    const int hp = padded(h), n = gates * hp, inp = padded(in), wide = hp + inp;
-    const int b = STACK_BLOCK;
-    /* [W_hh | W_ih] with rows packed gate by gate, (n, hp + inp): one product of dL/da_t
-     * gives the carry to step t - 1 and dL/dx_t. */
-    float *matrix = calloc((size_t)n * wide, sizeof(float));
+                       float *grad_x, index_t gx_step, index_t gx_ld, int add_x) {
+    const int hp = padded(h), n = gates * hp, inp = padded(in), wide = inp + hp;
+    const int b = STACK_BLOCK, most = CHUNK_STEPS * STACK_BLOCK;
+    float *state_rows = rows_padded(w_hh, h, hp, gates, h);                 /* (n, hp) */
+    float *input_rows = grad_x ? rows_padded(w_ih, in, inp, gates, h) : NULL; /* (n, inp) */
     /* Weight gradients, (n, inp + hp): dL/da_tᵀ [x_t | h_{t-1}] summed over steps and rows. */
-    float *total = calloc((size_t)n * (inp + hp), sizeof(float));
+    float *total = calloc((size_t)n * wide, sizeof(float));
     float *bias_total = calloc((size_t)n, sizeof(float));
-    float *work = calloc((size_t)b * (2 * n + 6 * hp + 2 * wide), sizeof(float));
-    if (!matrix || !total || !bias_total || !work) {
-        free(matrix), free(total), free(bias_total), free(work);
+    float *zeros = calloc((size_t)(n > wide ? n : wide), sizeof(float));
+    float *deltas = calloc((size_t)most * n, sizeof(float)); /* dL/da_t of a chunk's steps */
+    float *z = calloc((size_t)most * wide, sizeof(float));   /* their [x_t | h_{t-1}] rows */
+    float *carry = calloc((size_t)b * 2 * hp, sizeof(float)); /* dL/dh and dL/dc to t - 1 */
+    float *gx = grad_x ? calloc((size_t)most * inp, sizeof(float)) : NULL;
+    if (!state_rows || (grad_x && (!input_rows || !gx)) || !total || !bias_total || !zeros ||
+        !deltas || !z || !carry) {
+        free(state_rows), free(input_rows), free(total), free(bias_total), free(zeros);
+        free(deltas), free(z), free(carry), free(gx);
         return -1;
     }
-    for (int g = 0; g < gates; g++)
-        for (int j = 0; j < h; j++) {
-            memcpy(matrix + (index_t)(g * hp + j) * wide, w_hh + (index_t)(g * h + j) * h,
-                   (size_t)h * sizeof(float));
-            memcpy(matrix + (index_t)(g * hp + j) * wide + hp, w_ih + (index_t)(g * h + j) * in,
-                   (size_t)in * sizeof(float));
-        }
-    float *a = work, *delta = a + b * n, *carry_h = delta + b * n, *carry_c = carry_h + b * hp;
-    float *c = carry_c + b * hp, *c_prev = c + b * hp, *dh = c_prev + b * hp;
-    float *value = dh + b * hp, *product = value + b * hp, *z = product + b * wide;
+    float *carry_h = carry, *carry_c = carry + b * hp;
     for (int r0 = 0; r0 < rows; r0 += b) {
         const int nb = rows - r0 < b ? rows - r0 : b;
-        memset(carry_h, 0, (size_t)b * hp * sizeof(float));
-        memset(carry_c, 0, (size_t)b * hp * sizeof(float));
+        memset(carry, 0, (size_t)b * 2 * hp * sizeof(float));
+        int filled = 0;
         for (int t = steps - 1; t >= 0; t--) {
-            memset(dh, 0, (size_t)b * hp * sizeof(float));
-            if (grad) load_step(dh, grad + t * grad_step + r0 * grad_ld, grad_ld, nb, 1, h);
+            float *delta = deltas + (index_t)filled * nb * n;
+            const float *grad_t = grad ? grad + t * grad_step + r0 * grad_ld : NULL;
+            const float *out_t = out + t * out_step + r0 * out_ld;
             if (gates == 1) {
-                load_step(value, out + t * out_step + r0 * out_ld, out_ld, nb, 1, h);
-                for (index_t i = 0; i < (index_t)nb * hp; i++)
-                    delta[i] = (dh[i] + carry_h[i]) * (1.0f - value[i] * value[i]);
+                rnn_backward(nb, h, hp, out_t, out_ld, grad_t, grad_ld, carry_h, delta);
             } else {
-                load_step(a, act + t * act_step + r0 * act_ld, act_ld, nb, 4, h);
-                load_step(c, cell + t * cell_step + r0 * cell_ld, cell_ld, nb, 1, h);
+                const float *c_t = cell + t * cell_step + r0 * cell_ld;
+                lstm_backward(nb, h, hp, act + t * act_step + r0 * act_ld, act_ld, c_t, cell_ld,
+                              t ? c_t - cell_step : NULL, cell_ld, grad_t, grad_ld, carry_h,
+                              carry_c, delta);
+            }
+            if (t) gemm(nb, n, hp, delta, n, 1, state_rows, carry_h, hp, zeros);
+            float *zt = z + (index_t)filled * nb * wide;
+            for (int r = 0; r < nb; r++) {
+                float *row = zt + (index_t)r * wide;
+                memcpy(row, x + t * x_step + (r0 + r) * x_ld, (size_t)in * sizeof(float));
                 if (t)
-                    load_step(c_prev, cell + (t - 1) * cell_step + r0 * cell_ld, cell_ld, nb, 1, h);
+                    memcpy(row + inp, out_t - out_step + r * out_ld, (size_t)h * sizeof(float));
                 else
-                    memset(c_prev, 0, (size_t)b * hp * sizeof(float));
-                tanh_array(c, (index_t)nb * hp); /* c now holds tanh(c_t) */
-                lstm_cell_backward(nb, hp, a, c, c_prev, dh, carry_h, carry_c, delta);
+                    memset(row + inp, 0, (size_t)h * sizeof(float));
             }
-            /* The carry to step t - 1 and dL/dx_t in one product. */
-            if (t || grad_x) {
-                memset(product, 0, (size_t)nb * wide * sizeof(float));
-                gemm(nb, n, wide, delta, n, 1, matrix, product, wide, NULL);
-            }
-            /* z = [x_t | h_{t-1}] (b, wide) for the weight gradients. */
-            memset(z, 0, (size_t)b * (inp + hp) * sizeof(float));
-            for (int r = 0; r < nb; r++)
-                memcpy(z + (index_t)r * (inp + hp), x + t * x_step + (r0 + r) * x_ld,
-                       (size_t)in * sizeof(float));
-            if (t)
-                for (int r = 0; r < nb; r++)
-                    memcpy(z + (index_t)r * (inp + hp) + inp,
-                           out + (t - 1) * out_step + (r0 + r) * out_ld, (size_t)h * sizeof(float));
-            for (int r = 0; r < nb; r++)
-                for (int j = 0; j < n; j++) bias_total[j] += delta[(index_t)r * n + j];
-            /* total += deltaᵀ z: delta read transposed (row j, step r at delta[r·n + j]). */
-            gemm(n, nb, inp + hp, delta, 1, n, z, total, inp + hp, NULL);
-            if (t || grad_x) {
-                for (int r = 0; r < nb; r++) {
-                    const float *pr = product + (index_t)r * wide;
-                    if (t) memcpy(carry_h + (index_t)r * hp, pr, (size_t)hp * sizeof(float));
-                    if (grad_x) {
-                        float *gx = grad_x + t * gx_step + (r0 + r) * gx_ld;
+            if (++filled < CHUNK_STEPS && t) continue;
+            /* The chunk's steps t + filled - 1 down to t, in that order. */
+            const int count = filled * nb;
+            /* total += deltasᵀ z: deltas read transposed (row j, k-th row at deltas[k·n + j]). */
+            gemm(n, count, wide, deltas, 1, n, z, total, wide, NULL);
+            for (int k = 0; k < count; k++)
+                for (int j = 0; j < n; j++) bias_total[j] += deltas[(index_t)k * n + j];
+            if (grad_x) {
+                gemm(count, n, inp, deltas, n, 1, input_rows, gx, inp, zeros);
+                for (int s = 0; s < filled; s++)
+                    for (int r = 0; r < nb; r++) {
+                        const float *src = gx + (index_t)(s * nb + r) * inp;
+                        float *dst = grad_x + (t + filled - 1 - s) * gx_step + (r0 + r) * gx_ld;
                         if (add_x)
-                            for (int i = 0; i < in; i++) gx[i] += pr[hp + i];
+                            for (int i = 0; i < in; i++) dst[i] += src[i];
                         else
-                            memcpy(gx, pr + hp, (size_t)in * sizeof(float));
+                            memcpy(dst, src, (size_t)in * sizeof(float));
                     }
-                }
             }
+            filled = 0;
         }
     }
     for (int g = 0; g < gates; g++)
         for (int j = 0; j < h; j++) {
-            const float *row = total + (index_t)(g * hp + j) * (inp + hp);
-            float *gi = grad_w_ih + (index_t)(g * h + j) * in;
-            float *gh = grad_w_hh + (index_t)(g * h + j) * h;
-            memcpy(gi, row, (size_t)in * sizeof(float));
-            memcpy(gh, row + inp, (size_t)h * sizeof(float));
+            const float *row = total + (index_t)(g * hp + j) * wide;
+            memcpy(grad_w_ih + (index_t)(g * h + j) * in, row, (size_t)in * sizeof(float));
+            memcpy(grad_w_hh + (index_t)(g * h + j) * h, row + inp, (size_t)h * sizeof(float));
             grad_b[g * h + j] = bias_total[g * hp + j];
             if (grad_b_hh) grad_b_hh[g * h + j] = bias_total[g * hp + j];
         }
-    free(matrix), free(total), free(bias_total), free(work);
+    free(state_rows), free(input_rows), free(total), free(bias_total), free(zeros);
+    free(deltas), free(z), free(carry), free(gx);
     return 0;
 }
 
