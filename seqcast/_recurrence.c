@@ -645,6 +645,142 @@ int seq_tanh_stack_forward(int steps, int rows, int features, int h, int layers,
     return failed ? -1 : 0;
 }
 
+/* ---------------------------------------------------------------- output layer and loss */
+
+/* The output layer and the mean loss of a training batch, forward and backward, for a fused
+ * training step: forecast = bias + in·Wᵀ, where the input row `in` (rows, width) is the
+ * concatenation of `parts` strided pieces (piece k of row b at part[k] + b·part_ld[k], part_width[k]
+ * floats); error = forecast − target, target (rows, outs) with row stride target_ld.
+ * loss 0 is Huber (δ = 1), 1 the squared error, 2 the absolute error, averaged over rows·outs.
+ * Writes dL/dW (outs, width) and dL/dbias (outs,), and dL/d(piece k) to grad_part[k] (row
+ * stride grad_ld[k]) where that is not NULL. Returns the loss; `forecast` (rows·outs floats)
+ * is scratch. Sums run in a fixed order: the same inputs give the same bits. */
+double seq_head_loss(int rows, int outs, int parts, const float *const *part,
+                     const index_t *part_ld, const int *part_width, const float *weight,
+                     const float *bias, const float *target, index_t target_ld, int loss,
+                     float *forecast, float *grad_weight, float *grad_bias,
+                     float *const *grad_part, const index_t *grad_ld) {
+    int width = 0;
+    for (int k = 0; k < parts; k++) width += part_width[k];
+    const float scale = 1.0f / (float)((index_t)rows * outs);
+    double total = 0.0;
+    for (int b = 0; b < rows; b++)
+        for (int o = 0; o < outs; o++) {
+            const float *w = weight + (index_t)o * width;
+            float sum = 0.0f;
+            for (int k = 0; k < parts; k++) {
+                const float *in = part[k] + b * part_ld[k];
+                for (int i = 0; i < part_width[k]; i++) sum += w[i] * in[i];
+                w += part_width[k];
+            }
+            const float error = bias[o] + sum - target[b * target_ld + o];
+            const float size = fabsf(error);
+            float grad;
+            if (loss == 0) {
+                total += size < 1.0f ? 0.5 * (double)error * error : (double)size - 0.5;
+                grad = error < -1.0f ? -1.0f : (error > 1.0f ? 1.0f : error);
+            } else if (loss == 1) {
+                total += (double)error * error;
+                grad = 2.0f * error;
+            } else {
+                total += size;
+                grad = (float)((error > 0.0f) - (error < 0.0f));
+            }
+            forecast[(index_t)b * outs + o] = grad * scale; /* now dL/d(forecast) */
+        }
+    memset(grad_weight, 0, (size_t)outs * width * sizeof(float));
+    memset(grad_bias, 0, (size_t)outs * sizeof(float));
+    for (int k = 0; k < parts; k++)
+        if (grad_part[k])
+            for (int b = 0; b < rows; b++)
+                memset(grad_part[k] + b * grad_ld[k], 0, (size_t)part_width[k] * sizeof(float));
+    for (int b = 0; b < rows; b++)
+        for (int o = 0; o < outs; o++) {
+            const float g = forecast[(index_t)b * outs + o];
+            const float *w = weight + (index_t)o * width;
+            float *gw = grad_weight + (index_t)o * width;
+            grad_bias[o] += g;
+            for (int k = 0; k < parts; k++) {
+                const float *in = part[k] + b * part_ld[k];
+                for (int i = 0; i < part_width[k]; i++) gw[i] += g * in[i];
+                if (grad_part[k]) {
+                    float *gp = grad_part[k] + b * grad_ld[k];
+                    for (int i = 0; i < part_width[k]; i++) gp[i] += g * w[i];
+                }
+                w += part_width[k], gw += part_width[k];
+            }
+        }
+    return total / ((double)rows * outs);
+}
+
+/* ---------------------------------------------------------------- Adam
+
+/* One Adam (or AdamW, `decoupled`) step over n floats, with torch.optim.Adam's operations
+ * in its order, fused where its kernels fuse them (the same bits but for the square root,
+ * which torch takes from MKL within 1 ulp): m ← fma(w1, g − m, m); v ← fma(w2·g, g, β2·v);
+ * p ← p + (step·m) / (√v / bias2_sqrt + eps), after p ← p·keep (AdamW) or g ← fma(p, decay,
+ * g) (Adam). The caller computes the scalars in double precision as torch does: w1 = 1 − β1,
+ * w2 = 1 − β2, step = −lr / (1 − β1^t), bias2_sqrt = √(1 − β2^t), keep = 1 − lr·decay.
+ * One pass over the four arrays instead of eight operations that each stream them. */
+static void adam_plain(index_t n, float *param, const float *grad, float *m, float *v, float w1,
+                       float beta2, float w2, float eps, float step, float bias2_sqrt,
+                       float decay, float keep, int decoupled) {
+    for (index_t i = 0; i < n; i++) {
+        float g = grad[i], p = param[i];
+        if (decoupled)
+            p *= keep;
+        else if (decay != 0.0f)
+            g = fmaf(p, decay, g);
+        const float mi = fmaf(w1, g - m[i], m[i]);
+        const float vi = fmaf(w2 * g, g, v[i] * beta2);
+        m[i] = mi, v[i] = vi;
+        param[i] = p + step * mi / (sqrtf(vi) / bias2_sqrt + eps);
+    }
+}
+
+#ifdef SEQ_X86
+AVX2 static void adam_avx2(index_t n, float *param, const float *grad, float *m, float *v,
+                           float w1, float beta2, float w2, float eps, float step,
+                           float bias2_sqrt, float decay, float keep, int decoupled) {
+    const __m256 vw1 = _mm256_set1_ps(w1), vb2 = _mm256_set1_ps(beta2), vw2 = _mm256_set1_ps(w2);
+    const __m256 veps = _mm256_set1_ps(eps), vstep = _mm256_set1_ps(step);
+    const __m256 vbias = _mm256_set1_ps(bias2_sqrt), vdecay = _mm256_set1_ps(decay);
+    const __m256 vkeep = _mm256_set1_ps(keep);
+    index_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 g = _mm256_loadu_ps(grad + i), p = _mm256_loadu_ps(param + i);
+        if (decoupled)
+            p = _mm256_mul_ps(p, vkeep);
+        else if (decay != 0.0f)
+            g = _mm256_fmadd_ps(p, vdecay, g);
+        const __m256 old = _mm256_loadu_ps(m + i);
+        const __m256 mi = _mm256_fmadd_ps(vw1, _mm256_sub_ps(g, old), old);
+        const __m256 vi =
+            _mm256_fmadd_ps(_mm256_mul_ps(vw2, g), g, _mm256_mul_ps(_mm256_loadu_ps(v + i), vb2));
+        _mm256_storeu_ps(m + i, mi), _mm256_storeu_ps(v + i, vi);
+        const __m256 denom = _mm256_add_ps(_mm256_div_ps(_mm256_sqrt_ps(vi), vbias), veps);
+        _mm256_storeu_ps(param + i,
+                         _mm256_add_ps(p, _mm256_div_ps(_mm256_mul_ps(vstep, mi), denom)));
+    }
+    adam_plain(n - i, param + i, grad + i, m + i, v + i, w1, beta2, w2, eps, step, bias2_sqrt,
+               decay, keep, decoupled);
+}
+#endif
+
+void seq_adam(index_t n, float *param, const float *grad, float *m, float *v, float w1,
+              float beta2, float w2, float eps, float step, float bias2_sqrt, float decay,
+              float keep, int decoupled) {
+#ifdef SEQ_X86
+    if (gemm == gemm_avx2) {
+        adam_avx2(n, param, grad, m, v, w1, beta2, w2, eps, step, bias2_sqrt, decay, keep,
+                  decoupled);
+        return;
+    }
+#endif
+    adam_plain(n, param, grad, m, v, w1, beta2, w2, eps, step, bias2_sqrt, decay, keep,
+               decoupled);
+}
+
 /* ---------------------------------------------------------------- module */
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_recurrence",

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
+from seqcast.models import native
 from seqcast.training.flat import FlatOptimizer, FlatParameters
 from seqcast.training.schedules import OneCycle
 
@@ -116,3 +118,50 @@ def test_unknown_kind_and_mixed_dtypes_are_refused() -> None:
     net.bias.data = net.bias.data.double()
     with pytest.raises(ValueError, match="one dtype"):
         FlatParameters(net)
+
+
+@pytest.mark.skipif(not native.available(), reason="no compiled recurrence")
+@pytest.mark.parametrize("vector", [True, False])
+@pytest.mark.parametrize(("decay", "decoupled"), [(0.0, False), (0.1, False), (0.1, True)])
+def test_the_compiled_adam_step_is_torch_optims_to_the_last_bit_of_the_square_root(
+    vector: bool, decay: float, decoupled: bool
+) -> None:
+    """The moments match bit for bit; the parameters within what torch's own square root
+    (MKL's, accurate to 1 ulp) makes of them. 1,003 values: the vector loop and its tail."""
+    generator = torch.Generator().manual_seed(1)
+    n = 1003
+    param = torch.randn(n, generator=generator)
+    grad = torch.randn(n, generator=generator) * 0.01
+    exp_avg = torch.randn(n, generator=generator) * 0.01
+    exp_avg_sq = torch.rand(n, generator=generator) * 1e-4
+    lr, beta1, beta2, eps, step = 0.2, 0.9, 0.999, 1e-8, 5
+    ours = [t.clone() for t in (param, grad, exp_avg, exp_avg_sq)]
+    settings = (1 - beta1, beta2, 1 - beta2, eps, -lr / (1 - beta1**step),
+                math.sqrt(1 - beta2**step), decay, 1 - lr * decay)  # fmt: skip
+    previous = native.use_vector_kernels(vector)
+    try:
+        assert native.adam_step(*ours, settings, decoupled)
+    finally:
+        native.use_vector_kernels(previous)
+    # torch.optim.Adam's single-tensor step, written out.
+    if decoupled:
+        param.mul_(1 - lr * decay)
+    elif decay:
+        grad = grad.add(param, alpha=decay)
+    exp_avg.lerp_(grad, 1 - beta1)
+    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denom = exp_avg_sq.sqrt().div_(math.sqrt(1 - beta2**step)).add_(eps)
+    param.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1**step))
+    if vector:
+        assert torch.equal(ours[2], exp_avg) and torch.equal(ours[3], exp_avg_sq)
+    else:  # libm's fmaf and plain arithmetic: the same rounding rules, not always the same bits
+        torch.testing.assert_close(ours[2], exp_avg, rtol=1e-6, atol=1e-9)
+        torch.testing.assert_close(ours[3], exp_avg_sq, rtol=1e-6, atol=1e-12)
+    torch.testing.assert_close(ours[0], param, rtol=2e-6, atol=1e-7)
+
+
+def test_the_compiled_adam_step_declines_what_it_cannot_run() -> None:
+    x = torch.zeros(8, dtype=torch.float64)
+    assert not native.adam_step(x, x, x, x, (0.1, 0.999, 0.001, 1e-8, -1.0, 1.0, 0.0, 1.0), False)
+    y = torch.zeros(8, 2)[:, 0]  # not contiguous
+    assert not native.adam_step(y, y, y, y, (0.1, 0.999, 0.001, 1e-8, -1.0, 1.0, 0.0, 1.0), False)

@@ -512,7 +512,10 @@ def test_train_without_validation_and_with_early_stopping(schedule: str) -> None
             np.testing.assert_allclose(history.val_loss, scores, rtol=1e-5)
             assert history.stop_reason == "early-stopped" or history.epochs == config.epochs
         np.testing.assert_allclose(history.lr, rates, rtol=1e-12)
-        assert_same_weights(ours, theirs)
+        # 63 Adam steps at lr 0.2: torch's square root (MKL's, within 1 ulp) and the compiled
+        # step's (correctly rounded) differ in the last bit now and then, and the steps carry
+        # that forward.
+        assert_same_weights(ours, theirs, rtol=1e-4, atol=5e-5)
 
 
 @pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])

@@ -29,8 +29,10 @@ import torch
 
 __all__ = [
     "CELLS",
+    "HeadPlan",
     "Kept",
     "StackPlan",
+    "adam_step",
     "available",
     "backward",
     "forward_kept",
@@ -91,6 +93,10 @@ def _library() -> ctypes.CDLL | None:
         _I,
     ]
     library.seq_tanh_stack_forward.argtypes = [*[_I] * 5, *_SEQ, _P, _P, _P, _P, _P]
+    library.seq_head_loss.argtypes = [*[_I] * 3, *[_P] * 6, _N, _I, *[_P] * 5]
+    library.seq_head_loss.restype = ctypes.c_double
+    library.seq_adam.argtypes = [_N, _P, _P, _P, _P, *[ctypes.c_float] * 8, _I]
+    library.seq_adam.restype = None
     return library
 
 
@@ -426,6 +432,91 @@ class StackPlan:
     def backward(self) -> None:
         """Writes the weights' gradients from :attr:`grad_top` and the last forward."""
         _run(self._backward)
+
+
+def adam_step(
+    param: torch.Tensor,
+    grad: torch.Tensor,
+    exp_avg: torch.Tensor,
+    exp_avg_sq: torch.Tensor,
+    settings: tuple[float, ...],
+    decoupled: bool,
+) -> bool:
+    """One Adam (AdamW when ``decoupled``) step in one compiled pass over flat float32 CPU
+    tensors of one size; ``settings`` = (1 − β1, β2, 1 − β2, eps, −lr / (1 − β1^t),
+    √(1 − β2^t), weight decay, 1 − lr · weight decay), computed in double precision as
+    torch.optim does. Returns False (nothing done) where the compiled part or the tensors do
+    not allow it."""
+    tensors = (param, grad, exp_avg, exp_avg_sq)
+    if _library() is None or not all(
+        t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() for t in tensors
+    ):
+        return False
+    _lib().seq_adam(param.numel(), *(t.data_ptr() for t in tensors), *settings, int(decoupled))
+    torch.autograd.graph.increment_version(param)  # as an in-place operation would
+    return True
+
+
+#: The losses :class:`HeadPlan` computes, with their codes in the compiled part.
+LOSSES = {"huber": 0, "mse": 1, "mae": 2}
+
+
+class HeadPlan:
+    """The output layer and the mean loss of a training batch, forward and backward, in one
+    compiled call: forecast = bias + [part_1 | part_2 | ...] · Wᵀ over (B, width) input pieces,
+    the mean Huber (δ = 1), squared or absolute error against the targets, and the gradients
+    of the weight, the bias and the pieces that ask for one.
+
+    ``fixed`` pieces are (B, w_k) views whose memory does not move (the stack plan's top
+    output, each with the view of dL/d(that output) to write, or None); ``batch_widths`` are
+    the widths of the pieces given to each call (seasonal vector, flat window).
+    """
+
+    def __init__(
+        self,
+        weight: torch.Tensor,
+        bias: torch.Tensor,
+        loss: str,
+        fixed: list[tuple[torch.Tensor, torch.Tensor | None]],
+        batch_widths: list[int],
+    ) -> None:
+        if weight.grad is None or bias.grad is None:
+            raise ValueError("a HeadPlan writes into existing gradients")
+        tensors = (weight, bias, weight.grad, bias.grad)
+        if not all(t.is_contiguous() and t.dtype == torch.float32 for t in tensors):
+            raise ValueError("a HeadPlan needs contiguous float32 weights and gradients")
+        rows = fixed[0][0].shape[0]
+        count = len(fixed) + len(batch_widths)
+        self._function = _lib().seq_head_loss
+        self._tensors = (tensors, fixed)  # the memory the pointers below point into
+        self._pointers = (ctypes.c_void_p * count)(*(view.data_ptr() for view, _ in fixed))
+        self._strides = (ctypes.c_longlong * count)(*(view.stride(0) for view, _ in fixed))
+        widths = [view.shape[1] for view, _ in fixed] + batch_widths
+        grads = [None if g is None else g.data_ptr() for _, g in fixed] + [None] * len(batch_widths)
+        grad_strides = [0 if g is None else g.stride(0) for _, g in fixed] + [0] * len(batch_widths)
+        if any(view.stride(1) != 1 for view, _ in fixed) or any(
+            g is not None and g.stride(1) != 1 for _, g in fixed
+        ):
+            raise ValueError("a HeadPlan needs pieces with contiguous rows")
+        self._forecast = weight.new_empty(rows * weight.shape[0])
+        self._first_batch = len(fixed)
+        self._arguments = (
+            rows, weight.shape[0], count, self._pointers, self._strides,
+            (ctypes.c_int * count)(*widths), weight.data_ptr(), bias.data_ptr(),
+        )  # fmt: skip
+        self._rest = (
+            LOSSES[loss], self._forecast.data_ptr(), weight.grad.data_ptr(), bias.grad.data_ptr(),
+            (ctypes.c_void_p * count)(*grads), (ctypes.c_longlong * count)(*grad_strides),
+        )  # fmt: skip
+
+    def __call__(self, pieces: list[torch.Tensor], target: torch.Tensor) -> float:
+        """The batch's mean loss, from the batch's pieces ((B, w_k) float32, rows contiguous)
+        and targets (B, O) (rows contiguous); writes the gradients."""
+        for k, piece in enumerate(pieces, self._first_batch):
+            self._pointers[k] = piece.data_ptr()
+            self._strides[k] = piece.stride(0) if piece.shape[1] else 0
+        return float(self._function(*self._arguments, target.data_ptr(), target.stride(0),
+                                    *self._rest))  # fmt: skip
 
 
 def _pointers(tensors: list[torch.Tensor]) -> Any:

@@ -8,7 +8,9 @@ fill, and an Adam step seven tensor operations.
 
 The optimiser is a plain class, not a ``torch.optim.Optimizer``: constructing one of those
 imports ``torch._dynamo``, 1.9 s of every process that trains (measured on this project's
-machine). Its learning-rate schedules are in :mod:`seqcast.training.schedules`.
+machine). Adam's step is one compiled pass where :mod:`seqcast.models.native` is built:
+eight tensor operations that each stream the four arrays took 0.33 ms of a 6 ms step.
+Its learning-rate schedules are in :mod:`seqcast.training.schedules`.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from seqcast.models import native
 
 __all__ = ["FlatOptimizer", "FlatParameters"]
 
@@ -144,11 +148,15 @@ class FlatOptimizer:
         state["step"] += 1
         step = state["step"]
         beta1, beta2 = group["betas"]
+        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
+        settings = (1.0 - beta1, beta2, 1.0 - beta2, group["eps"], -lr / (1.0 - beta1**step),
+                    math.sqrt(1.0 - beta2**step), decay, 1.0 - lr * decay)  # fmt: skip
+        if native.adam_step(param, grad, exp_avg, exp_avg_sq, settings, self.kind == "adamw"):
+            return
         if self.kind == "adamw":
             param.mul_(1.0 - lr * decay)
         elif decay:
             grad = grad.add(param, alpha=decay)
-        exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         exp_avg.lerp_(grad, 1.0 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1.0 - beta2)
         denom = exp_avg_sq.sqrt().div_(math.sqrt(1.0 - beta2**step)).add_(group["eps"])

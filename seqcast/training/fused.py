@@ -4,9 +4,10 @@ With a batch of 32 windows, a step of a small recurrent forecaster spends about 
 autograd's graph, its per-node bookkeeping and the Python around it as in arithmetic (measured
 on the bidirectional LSTM: 2.7 ms of 8.4 ms per step). The network is a fixed chain, the
 compiled recurrence followed by one linear layer and a mean loss, so its gradients are short
-to write out: the loss's derivative, the linear layer's two products, and the recurrence's own
-backward pass (:func:`seqcast.models.native.backward`), which writes straight into the flat
-gradient buffer.
+to write out: the output layer and the loss with their derivatives in one compiled call
+(:class:`seqcast.models.native.HeadPlan`), then the recurrence's own backward pass
+(:class:`seqcast.models.native.StackPlan`), both writing straight into the flat gradient
+buffer.
 
 :meth:`FusedStep.create` returns None whenever the network is outside that chain (a
 convolution in front, dropout, sequence-to-sequence training, no compiled recurrence); the
@@ -34,8 +35,9 @@ class FusedStep:
         self.loss = loss
         self.weights = [getattr(net.rnn, name) for name in net.weight_names]
         self.grads: list[torch.Tensor] = [w.grad for w in self.weights]
-        #: One prepared stack per batch size (the last batch of an epoch may be smaller).
-        self.plans: dict[tuple[int, ...], native.StackPlan] = {}
+        #: The prepared stack and output layer per batch shape (the last batch of an epoch may
+        #: be smaller).
+        self.plans: dict[tuple[int, ...], tuple[native.StackPlan, native.HeadPlan]] = {}
 
     @classmethod
     def create(
@@ -65,52 +67,41 @@ class FusedStep:
 
         Shapes: window (B, L, F_in), season (B, S), target (B, T, Ft), all float32.
         """
-        net, config = self.net, self.net.config
         if window.dtype != torch.float32:
             raise ValueError("the fused training step runs float32 batches")
-        plan = self.plans.get(window.shape)
-        if plan is None:
-            rows, steps, features = window.shape
-            plan = self.plans[window.shape] = native.StackPlan(
-                self.weights, self.grads, config.cell, config.num_layers,
-                2 if config.bidirectional else 1, steps, rows, features,
-            )  # fmt: skip
-        hidden = config.hidden_size
-        with torch.no_grad():
-            top = plan.forward(window)  # (L, B, D·H)
-            if config.bidirectional:
-                # Forward direction's last step, backward direction's first (as in forward()).
-                last = torch.cat([top[-1, :, :hidden], top[0, :, hidden:]], dim=1)
-            else:
-                last = top[-1]
-            parts = [last, season]
-            if config.skip:
-                parts.append(window.flatten(1))  # (B, L, F_in) -> (B, L·F_in)
-            head_in = torch.cat(parts, dim=1)  # (B, D_head)
-            head = net.head
-            forecast = torch.addmm(head.bias, head_in, head.weight.t())  # (B, T·Ft)
-            diff = forecast - target.reshape(forecast.shape)
-            value, grad = _loss_and_grad(self.loss, diff)
-            assert head.weight.grad is not None and head.bias.grad is not None
-            torch.mm(grad.t(), head_in, out=head.weight.grad)
-            torch.sum(grad, dim=0, out=head.bias.grad)
-            grad_last = grad @ head.weight[:, : last.shape[1]]  # (B, D·H)
-            # dL/d(top output) is zero but at the steps the output layer reads.
-            plan.grad_top[-1, :, :hidden] = grad_last[:, :hidden]
-            if config.bidirectional:
-                plan.grad_top[0, :, hidden:] = grad_last[:, hidden:]
-            plan.backward()
+        plans = self.plans.get(window.shape)
+        if plans is None:
+            plans = self.plans[window.shape] = self._prepare(*window.shape)
+        stack, head = plans
+        config = self.net.config
+        stack.forward(window)
+        pieces = [season]
+        if config.skip:
+            flat = window.flatten(1)  # (B, L, F_in) -> (B, L·F_in)
+            pieces.append(flat if flat.stride(1) == 1 else flat.contiguous())
+        pieces = [p if p.stride(-1) == 1 else p.contiguous() for p in pieces]
+        value = head(pieces, target.reshape(target.shape[0], -1))
+        stack.backward()
         return value
 
-
-def _loss_and_grad(loss: str, diff: torch.Tensor) -> tuple[float, torch.Tensor]:
-    """Mean loss of the errors ``diff`` (B, O) and its derivative with respect to them, as
-    ``nn.HuberLoss(delta=1)``, ``nn.MSELoss`` and ``nn.L1Loss`` compute it."""
-    scale = 1.0 / diff.numel()
-    if loss == "huber":
-        size = diff.abs()
-        value = torch.where(size < 1.0, 0.5 * diff * diff, size - 0.5).mean()
-        return float(value), diff.clamp(-1.0, 1.0) * scale
-    if loss == "mse":
-        return float((diff * diff).mean()), diff * (2.0 * scale)
-    return float(diff.abs().mean()), diff.sign() * scale
+    def _prepare(
+        self, rows: int, steps: int, features: int
+    ) -> tuple[native.StackPlan, native.HeadPlan]:
+        """The stack and output layer prepared for batches of shape (rows, steps, features)."""
+        config = self.net.config
+        directions = 2 if config.bidirectional else 1
+        stack = native.StackPlan(
+            self.weights, self.grads, config.cell, config.num_layers, directions, steps, rows,
+            features,
+        )  # fmt: skip
+        hidden, top, grad_top = config.hidden_size, stack.kept.top, stack.grad_top
+        # The output layer reads the forward direction's last step and the backward
+        # direction's first (both saw the whole window), as RecurrentNet.forward does.
+        fixed: list[tuple[torch.Tensor, torch.Tensor | None]] = [
+            (top[-1, :, :hidden], grad_top[-1, :, :hidden])
+        ]
+        if config.bidirectional:
+            fixed.append((top[0, :, hidden:], grad_top[0, :, hidden:]))
+        widths = [config.season_size] + ([steps * features] if config.skip else [])
+        head = native.HeadPlan(self.net.head.weight, self.net.head.bias, self.loss, fixed, widths)
+        return stack, head
