@@ -86,13 +86,17 @@ def test_loss_and_every_gradient_match_autograd(loss: str, changes: dict[str, An
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
 
 
-def test_a_repeated_step_on_a_strided_batch_gives_the_same_gradients() -> None:
+def test_a_repeated_step_on_strided_batches_gives_the_same_gradients() -> None:
     net, data = make(batch=9, cell="lstm", bidirectional=True)
     rows = torch.arange(0, 9, 2)  # a gathered view, as the training loop slices its batches
     batch = data.take(rows)
     wide = torch.randn(5, 6, 4)
     wide[:, :, ::2] = batch.window
-    strided = TrainData(wide[:, :, ::2], batch.season, batch.target)
+    wide_target = torch.randn(5, 2, 4)
+    wide_target[:, :, ::2] = batch.target
+    wide_season = torch.randn(5, 3, 2)
+    wide_season[:, :, 0] = batch.season
+    strided = TrainData(wide[:, :, ::2], wide_season[:, :, 0], wide_target[:, :, ::2])
     _, expected = autograd_gradients(net, batch, "huber")
     _, got = fused_gradients(net, strided, "huber", repeat=3)
     for ours, theirs in zip(got, expected, strict=True):

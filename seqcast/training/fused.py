@@ -75,12 +75,11 @@ class FusedStep:
         stack, head = plans
         config = self.net.config
         stack.forward(window)
-        pieces = [season]
-        if config.skip:
-            flat = window.flatten(1)  # (B, L, F_in) -> (B, L·F_in)
-            pieces.append(flat if flat.stride(1) == 1 else flat.contiguous())
-        pieces = [p if p.stride(-1) == 1 else p.contiguous() for p in pieces]
-        value = head(pieces, target.reshape(target.shape[0], -1))
+        # The output layer's inputs after the state: (B, S) and (B, L, F_in) -> (B, L·F_in).
+        pieces = [season, window.flatten(1)] if config.skip else [season]
+        flat_target = _rows(target.reshape(target.shape[0], -1))  # (B, T, Ft) -> (B, T·Ft)
+        pieces = [_rows(piece) for piece in pieces]
+        value = head(pieces, flat_target)
         stack.backward()
         return value
 
@@ -105,3 +104,9 @@ class FusedStep:
         widths = [config.season_size] + ([steps * features] if config.skip else [])
         head = native.HeadPlan(self.net.head.weight, self.net.head.bias, self.loss, fixed, widths)
         return stack, head
+
+
+def _rows(matrix: torch.Tensor) -> torch.Tensor:
+    """``matrix`` (B, W) with each row's values next to each other, as the compiled call reads
+    them (a copy only when they are not)."""
+    return matrix if matrix.stride(1) == 1 or matrix.shape[1] <= 1 else matrix.contiguous()
