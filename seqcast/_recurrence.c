@@ -131,6 +131,55 @@ static void rnn_backward_plain(int rows, int h, int hp, const float *out, index_
         }
 }
 
+/* GRU step forward, as nn.GRU: pre (rows, 3·hp) holds x_t W_ihᵀ + b_ih and hid (rows, 3·hp)
+ * h_{t-1} W_hhᵀ + b_hh, gates (r, z, n): r = σ(pre_r + hid_r), z = σ(pre_z + hid_z),
+ * n = tanh(pre_n + r·hid_n), h_t = (h_{t-1} − n)·z + n. h_prev NULL: h_{t-1} = 0. Writes h_t to
+ * out and, when act is given, (r, z, n, hid_n) (rows, 4h) for the backward pass. */
+static void gru_forward_plain(int rows, int h, int hp, const float *pre, const float *hid,
+                              const float *h_prev, index_t prev_ld, float *act, index_t act_ld,
+                              float *out, index_t out_ld) {
+    for (int r = 0; r < rows; r++) {
+        const float *a = pre + (index_t)r * 3 * hp, *q = hid + (index_t)r * 3 * hp;
+        for (int j = 0; j < h; j++) {
+            const float reset = sigmoid(q[j] + a[j]), update = sigmoid(q[hp + j] + a[hp + j]);
+            const float hn = q[2 * hp + j], fresh = tanhf(a[2 * hp + j] + hn * reset);
+            const float previous = h_prev ? h_prev[r * prev_ld + j] : 0.0f;
+            out[r * out_ld + j] = (previous - fresh) * update + fresh;
+            if (act) {
+                float *ar = act + r * act_ld;
+                ar[j] = reset, ar[h + j] = update, ar[2 * h + j] = fresh, ar[3 * h + j] = hn;
+            }
+        }
+    }
+}
+
+/* GRU step backward: from act (r, z, n, hid_n) (rows, 4h), h_{t-1} (NULL: zero), dL/dh_t from
+ * outside (dh, NULL: zero) and from step t + 1 (carry (rows, hp), replaced by the part of
+ * dL/dh_{t-1} that bypasses the products, z·dL/dh_t), writes dL/d(input pre-activations) to
+ * delta (rows, 3·hp) and dL/d(hidden pre-activations) to delta_h (rows, 3·hp); they differ in
+ * the n gate only, where the hidden one is scaled by r. */
+static void gru_backward_plain(int rows, int h, int hp, const float *act, index_t act_ld,
+                               const float *h_prev, index_t prev_ld, const float *dh,
+                               index_t dh_ld, float *carry, float *delta, float *delta_h) {
+    for (int r = 0; r < rows; r++) {
+        const float *a = act + r * act_ld;
+        float *d = delta + (index_t)r * 3 * hp, *e = delta_h + (index_t)r * 3 * hp;
+        float *c = carry + (index_t)r * hp;
+        for (int j = 0; j < h; j++) {
+            const float reset = a[j], update = a[h + j], fresh = a[2 * h + j];
+            const float hn = a[3 * h + j];
+            const float previous = h_prev ? h_prev[r * prev_ld + j] : 0.0f;
+            const float grad = (dh ? dh[r * dh_ld + j] : 0.0f) + c[j];
+            const float grad_n = grad * (1.0f - update) * (1.0f - fresh * fresh);
+            d[j] = e[j] = grad_n * hn * reset * (1.0f - reset);
+            d[hp + j] = e[hp + j] = grad * (previous - fresh) * update * (1.0f - update);
+            d[2 * hp + j] = grad_n;
+            e[2 * hp + j] = grad_n * reset;
+            c[j] = grad * update;
+        }
+    }
+}
+
 #ifdef SEQ_X86
 #define AVX2 __attribute__((target("avx2,fma")))
 
@@ -350,6 +399,68 @@ AVX2 static void rnn_backward_avx2(int rows, int h, int hp, const float *out, in
                              _mm256_mul_ps(grad, _mm256_fnmadd_ps(value, value, one)));
         }
 }
+
+AVX2 static void gru_forward_avx2(int rows, int h, int hp, const float *pre, const float *hid,
+                                  const float *h_prev, index_t prev_ld, float *act,
+                                  index_t act_ld, float *out, index_t out_ld) {
+    for (int r = 0; r < rows; r++) {
+        const float *a = pre + (index_t)r * 3 * hp, *q = hid + (index_t)r * 3 * hp;
+        for (int j = 0; j < h; j += 8) {
+            const __m256i mask = LANES(h, j);
+            const int full = j + 8 <= h;
+            const __m256 reset = sigmoid_avx2(
+                _mm256_add_ps(_mm256_loadu_ps(q + j), _mm256_loadu_ps(a + j)));
+            const __m256 update = sigmoid_avx2(
+                _mm256_add_ps(_mm256_loadu_ps(q + hp + j), _mm256_loadu_ps(a + hp + j)));
+            const __m256 hn = _mm256_loadu_ps(q + 2 * hp + j);
+            const __m256 fresh =
+                tanh_avx2(_mm256_add_ps(_mm256_loadu_ps(a + 2 * hp + j), _mm256_mul_ps(hn, reset)));
+            const __m256 previous =
+                h_prev ? LOAD(h_prev + r * prev_ld + j, mask) : _mm256_setzero_ps();
+            STORE(out + r * out_ld + j, mask,
+                  _mm256_add_ps(_mm256_mul_ps(_mm256_sub_ps(previous, fresh), update), fresh));
+            if (act) {
+                float *ar = act + r * act_ld + j;
+                STORE(ar, mask, reset), STORE(ar + h, mask, update);
+                STORE(ar + 2 * h, mask, fresh), STORE(ar + 3 * h, mask, hn);
+            }
+        }
+    }
+}
+
+AVX2 static void gru_backward_avx2(int rows, int h, int hp, const float *act, index_t act_ld,
+                                   const float *h_prev, index_t prev_ld, const float *dh,
+                                   index_t dh_ld, float *carry, float *delta, float *delta_h) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    for (int r = 0; r < rows; r++) {
+        const float *a = act + r * act_ld;
+        float *d = delta + (index_t)r * 3 * hp, *e = delta_h + (index_t)r * 3 * hp;
+        float *c = carry + (index_t)r * hp;
+        for (int j = 0; j < h; j += 8) {
+            /* Lanes past h read 0 everywhere, so every delta and carry there stays 0. */
+            const __m256i mask = LANES(h, j);
+            const int full = j + 8 <= h;
+            const __m256 reset = LOAD(a + j, mask), update = LOAD(a + h + j, mask);
+            const __m256 fresh = LOAD(a + 2 * h + j, mask), hn = LOAD(a + 3 * h + j, mask);
+            const __m256 previous =
+                h_prev ? LOAD(h_prev + r * prev_ld + j, mask) : _mm256_setzero_ps();
+            __m256 grad = _mm256_loadu_ps(c + j);
+            if (dh) grad = _mm256_add_ps(LOAD(dh + r * dh_ld + j, mask), grad);
+            const __m256 grad_n = _mm256_mul_ps(_mm256_mul_ps(grad, _mm256_sub_ps(one, update)),
+                                                _mm256_fnmadd_ps(fresh, fresh, one));
+            const __m256 grad_r = _mm256_mul_ps(_mm256_mul_ps(_mm256_mul_ps(grad_n, hn), reset),
+                                                _mm256_sub_ps(one, reset));
+            const __m256 grad_z = _mm256_mul_ps(
+                _mm256_mul_ps(_mm256_mul_ps(grad, _mm256_sub_ps(previous, fresh)), update),
+                _mm256_sub_ps(one, update));
+            _mm256_storeu_ps(d + j, grad_r), _mm256_storeu_ps(e + j, grad_r);
+            _mm256_storeu_ps(d + hp + j, grad_z), _mm256_storeu_ps(e + hp + j, grad_z);
+            _mm256_storeu_ps(d + 2 * hp + j, grad_n);
+            _mm256_storeu_ps(e + 2 * hp + j, _mm256_mul_ps(grad_n, reset));
+            _mm256_storeu_ps(c + j, _mm256_mul_ps(grad, update));
+        }
+    }
+}
 #undef LANES
 #undef LOAD
 #undef STORE
@@ -366,6 +477,10 @@ typedef void (*lstm_backward_fn)(int, int, int, const float *, index_t, const fl
                                  float *, float *);
 typedef void (*rnn_backward_fn)(int, int, int, const float *, index_t, const float *, index_t,
                                 const float *, float *);
+typedef void (*gru_forward_fn)(int, int, int, const float *, const float *, const float *,
+                               index_t, float *, index_t, float *, index_t);
+typedef void (*gru_backward_fn)(int, int, int, const float *, index_t, const float *, index_t,
+                                const float *, index_t, float *, float *, float *);
 
 static gemm_fn gemm = gemm_plain;
 static map_fn tanh_array = tanh_plain;
@@ -373,18 +488,22 @@ static lstm_forward_fn lstm_forward = lstm_forward_plain;
 static rnn_forward_fn rnn_forward = rnn_forward_plain;
 static lstm_backward_fn lstm_backward = lstm_backward_plain;
 static rnn_backward_fn rnn_backward = rnn_backward_plain;
+static gru_forward_fn gru_forward = gru_forward_plain;
+static gru_backward_fn gru_backward = gru_backward_plain;
 
 /* 1 when the vector kernels are in use, 0 for plain C. */
 int seq_select(int allow_vector) {
     gemm = gemm_plain, tanh_array = tanh_plain;
     lstm_forward = lstm_forward_plain, rnn_forward = rnn_forward_plain;
     lstm_backward = lstm_backward_plain, rnn_backward = rnn_backward_plain;
+    gru_forward = gru_forward_plain, gru_backward = gru_backward_plain;
 #ifdef SEQ_X86
     __builtin_cpu_init();
     if (allow_vector && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
         gemm = gemm_avx2, tanh_array = tanh_avx2_array;
         lstm_forward = lstm_forward_avx2, rnn_forward = rnn_forward_avx2;
         lstm_backward = lstm_backward_avx2, rnn_backward = rnn_backward_avx2;
+        gru_forward = gru_forward_avx2, gru_backward = gru_backward_avx2;
         return 1;
     }
 #else
@@ -434,44 +553,57 @@ static void free_all(float **arrays, int count) {
 
 /* A layer of `gates` gates: 1 is a tanh RNN, h_t = tanh(x_t W_ihᵀ + h_{t-1} W_hhᵀ + b); 4 is
  * PyTorch's LSTM, gates (i, f, g, o) = x_t W_ihᵀ + h_{t-1} W_hhᵀ + b, c_t = σ(f) c_{t-1} +
- * σ(i) tanh(g), h_t = σ(o) tanh(c_t). h_{-1} = c_{-1} = 0; b = b_ih + b_hh.
+ * σ(i) tanh(g), h_t = σ(o) tanh(c_t) (b = b_ih + b_hh); 3 is PyTorch's GRU (gru_forward).
+ * h_{-1} = c_{-1} = 0.
  *
  * x: the layer's input (steps, rows, in); w_ih (gates·h, in), w_hh (gates·h, h) row-major.
- * Writes out (steps, rows, h); with `act` and `cell` (an LSTM in training) also the activated
- * gates (steps, rows, 4h) and c (steps, rows, h) that the backward pass needs. h_{t-1} is read
- * back from out and c_{t-1} from cell: no state is copied between steps.
+ * Writes out (steps, rows, h); with `act` (an LSTM or GRU in training) also what the backward
+ * pass needs: the activated gates (steps, rows, 4h), and for the LSTM c in `cell` (steps, rows,
+ * h). h_{t-1} is read back from out and c_{t-1} from cell: no state is copied between steps.
  * Returns 0, or -1 when out of memory. */
 int seq_layer_forward(int gates, int steps, int rows, int in, int h, const float *x,
                       index_t x_step, index_t x_ld, const float *w_ih, const float *w_hh,
                       const float *b_ih, const float *b_hh, float *out, index_t out_step,
                       index_t out_ld, float *act, index_t act_step, index_t act_ld,
                       float *cell, index_t cell_step, index_t cell_ld) {
-    const int hp = padded(h), n = gates * hp;
+    const int hp = padded(h), n = gates * hp, gru = gates == 3;
     float *input_matrix = pack(w_ih, in, in, gates, h); /* W_ihᵀ (in, n) */
     float *state_matrix = pack(w_hh, h, h, gates, h);   /* W_hhᵀ (h, n) */
-    float *bias = calloc((size_t)n, sizeof(float));
-    /* The pre-activations of a block, and an LSTM's c when it is not kept. */
-    float *work = calloc((size_t)STACK_BLOCK * (n + hp), sizeof(float));
+    /* The input side's bias and (GRU, whose n gate keeps the two sides apart) the hidden's. */
+    float *bias = calloc((size_t)2 * n, sizeof(float));
+    /* The pre-activations of a block (the GRU's two sides), and an LSTM's c when not kept. */
+    float *work = calloc((size_t)STACK_BLOCK * (2 * n + hp), sizeof(float));
     if (!input_matrix || !state_matrix || !bias || !work) {
         free(input_matrix), free(state_matrix), free(bias), free(work);
         return -1;
     }
+    float *bias_h = bias + n;
     for (int g = 0; g < gates; g++)
-        for (int j = 0; j < h; j++) bias[g * hp + j] = b_ih[g * h + j] + b_hh[g * h + j];
-    float *pre = work, *own_c = work + STACK_BLOCK * n;
+        for (int j = 0; j < h; j++) {
+            bias[g * hp + j] = gru ? b_ih[g * h + j] : b_ih[g * h + j] + b_hh[g * h + j];
+            bias_h[g * hp + j] = b_hh[g * h + j];
+        }
+    float *pre = work, *hid = work + STACK_BLOCK * n, *own_c = hid + STACK_BLOCK * n;
     for (int r0 = 0; r0 < rows; r0 += STACK_BLOCK) {
         const int nb = rows - r0 < STACK_BLOCK ? rows - r0 : STACK_BLOCK;
         for (int t = 0; t < steps; t++) {
             float *out_t = out + t * out_step + r0 * out_ld;
+            const float *previous = t ? out_t - out_step : NULL;
+            float *act_t = act ? act + t * act_step + r0 * act_ld : NULL;
             gemm(nb, in, n, x + t * x_step + r0 * x_ld, x_ld, 1, input_matrix, pre, n, bias);
-            if (t) gemm(nb, h, n, out_t - out_step, out_ld, 1, state_matrix, pre, n, NULL);
+            if (gru) { /* k = 0 at the first step: the hidden side is its bias alone */
+                gemm(nb, t ? h : 0, n, t ? previous : out_t, out_ld, 1, state_matrix, hid, n,
+                     bias_h);
+                gru_forward(nb, h, hp, pre, hid, previous, out_ld, act_t, act_ld, out_t, out_ld);
+                continue;
+            }
+            if (t) gemm(nb, h, n, previous, out_ld, 1, state_matrix, pre, n, NULL);
             if (gates == 1) {
                 rnn_forward(nb, h, hp, pre, out_t, out_ld);
             } else if (cell) {
                 float *c_t = cell + t * cell_step + r0 * cell_ld;
-                lstm_forward(nb, h, hp, pre, act ? act + t * act_step + r0 * act_ld : NULL,
-                             act_ld, t ? c_t - cell_step : NULL, cell_ld, c_t, cell_ld, out_t,
-                             out_ld);
+                lstm_forward(nb, h, hp, pre, act_t, act_ld, t ? c_t - cell_step : NULL, cell_ld,
+                             c_t, cell_ld, out_t, out_ld);
             } else {
                 lstm_forward(nb, h, hp, pre, NULL, 0, t ? own_c : NULL, hp, own_c, hp, out_t,
                              out_ld);
@@ -496,11 +628,12 @@ static float *rows_padded(const float *w, int k, int kp, int gates, int h) {
 }
 
 /* Backward through one layer and direction of :c:func:`seq_layer_forward`, from the forward's
- * input x, outputs out (and for the LSTM act and cell) and grad = dL/dh_t from outside the
- * recurrence (the layer above or the output layer; NULL: zero). Writes the weight gradients
- * to grad_w_ih (gates·h, in), grad_w_hh (gates·h, h) and grad_b (gates·h,) (also to grad_b_hh
- * when given: both biases have the same gradient), and dL/dx to grad_x (steps, rows, in) when
- * given: written, or added to it with `add_x` (the second direction).
+ * input x, outputs out (and for the LSTM and GRU act, for the LSTM cell) and grad = dL/dh_t
+ * from outside the recurrence (the layer above or the output layer; NULL: zero). Writes the
+ * weight gradients to grad_w_ih (gates·h, in), grad_w_hh (gates·h, h), grad_b = dL/db_ih
+ * (gates·h,) and, when given, grad_b_hh (the same as grad_b but for the GRU), and dL/dx to
+ * grad_x (steps, rows, in) when given: written, or added to it with `add_x` (the second
+ * direction).
  *
  * Only the chain dL/dh_t -> dL/dh_{t-1} runs step by step; the weight gradients and dL/dx
  * take CHUNK_STEPS steps at once. */
@@ -511,24 +644,30 @@ int seq_layer_backward(int gates, int steps, int rows, int in, int h, const floa
                        index_t grad_step, index_t grad_ld, const float *w_ih, const float *w_hh,
                        float *grad_w_ih, float *grad_w_hh, float *grad_b, float *grad_b_hh,
                        float *grad_x, index_t gx_step, index_t gx_ld, int add_x) {
-    const int hp = padded(h), n = gates * hp, inp = padded(in), wide = inp + hp;
+    const int hp = padded(h), n = gates * hp, inp = padded(in), gru = gates == 3;
     const int b = STACK_BLOCK, most = CHUNK_STEPS * STACK_BLOCK;
     float *state_rows = rows_padded(w_hh, h, hp, gates, h);                 /* (n, hp) */
     float *input_rows = grad_x ? rows_padded(w_ih, in, inp, gates, h) : NULL; /* (n, inp) */
-    /* Weight gradients, (n, inp + hp): dL/da_tᵀ [x_t | h_{t-1}] summed over steps and rows. */
-    float *total = calloc((size_t)n * wide, sizeof(float));
-    float *bias_total = calloc((size_t)n, sizeof(float));
-    float *zeros = calloc((size_t)(n > wide ? n : wide), sizeof(float));
-    float *deltas = calloc((size_t)most * n, sizeof(float)); /* dL/da_t of a chunk's steps */
-    float *z = calloc((size_t)most * wide, sizeof(float));   /* their [x_t | h_{t-1}] rows */
+    /* Weight gradients: dL/da_tᵀ x_t (n, inp) and dL/da_tᵀ h_{t-1} (n, hp) summed over steps
+     * and rows, then the two biases' (the GRU's differ). */
+    float *totals = calloc((size_t)n * (inp + hp + 2), sizeof(float));
+    float *zeros = calloc((size_t)(n > inp ? n : inp), sizeof(float));
+    /* dL/d(pre-activations) of a chunk's steps (a GRU's hidden side apart) and their x_t and
+     * h_{t-1} rows. */
+    float *deltas = calloc((size_t)most * n * (gru ? 2 : 1), sizeof(float));
+    float *xs = calloc((size_t)most * (inp + hp), sizeof(float));
     float *carry = calloc((size_t)b * 2 * hp, sizeof(float)); /* dL/dh and dL/dc to t - 1 */
     float *gx = grad_x ? calloc((size_t)most * inp, sizeof(float)) : NULL;
-    if (!state_rows || (grad_x && (!input_rows || !gx)) || !total || !bias_total || !zeros ||
-        !deltas || !z || !carry) {
-        free(state_rows), free(input_rows), free(total), free(bias_total), free(zeros);
-        free(deltas), free(z), free(carry), free(gx);
+    if (!state_rows || (grad_x && (!input_rows || !gx)) || !totals || !zeros || !deltas ||
+        !xs || !carry) {
+        free(state_rows), free(input_rows), free(totals), free(zeros), free(deltas), free(xs);
+        free(carry), free(gx);
         return -1;
     }
+    float *total_ih = totals, *total_hh = totals + (index_t)n * inp;
+    float *bias_total = total_hh + (index_t)n * hp, *bias_total_h = bias_total + n;
+    float *deltas_h = gru ? deltas + (index_t)most * n : deltas;
+    float *hs = xs + (index_t)most * inp;
     float *carry_h = carry, *carry_c = carry + b * hp;
     for (int r0 = 0; r0 < rows; r0 += b) {
         const int nb = rows - r0 < b ? rows - r0 : b;
@@ -536,33 +675,43 @@ int seq_layer_backward(int gates, int steps, int rows, int in, int h, const floa
         int filled = 0;
         for (int t = steps - 1; t >= 0; t--) {
             float *delta = deltas + (index_t)filled * nb * n;
+            float *delta_h = deltas_h + (index_t)filled * nb * n;
             const float *grad_t = grad ? grad + t * grad_step + r0 * grad_ld : NULL;
             const float *out_t = out + t * out_step + r0 * out_ld;
+            const float *previous = t ? out_t - out_step : NULL;
             if (gates == 1) {
                 rnn_backward(nb, h, hp, out_t, out_ld, grad_t, grad_ld, carry_h, delta);
+            } else if (gru) {
+                gru_backward(nb, h, hp, act + t * act_step + r0 * act_ld, act_ld, previous,
+                             out_ld, grad_t, grad_ld, carry_h, delta, delta_h);
             } else {
                 const float *c_t = cell + t * cell_step + r0 * cell_ld;
                 lstm_backward(nb, h, hp, act + t * act_step + r0 * act_ld, act_ld, c_t, cell_ld,
                               t ? c_t - cell_step : NULL, cell_ld, grad_t, grad_ld, carry_h,
                               carry_c, delta);
             }
-            if (t) gemm(nb, n, hp, delta, n, 1, state_rows, carry_h, hp, zeros);
-            float *zt = z + (index_t)filled * nb * wide;
+            /* dL/dh_{t-1}: the GRU's carry already holds its direct part z·dL/dh_t. */
+            if (t) gemm(nb, n, hp, delta_h, n, 1, state_rows, carry_h, hp, gru ? NULL : zeros);
+            float *xt = xs + (index_t)filled * nb * inp, *ht = hs + (index_t)filled * nb * hp;
             for (int r = 0; r < nb; r++) {
-                float *row = zt + (index_t)r * wide;
-                memcpy(row, x + t * x_step + (r0 + r) * x_ld, (size_t)in * sizeof(float));
+                memcpy(xt + (index_t)r * inp, x + t * x_step + (r0 + r) * x_ld,
+                       (size_t)in * sizeof(float));
                 if (t)
-                    memcpy(row + inp, out_t - out_step + r * out_ld, (size_t)h * sizeof(float));
+                    memcpy(ht + (index_t)r * hp, previous + r * out_ld, (size_t)h * sizeof(float));
                 else
-                    memset(row + inp, 0, (size_t)h * sizeof(float));
+                    memset(ht + (index_t)r * hp, 0, (size_t)h * sizeof(float));
             }
             if (++filled < CHUNK_STEPS && t) continue;
             /* The chunk's steps t + filled - 1 down to t, in that order. */
             const int count = filled * nb;
-            /* total += deltasᵀ z: deltas read transposed (row j, k-th row at deltas[k·n + j]). */
-            gemm(n, count, wide, deltas, 1, n, z, total, wide, NULL);
+            /* total += deltasᵀ rows: deltas read transposed (row j, k-th row at deltas[k·n + j]). */
+            gemm(n, count, inp, deltas, 1, n, xs, total_ih, inp, NULL);
+            gemm(n, count, hp, deltas_h, 1, n, hs, total_hh, hp, NULL);
             for (int k = 0; k < count; k++)
-                for (int j = 0; j < n; j++) bias_total[j] += deltas[(index_t)k * n + j];
+                for (int j = 0; j < n; j++) {
+                    bias_total[j] += deltas[(index_t)k * n + j];
+                    if (gru) bias_total_h[j] += deltas_h[(index_t)k * n + j];
+                }
             if (grad_x) {
                 gemm(count, n, inp, deltas, n, 1, input_rows, gx, inp, zeros);
                 for (int s = 0; s < filled; s++)
@@ -580,14 +729,16 @@ int seq_layer_backward(int gates, int steps, int rows, int in, int h, const floa
     }
     for (int g = 0; g < gates; g++)
         for (int j = 0; j < h; j++) {
-            const float *row = total + (index_t)(g * hp + j) * wide;
-            memcpy(grad_w_ih + (index_t)(g * h + j) * in, row, (size_t)in * sizeof(float));
-            memcpy(grad_w_hh + (index_t)(g * h + j) * h, row + inp, (size_t)h * sizeof(float));
-            grad_b[g * h + j] = bias_total[g * hp + j];
-            if (grad_b_hh) grad_b_hh[g * h + j] = bias_total[g * hp + j];
+            const index_t row = g * hp + j;
+            memcpy(grad_w_ih + (index_t)(g * h + j) * in, total_ih + row * inp,
+                   (size_t)in * sizeof(float));
+            memcpy(grad_w_hh + (index_t)(g * h + j) * h, total_hh + row * hp,
+                   (size_t)h * sizeof(float));
+            grad_b[g * h + j] = bias_total[row];
+            if (grad_b_hh) grad_b_hh[g * h + j] = gru ? bias_total_h[row] : bias_total[row];
         }
-    free(state_rows), free(input_rows), free(total), free(bias_total), free(zeros);
-    free(deltas), free(z), free(carry), free(gx);
+    free(state_rows), free(input_rows), free(totals), free(zeros), free(deltas), free(xs);
+    free(carry), free(gx);
     return 0;
 }
 
@@ -713,7 +864,7 @@ double seq_head_loss(int rows, int outs, int parts, const float *const *part,
     return total / ((double)rows * outs);
 }
 
-/* ---------------------------------------------------------------- Adam
+/* ---------------------------------------------------------------- Adam */
 
 /* One Adam (or AdamW, `decoupled`) step over n floats, with torch.optim.Adam's operations
  * in its order, fused where its kernels fuse them (the same bits but for the square root,

@@ -17,7 +17,7 @@ from torch import nn
 from seqcast.models import native
 
 needs_native = pytest.mark.skipif(not native.available(), reason="compiled recurrence not built")
-MODULES = {"rnn": nn.RNN, "lstm": nn.LSTM}
+MODULES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 
 
 def test_it_is_built_where_a_compiler_is() -> None:
@@ -53,7 +53,7 @@ def module_and_input(
     return module, x
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize(("layers", "hidden"), [(1, 8), (2, 40), (3, 13)])
 def test_outputs_and_every_gradient_match_the_pytorch_module(
@@ -105,8 +105,26 @@ def test_lstm_matches_the_recurrence_written_out_by_hand(kernels: str) -> None:
     torch.testing.assert_close(got.double(), torch.stack(outputs, 1), rtol=1e-5, atol=1e-6)
 
 
+def test_gru_matches_the_recurrence_written_out_by_hand(kernels: str) -> None:
+    """The oracle is the GRU's defining equations (PyTorch's) in float64, step by step."""
+    module, x = module_and_input("gru", 1, 6, False, batch=4)
+    w_ih, w_hh, b_ih, b_hh = (w.detach().double() for w in module._flat_weights)
+    h = torch.zeros(4, 6, dtype=torch.float64)
+    outputs = []
+    for t in range(x.shape[1]):
+        x_r, x_z, x_n = (x[:, t].detach().double() @ w_ih.T + b_ih).chunk(3, dim=1)
+        h_r, h_z, h_n = (h @ w_hh.T + b_hh).chunk(3, dim=1)
+        reset, update = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
+        fresh = torch.tanh(x_n + reset * h_n)
+        h = (1 - update) * fresh + update * h
+        outputs.append(h)
+    with torch.no_grad():
+        got = native.recurrent_stack(x, list(module._flat_weights), "gru", 1)
+    torch.testing.assert_close(got.double(), torch.stack(outputs, 1), rtol=1e-5, atol=1e-6)
+
+
 @needs_native
-@pytest.mark.parametrize(("cell", "bidirectional"), [("rnn", False), ("lstm", True)])
+@pytest.mark.parametrize(("cell", "bidirectional"), [("rnn", False), ("gru", True), ("lstm", True)])
 def test_forecasting_without_gradients_is_exact_whatever_the_threads(
     cell: str, bidirectional: bool
 ) -> None:
@@ -158,7 +176,12 @@ def test_bad_arguments_are_refused() -> None:
     with pytest.raises(ValueError, match="4 tensors per layer"):
         native.recurrent_stack(x, list(module._flat_weights)[:4], "rnn", 2)
     with pytest.raises(ValueError, match="known cell"):
-        native.recurrent_stack(x, list(module._flat_weights), "gru", 2)
+        native.recurrent_stack(x, list(module._flat_weights), "tanh", 2)
+    for cell in ("gru", "lstm"):  # an RNN's weights are too small for these cells
+        with pytest.raises(ValueError, match=f"do not fit a {cell} stack"):
+            native.recurrent_stack(x, list(module._flat_weights), cell, 2)
+    with pytest.raises(ValueError, match="on 4 input channel"):
+        native.recurrent_stack(torch.randn(5, 21, 4), list(module._flat_weights), "rnn", 2)
 
 
 def test_it_can_be_turned_off() -> None:

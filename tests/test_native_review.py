@@ -28,7 +28,7 @@ from seqcast.models.networks import RecurrentConfig, RecurrentNet
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="compiled recurrence not built")
 
-MODULES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM}
+MODULES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 KERNELS = ["vector", "plain"]
 
 
@@ -69,7 +69,7 @@ def weights_of(module: nn.RNNBase) -> list[torch.Tensor]:
 def run_native(
     module: nn.RNNBase, x: torch.Tensor, last_only: bool = False, weights: Any = None
 ) -> torch.Tensor:
-    cell = "lstm" if isinstance(module, nn.LSTM) else "rnn"
+    cell = next(name for name, kind in MODULES.items() if isinstance(module, kind))
     return native.recurrent_stack(
         x,
         weights_of(module) if weights is None else weights,
@@ -207,7 +207,7 @@ def test_input_gradient_through_views_and_other_layers(
         close(a, b)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("layers", [1, 3])
 def test_input_gradient_with_frozen_weights(cell: str, bidirectional: bool, layers: int) -> None:
@@ -403,7 +403,7 @@ def test_no_grad_bits_do_not_depend_on_threads_and_match_the_grad_path(
     close(results[0], want)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 def test_more_rows_than_one_no_grad_block(cell: str) -> None:
     rows = native.BLOCK_ROWS + 33
     module = make(cell, 1, 1, 2, False, seed=9)
@@ -442,7 +442,7 @@ def test_a_row_gives_the_same_bits_whatever_batch_it_is_in(
 
 
 # -------------------------------------------------------------------- last_only
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("grad", [False, True])
 @pytest.mark.parametrize(
     ("batch", "steps", "features", "hidden", "layers"),
@@ -470,7 +470,7 @@ def test_last_only_is_the_last_step(
             close(a, b)
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("grad", [False, True])
 def test_last_only_is_ignored_when_bidirectional(cell: str, grad: bool) -> None:
     module = make(cell, 3, 5, 2, True, seed=6)
@@ -484,7 +484,7 @@ def test_last_only_is_ignored_when_bidirectional(cell: str, grad: bool) -> None:
 
 # ------------------------------------------------------------------- saturation
 @pytest.mark.parametrize("kernel", KERNELS)
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 def test_large_inputs_saturate_like_the_module(kernel: str, cell: str, bidirectional: bool) -> None:
     select(kernel)
@@ -616,7 +616,7 @@ def _loss_and_grads(
     return [o.detach() for o in parts], grads
 
 
-@pytest.mark.parametrize("cell", ["rnn", "lstm"])
+@pytest.mark.parametrize("cell", ["rnn", "gru", "lstm"])
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("conv_channels", [0, 4])
 @pytest.mark.parametrize("steps", [False, True])

@@ -1,4 +1,4 @@
-"""Recurrent stacks (tanh RNN and LSTM, one or both directions) on the compiled recurrence.
+"""Recurrent stacks (tanh RNN, GRU and LSTM, one or both directions) on the compiled recurrence.
 
 At a batch of 32 windows every PyTorch operation costs more in overhead than in arithmetic,
 and a recurrent layer is a chain of tiny (B, H) products that must run one step after another.
@@ -8,9 +8,9 @@ weight gradient, the gradient into the layer below). This module passes it tenso
 and strides, wraps forward and backward in an autograd function, and runs forecasts without
 gradients on all cores (:func:`own_threads`, :func:`one_worker`, :func:`pool`).
 
-Same weights, same layout and the same function as ``nn.RNN(nonlinearity='tanh')`` and
-``nn.LSTM`` (tested against them), in float32 on the CPU. :func:`available` says whether the
-compiled part loaded; set ``SEQCAST_NATIVE=0`` to turn it off.
+Same weights, same layout and the same function as ``nn.RNN(nonlinearity='tanh')``,
+``nn.GRU`` and ``nn.LSTM`` (tested against them), in float32 on the CPU. :func:`available`
+says whether the compiled part loaded; set ``SEQCAST_NATIVE=0`` to turn it off.
 """
 
 from __future__ import annotations
@@ -47,7 +47,7 @@ __all__ = [
 T = TypeVar("T")
 
 #: The cells the compiled recurrence runs, with their number of gates.
-CELLS = {"rnn": 1, "lstm": 4}
+CELLS = {"rnn": 1, "gru": 3, "lstm": 4}
 #: Rows per block when forecasting without gradients: bounds the memory of a huge batch.
 BLOCK_ROWS = 8192
 
@@ -231,9 +231,9 @@ def _forward_calls(
         for direction in range(directions):
             index = layer * directions + direction
             act = cells = None
-            if keep and cell == "lstm":
+            if keep and cell != "rnn":  # the LSTM's and GRU's gates, the LSTM's cells
                 act = x.new_empty(steps, rows, 4 * hidden)
-                cells = x.new_empty(steps, rows, hidden)
+                cells = x.new_empty(steps, rows, hidden) if cell == "lstm" else None
             half = out[:, :, direction * hidden : (direction + 1) * hidden]
             w_ih, w_hh, b_ih, b_hh = (w.contiguous() for w in weights[4 * index : 4 * index + 4])
             reverse = direction == 1
@@ -579,6 +579,28 @@ def _forward_only(
     return torch.cat(_over_rows(x.shape[0], BLOCK_ROWS, run), dim=1).transpose(0, 1)
 
 
+def _check_shapes(
+    features: int, weights: list[torch.Tensor], cell: str, num_layers: int, directions: int
+) -> None:
+    """Raises ValueError unless ``weights`` have the shapes of a ``cell`` stack on inputs of
+    ``features`` channels (the compiled code trusts them)."""
+    hidden = weights[1].shape[-1]
+    rows = CELLS[cell] * hidden
+    for index in range(num_layers * directions):
+        w_ih, w_hh, b_ih, b_hh = weights[4 * index : 4 * index + 4]
+        width = features if index < directions else directions * hidden
+        if (
+            tuple(w_ih.shape) != (rows, width)
+            or tuple(w_hh.shape) != (rows, hidden)
+            or tuple(b_ih.shape) != (rows,)
+            or tuple(b_hh.shape) != (rows,)
+        ):
+            raise ValueError(
+                f"recurrent_stack: the weights do not fit a {cell} stack of {num_layers} "
+                f"layer(s) on {features} input channel(s)"
+            )
+
+
 def recurrent_stack(
     x: torch.Tensor,
     weights: list[torch.Tensor],
@@ -587,19 +609,20 @@ def recurrent_stack(
     bidirectional: bool = False,
     last_only: bool = False,
 ) -> torch.Tensor:
-    """Runs a stack of ``rnn`` (tanh) or ``lstm`` layers from a zero state:
+    """Runs a stack of ``rnn`` (tanh), ``gru`` or ``lstm`` layers from a zero state:
     (B, L, F) -> the top layer's output at every step, (B, L, D·H), D = 2 when bidirectional;
     with ``last_only`` (unidirectional) the last step alone, (B, 1, H).
 
-    ``weights`` are the module's flat weights in ``nn.RNN``/``nn.LSTM`` order (``weight_ih_l0,
-    weight_hh_l0, bias_ih_l0, bias_hh_l0``, then ``..._reverse`` when bidirectional, layer by
-    layer). Inputs and weights must be float32 on the CPU.
+    ``weights`` are the module's flat weights in ``nn.RNN``/``nn.GRU``/``nn.LSTM`` order
+    (``weight_ih_l0, weight_hh_l0, bias_ih_l0, bias_hh_l0``, then ``..._reverse`` when
+    bidirectional, layer by layer). Inputs and weights must be float32 on the CPU.
     """
     directions = 2 if bidirectional else 1
     if cell not in CELLS or len(weights) != 4 * num_layers * directions:
         raise ValueError("recurrent_stack needs a known cell and 4 tensors per layer and direction")
     if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in (x, *weights)):
         raise ValueError("recurrent_stack runs float32 tensors on the CPU")
+    _check_shapes(x.shape[2], weights, cell, num_layers, directions)
     needs_grad = torch.is_grad_enabled() and (
         x.requires_grad or any(w.requires_grad for w in weights)
     )

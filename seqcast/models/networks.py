@@ -150,10 +150,10 @@ class RecurrentNet(nn.Module):
 
     def recurrence(self, x: torch.Tensor) -> str:
         """Which implementation runs the recurrent stack on ``x`` (all compute ``self.rnn``'s
-        function): ``native``, the compiled recurrence (tanh or LSTM, float32 on the CPU);
+        function): ``native``, the compiled recurrence (tanh, GRU or LSTM, float32 on the CPU);
         ``tanh_stack``, a unidirectional tanh stack in PyTorch (other dtypes, or without the
-        compiled part); ``module``, ``self.rnn`` itself (GRU, dropout between layers in
-        training)."""
+        compiled part); ``module``, ``self.rnn`` itself (dropout between layers in training,
+        or without the compiled part)."""
         config = self.config
         if config.dropout and self.training and config.num_layers > 1:
             return "module"
