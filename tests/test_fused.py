@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 import torch
 
+import seqcast.training.fused as fused_module
 import seqcast.training.loop as loop
 from seqcast.models import native
 from seqcast.models.networks import RecurrentConfig, RecurrentNet
@@ -78,7 +79,12 @@ def fused_gradients(
         {"cell": "lstm", "num_layers": 1, "dropout": 0.5},  # dropout needs two layers
     ],
 )
-def test_loss_and_every_gradient_match_autograd(loss: str, changes: dict[str, Any]) -> None:
+@pytest.mark.parametrize("head", ["compiled", "torch"])
+def test_loss_and_every_gradient_match_autograd(
+    loss: str, changes: dict[str, Any], head: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if head == "torch":  # the output layer in PyTorch operations, as for large layers
+        monkeypatch.setattr(fused_module, "HEAD_IN_C", 0)
     net, data = make(**changes)
     expected_loss, expected = autograd_gradients(net, data, loss)
     got_loss, got = fused_gradients(net, data, loss)
