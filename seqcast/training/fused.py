@@ -41,9 +41,11 @@ class FusedStep:
         self.loss = loss
         self.weights = [getattr(net.rnn, name) for name in net.weight_names]
         self.grads: list[torch.Tensor] = [w.grad for w in self.weights]
-        #: The prepared stack and output layer per batch shape (the last batch of an epoch may
-        #: be smaller).
-        self.plans: dict[tuple[int, ...], tuple[native.StackPlan, native.HeadPlan | TorchHead]] = {}
+        #: The stack and output layer prepared for the first batch shape (the full batches);
+        #: another shape (an epoch's smaller last batch) gets a plan of its own for one step,
+        #: so that large batches do not hold two sets of buffers.
+        self.plan: tuple[tuple[int, ...], native.StackPlan, native.HeadPlan | TorchHead] | None
+        self.plan = None
 
     @classmethod
     def create(
@@ -75,10 +77,12 @@ class FusedStep:
         """
         if window.dtype != torch.float32:
             raise ValueError("the fused training step runs float32 batches")
-        plans = self.plans.get(window.shape)
-        if plans is None:
-            plans = self.plans[window.shape] = self._prepare(*window.shape)
-        stack, head = plans
+        if self.plan is None:
+            self.plan = (tuple(window.shape), *self._prepare(*window.shape))
+        if self.plan[0] == tuple(window.shape):
+            stack, head = self.plan[1:]
+        else:
+            stack, head = self._prepare(*window.shape)
         config = self.net.config
         stack.forward(window)
         # The output layer's inputs after the state: (B, S) and (B, L, F_in) -> (B, L·F_in).
