@@ -167,3 +167,21 @@ def test_training_follows_the_autograd_path(
     assert fused.best_epoch == plain.best_epoch
     for key, value in net.state_dict().items():
         torch.testing.assert_close(fused_state[key], value, rtol=1e-4, atol=1e-5)
+
+
+def test_a_smaller_last_batch_is_right_and_leaves_the_full_batches_plan() -> None:
+    net, data = make(batch=10, cell="lstm")
+    full, last = data.take(slice(0, 7)), data.take(slice(7, 10))
+    parameters = FlatParameters(net, loop.used_parameters(net, data, TrainConfig()))
+    try:
+        step = FusedStep.create(net, parameters, "huber", seq2seq=False)
+        assert step is not None
+        for batch in (full, last, full):
+            step(batch.window, batch.season, batch.target)
+            got = parameters.grad.clone()
+            parameters.grad.zero_()
+            batch_loss(net, batch, loss_function("huber"), seq2seq=False).backward()  # type: ignore[no-untyped-call]
+            torch.testing.assert_close(got, parameters.grad, rtol=1e-5, atol=1e-6)
+        assert step.plan is not None and step.plan[0] == tuple(full.window.shape)
+    finally:
+        parameters.release()
