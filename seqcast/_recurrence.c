@@ -6,7 +6,8 @@
  * and the recurrence itself, a chain of tiny (B, H) x (H, G) products that must run one step
  * after another. On a CPU the chain costs far more in per-operation overhead than in
  * arithmetic when PyTorch runs it step by step. This file runs the whole chain of one layer
- * and direction in one call: tanh RNN and LSTM, forward and backward.
+ * and direction in one call: tanh RNN, GRU and LSTM, forward and backward. It also has the
+ * output layer and loss of a fused training step, and a one-pass Adam.
  *
  * Layout: a sequence argument is a float32 array with time step t of row b at
  * `p + t * step + b * ld`. A negative `step` (pointer at the last step) runs a layer backwards
@@ -935,7 +936,7 @@ void seq_adam(index_t n, float *param, const float *grad, float *m, float *v, fl
 /* ---------------------------------------------------------------- module */
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_recurrence",
-                                    "Recurrences of tanh RNN and LSTM layers (called through "
+                                    "Recurrences of tanh RNN, GRU and LSTM layers (called through "
                                     "ctypes by seqcast.models.native).",
                                     -1, NULL, NULL, NULL, NULL, NULL};
 

@@ -185,3 +185,26 @@ def test_a_smaller_last_batch_is_right_and_leaves_the_full_batches_plan() -> Non
         assert step.plan is not None and step.plan[0] == tuple(full.window.shape)
     finally:
         parameters.release()
+
+
+def test_the_compiled_output_layer_refuses_pieces_it_was_not_prepared_for() -> None:
+    weight = torch.zeros(2, 5, requires_grad=True)
+    bias = torch.zeros(2, requires_grad=True)
+    weight.grad, bias.grad = torch.zeros(2, 5), torch.zeros(2)
+    state = torch.zeros(4, 3)
+    with pytest.raises(ValueError, match="add up"):
+        native.HeadPlan(weight, bias, "huber", [(state, None)], [3])  # 3 + 3 columns, not 5
+    head = native.HeadPlan(weight, bias, "huber", [(state, None)], [2])
+    assert head([torch.zeros(4, 2)], torch.zeros(4, 2)) == 0.0
+    with pytest.raises(ValueError, match="takes pieces"):
+        head([torch.zeros(4, 3)], torch.zeros(4, 2))
+    with pytest.raises(ValueError, match="takes pieces"):
+        head([torch.zeros(4, 2)], torch.zeros(5, 2))
+    with pytest.raises(ValueError, match="float32"):
+        head([torch.zeros(4, 2, dtype=torch.float64)], torch.zeros(4, 2))
+
+
+def test_the_compiled_adam_step_refuses_tensors_of_different_sizes() -> None:
+    a, b = torch.zeros(8), torch.zeros(7)
+    with pytest.raises(ValueError, match="one size"):
+        native.adam_step(a, a, a, b, (0.1, 0.999, 0.001, 1e-8, -1.0, 1.0, 0.0, 1.0), False)

@@ -16,41 +16,24 @@ left out the recurrence's terms.
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 import torch
+from kernels import close, one_thread_and_vector_kernels, select  # noqa: F401
 from torch import nn
 
 from seqcast.models import native
 from seqcast.models.networks import RecurrentConfig, RecurrentNet
 
-pytestmark = pytest.mark.skipif(not native.available(), reason="compiled recurrence not built")
+pytestmark = [
+    pytest.mark.skipif(not native.available(), reason="compiled recurrence not built"),
+    pytest.mark.usefixtures("one_thread_and_vector_kernels"),
+]
 
 MODULES: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
 KERNELS = ["vector", "plain"]
-
-
-@pytest.fixture(autouse=True)
-def _one_thread_and_vector_kernels() -> Iterator[None]:
-    """Every test starts on one torch thread and ends with the vector kernels back on."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-        if native.available():
-            native.use_vector_kernels(True)
-
-
-def select(kernel: str) -> None:
-    """Switches to the named kernels; skips when this CPU has no AVX2/FMA for ``vector``."""
-    active = native.use_vector_kernels(kernel == "vector")
-    if kernel == "vector" and not active:
-        pytest.skip("this CPU has no AVX2/FMA")
-    assert active == (kernel == "vector")
 
 
 def make(
@@ -78,10 +61,6 @@ def run_native(
         module.bidirectional,
         last_only,
     )
-
-
-def close(got: torch.Tensor, want: torch.Tensor, rtol: float = 1e-4, atol: float = 1e-5) -> None:
-    torch.testing.assert_close(got.detach().double(), want.detach().double(), rtol=rtol, atol=atol)
 
 
 # ------------------------------------------------------------------- odd shapes, all grads

@@ -331,8 +331,18 @@ def forward_kept(
     num_layers: int,
     directions: int,
 ) -> Kept:
-    """The stack on (L, B, F) inputs (last stride 1), keeping what :func:`backward` needs;
-    the top layer's output is ``.top``, (L, B, D·H). For callers that differentiate by hand."""
+    """The stack on (L, B, F) float32 inputs, keeping what :func:`backward` needs; the top
+    layer's output is ``.top``, (L, B, D·H). For callers that differentiate by hand.
+
+    Raises:
+        ValueError: an unknown cell, or weights that do not fit it and the input.
+    """
+    if cell not in CELLS or len(weights) != 4 * num_layers * directions:
+        raise ValueError("forward_kept needs a known cell and 4 tensors per layer and direction")
+    if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in (x, *weights)):
+        raise ValueError("forward_kept runs float32 tensors on the CPU")
+    _check_shapes(x.shape[2], list(weights), cell, num_layers, directions)
+    x = x if x.stride(2) == 1 else x.contiguous()
     return _forward(x, cell, num_layers, directions, weights, keep=True)
 
 
@@ -345,8 +355,15 @@ def backward(
 ) -> torch.Tensor | None:
     """Backward through the stack of :func:`forward_kept` from ``grad_top`` = dL/d(top output),
     (L, B, D·H) (any strides): writes (not adds) every weight's gradient into ``grads``
-    (contiguous float32 tensors shaped like ``weights``; both biases of a layer get the same)
-    and returns dL/dx, (L, B, F), when ``want_input``."""
+    (contiguous float32 tensors shaped like ``weights``; both biases of a tanh or LSTM layer get
+    the same, a GRU's differ) and returns dL/dx, (L, B, F), when ``want_input``."""
+    if len(grads) != len(weights) or any(
+        g.shape != w.shape or g.dtype != torch.float32 or not g.is_contiguous()
+        for g, w in zip(grads, weights, strict=True)
+    ):
+        raise ValueError("backward needs contiguous float32 gradients shaped like the weights")
+    if tuple(grad_top.shape) != tuple(kept.top.shape):
+        raise ValueError("backward needs dL/d(top output) shaped like the top output")
     grad_x, calls = _backward_calls(kept, weights, grad_top, grads, want_input)
     _run(calls)
     return grad_x
@@ -414,6 +431,7 @@ class StackPlan:
     ) -> None:
         if not all(t.is_contiguous() for t in (*weights, *grads)):
             raise ValueError("a StackPlan needs contiguous weights and gradients")
+        _check_shapes(features, weights, cell, num_layers, directions)
         self.x = weights[0].new_empty(steps, rows, features)  # (L, B, F)
         self.kept, self._forward = _forward_calls(
             self.x, cell, num_layers, directions, tuple(weights), keep=True
@@ -425,6 +443,11 @@ class StackPlan:
     def forward(self, window: torch.Tensor) -> torch.Tensor:
         """Runs the stack on ``window`` (B, L, F): the top layer's output, (L, B, D·H) (this
         plan's buffer, overwritten by the next call)."""
+        if window.shape != self.x.transpose(0, 1).shape:
+            raise ValueError(
+                f"this plan runs windows of shape {tuple(self.x.transpose(0, 1).shape)}, "
+                f"got {tuple(window.shape)}"
+            )
         self.x.copy_(window.transpose(0, 1))
         _run(self._forward)
         return self.kept.top
@@ -448,6 +471,8 @@ def adam_step(
     torch.optim does. Returns False (nothing done) where the compiled part or the tensors do
     not allow it."""
     tensors = (param, grad, exp_avg, exp_avg_sq)
+    if any(t.numel() != param.numel() for t in tensors):
+        raise ValueError("adam_step needs four tensors of one size")
     if _library() is None or not all(
         t.dtype == torch.float32 and t.device.type == "cpu" and t.is_contiguous() for t in tensors
     ):
@@ -498,6 +523,9 @@ class HeadPlan:
             g is not None and g.stride(1) != 1 for _, g in fixed
         ):
             raise ValueError("a HeadPlan needs pieces with contiguous rows")
+        if sum(widths) != weight.shape[1] or bias.shape != (weight.shape[0],):
+            raise ValueError("a HeadPlan's pieces must add up to its weight's columns")
+        self._shapes = [(rows, width) for width in batch_widths], (rows, weight.shape[0])
         self._forecast = weight.new_empty(rows * weight.shape[0])
         self._first_batch = len(fixed)
         self._arguments = (
@@ -512,6 +540,12 @@ class HeadPlan:
     def __call__(self, pieces: list[torch.Tensor], target: torch.Tensor) -> float:
         """The batch's mean loss, from the batch's pieces ((B, w_k) float32, rows contiguous)
         and targets (B, O) (rows contiguous); writes the gradients."""
+        shapes, target_shape = self._shapes
+        if [tuple(p.shape) for p in pieces] != shapes or tuple(target.shape) != target_shape:
+            raise ValueError(f"this HeadPlan takes pieces {shapes} and targets {target_shape}")
+        if any(t.dtype != torch.float32 or (t.shape[1] > 1 and t.stride(1) != 1)
+               for t in (*pieces, target)):  # fmt: skip
+            raise ValueError("a HeadPlan takes float32 pieces and targets with contiguous rows")
         for k, piece in enumerate(pieces, self._first_batch):
             self._pointers[k] = piece.data_ptr()
             self._strides[k] = piece.stride(0) if piece.shape[1] else 0
