@@ -582,29 +582,34 @@ def test_gru_matches_float64_nn_gru_with_every_gradient(
 
 
 @pytest.mark.parametrize("bidirectional", [False, True])
-def test_gru_forward_kept_and_backward_by_hand(bidirectional: bool) -> None:
-    """The public hand-differentiation API: strided dL/d(top), dL/dx, and the GRU's two
-    bias gradients, which differ (unlike the tanh RNN's and the LSTM's)."""
+def test_gru_stack_plan_by_hand(bidirectional: bool) -> None:
+    """The prepared training stack (the fused step's hand differentiation): a strided
+    dL/d(top), every weight's gradient including the GRU's two bias gradients, which differ
+    (unlike the tanh RNN's and the LSTM's); dL/dx through the autograd function."""
     torch.manual_seed(2)
     features, hidden, layers, batch, steps = 3, 5, 2, 34, 6
     module = nn.GRU(features, hidden, num_layers=layers, bidirectional=bidirectional)  # (L, B, F)
     oracle = copy.deepcopy(module).double()
     directions = 2 if bidirectional else 1
     x = torch.randn(steps, batch, features)
-    weights = tuple(w.detach() for w in module._flat_weights)
-    kept = native.forward_kept(x, weights, "gru", layers, directions)
+    weights = [w.detach() for w in module._flat_weights]
+    grads = [torch.full_like(w, float("nan")) for w in weights]
+    plan = native.StackPlan(weights, grads, "gru", layers, directions, steps, batch, features)
+    top = plan.forward(x.transpose(0, 1))
     x64 = x.double().requires_grad_()
     want, _ = oracle(x64)
-    close(kept.top, want)
+    close(top, want)
     upstream = torch.randn(steps, batch, 2 * directions * hidden, dtype=torch.float64)[:, :, ::2]
-    grads = [torch.full_like(w, float("nan")) for w in weights]
-    grad_x = native.backward(kept, weights, upstream.float(), grads, want_input=True)
+    plan.grad_top.copy_(upstream)
+    plan.backward()
     want_grads = torch.autograd.grad(want, [x64, *oracle._flat_weights], upstream)
-    assert grad_x is not None
-    close(grad_x, want_grads[0])
     for a, b in zip(grads, want_grads[1:], strict=True):
         close(a, b)
     assert not torch.allclose(grads[2], grads[3])  # b_ih and b_hh gradients differ
+    source = x.transpose(0, 1).requires_grad_()  # (B, L, F)
+    got = native.recurrent_stack(source, weights, "gru", layers, bidirectional)
+    (grad_x,) = torch.autograd.grad(got, [source], upstream.float().transpose(0, 1))
+    close(grad_x.transpose(0, 1), want_grads[0])
 
 
 def test_gru_empty_batch_with_gradients() -> None:
@@ -619,7 +624,7 @@ def test_gru_empty_batch_with_gradients() -> None:
     )
 
 
-def test_forward_kept_refuses_weights_that_do_not_fit_the_input() -> None:
+def test_weights_that_do_not_fit_the_input_are_refused() -> None:
     hidden = 4
     # The weights of a GRU on 2 channels, as contiguous views into larger buffers, so that the
     # unchecked call reads memory that belongs to the test.
@@ -629,8 +634,8 @@ def test_forward_kept_refuses_weights_that_do_not_fit_the_input() -> None:
     x = torch.randn(5, 3, 3)  # 3 channels
     with pytest.raises(ValueError):
         native.recurrent_stack(x.transpose(0, 1), list(weights), "gru", 1)  # checked here
-    with pytest.raises(ValueError):
-        native.forward_kept(x, weights, "gru", 1, 1)
+    with pytest.raises(ValueError):  # and by the prepared training stack
+        native.StackPlan(list(weights), [w.clone() for w in weights], "gru", 1, 1, 5, 3, 3)
 
 
 # ====================================================================== Adam

@@ -34,8 +34,6 @@ __all__ = [
     "StackPlan",
     "adam_step",
     "available",
-    "backward",
-    "forward_kept",
     "one_worker",
     "own_threads",
     "pool",
@@ -282,7 +280,7 @@ class _Stack(torch.autograd.Function):
             steps_first = steps_first.contiguous()
         kept = _forward(steps_first, cell, num_layers, directions, weights, keep=True)
         ctx.save_for_backward(kept.top, *kept.inputs, *weights)
-        ctx.lstm_state = (kept.gates, kept.cells)
+        ctx.gates_and_cells = (kept.gates, kept.cells)
         ctx.cell, ctx.num_layers, ctx.directions = cell, num_layers, directions
         return kept.top.transpose(0, 1)  # (B, L, D·H)
 
@@ -296,10 +294,13 @@ class _Stack(torch.autograd.Function):
         num_layers: int = ctx.num_layers
         saved = ctx.saved_tensors
         top, inputs, weights = saved[0], saved[1 : 1 + num_layers], saved[1 + num_layers :]
-        gates, cells = ctx.lstm_state
+        gates, cells = ctx.gates_and_cells
         kept = Kept(ctx.cell, num_layers, ctx.directions, top, list(inputs), gates, cells)
         grads = [w.new_empty(w.shape) for w in weights]
-        grad_x = backward(kept, weights, grad_top.transpose(0, 1), grads, ctx.needs_input_grad[0])
+        grad_x, calls = _backward_calls(
+            kept, weights, grad_top.transpose(0, 1), grads, ctx.needs_input_grad[0]
+        )
+        _run(calls)
         return (
             None if grad_x is None else grad_x.transpose(0, 1),
             None,
@@ -311,9 +312,10 @@ class _Stack(torch.autograd.Function):
 
 @dataclass
 class Kept:
-    """What :func:`forward_kept` keeps for :func:`backward`: the configuration, the top layer's
-    output (L, B, D·H), every layer's input (L, B, F or D·H), and for the LSTM each layer and
-    direction's activated gates (L, B, 4H) and cells (L, B, H) (None for the tanh RNN)."""
+    """What the stack's forward pass keeps for its backward pass: the configuration, the top
+    layer's output (L, B, D·H), every layer's input (L, B, F or D·H), and each layer and
+    direction's activated gates (L, B, 4H) (LSTM and GRU) and cells (L, B, H) (LSTM), None
+    where the cell has none."""
 
     cell: str
     num_layers: int
@@ -324,51 +326,6 @@ class Kept:
     cells: list[torch.Tensor | None]
 
 
-def forward_kept(
-    x: torch.Tensor,
-    weights: tuple[torch.Tensor, ...],
-    cell: str,
-    num_layers: int,
-    directions: int,
-) -> Kept:
-    """The stack on (L, B, F) float32 inputs, keeping what :func:`backward` needs; the top
-    layer's output is ``.top``, (L, B, D·H). For callers that differentiate by hand.
-
-    Raises:
-        ValueError: an unknown cell, or weights that do not fit it and the input.
-    """
-    if cell not in CELLS or len(weights) != 4 * num_layers * directions:
-        raise ValueError("forward_kept needs a known cell and 4 tensors per layer and direction")
-    if any(t.dtype != torch.float32 or t.device.type != "cpu" for t in (x, *weights)):
-        raise ValueError("forward_kept runs float32 tensors on the CPU")
-    _check_shapes(x.shape[2], list(weights), cell, num_layers, directions)
-    x = x if x.stride(2) == 1 else x.contiguous()
-    return _forward(x, cell, num_layers, directions, weights, keep=True)
-
-
-def backward(
-    kept: Kept,
-    weights: tuple[torch.Tensor, ...] | list[torch.Tensor],
-    grad_top: torch.Tensor,
-    grads: list[torch.Tensor],
-    want_input: bool,
-) -> torch.Tensor | None:
-    """Backward through the stack of :func:`forward_kept` from ``grad_top`` = dL/d(top output),
-    (L, B, D·H) (any strides): writes (not adds) every weight's gradient into ``grads``
-    (contiguous float32 tensors shaped like ``weights``; both biases of a tanh or LSTM layer get
-    the same, a GRU's differ) and returns dL/dx, (L, B, F), when ``want_input``."""
-    if len(grads) != len(weights) or any(
-        g.shape != w.shape or g.dtype != torch.float32 or not g.is_contiguous()
-        for g, w in zip(grads, weights, strict=True)
-    ):
-        raise ValueError("backward needs contiguous float32 gradients shaped like the weights")
-    if tuple(grad_top.shape) != tuple(kept.top.shape):
-        raise ValueError("backward needs dL/d(top output) shaped like the top output")
-    grad_x, calls = _backward_calls(kept, weights, grad_top, grads, want_input)
-    _run(calls)
-    return grad_x
-
-
 def _backward_calls(
     kept: Kept,
     weights: tuple[torch.Tensor, ...] | list[torch.Tensor],
@@ -376,8 +333,11 @@ def _backward_calls(
     grads: list[torch.Tensor],
     want_input: bool,
 ) -> tuple[torch.Tensor | None, list[_Call]]:
-    """Allocates the input gradients of :func:`backward` and prepares its calls: dL/dx (or
-    None), and the calls in order (top layer first)."""
+    """Prepares the stack's backward pass from ``grad_top`` = dL/d(top output), (L, B, D·H)
+    (any strides): the calls, top layer first, write (not add) every weight's gradient into
+    ``grads`` (contiguous float32 tensors shaped like ``weights``; both biases of a tanh or
+    LSTM layer get the same, a GRU's differ). Returns dL/dx, (L, B, F) (allocated here,
+    written by the calls; None unless ``want_input``), and the calls."""
     cell, num_layers, directions = kept.cell, kept.num_layers, kept.directions
     hidden = weights[1].shape[1]
     function = _lib().seq_layer_backward

@@ -284,17 +284,14 @@ def _train(
             total = 0.0
             exploded: float | None = None
             for batch in _batches(data, config.batch_size, config.seed + epoch):
-                if fused is not None:  # loss and gradients by hand: the same numbers, faster
+                # The batch's loss, its gradients left in parameters.grad.
+                if fused is not None:  # by hand: the same numbers, faster
                     value = fused(batch.window, batch.season, batch.target)
                 else:
-                    loss = batch_loss(model, batch, loss_fn, config.seq2seq)
-                    value = float(loss.detach())
+                    value = _autograd_step(model, batch, loss_fn, config.seq2seq, parameters)
                 if not math.isfinite(value) or value > limit:
                     exploded = value
                     break
-                if fused is None:
-                    parameters.grad.zero_()
-                    loss.backward()  # type: ignore[no-untyped-call]
                 if config.clip_norm:
                     parameters.clip_(config.clip_norm)
                 optimizer.step()
@@ -339,6 +336,20 @@ def _train(
     model.load_state_dict(best_state)
     model.eval()
     return history
+
+
+def _autograd_step(
+    model: nn.Module,
+    batch: TrainData,
+    loss_fn: nn.Module,
+    seq2seq: bool,
+    parameters: FlatParameters,
+) -> float:
+    """The batch's loss through autograd, its gradients written into ``parameters.grad``."""
+    loss = batch_loss(model, batch, loss_fn, seq2seq)
+    parameters.grad.zero_()
+    loss.backward()  # type: ignore[no-untyped-call]
+    return float(loss.detach())
 
 
 #: Mini-batches gathered with one indexing operation per tensor (then sliced as views): a
