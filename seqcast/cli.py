@@ -29,7 +29,7 @@ from seqcast.data.splits import split_indices
 from seqcast.errors import DataError, SeqcastError
 from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
 from seqcast.forecaster import ModelOptions
-from seqcast.persistence import load_model, save_model
+from seqcast.persistence import check_destination, load_model, save_model
 from seqcast.registry import create
 from seqcast.serving import (
     DEFAULT_HOST,
@@ -299,6 +299,7 @@ def fit(
     period = resolve_season(season, series, lengths)
     options = _options(locals(), season=period)
     forecaster = create(model, options)
+    check_destination(out_dir)  # before the training, not after it
     needed = forecaster.context_length + horizon
     for s, n in zip(series.series, lengths, strict=True):
         if n < needed:
@@ -327,7 +328,9 @@ def predict(
     saved = load_model(model_dir)
     forecaster = saved.forecaster
     description = saved.data
-    steps = horizon or forecaster.horizon
+    steps = forecaster.horizon if horizon is None else horizon
+    if steps < 1:
+        raise DataError(f"--horizon must be at least 1, got {steps}")
     contexts, indexes, ids = [], [], []
     if data is None:
         for i, context in enumerate(saved.contexts):
@@ -387,7 +390,9 @@ def lr_find(
     season: Season = None,
     fill: Fill = "error",
     seed: Seed = 0,
+    epochs: Epochs = None,
     batch_size: BatchSize = None,
+    lr: Lr = None,
     hidden_size: Hidden = None,
     num_layers: Layers = None,
     cell: Cell = None,
@@ -395,12 +400,27 @@ def lr_find(
     dropout: Dropout = None,
     loss: Loss = None,
     optimizer: Optimizer = None,
+    patience: Patience = None,
+    seq2seq: Seq2seq = None,
+    schedule: Schedule = None,
     transform: Transform = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="PNG of loss against lr.")] = None,
     quiet: Quiet = False,
 ) -> None:
-    """Sweep the learning rate on the training part and suggest one."""
+    """Sweep the learning rate on the training part and suggest one.
+
+    Takes fit's options, so a fit command line sweeps the same network and loss; the sweep sets
+    the rate and its own length, so --epochs, --lr, --patience and --schedule are not used.
+    """
     from seqcast.models.neural import NeuralForecaster
+
+    unused = {"--epochs": epochs, "--lr": lr, "--patience": patience, "--schedule": schedule}
+    if given := [name for name, value in unused.items() if value is not None]:
+        warnings.warn(
+            f"lr-find sweeps the learning rate itself; {', '.join(given)} not used",
+            UserWarning,
+            stacklevel=1,
+        )
 
     series = resolve_data(
         data, target=target, feature=feature, time_col=time_col, id_col=id_col, fill=fill
@@ -579,10 +599,16 @@ def main(argv: list[str] | None = None) -> None:
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
 
+    shown: set[str] = set()
+
     def one_line_warning(
         message: Warning | str, category: type[Warning], *_: object, **__: object
     ) -> None:
-        print(f"seqcast: warning: {message}", file=sys.stderr)
+        # Settings are checked before any work and again by fit: say each thing once.
+        line = f"seqcast: warning: {message}"
+        if line not in shown:
+            shown.add(line)
+            print(line, file=sys.stderr)
 
     warnings.showwarning = one_line_warning
     try:

@@ -30,7 +30,7 @@ from seqcast.errors import ModelFormatError, SeqcastError
 from seqcast.forecaster import Forecaster
 from seqcast.registry import forecaster_class
 
-__all__ = ["FORMAT_VERSION", "SavedModel", "load_model", "save_model"]
+__all__ = ["FORMAT_VERSION", "SavedModel", "check_destination", "load_model", "save_model"]
 
 FORMAT = "seqcast-model"
 FORMAT_VERSION = 1
@@ -97,6 +97,33 @@ def describe_data(data: SeriesData, ends: list[int] | None = None) -> dict[str, 
     }
 
 
+def check_destination(path: str | os.PathLike[str]) -> None:
+    """Refuses a destination that saving would destroy: a file, or a folder with content that
+    is not a seqcast model (saving replaces the folder whole).
+
+    Raises:
+        ModelFormatError: ``path`` is a file, or a non-empty folder without a seqcast
+            ``model.json``.
+    """
+    target = Path(path)
+    if not target.exists():
+        return
+    advice = "choose another --out or remove it first"
+    if not target.is_dir():
+        raise ModelFormatError(f"'{target}' is a file, not a model folder; {advice}")
+    if not any(target.iterdir()):
+        return
+    try:
+        config = json.loads((target / CONFIG_FILE).read_text())
+    except (OSError, ValueError):
+        config = None
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelFormatError(
+            f"folder '{target}' is not empty and holds no seqcast model; saving replaces the "
+            f"folder whole, so it was left alone: {advice}"
+        )
+
+
 def save_model(
     forecaster: Forecaster,
     path: str | os.PathLike[str],
@@ -109,7 +136,7 @@ def save_model(
 
     Args:
         forecaster: a fitted forecaster.
-        path: the folder; replaced whole if it exists.
+        path: the folder; an earlier model folder there is replaced whole.
         data: the data it was fitted on.
         training_ends: per series, how many leading steps were used (default: all); the stored
             context is the end of that part.
@@ -117,9 +144,14 @@ def save_model(
 
     Returns:
         The folder's path.
+
+    Raises:
+        ModelFormatError: the forecaster is not fitted, or ``path`` is a file or a non-empty
+            folder that holds no seqcast model (see :func:`check_destination`).
     """
     if not getattr(forecaster, "is_fitted_", False):
         raise ModelFormatError("cannot save a forecaster that is not fitted")
+    check_destination(path)
     ends = training_ends or [len(s) for s in data.series]
     arrays = {f"state.{k}": np.ascontiguousarray(v) for k, v in forecaster.get_state().items()}
     steps = forecaster.context_length
@@ -201,8 +233,31 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
         )
         data = config["data"]
         contexts = [arrays[f"context.{i}"] for i in range(len(data["series"]))]
-    except (KeyError, TypeError, ValueError, RuntimeError, SafetensorError) as exc:
-        raise ModelFormatError(f"{label} is inconsistent ({type(exc).__name__}: {exc})") from exc
-    forecaster.is_fitted_ = True
-    metadata = {k: v for k, v in config.items() if k not in ("config", "data", "info")}
-    return SavedModel(forecaster=forecaster, data=data, contexts=contexts, metadata=metadata)
+        forecaster.is_fitted_ = True
+        metadata = {k: v for k, v in config.items() if k not in ("config", "data", "info")}
+        saved = SavedModel(forecaster=forecaster, data=data, contexts=contexts, metadata=metadata)
+        _check_description(saved)
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, SafetensorError) as exc:
+        detail = " ".join(str(exc).split())  # one line: torch lists mismatches on several
+        raise ModelFormatError(f"{label} is inconsistent ({type(exc).__name__}: {detail})") from exc
+    return saved
+
+
+def _check_description(saved: SavedModel) -> None:
+    """Checks that the data description and stored contexts agree with the model, so that an
+    edited ``model.json`` (not covered by the checksum) is refused here and not mid-forecast.
+
+    Raises:
+        ValueError: they disagree.
+    """
+    forecaster, data = saved.forecaster, saved.data
+    if data["n_targets"] != forecaster.n_targets_ or len(data["columns"]) != forecaster.n_features_:
+        raise ValueError("the data description's columns do not match the model's channels")
+    if not saved.contexts:
+        raise ValueError("the data description lists no series")
+    steps = forecaster.context_length
+    for i, (entry, context) in enumerate(zip(data["series"], saved.contexts, strict=True)):
+        expected = (min(steps, int(entry["length"])), forecaster.n_features_)
+        if context.shape != expected:
+            raise ValueError(f"context.{i} has shape {context.shape}, the model reads {expected}")
+        saved.future_index(i, 1)  # the timestamps that predict will need

@@ -8,6 +8,10 @@ import pytest
 
 from seqcast.cli import main
 
+#: Tiny neural settings for command-line runs (seconds, not minutes).
+TINY = ("--epochs", "2", "--hidden-size", "4", "--window", "6", "--batch-size", "64",
+        "--season", "1")  # fmt: skip
+
 
 @dataclass
 class Run:

@@ -6,10 +6,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pytest
 from hypothesis import settings
 
-from seqcast.data.synthetic import course_series
+from seqcast.data.synthetic import course_series, synthetic_series
 
 WriteFile = Callable[[str, str | bytes], Path]
 
@@ -50,3 +51,13 @@ def one_torch_thread() -> Iterator[None]:
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def csv_file(tmp_path: Path) -> Path:
+    """200 daily points with a weekly season and noise (the command-line tests' file)."""
+    values = synthetic_series(length=200, period=7, amplitude=10.0, noise_level=1.0)
+    frame = pd.DataFrame({"date": pd.date_range("2023-01-01", periods=200, freq="D"), "y": values})
+    path = tmp_path / "daily.csv"
+    frame.to_csv(path, index=False)
+    return path

@@ -50,3 +50,21 @@ def test_atomic_directory_success_and_failure(tmp_path: Path) -> None:
         (tmp / "c.txt").write_text("3")
     assert [p.name for p in target.iterdir()] == ["c.txt"]  # replaced whole
     assert [p.name for p in tmp_path.iterdir()] == ["folder"]
+
+
+@pytest.mark.parametrize("mask", [0o022, 0o077, 0o002])
+def test_artefacts_get_the_modes_of_open_and_mkdir(tmp_path: Path, mask: int) -> None:
+    """Oracle: a file made by open() and a folder made by mkdir() under the same umask (the
+    temporary files of mkstemp/mkdtemp would otherwise leave them private to their owner)."""
+    old = os.umask(mask)
+    try:
+        write_text(tmp_path / "out.csv", "a\n")
+        with atomic_directory(tmp_path / "model") as folder:
+            (folder / "weights").write_bytes(b"w")
+        (tmp_path / "plain.csv").write_text("a\n")
+        (tmp_path / "plain").mkdir()
+    finally:
+        os.umask(old)
+    assert (tmp_path / "out.csv").stat().st_mode == (tmp_path / "plain.csv").stat().st_mode
+    assert (tmp_path / "model").stat().st_mode == (tmp_path / "plain").stat().st_mode
+    assert (tmp_path / "out.csv").stat().st_mode & 0o777 == 0o666 & ~mask

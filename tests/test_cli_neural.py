@@ -9,34 +9,21 @@ from __future__ import annotations
 import io
 import json
 import re
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
-from cli_runner import assert_one_error_line, run_main
+from cli_runner import TINY, assert_one_error_line, run_main
 
-from seqcast.data import load_dataset, synthetic_series
+from seqcast.data import load_dataset
 from seqcast.models.neural import NeuralForecaster
 from seqcast.persistence import load_model
 from seqcast.registry import forecaster_class
 
 N_POINTS = 200
 VAL_SIZE = 40
-TINY = ("--epochs", "2", "--hidden-size", "4", "--window", "6", "--batch-size", "64",
-        "--season", "1")  # fmt: skip
-
-
-@pytest.fixture
-def csv_file(tmp_path: Path) -> Path:
-    """200 daily points with a weekly season and noise."""
-    values = synthetic_series(length=N_POINTS, period=7, amplitude=10.0, noise_level=1.0)
-    frame = pd.DataFrame(
-        {"date": pd.date_range("2023-01-01", periods=N_POINTS, freq="D"), "y": values}
-    )
-    path = tmp_path / "daily.csv"
-    frame.to_csv(path, index=False)
-    return path
 
 
 def tiny_model(name: str, **settings: object) -> NeuralForecaster:
@@ -130,6 +117,29 @@ def test_lr_find_prints_the_suggestion_and_writes_a_png(
     assert f"steps: {len(result.lrs)}," in run.out
 
 
+def test_lr_find_takes_a_fit_command_line(capsys: pytest.CaptureFixture[str]) -> None:
+    """--seq2seq changes the swept loss as in fit; the options the sweep sets itself are
+    accepted with one warning naming them, so a fit command line can be reused as it is."""
+    run = run_main(
+        capsys, "lr-find", "synthetic", "--model", "rnn", "--season", "1", "--batch-size", "64",
+        "--hidden-size", "4", "--window", "6", "--seq2seq", "--epochs", "3", "--lr", "0.01",
+        "--patience", "2", "--schedule", "plateau", "--quiet",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert run.err.splitlines() == [
+        "seqcast: warning: lr-find sweeps the learning rate itself; --epochs, --lr, --patience, "
+        "--schedule not used"
+    ]
+    values = load_dataset("synthetic").series[0].values[:1000]
+    seq2seq = tiny_model("rnn", seq2seq=True).lr_find([values], 1)
+    plain = tiny_model("rnn").lr_find([values], 1)
+    assert seq2seq.losses != plain.losses
+    assert f"steps: {len(seq2seq.lrs)}, lowest smoothed loss" in run.out
+    assert f"suggested lr: {seq2seq.suggestion:.3g}" in run.out
+    best = int(np.argmin(seq2seq.smoothed))
+    assert f"lowest smoothed loss {seq2seq.smoothed[best]:.4g} at lr" in run.out
+
+
 @pytest.mark.parametrize(
     ("command", "option", "fragments"),
     [
@@ -169,6 +179,10 @@ def test_bad_settings_fail_before_any_work(
     else:  # dnn ignores --cell and would be trained in full before rnn fails
         where = ("--model", "dnn", "--model", "rnn", "--val-size", "40")
     run = run_main(capsys, command, str(csv_file), *where, *TINY, "--cell", "transformer")
+    if command == "backtest":  # dnn says it has no use for --cell, then rnn refuses it
+        warning, *rest = run.err.splitlines(keepends=True)
+        assert warning == "seqcast: warning: dnn has no recurrent layers; --cell not used\n"
+        run = replace(run, err="".join(rest))
     assert_one_error_line(run, "unknown --cell 'transformer'")
 
 
@@ -188,3 +202,17 @@ def test_fit_saves_the_chosen_transform(
     loaded = load_model(tmp_path / "m").forecaster
     assert isinstance(loaded, NeuralForecaster) and loaded.transform == "sqrt"
     np.testing.assert_array_equal(loaded.scaler_.power_, [0.5])
+
+
+def test_dnn_names_the_recurrent_options_it_does_not_use(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path
+) -> None:
+    run = run_main(
+        capsys, "fit", str(csv_file), "-m", "dnn", "--out", str(tmp_path / "m"), *TINY,
+        "--cell", "lstm", "--bidirectional", "--quiet",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert run.err.splitlines() == [
+        "seqcast: warning: dnn has no recurrent layers; --cell, --bidirectional not used"
+    ]
+    assert "cell" not in load_model(tmp_path / "m").forecaster.get_config()

@@ -350,7 +350,8 @@ def test_options_reach_the_model_through_the_registry() -> None:
         "schedule": "none", "cell": "gru", "hidden_size": 5, "num_layers": 3,
         "bidirectional": True, "dropout": 0.25, "conv_channels": 0,
     }  # fmt: skip
-    dense = create("dnn", options)
+    with pytest.warns(UserWarning, match="dnn has no recurrent layers; --cell, --bidirectional"):
+        dense = create("dnn", options)
     assert (dense.hidden_size, dense.num_layers, dense.dropout) == (5, 3, 0.25)  # type: ignore[attr-defined]
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+import warnings
+from typing import Any, ClassVar, Self
 
 from seqcast.errors import DataError
+from seqcast.forecaster import ModelOptions
 from seqcast.models.features import InputSpec
 from seqcast.models.networks import DenseConfig, DenseNet
 from seqcast.models.neural import NeuralForecaster
@@ -22,6 +24,19 @@ class DenseForecaster(NeuralForecaster):
     hidden_size: int
     num_layers: int
     dropout: float
+
+    @classmethod
+    def from_options(cls, options: ModelOptions) -> Self:
+        """As for every neural model; the recurrent layers' options are named in a warning,
+        not dropped silently (a leaderboard may pass them to dnn and rnn alike)."""
+        given = options.given()
+        if unused := [f"--{key}" for key in ("cell", "bidirectional") if key in given]:
+            warnings.warn(
+                f"dnn has no recurrent layers; {', '.join(unused)} not used",
+                UserWarning,
+                stacklevel=2,
+            )
+        return super().from_options(options)
 
     def _check_hyperparameters(self) -> None:
         super()._check_hyperparameters()

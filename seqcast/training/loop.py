@@ -306,7 +306,7 @@ def _train(
                     exploded = after
             if exploded is not None:
                 history.stop_reason = "diverged"
-                history.message = _divergence_message(epoch, optimizer, exploded)
+                history.message = _divergence_message(epoch, optimizer, exploded, config.loss)
                 if epoch == 1:
                     raise TrainingError(
                         history.message.replace("kept the best weights so far", "no epoch finished")
@@ -368,13 +368,14 @@ def _batches(data: TrainData, batch_size: int, seed: int) -> Iterator[TrainData]
             start += len(index)
 
 
-def _divergence_message(epoch: int, optimizer: FlatOptimizer, loss: float) -> str:
+def _divergence_message(epoch: int, optimizer: FlatOptimizer, loss: float, loss_name: str) -> str:
     lr = float(optimizer.param_groups[0]["lr"])
     what = f"an exploding loss ({loss:.3g})" if math.isfinite(loss) else "a non-finite loss"
+    other = "" if loss_name == "huber" else ", or use --loss huber"
     return (
         f"training diverged at epoch {epoch} with {what} at learning rate {lr:.3g}; kept the "
-        f"best weights so far. Try a lower --lr (e.g. {lr / 10:.3g}), run 'seqcast lr-find', "
-        "or use --loss huber"
+        f"best weights so far. Try a lower --lr (e.g. {lr / 10:.3g}) or run 'seqcast lr-find'"
+        f"{other}"
     )
 
 
