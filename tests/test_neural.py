@@ -81,7 +81,7 @@ def expected_params(model: NeuralForecaster) -> int:
         total += directions * (gates * hidden * (width + hidden) + 2 * gates * hidden)
         width = hidden * directions
     total += (width + spec.season_size + flat) * outputs + outputs  # head
-    return total + width * outputs + outputs  # step head
+    return total + (width * outputs + outputs if model.seq2seq else 0)  # step head
 
 
 # ------------------------------------------------------------------ contract harness
@@ -128,7 +128,6 @@ def test_contract(name: str, season: int, horizon: int, n_features: int, n_targe
     # Only the last context_length steps are used (batch size may change the float32 rounding).
     np.testing.assert_allclose(model.predict(values[None, :-7]), forecast[1:2], rtol=1e-6)
     assert isinstance(model.epochs_run, int) and 1 <= model.epochs_run <= 2
-    assert model.n_params == sum(p.numel() for p in model.network_.parameters())
     assert model.n_params == expected_params(model)
 
     long = 2 * horizon + 1
@@ -361,6 +360,20 @@ def test_presets_pick_the_cell_and_the_convolution() -> None:
         "rnn": "rnn", "lstm": "lstm", "gru": "gru", "cnn-lstm": "lstm",
     }  # fmt: skip
     assert cells["cnn-lstm"].conv_channels > 0 and cells["lstm"].conv_channels == 0  # type: ignore[attr-defined]
+
+
+def test_params_count_the_per_step_layer_only_with_seq2seq() -> None:
+    """Without seq2seq the per-step output layer is never trained or read (the backtest's
+    ``params`` would overstate the model); with it, it is part of the model."""
+    values = series(120)
+    plain = make("rnn", horizon=2).fit([values], 1)
+    seq2seq = make("rnn", horizon=2, seq2seq=True).fit([values], 1)
+    hidden, outputs = plain.hidden_size, 2  # type: ignore[attr-defined]
+    assert plain.n_params == expected_params(plain)
+    assert (
+        seq2seq.n_params == expected_params(seq2seq) == plain.n_params + hidden * outputs + outputs
+    )
+    assert sum(p.numel() for p in plain.network_.parameters()) == seq2seq.n_params  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize(

@@ -355,8 +355,16 @@ class NeuralForecaster(Forecaster):
 
     @property
     def n_params(self) -> int | None:
+        """Parameters the forecasts use: the per-step output layer counts only with seq2seq
+        (without it, it is never trained or read)."""
         network = getattr(self, "network_", None)
-        return None if network is None else sum(p.numel() for p in network.parameters())
+        if network is None:
+            return None
+        return sum(
+            p.numel()
+            for name, p in network.named_parameters()
+            if self.seq2seq or not name.startswith("step_head.")
+        )
 
 
 def _concat(parts: list[TrainData]) -> TrainData:
