@@ -361,7 +361,7 @@ class NeuralForecaster(Forecaster):
         if network is None:
             return None
         return sum(
-            p.numel()
+            int(p.numel())
             for name, p in network.named_parameters()
             if self.seq2seq or not name.startswith("step_head.")
         )
