@@ -350,8 +350,9 @@ def predict(
         )
         for s in fresh.series:
             if len(s) < forecaster.context_length:
+                label = fresh.source if s.series_id is None else f"series '{s.series_id}'"
                 raise DataError(
-                    f"--data: the series has {len(s)} points; the model needs the "
+                    f"--data {data}: {label} has {len(s)} points; the model needs the "
                     f"last {forecaster.context_length}"
                 )
             contexts.append(s.values[-forecaster.context_length :])
@@ -433,7 +434,10 @@ def lr_find(
         raise DataError(f"lr-find needs a neural model; '{model}' has no learning rate")
     _say(quiet, f"sweeping the learning rate of {model} on the training part ...")
     parts = [s.values[:split] for s, split in zip(series.series, splits, strict=True)]
-    result = forecaster.lr_find(parts, series.n_targets)
+    try:
+        result = forecaster.lr_find(parts, series.n_targets)
+    except DataError as exc:
+        raise DataError(f"{series.source}: {exc}") from exc
     best = int(np.argmin(result.smoothed))
     out.print(
         f"steps: {len(result.lrs)}, lowest smoothed loss {result.smoothed[best]:.4g} at lr "

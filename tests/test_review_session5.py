@@ -273,3 +273,24 @@ def test_divergence_advises_huber_only_to_those_not_using_it(
     assert_one_error_line(run, "diverged at epoch 1", "at learning rate 1e+04", "--lr (e.g. 1e+03)")
     assert ("--loss huber" in run.err) == (loss != "huber")
     assert not folder.exists()  # nothing is saved from a run that never finished an epoch
+
+
+# ----------------------------------------------------------- short series name their file
+def test_predict_with_too_short_data_names_the_file(
+    capsys: pytest.CaptureFixture[str], linear_folder: Path, tmp_path: Path
+) -> None:
+    short = tmp_path / "recent.csv"
+    pd.DataFrame({"date": pd.date_range("2021-03-22", periods=4, freq="D"), "y": 1.0}).to_csv(
+        short, index=False
+    )
+    run = run_main(capsys, "predict", str(linear_folder), "--data", str(short))
+    assert_one_error_line(run, f"--data {short}: ", "has 4 points; the model needs the last 6")
+
+
+def test_lr_find_on_too_short_a_file_names_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    short = tmp_path / "short.csv"
+    pd.DataFrame({"y": np.arange(24.0)}).to_csv(short, index=False)  # 19 to train on
+    run = run_main(capsys, "lr-find", str(short), "--window", "20", "--val-size", "5", "--quiet")
+    assert_one_error_line(run, str(short), "needs training series of at least 21 points")
