@@ -4,7 +4,8 @@
 
 Defaults are judged here, never on the benchmark splits: three synthetic series other than the
 course's (other seeds, phases, noise and periods) and sunspots' first 3,000 months only (train
-2,700, score the next 300; the scored months 3,000-3,234 are never loaded). Prints each seed's
+2,700, score the next 300, or the rolling folds ``sun-2100/2400/2700`` that score the 300 months
+before those; the scored months 3,000-3,234 are never loaded). Prints each seed's
 MAE, the median over seeds 0-2, and for scale the linear baseline on the same split.
 """
 
@@ -24,8 +25,8 @@ from seqcast.forecaster import ModelOptions
 from seqcast.registry import create
 
 
-def _sunspots_head() -> SeriesData:
-    return load_series(load_dataset("sunspots").series[0].values[:3000])
+def _sunspots_head(end: int = 3000) -> SeriesData:
+    return load_series(load_dataset("sunspots").series[0].values[:end])
 
 
 #: name -> (data, validation size, season)
@@ -37,6 +38,10 @@ SPLITS: dict[str, tuple[Callable[[], SeriesData], int, int]] = {
         seed=3, length=1200, period=100, amplitude=20, slope=-0.02).astype(np.float64)), 300, 100),
     "sun": (_sunspots_head, 300, 1),
     "sun132": (_sunspots_head, 300, 132),
+    # Rolling folds: score the 300 months before month 2,100 / 2,400 / 2,700, train on the rest.
+    "sun-2100": (lambda: _sunspots_head(2100), 300, 132),
+    "sun-2400": (lambda: _sunspots_head(2400), 300, 132),
+    "sun-2700": (lambda: _sunspots_head(2700), 300, 132),
 }  # fmt: skip
 
 
