@@ -10,9 +10,9 @@ import json
 import sys
 import time
 import warnings
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import numpy as np
 import pandas as pd
@@ -348,6 +348,7 @@ def predict(
             id_col=description["id_col"],
             fill=fill,
         )
+        fresh = _at_training_spacing(fresh, description, data)
         for s in fresh.series:
             if len(s) < forecaster.context_length:
                 label = fresh.source if s.series_id is None else f"series '{s.series_id}'"
@@ -373,6 +374,32 @@ def predict(
     else:
         write_text(out_file, csv)
         err.print(f"wrote {steps} steps for {len(frames)} series to {out_file}", highlight=False)
+
+
+def _at_training_spacing(fresh: SeriesData, description: dict[str, Any], source: str) -> SeriesData:
+    """``fresh`` with the saved model's frequency and step, after checking that its timestamps
+    follow them (a single row shows no spacing of its own, so the model's is the only one)."""
+    freq, step = description["freq"], float(description["step"])
+    for s in fresh.series:
+        if s.time is None or len(s) < 2:
+            continue
+        label = fresh.source if s.series_id is None else f"series '{s.series_id}'"
+        if freq is not None:
+            expected = pd.date_range(start=s.time[0], periods=len(s), freq=freq)
+            wrong = np.flatnonzero(expected != s.time)
+            if len(wrong):
+                i = int(wrong[0])
+                raise DataError(
+                    f"--data {source}: {label} has {s.time[i]} where the model's frequency "
+                    f"'{freq}' expects {expected[i]}; send data at the frequency it was "
+                    "trained on"
+                )
+        elif not np.isclose(fresh.step, step, rtol=1e-9, atol=1e-9):
+            raise DataError(
+                f"--data {source}: {label} steps by {fresh.step:g} but the model was trained "
+                f"on steps of {step:g}"
+            )
+    return replace(fresh, freq=freq, step=step)
 
 
 @app.command("lr-find")
@@ -635,15 +662,28 @@ def main(argv: list[str] | None = None) -> None:
     except KeyboardInterrupt:
         print("seqcast: interrupted", file=sys.stderr)
         raise SystemExit(130) from None
+    except OSError as exc:
+        if debug:
+            raise
+        if exc.filename is None:
+            _internal_error(exc)
+        # A path the user gave that cannot be written or read (a missing folder, no rights);
+        # for a failed rename of an atomic write, filename2 is the user's path.
+        print(f"seqcast: error: '{exc.filename2 or exc.filename}': {exc.strerror}", file=sys.stderr)
+        raise SystemExit(2) from None
     except Exception as exc:
         if debug:
             raise
-        print(
-            f"seqcast: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
-            "the traceback)",
-            file=sys.stderr,
-        )
-        raise SystemExit(1) from None
+        _internal_error(exc)
+
+
+def _internal_error(exc: Exception) -> NoReturn:
+    print(
+        f"seqcast: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
+        "the traceback)",
+        file=sys.stderr,
+    )
+    raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

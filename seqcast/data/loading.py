@@ -33,11 +33,11 @@ class _Where:
     """Where the data came from, to phrase messages."""
 
     label: str
-    is_file: bool
+    has_lines: bool
 
     def row(self, position: int) -> str:
         """Describes the data row at 0-based ``position`` of the original table."""
-        if self.is_file:
+        if self.has_lines:
             return f"row {position + 1} (line {position + 2})"
         return f"row {position + 1}"
 
@@ -63,7 +63,8 @@ def load_series(
         targets: columns to forecast.
         features: extra input columns (past covariates).
         time_col: column of timestamps or numeric steps; found by name when omitted
-            (date, datetime, timestamp, time, ds).
+            (date, datetime, timestamp, time, ds), else the one column holding dates (a
+            DataFrame's DatetimeIndex counts as one, named after the index or ``ds``).
         id_col: column naming the series in long format.
         fill: what to do with missing values: ``error``, ``ffill``, ``interpolate`` or ``drop``.
         season: the natural seasonal period, when known.
@@ -96,7 +97,18 @@ def load_series(
             raise DataError(_unknown_column(where, name, option, available))
     if time_col is None:
         time_col = next((c for c in available if str(c).lower() in TIME_COLUMN_NAMES), None)
+    if time_col is None:  # a Parquet or pandas column of dates is the time, whatever its name
+        dated = [c for c in available if pd.api.types.is_datetime64_any_dtype(frame[c])]
+        time_col = dated[0] if len(dated) == 1 else None
     reserved = {time_col, id_col}
+    for name in [*(targets or []), *(features or [])]:
+        if name in reserved:
+            role = "time" if name == time_col else "id"
+            raise DataError(
+                f"{where.label}: column '{name}' is the {role} column; it cannot also be a "
+                "target or a feature"
+                + (" (pass --time-col to name another)" if role == "time" else "")
+            )
     candidates = [c for c in available if c not in reserved]
     targets, features = _choose_columns(frame, where, candidates, targets, features, id_col)
     columns = [*targets, *features]
@@ -113,6 +125,14 @@ def load_series(
     notes: list[str] = []
     groups: list[tuple[str | None, pd.DataFrame]]
     if id_col is not None:
+        missing_id = frame[id_col].isna().to_numpy()
+        if missing_id.any():  # groupby would drop these rows without a word
+            position = int(np.flatnonzero(missing_id)[0])
+            raise DataError(
+                f"{where.label}, column '{id_col}', {where.row(position)}: missing series id "
+                f"({int(missing_id.sum())} row(s) without one); expected every row to name its "
+                "series"
+            )
         groups = [(str(k), g) for k, g in frame.groupby(id_col, sort=False)]
     else:
         groups = [(None, frame)]
@@ -154,7 +174,14 @@ def _read(
     source: str | os.PathLike[str] | pd.DataFrame | np.ndarray,
 ) -> tuple[pd.DataFrame, _Where]:
     if isinstance(source, pd.DataFrame):
-        return source.reset_index(drop=True), _Where("the DataFrame", is_file=False)
+        frame = source
+        index_name = str(source.index.name or "ds")
+        if isinstance(source.index, pd.DatetimeIndex) and index_name not in source.columns:
+            # The timestamps, as pandas keeps them: they become the time column.
+            frame = source.rename_axis(index_name).reset_index()
+        # Columns are named by strings everywhere (options, messages, saved models).
+        frame = frame.reset_index(drop=True).rename(columns=str)
+        return frame, _Where("the DataFrame", has_lines=False)
     if isinstance(source, np.ndarray):
         array = np.asarray(source)
         if array.ndim == 1:
@@ -162,17 +189,18 @@ def _read(
         if array.ndim != 2:
             raise DataError(f"the array has shape {array.shape}; expected (N,) or (N, C)")
         names = ["y"] if array.shape[1] == 1 else [f"y{i}" for i in range(array.shape[1])]
-        return pd.DataFrame(array, columns=names), _Where("the array", is_file=False)
+        return pd.DataFrame(array, columns=names), _Where("the array", has_lines=False)
     path = Path(source)
-    where = _Where(f"file '{path}'", is_file=True)
+    suffixes = "".join(path.suffixes).lower()
+    is_parquet = ".parquet" in suffixes or suffixes.endswith(".pq")
+    where = _Where(f"file '{path}'", has_lines=not is_parquet)  # a Parquet file has no lines
     if not path.exists():
         raise DataError(f"{where.label} does not exist")
     if path.is_dir():
         raise DataError(f"{where.label} is a folder; expected a CSV or Parquet file")
     if path.stat().st_size == 0:
         raise DataError(f"{where.label} is empty")
-    suffixes = "".join(path.suffixes).lower()
-    if ".parquet" in suffixes or suffixes.endswith(".pq"):
+    if is_parquet:
         return _read_parquet(path, where), where
     try:
         frame = pd.read_csv(path)
@@ -223,7 +251,8 @@ def _unknown_column(where: _Where, name: str, option: str, available: Sequence[o
 
 
 def _is_numeric_like(values: pd.Series) -> bool:
-    if pd.api.types.is_bool_dtype(values):
+    # Dates convert to numbers (nanoseconds since 1970), but they are never a value to forecast.
+    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
         return False
     if pd.api.types.is_numeric_dtype(values):
         return True
@@ -307,7 +336,10 @@ def _parse_time(frame: pd.DataFrame, where: _Where, time_col: str) -> pd.Series:
         try:
             return pd.Series(pd.to_datetime(raw), index=raw.index)
         except (ValueError, TypeError, OverflowError):
-            parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+            try:
+                parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
+            except ValueError as exc:  # different UTC offsets, which "coerce" does not cover
+                raise _mixed_offsets(raw, where, time_col) from exc
     bad = parsed.isna().to_numpy()
     if bad.any():
         position = int(np.flatnonzero(bad)[0])
@@ -316,6 +348,33 @@ def _parse_time(frame: pd.DataFrame, where: _Where, time_col: str) -> pd.Series:
             f"{raw.iloc[position]!r} as a timestamp"
         )
     return parsed
+
+
+def _mixed_offsets(raw: pd.Series, where: _Where, time_col: str) -> DataError:
+    """The error for timestamps whose UTC offsets differ, naming the first that differs."""
+    first = None
+    for position, value in enumerate(raw):
+        try:
+            offset = pd.Timestamp(value).utcoffset()
+        except (ValueError, TypeError, OverflowError):
+            return DataError(
+                f"{where.label}, column '{time_col}', {where.row(position)}: cannot parse "
+                f"{value!r} as a timestamp"
+            )
+        if position == 0:
+            first = offset
+        elif offset != first:
+            return DataError(
+                f"{where.label}, column '{time_col}', {where.row(position)}: timestamp "
+                f"{value!r} has {_offset_text(offset)} but {where.row(0)} has "
+                f"{_offset_text(first)}; expected one offset for the whole column (convert the "
+                "timestamps to UTC first)"
+            )
+    return DataError(f"{where.label}, column '{time_col}': cannot parse the timestamps")
+
+
+def _offset_text(offset: object) -> str:
+    return "no UTC offset" if offset is None else f"UTC offset {offset}"
 
 
 def _sort_by_time(
@@ -358,6 +417,20 @@ def _check_spacing(
             return pd.tseries.frequencies.to_offset(step).freqstr, 1.0
         usual = _mode(steps)
         position = int(np.flatnonzero(steps != usual)[0]) + 1
+        # Months, quarters and business days have steps of different lengths: there the first
+        # step off the usual length is no mistake, but the first step off the calendar is.
+        start_freq = _infer_freq(index[:3])
+        if start_freq is not None:
+            expected = pd.date_range(index[0], periods=len(index), freq=start_freq)
+            calendar_off = np.flatnonzero(index != expected)
+            if len(calendar_off) and calendar_off[0] > position:
+                position = int(calendar_off[0])
+                raise DataError(
+                    f"{label}, column '{time_col}', {where.row(int(rows[position]))}: irregular "
+                    f"spacing ({index[position - 1]} to {index[position]}, while the frequency "
+                    f"'{start_freq}' of the first timestamps expects {expected[position]}); "
+                    "resample to a regular frequency first"
+                )
         raise DataError(
             f"{label}, column '{time_col}', {where.row(int(rows[position]))}: irregular spacing "
             f"({index[position - 1]} to {index[position]}, while most steps are "

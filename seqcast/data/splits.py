@@ -46,6 +46,11 @@ def split_point(
             raise DataError(f"--split-time {split_time!r} is not a timestamp") from exc
         if time.tz is not None and cut.tz is None:
             cut = cut.tz_localize(time.tz)
+        elif time.tz is None and cut.tz is not None:
+            raise DataError(
+                f"--split-time {split_time!r} has a time zone but the timestamps have none; "
+                "give the time without an offset"
+            )
         return int(time.searchsorted(cut, side="left"))
     try:
         cut_value = float(split_time)  # type: ignore[arg-type]

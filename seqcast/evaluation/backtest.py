@@ -7,6 +7,7 @@ history before o. With T = 1 this is the course's one-step protocol.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -53,9 +54,12 @@ class BacktestResult:
     forecaster: Forecaster | None = field(default=None, repr=False)
 
     def summary(self) -> dict[str, object]:
-        """The JSON row of the leaderboard."""
+        """The JSON row of the leaderboard; a metric that is not finite is None (JSON has no
+        NaN or infinity: ``json.dumps`` would write ``NaN``, which strict parsers refuse)."""
         row: dict[str, object] = {"model": self.model}
-        row.update({name: self.metrics.get(name) for name in METRIC_NAMES})
+        for name in METRIC_NAMES:
+            value = self.metrics.get(name)
+            row[name] = value if value is None or math.isfinite(value) else None
         row.update(
             fit_seconds=round(self.fit_seconds, 4),
             predict_seconds=round(self.predict_seconds, 4),

@@ -7,7 +7,8 @@ Routes:
     ``POST /models/{name}/forecast``: a forecast from a recent history.
 
 Bad input is refused with a 4xx that says what was wrong, never a 5xx: 404 for an unknown
-model, 413 for a body above the size limit, 400 for a body that is not UTF-8, 422 for
+model, 413 for a body above the size limit, 400 for a body that cannot be decoded (not
+UTF-8, a number of thousands of digits, nesting thousands deep), 422 for
 everything else (JSON, types, NaN, too short a history, the wrong number of columns, a horizon
 out of range, bad timestamps). A bug answers 500, as JSON too, and uvicorn logs its traceback.
 The forecast endpoint is synchronous, so FastAPI runs it in its thread pool; each model's lock
@@ -55,7 +56,7 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": ErrorBody, "description": "No model of that name is served."}
 }
 _REFUSED: dict[int | str, dict[str, Any]] = {
-    400: {"model": ErrorBody, "description": "The body cannot be decoded (not UTF-8 JSON)."},
+    400: {"model": ErrorBody, "description": "The body cannot be decoded; `detail` says why."},
     **_NOT_FOUND,
     413: {"model": ErrorBody, "description": "The request body is above the size limit."},
     422: {"model": ErrorBody, "description": "The request is invalid; `detail` says why."},
@@ -201,7 +202,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         detail = exc.detail
         if exc.status_code == 400 and detail == "There was an error parsing the body":
-            detail = "the body cannot be decoded: send JSON encoded as UTF-8"
+            detail = _undecodable(exc.__cause__)
         return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     @app.exception_handler(SeqcastError)
@@ -215,6 +216,16 @@ def _add_error_handlers(app: FastAPI) -> None:
             status_code=500,
             content={"detail": f"internal error ({type(exc).__name__}); see the server log"},
         )
+
+
+def _undecodable(cause: BaseException | None) -> str:
+    """Why FastAPI could not decode a body; its own message says only that it could not."""
+    if isinstance(cause, RecursionError):
+        return "the body cannot be decoded: its arrays or objects are nested too deeply"
+    if isinstance(cause, ValueError) and not isinstance(cause, UnicodeDecodeError):
+        # Python refuses integers of more than 4,300 digits; the rest is advice to callers.
+        return f"the body cannot be decoded: {str(cause).split(';')[0]}"
+    return "the body cannot be decoded: send JSON encoded as UTF-8"
 
 
 def _message(error: Any) -> str:

@@ -7,6 +7,7 @@ neither; then the spacing of the request's own timestamps is used.
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 import numpy as np
@@ -60,6 +61,7 @@ def continue_timestamps(
         step = float(data.get("step") or 1.0)
     else:
         step = float(values[-1] - values[-2])
+    _check_numeric_spacing(values, step, "the model's step" if numeric_model else "their last step")
     future = np.asarray(
         future_index(float(values[-1]), horizon, length=len(values), freq=None, step=step),
         dtype=np.float64,
@@ -69,11 +71,29 @@ def continue_timestamps(
     return [float(v) for v in future]
 
 
+def _check_numeric_spacing(values: np.ndarray, step: float, what: str) -> None:
+    """Refuses numbers that do not follow each other at ``step``, as dates must at the freq."""
+    # Differences of large numbers are exact only to a few units in their last place.
+    tolerance = 4 * float(np.spacing(np.abs(values).max()))
+    wrong = np.flatnonzero(~np.isclose(np.diff(values), step, rtol=1e-9, atol=tolerance))
+    if len(wrong):
+        i = int(wrong[0]) + 1
+        raise DataError(
+            f"timestamps must be evenly spaced at {what} {step:g}: timestamp {i} is "
+            f"{values[i]:g}, expected {values[i - 1] + step:g}"
+        )
+
+
 def _continue_dates(given: list[str], horizon: int, freq: str | None, model: str) -> list[str]:
     try:
         index = pd.DatetimeIndex(pd.to_datetime(given, format="ISO8601"))
     except (ValueError, TypeError, OverflowError) as exc:
-        raise DataError(f"timestamps must be ISO 8601 dates ({exc})") from None
+        # pandas' first sentence says what is wrong; the rest is advice on its own arguments
+        # ("Pass utc=True ..."), which means nothing to a client.
+        reason = re.split(r"\.\s", str(exc).strip(), maxsplit=1)[0].rstrip(".")
+        raise DataError(
+            f"timestamps must be ISO 8601 dates, with one UTC offset ({reason})"
+        ) from None
     _check_increasing(np.asarray(index[1:] > index[:-1]))
     if freq is None:
         if len(index) < 3:
