@@ -70,7 +70,15 @@ Stride = Annotated[int, typer.Option("--stride", help="Steps between forecast or
 Season = Annotated[
     str | None, typer.Option("--season", help="Seasonal period P, 'auto', or 1 for none.")
 ]
-Fill = Annotated[str, typer.Option("--fill", help="Missing values: error|ffill|interpolate|drop.")]
+Fill = Annotated[
+    str,
+    typer.Option(
+        "--fill",
+        help="Missing values: error|ffill|interpolate|drop. ffill looks back only (a leading "
+        "gap takes the first value); interpolate reads the value after each gap, so "
+        "backtest forecasts from filled points have seen a later value.",
+    ),
+]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress output.")]
 Epochs = Annotated[int | None, typer.Option("--epochs", help="Training epochs (maximum).")]

@@ -419,6 +419,10 @@ def test_fill_policies_by_hand(
     np.testing.assert_allclose(values[:, 1], x)
     assert len(data.series[0].time) == kept
     assert any(fill in note or "dropped" in note for note in data.notes)
+    # The notes say where a filled value came from a later one (row 1 of y is missing).
+    later = {"ffill": "a leading gap from the first value after it", "interpolate": "has seen the "
+             "value after its gap", "drop": None}[fill]  # fmt: skip
+    assert (later is None) or any(later in note for note in data.notes), data.notes
     if fill == "drop":
         assert list(data.series[0].time) == [pd.Timestamp("2020-01-02"), pd.Timestamp("2020-01-05")]
 

@@ -506,5 +506,13 @@ def _handle_missing(
         group[columns] = group[columns].interpolate(method="linear", limit_direction="both")
     if group[columns].isna().to_numpy().any():
         raise DataError(f"{label}: a column has no values at all; cannot fill it")
-    notes.append(f"{label}: filled {total} missing value(s) with {fill}")
+    if fill == "interpolate":
+        ahead = (
+            " (from the values either side: a forecast from a filled point has seen the value "
+            "after its gap)"
+        )
+    else:
+        leading = bool(missing.iloc[0].any())
+        ahead = " (a leading gap from the first value after it)" if leading else ""
+    notes.append(f"{label}: filled {total} missing value(s) with {fill}{ahead}")
     return group
