@@ -163,7 +163,7 @@ def _say(quiet: bool, message: str) -> None:
 def _leaderboard_table(board: Leaderboard) -> Table:
     table = Table(
         title=f"{board.dataset}: window {board.window}, horizon {board.horizon}, "
-        f"validation {board.val_size} points, season {board.season}"
+        f"{board.describe_validation()} per series, season {board.season}"
     )
     for name in ("model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs"):
         if name == "model":

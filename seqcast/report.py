@@ -275,7 +275,7 @@ footer {{ margin-top: 3rem; color: #777; font-size: 0.8rem; }}
 <body>
 <h1>{esc(title)}</h1>
 <p>Best model: <strong>{esc(best.model)}</strong> with MAE {_cell(best.metrics["mae"])} on
-{board.val_size} validation points per series.</p>
+{board.describe_validation()} per series.</p>
 <h2>Leaderboard</h2>
 {table}
 <h2>Data</h2>

@@ -245,3 +245,26 @@ def test_leaderboard_checks_every_model_before_running_any(synthetic: SeriesData
     with pytest.raises(DataError, match="snaive needs 1200 past points"):
         run_leaderboard(synthetic, ["naive", "snaive"], options, [SPLIT], on_start=started.append)
     assert started == []
+
+
+def test_leaderboard_reports_each_series_validation_size() -> None:
+    """Series may have validation parts of different sizes (--split-time on series of different
+    lengths): the document lists each (counted by hand) and claims no single per-series size."""
+    frame = pd.DataFrame(
+        {
+            "id": ["a"] * 30 + ["b"] * 40,
+            "date": [
+                *pd.date_range("2020-01-01", periods=30),
+                *pd.date_range("2020-01-01", periods=40),
+            ],
+            "y": np.arange(70.0),
+        }
+    )
+    data = load_series(frame, id_col="id")
+    board = run_leaderboard(data, ["naive"], ModelOptions(window=3), [20, 25])
+    document = board.to_json()
+    assert document["val_sizes"] == [30 - 20, 40 - 25]
+    assert document["val_size"] is None
+    assert board.describe_validation() == "10 to 15 validation points"
+    same = run_leaderboard(data, ["naive"], ModelOptions(window=3), [20, 30]).to_json()
+    assert (same["val_size"], same["val_sizes"]) == (10, [10, 10])

@@ -106,7 +106,9 @@ def backtest(
         data: the series.
         splits: per series, the index of the first validation step.
         stride: steps between forecast origins.
-        refit: refit on all history before each origin (for cheap models).
+        refit: refit on all history before each origin (for cheap models); each series is
+            then refitted on its own history, while without ``refit`` one forecaster is fitted
+            on every series' training part.
         season: seasonal period of the MASE scale.
 
     Returns:

@@ -22,9 +22,20 @@ class Leaderboard:
     targets: list[str]
     window: int
     horizon: int
-    val_size: int
+    val_sizes: list[int]
     season: int
     results: list[BacktestResult]
+
+    @property
+    def val_size(self) -> int | None:
+        """Validation points per series when every series has as many, else None."""
+        return self.val_sizes[0] if len(set(self.val_sizes)) == 1 else None
+
+    def describe_validation(self) -> str:
+        """``"461 validation points"``, or their range over the series when they differ."""
+        if self.val_size is not None:
+            return f"{self.val_size} validation points"
+        return f"{min(self.val_sizes)} to {max(self.val_sizes)} validation points"
 
     def to_json(self) -> dict[str, Any]:
         """The ``--json`` document of ``seqcast backtest``."""
@@ -34,6 +45,7 @@ class Leaderboard:
             "window": self.window,
             "horizon": self.horizon,
             "val_size": self.val_size,
+            "val_sizes": self.val_sizes,
             "season": self.season,
             "results": [r.summary() for r in self.results],
         }
@@ -76,7 +88,7 @@ def run_leaderboard(
         targets=list(data.targets),
         window=options.window,
         horizon=options.horizon,
-        val_size=len(data.series[0]) - splits[0],
+        val_sizes=[len(s) - split for s, split in zip(data.series, splits, strict=True)],
         season=options.season,
         results=results,
     )
