@@ -45,11 +45,13 @@ def test_val_size_takes_the_last_points(n: int, val_size: int) -> None:
 
 @pytest.mark.parametrize(
     ("n", "val_frac", "expected_val"),
-    [(100, 0.2, 20), (1461, 0.2, 292), (10, 0.35, 4), (10, 0.01, 1), (3, 0.5, 2)],
-)
+    [(100, 0.2, 20), (1461, 0.2, 292), (10, 0.35, 4), (10, 0.01, 1), (3, 0.5, 2), (5, 0.5, 3),
+     (9, 0.5, 5), (7, 0.5, 4), (30, 0.25, 8)],
+)  # fmt: skip
 def test_val_frac_rounds_to_nearest_and_keeps_at_least_one(
     n: int, val_frac: float, expected_val: int
 ) -> None:
+    """Halves round up (5 × 0.5 gives 3 validation points, not Python's round-to-even 2)."""
     assert split_point(daily(n), val_frac=val_frac) == n - expected_val
 
 

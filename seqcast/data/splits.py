@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -21,7 +23,7 @@ def split_point(
     """Index of the first validation step of one series (training part = ``[:index]``).
 
     Exactly one of the three options is used: the last ``val_size`` steps, the last
-    ``val_frac`` of the steps (rounded to nearest, at least 1), or every step at or after
+    ``val_frac`` of the steps (rounded to nearest, halves up, at least 1), or every step at or after
     ``split_time``.
     """
     given = [o is not None for o in (val_size, val_frac, split_time)]
@@ -35,7 +37,7 @@ def split_point(
     if val_frac is not None:
         if not 0.0 < val_frac < 1.0:
             raise DataError(f"--val-frac must lie strictly between 0 and 1, got {val_frac}")
-        return n - max(1, round(n * val_frac))
+        return n - max(1, math.floor(n * val_frac + 0.5))  # halves up, not to even
     if series.time is None:
         raise DataError("--split-time needs a time column; use --val-size or --val-frac")
     time = series.time
