@@ -311,7 +311,7 @@ def fit(
     needed = forecaster.context_length + horizon
     for s, n in zip(series.series, lengths, strict=True):
         if n < needed:
-            label = series.source if s.series_id is None else f"series '{s.series_id}'"
+            label = series.label(s)
             raise DataError(f"{label} has {n} points; {model} needs at least {needed}")
     started = time.perf_counter()
     _say(quiet, f"fitting {model} on {series.source} ...")
@@ -359,7 +359,7 @@ def predict(
         fresh = _at_training_spacing(fresh, description, data)
         for s in fresh.series:
             if len(s) < forecaster.context_length:
-                label = fresh.source if s.series_id is None else f"series '{s.series_id}'"
+                label = fresh.label(s)
                 raise DataError(
                     f"--data {data}: {label} has {len(s)} points; the model needs the "
                     f"last {forecaster.context_length}"
@@ -388,24 +388,20 @@ def _at_training_spacing(fresh: SeriesData, description: dict[str, Any], source:
     """``fresh`` with the saved model's frequency and step, after checking that its timestamps
     follow them (a single row shows no spacing of its own, so the model's is the only one)."""
     freq, step = description["freq"], float(description["step"])
-    for s in fresh.series:
-        if s.time is None or len(s) < 2:
-            continue
-        label = fresh.source if s.series_id is None else f"series '{s.series_id}'"
-        if freq is not None:
-            expected = pd.date_range(start=s.time[0], periods=len(s), freq=freq)
-            wrong = np.flatnonzero(expected != s.time)
-            if len(wrong):
-                i = int(wrong[0])
-                raise DataError(
-                    f"--data {source}: {label} has {s.time[i]} where the model's frequency "
-                    f"'{freq}' expects {expected[i]}; send data at the frequency it was "
-                    "trained on"
-                )
-        elif not np.isclose(fresh.step, step, rtol=1e-9, atol=1e-9):
+    spaced = [(s, s.time) for s in fresh.series if s.time is not None and len(s) >= 2]
+    if freq is None and spaced and not np.isclose(fresh.step, step, rtol=1e-9, atol=1e-9):
+        raise DataError(
+            f"--data {source}: {fresh.label(spaced[0][0])} steps by {fresh.step:g} but the "
+            f"model was trained on steps of {step:g}"
+        )
+    for s, stamps in spaced if freq is not None else []:
+        expected = pd.date_range(start=stamps[0], periods=len(s), freq=freq)
+        wrong = np.flatnonzero(expected != stamps)
+        if len(wrong):
+            i = int(wrong[0])
             raise DataError(
-                f"--data {source}: {label} steps by {fresh.step:g} but the model was trained "
-                f"on steps of {step:g}"
+                f"--data {source}: {fresh.label(s)} has {stamps[i]} where the model's frequency "
+                f"'{freq}' expects {expected[i]}; send data at the frequency it was trained on"
             )
     return replace(fresh, freq=freq, step=step)
 

@@ -73,6 +73,10 @@ class SeriesData:
     def lengths(self) -> list[int]:
         return [len(s) for s in self.series]
 
+    def label(self, series: Series) -> str:
+        """How messages name ``series``: by its id in long format, else by the data's source."""
+        return self.source if series.series_id is None else f"series '{series.series_id}'"
+
     def future_time(self, series: Series, horizon: int) -> pd.Index:
         """Timestamps (or steps) of the ``horizon`` points after the end of ``series``."""
         last = None if series.time is None else series.time[-1]

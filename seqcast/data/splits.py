@@ -23,8 +23,8 @@ def split_point(
     """Index of the first validation step of one series (training part = ``[:index]``).
 
     Exactly one of the three options is used: the last ``val_size`` steps, the last
-    ``val_frac`` of the steps (rounded to nearest, halves up, at least 1), or every step at or after
-    ``split_time``.
+    ``val_frac`` of the steps (rounded to nearest, halves up, at least 1), or every step at or
+    after ``split_time``.
     """
     given = [o is not None for o in (val_size, val_frac, split_time)]
     if sum(given) != 1:
@@ -79,7 +79,7 @@ def split_indices(
     points = []
     for series in data.series:
         point = split_point(series, val_size=val_size, val_frac=val_frac, split_time=split_time)
-        label = data.source if series.series_id is None else f"series '{series.series_id}'"
+        label = data.label(series)
         if point >= len(series):
             raise DataError(f"{label}: the split leaves no validation points")
         if point < min_train:

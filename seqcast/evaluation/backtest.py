@@ -74,7 +74,7 @@ def check_lengths(
 ) -> None:
     """Raises a clear error when a series is too short for the model, horizon and split."""
     for series, split in zip(data.series, splits, strict=True):
-        label = data.source if series.series_id is None else f"series '{series.series_id}'"
+        label = data.label(series)
         n_val = len(series) - split
         if split < context_length:
             raise DataError(
