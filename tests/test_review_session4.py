@@ -412,12 +412,17 @@ def test_fused_step_on_strided_batch_views(loss: str) -> None:
         close(a, b)
 
 
-def test_fused_step_refuses_or_handles_a_float64_target() -> None:
+def small_gru() -> tuple[RecurrentNet, TrainData]:
+    """One GRU layer of 5 on windows of 4 steps × 2 channels, and a batch of 6 for it."""
     net = make_net(
         0, input_size=2, window=4, season_size=3, horizon=2, n_targets=1, cell="gru",
         hidden_size=5, num_layers=1,
     )  # fmt: skip
-    data = make_data(net.config, 6, 1)
+    return net, make_data(net.config, 6, 1)
+
+
+def test_fused_step_refuses_or_handles_a_float64_target() -> None:
+    net, data = small_gru()
     target64 = data.target.double()
     want = float(
         batch_loss(
@@ -440,11 +445,7 @@ def test_fused_step_refuses_or_handles_a_float64_target() -> None:
 def test_fused_step_refuses_a_window_whose_channels_do_not_fit(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    net = make_net(
-        0, input_size=2, window=4, season_size=3, horizon=2, n_targets=1, cell="gru",
-        hidden_size=5, num_layers=1,
-    )  # fmt: skip
-    data = make_data(net.config, 6, 1)
+    net, data = small_gru()
     wrong = torch.randn(6, 4, 3)
     with pytest.raises(ValueError):  # the autograd path refuses it
         batch_loss(net, TrainData(wrong, data.season, data.target), torch_loss("mse"), False)
@@ -465,11 +466,7 @@ def test_fused_step_refuses_a_window_whose_channels_do_not_fit(
 
 
 def test_fused_step_refuses_a_window_of_the_wrong_length() -> None:
-    net = make_net(
-        0, input_size=2, window=4, season_size=3, horizon=2, n_targets=1, cell="gru",
-        hidden_size=5, num_layers=1,
-    )  # fmt: skip
-    data = make_data(net.config, 6, 1)
+    net, data = small_gru()
     longer = torch.randn(6, 5, 2)
     with pytest.raises(RuntimeError):  # the autograd path refuses it
         batch_loss(net, TrainData(longer, data.season, data.target), torch_loss("mse"), False)
