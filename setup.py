@@ -6,8 +6,8 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            "seqcast._recurrence",
-            sources=["seqcast/_recurrence.c"],
+            "seqcast._native._recurrence",
+            sources=["seqcast/_native/recurrence.c"],
             extra_compile_args=["-O3", "-std=c11"],
             optional=True,
         )

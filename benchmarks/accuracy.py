@@ -19,8 +19,8 @@ import torch
 
 from seqcast.data import load_dataset, split_indices
 from seqcast.evaluation import backtest
-from seqcast.forecaster import ModelOptions
-from seqcast.registry import create
+from seqcast.forecasters.base import ModelOptions
+from seqcast.forecasters.registry import create
 
 SEEDS = (0, 1, 2)
 

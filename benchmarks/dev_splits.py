@@ -21,8 +21,8 @@ import torch
 
 from seqcast.data import SeriesData, load_dataset, load_series, split_indices, synthetic_series
 from seqcast.evaluation import backtest
-from seqcast.forecaster import ModelOptions
-from seqcast.registry import create
+from seqcast.forecasters.base import ModelOptions
+from seqcast.forecasters.registry import create
 
 
 def _sunspots_head(end: int = 3000) -> SeriesData:

@@ -91,8 +91,8 @@ def main() -> None:
     import torch
 
     from seqcast.data import load_dataset
-    from seqcast.forecaster import ModelOptions
-    from seqcast.registry import create
+    from seqcast.forecasters.base import ModelOptions
+    from seqcast.forecasters.registry import create
 
     torch.set_num_threads(1)
     train = load_dataset("synthetic").series[0].values[:1000]

@@ -50,8 +50,8 @@ def keras(model: str, epochs: int, lr: float) -> dict[str, float]:
 def seqcast_epochs(model: str, epochs: int, **options: object) -> tuple[float, float]:
     """Median epoch time (first epoch excluded) of a seqcast model on the course split."""
     from seqcast.data import load_dataset
-    from seqcast.forecaster import ModelOptions
-    from seqcast.registry import create
+    from seqcast.forecasters.base import ModelOptions
+    from seqcast.forecasters.registry import create
 
     train = load_dataset("synthetic").series[0].values[:1000]
     forecaster = create(model, ModelOptions(window=20, batch_size=32, epochs=epochs, patience=0,
@@ -78,8 +78,8 @@ def fit() -> None:
     print("whole fit: default rnn against the Keras course rnn (100 epochs)")
     from seqcast.data import load_dataset, split_indices
     from seqcast.evaluation import backtest
-    from seqcast.forecaster import ModelOptions
-    from seqcast.registry import create
+    from seqcast.forecasters.base import ModelOptions
+    from seqcast.forecasters.registry import create
 
     data = load_dataset("synthetic")
     splits = split_indices(data, val_size=461)
@@ -97,9 +97,9 @@ def inference() -> None:
     import numpy as np
 
     from seqcast.data import load_dataset, load_series, sliding_windows, synthetic_series
-    from seqcast.forecaster import ModelOptions
+    from seqcast.forecasters.base import ModelOptions
+    from seqcast.forecasters.registry import create
     from seqcast.persistence import load_model, save_model
-    from seqcast.registry import create
 
     data = load_dataset("synthetic")
     forecaster = create("rnn", ModelOptions(window=20, season=365, seed=0))

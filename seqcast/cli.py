@@ -28,9 +28,9 @@ from seqcast.data.seasonality import estimate_season, season_from_freq
 from seqcast.data.splits import split_indices
 from seqcast.errors import DataError, SeqcastError
 from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
-from seqcast.forecaster import ModelOptions
+from seqcast.forecasters.base import ModelOptions
+from seqcast.forecasters.registry import create
 from seqcast.persistence import check_destination, load_model, save_model
-from seqcast.registry import create
 from seqcast.serving import (
     DEFAULT_HOST,
     DEFAULT_MAX_BODY_BYTES,
@@ -444,7 +444,7 @@ def lr_find(
     Takes fit's options, so a fit command line sweeps the same network and loss; the sweep sets
     the rate and its own length, so --epochs, --lr, --patience and --schedule are not used.
     """
-    from seqcast.models.neural import NeuralForecaster
+    from seqcast.forecasters.neural import NeuralForecaster
 
     unused = {"--epochs": epochs, "--lr": lr, "--patience": patience, "--schedule": schedule}
     if given := [name for name, value in unused.items() if value is not None]:
@@ -627,8 +627,7 @@ def serve(
 # --------------------------------------------------------------------------- entry point
 def main(argv: list[str] | None = None) -> None:
     """Runs the command line; user mistakes become one line on stderr and exit code 2."""
-    import click
-    from typer._click import exceptions as typer_click_exceptions
+    from typer._click import exceptions as click_exceptions
 
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
@@ -648,12 +647,12 @@ def main(argv: list[str] | None = None) -> None:
     warnings.showwarning = one_line_warning
     try:
         app(args=args, prog_name="seqcast", standalone_mode=False)
-    except (click.exceptions.Exit, typer.Exit) as exc:
+    except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
-    except (click.exceptions.Abort, typer.Abort):
+    except typer.Abort:
         print("seqcast: aborted", file=sys.stderr)
         raise SystemExit(130) from None
-    except (click.ClickException, typer_click_exceptions.ClickException) as exc:
+    except click_exceptions.ClickException as exc:
         if debug:
             raise
         print(f"seqcast: error: {exc.format_message()}", file=sys.stderr)

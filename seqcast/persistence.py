@@ -27,8 +27,8 @@ from seqcast._version import __version__
 from seqcast.atomic import atomic_directory
 from seqcast.data.frame import SeriesData, future_index
 from seqcast.errors import ModelFormatError, SeqcastError
-from seqcast.forecaster import Forecaster
-from seqcast.registry import forecaster_class
+from seqcast.forecasters.base import Forecaster
+from seqcast.forecasters.registry import forecaster_class
 
 __all__ = ["FORMAT_VERSION", "SavedModel", "check_destination", "load_model", "save_model"]
 

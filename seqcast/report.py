@@ -22,9 +22,9 @@ from seqcast.atomic import write_text
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import estimate_season
 from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
-from seqcast.forecaster import ModelOptions
-from seqcast.models.neural import NeuralForecaster
-from seqcast.registry import create
+from seqcast.forecasters.base import ModelOptions
+from seqcast.forecasters.neural import NeuralForecaster
+from seqcast.forecasters.registry import create
 
 __all__ = ["LADDER", "ReportResult", "build_report", "render_html"]
 

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 import pytest
 import torch
 
-from seqcast.models import native
+from seqcast._native import binding as native
 
 
 @pytest.fixture

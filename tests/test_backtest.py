@@ -8,7 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqcast.baselines import (
+from seqcast.data import load_dataset, load_series
+from seqcast.data.frame import SeriesData
+from seqcast.errors import DataError
+from seqcast.evaluation import METRIC_NAMES, backtest
+from seqcast.evaluation.leaderboard import run_leaderboard
+from seqcast.evaluation.metrics import mase_scale
+from seqcast.forecasters import (
     DiffMovingAverage,
     LinearRegression,
     MovingAverage,
@@ -16,13 +22,7 @@ from seqcast.baselines import (
     SeasonalNaive,
     SmoothedDiffMovingAverage,
 )
-from seqcast.data import load_dataset, load_series
-from seqcast.data.frame import SeriesData
-from seqcast.errors import DataError
-from seqcast.evaluation import METRIC_NAMES, backtest
-from seqcast.evaluation.leaderboard import run_leaderboard
-from seqcast.evaluation.metrics import mase_scale
-from seqcast.forecaster import Forecaster, ModelOptions
+from seqcast.forecasters.base import Forecaster, ModelOptions
 
 SPLIT = 1461 - 461  # the course: train on the first 1,000 points
 

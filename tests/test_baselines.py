@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from seqcast.baselines import (
+from seqcast.errors import DataError, NotFittedError, SeqcastError
+from seqcast.forecasters import (
     DiffMovingAverage,
     Drift,
     LinearRegression,
@@ -14,9 +15,8 @@ from seqcast.baselines import (
     SeasonalNaive,
     SmoothedDiffMovingAverage,
 )
-from seqcast.errors import DataError, NotFittedError, SeqcastError
-from seqcast.forecaster import Forecaster, ModelOptions
-from seqcast.registry import BASELINES, create, forecaster_class, model_names
+from seqcast.forecasters.base import Forecaster, ModelOptions
+from seqcast.forecasters.registry import BASELINES, create, forecaster_class, model_names
 
 NAMES = sorted(BASELINES)
 SEASON = 12

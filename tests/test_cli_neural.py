@@ -18,9 +18,9 @@ import pytest
 from cli_runner import TINY, assert_one_error_line, run_main
 
 from seqcast.data import load_dataset
-from seqcast.models.neural import NeuralForecaster
+from seqcast.forecasters.neural import NeuralForecaster
+from seqcast.forecasters.registry import forecaster_class
 from seqcast.persistence import load_model
-from seqcast.registry import forecaster_class
 
 N_POINTS = 200
 VAL_SIZE = 40

@@ -16,14 +16,14 @@ import torch
 from torch import nn
 
 import seqcast.training.loop as loop
+from seqcast._native.tanh_stack_tmp import tanh_stack
 from seqcast.data.scaling import Scaler, transform_power
 from seqcast.errors import DataError
-from seqcast.models.networks import RecurrentConfig, RecurrentNet
-from seqcast.models.neural import NeuralForecaster
-from seqcast.models.tanh_stack import tanh_stack
-from seqcast.registry import forecaster_class
-from seqcast.training.flat import FlatOptimizer, FlatParameters
+from seqcast.forecasters.neural import NeuralForecaster
+from seqcast.forecasters.registry import forecaster_class
+from seqcast.networks import RecurrentConfig, RecurrentNet
 from seqcast.training.loop import TrainConfig, TrainData, TrainingError, train
+from seqcast.training.optimizer import FlatOptimizer, FlatParameters
 from seqcast.training.schedules import OneCycle
 
 torch.set_num_threads(1)

@@ -1,6 +1,6 @@
 """Model inputs: the input layout against its documented definitions, built by a slow loop.
 
-Definitions (``seqcast.models.features``), for a context ending just before origin o, window
+Definitions (``seqcast.forecasters.inputs``), for a context ending just before origin o, window
 length L, horizon T, season P > 1 and neighbourhood radius K:
 
 * the level is the mean of the last L target values;
@@ -17,7 +17,7 @@ import itertools
 import numpy as np
 import pytest
 
-from seqcast.models.features import InputSpec, ModelInputs, build_inputs
+from seqcast.forecasters.inputs import InputSpec, ModelInputs, build_inputs
 
 # (L, T, P, K): no season, short and long seasons, T > P, K + T > P, K = 0.
 LAYOUTS = [

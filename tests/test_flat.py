@@ -9,8 +9,8 @@ import pytest
 import torch
 from torch import nn
 
-from seqcast.models import native
-from seqcast.training.flat import FlatOptimizer, FlatParameters
+from seqcast._native import binding as native
+from seqcast.training.optimizer import FlatOptimizer, FlatParameters
 from seqcast.training.schedules import OneCycle
 
 

@@ -7,13 +7,13 @@ from typing import Any
 import pytest
 import torch
 
-import seqcast.training.fused as fused_module
+import seqcast.training.compiled_step as fused_module
 import seqcast.training.loop as loop
-from seqcast.models import native
-from seqcast.models.networks import RecurrentConfig, RecurrentNet
-from seqcast.training.flat import FlatParameters
-from seqcast.training.fused import FusedStep
+from seqcast._native import binding as native
+from seqcast.networks import RecurrentConfig, RecurrentNet
+from seqcast.training.compiled_step import FusedStep
 from seqcast.training.loop import TrainConfig, TrainData, batch_loss, loss_function, train
+from seqcast.training.optimizer import FlatParameters
 
 pytestmark = pytest.mark.skipif(not native.available(), reason="no compiled recurrence")
 

@@ -16,7 +16,7 @@ import torch
 from constant_model import Constant
 
 import seqcast.training.lr_finder as lr_finder
-from seqcast.models.networks import RecurrentConfig, RecurrentNet
+from seqcast.networks import RecurrentConfig, RecurrentNet
 from seqcast.training.loop import TrainConfig, TrainData
 from seqcast.training.lr_finder import find_lr, suggest
 

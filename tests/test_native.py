@@ -14,7 +14,7 @@ import pytest
 import torch
 from torch import nn
 
-from seqcast.models import native
+from seqcast._native import binding as native
 
 needs_native = pytest.mark.skipif(not native.available(), reason="compiled recurrence not built")
 MODULES = {"rnn": nn.RNN, "gru": nn.GRU, "lstm": nn.LSTM}
@@ -25,7 +25,7 @@ def test_it_is_built_where_a_compiler_is() -> None:
     compiler (CI, the project machine) the compiled part must load."""
     if platform.machine() != "x86_64" or shutil.which("cc") is None:
         pytest.skip("no x86-64 C compiler here")
-    assert importlib.util.find_spec("seqcast._recurrence") is not None
+    assert importlib.util.find_spec("seqcast._native._recurrence") is not None
     if os.environ.get("SEQCAST_NATIVE", "1") != "0":
         assert native.available()
 
@@ -185,7 +185,7 @@ def test_bad_arguments_are_refused() -> None:
 
 
 def test_it_can_be_turned_off() -> None:
-    code = "from seqcast.models import native; print(native.available())"
+    code = "from seqcast._native import binding as native; print(native.available())"
     env = {**os.environ, "SEQCAST_NATIVE": "0"}
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "False"

@@ -1,4 +1,4 @@
-"""A review of the compiled recurrence (seqcast/_recurrence.c, seqcast/models/native.py).
+"""A review of the compiled recurrence (seqcast/_native/recurrence.c, seqcast/models/native.py).
 
 Independent oracles: nn.RNN / nn.LSTM run in float64 (and in float32 where the comparison is
 between two float32 paths). Aimed at what tests/test_native.py does not reach: hidden sizes
@@ -24,8 +24,8 @@ import torch
 from kernels import close, one_thread_and_vector_kernels, select  # noqa: F401
 from torch import nn
 
-from seqcast.models import native
-from seqcast.models.networks import RecurrentConfig, RecurrentNet
+from seqcast._native import binding as native
+from seqcast.networks import RecurrentConfig, RecurrentNet
 
 pytestmark = [
     pytest.mark.skipif(not native.available(), reason="compiled recurrence not built"),

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from seqcast.models.networks import (
+from seqcast.networks import (
     DenseConfig,
     DenseNet,
     RecurrentConfig,

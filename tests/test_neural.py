@@ -16,15 +16,15 @@ import pytest
 import torch
 from torch import nn
 
-import seqcast.models.neural as neural_module
+import seqcast.forecasters.neural as neural_module
 from seqcast.data import load_series, synthetic_series
 from seqcast.data.frame import SeriesData
 from seqcast.errors import DataError, ModelFormatError, NotFittedError, SeqcastError
-from seqcast.forecaster import ModelOptions
-from seqcast.models.features import InputSpec
-from seqcast.models.neural import EARLY_STOPPING_FRACTION, NeuralForecaster
+from seqcast.forecasters.base import ModelOptions
+from seqcast.forecasters.inputs import InputSpec
+from seqcast.forecasters.neural import EARLY_STOPPING_FRACTION, NeuralForecaster
+from seqcast.forecasters.registry import NEURAL, create, forecaster_class
 from seqcast.persistence import load_model, save_model
-from seqcast.registry import NEURAL, create, forecaster_class
 from seqcast.training.loop import LOSSES, OPTIMIZERS, TrainData, loss_function, make_optimizer
 
 NAMES = sorted(NEURAL)

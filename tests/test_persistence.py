@@ -12,9 +12,9 @@ import pytest
 from seqcast.data import load_series
 from seqcast.data.frame import SeriesData
 from seqcast.errors import ModelFormatError, SeqcastError
-from seqcast.forecaster import Forecaster, ModelOptions
+from seqcast.forecasters.base import Forecaster, ModelOptions
+from seqcast.forecasters.registry import BASELINES, create
 from seqcast.persistence import FORMAT_VERSION, load_model, save_model
-from seqcast.registry import BASELINES, create
 
 NAMES = sorted(BASELINES)
 

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 from seqcast.data import load_series, split_indices, synthetic_series
-from seqcast.forecaster import ModelOptions
+from seqcast.forecasters.base import ModelOptions
 from seqcast.report import ReportResult, build_report
 
 MODELS = ("naive", "snaive", "linear", "rnn")

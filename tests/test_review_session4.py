@@ -21,12 +21,12 @@ import torch
 from kernels import close, one_thread_and_vector_kernels, select  # noqa: F401
 from torch import nn
 
-import seqcast.training.fused as fused_module
-from seqcast.models import native
-from seqcast.models.networks import RecurrentConfig, RecurrentNet
-from seqcast.training.flat import FlatOptimizer, FlatParameters
-from seqcast.training.fused import FusedStep, TorchHead
+import seqcast.training.compiled_step as fused_module
+from seqcast._native import binding as native
+from seqcast.networks import RecurrentConfig, RecurrentNet
+from seqcast.training.compiled_step import FusedStep, TorchHead
 from seqcast.training.loop import TrainConfig, TrainData, batch_loss, train
+from seqcast.training.optimizer import FlatOptimizer, FlatParameters
 
 pytestmark = [
     pytest.mark.skipif(not native.available(), reason="compiled recurrence not built"),

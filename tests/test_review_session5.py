@@ -18,10 +18,10 @@ from cli_runner import TINY, assert_one_error_line, run_main
 from seqcast.data import load_series
 from seqcast.data.seasonality import estimate_season
 from seqcast.errors import ModelFormatError
-from seqcast.forecaster import ModelOptions
-from seqcast.models.neural import NeuralForecaster
+from seqcast.forecasters.base import ModelOptions
+from seqcast.forecasters.neural import NeuralForecaster
+from seqcast.forecasters.registry import create, forecaster_class
 from seqcast.persistence import load_model, save_model
-from seqcast.registry import create, forecaster_class
 
 
 def values_of(csv_file: Path) -> np.ndarray:

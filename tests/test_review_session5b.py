@@ -20,9 +20,9 @@ from fastapi.testclient import TestClient
 from seqcast.data import load_series, split_indices, split_point
 from seqcast.errors import DataError
 from seqcast.evaluation.leaderboard import run_leaderboard
-from seqcast.forecaster import ModelOptions
+from seqcast.forecasters.base import ModelOptions
+from seqcast.forecasters.registry import create
 from seqcast.persistence import save_model
-from seqcast.registry import create
 from seqcast.serving import create_app
 
 

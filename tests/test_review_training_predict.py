@@ -23,18 +23,18 @@ import pytest
 import torch
 from torch import nn
 
-import seqcast.models.neural as neural_module
+import seqcast.forecasters.neural as neural_module
+from seqcast._native import binding as native
 from seqcast.data import synthetic_series
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import DataError
-from seqcast.forecaster import ModelOptions, first_non_finite
-from seqcast.models import native
-from seqcast.models.networks import RecurrentConfig, RecurrentNet
-from seqcast.models.neural import NeuralForecaster
-from seqcast.registry import create
+from seqcast.forecasters.base import ModelOptions, first_non_finite
+from seqcast.forecasters.neural import NeuralForecaster
+from seqcast.forecasters.registry import create
+from seqcast.networks import RecurrentConfig, RecurrentNet
 from seqcast.training import loop as loop_module
-from seqcast.training.flat import FlatOptimizer, FlatParameters
 from seqcast.training.loop import TrainConfig, TrainData, loss_function, train
+from seqcast.training.optimizer import FlatOptimizer, FlatParameters
 from seqcast.training.schedules import OneCycle, Plateau
 
 SEASON = 12

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from seqcast.training.flat import FlatOptimizer
+from seqcast.training.optimizer import FlatOptimizer
 from seqcast.training.schedules import OneCycle, Plateau
 
 
@@ -53,8 +53,8 @@ def test_training_does_not_import_torch_dynamo() -> None:
     """torch.optim.Optimizer imports torch._dynamo (about 2 s) on first use; training avoids
     it in every schedule."""
     code = (
-        "import sys; import numpy as np; from seqcast.registry import create;"
-        "from seqcast.forecaster import ModelOptions;"
+        "import sys; import numpy as np; from seqcast.forecasters.registry import create;"
+        "from seqcast.forecasters.base import ModelOptions;"
         "x = np.sin(np.arange(200.0))[:, None];"
         "[create('rnn', ModelOptions(window=8, epochs=2, schedule=s)).fit([x], 1)"
         " for s in ('plateau', 'onecycle', 'none')];"

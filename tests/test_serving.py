@@ -33,9 +33,9 @@ import torch
 from seqcast.data import load_dataset
 from seqcast.data.loading import load_series
 from seqcast.errors import ModelFormatError, SeqcastError
-from seqcast.forecaster import ModelOptions
+from seqcast.forecasters.base import ModelOptions
+from seqcast.forecasters.registry import create
 from seqcast.persistence import load_model, save_model
-from seqcast.registry import create
 from seqcast.serving import create_app
 from seqcast.serving.server import serve
 

@@ -6,9 +6,9 @@ import pytest
 import torch
 from torch import nn
 
-from seqcast.models import native
-from seqcast.models.networks import RecurrentConfig, RecurrentNet
-from seqcast.models.tanh_stack import tanh_stack
+from seqcast._native import binding as native
+from seqcast._native.tanh_stack_tmp import tanh_stack
+from seqcast.networks import RecurrentConfig, RecurrentNet
 
 
 def rnn_and_input(

@@ -20,13 +20,13 @@ from constant_model import Constant
 from torch import nn
 
 import seqcast.training.loop as loop
+from seqcast._native import binding as native
 from seqcast.data import synthetic_series
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
-from seqcast.models import native
-from seqcast.models.neural import NeuralForecaster
-from seqcast.registry import forecaster_class
-from seqcast.training.fused import FusedStep
+from seqcast.forecasters.neural import NeuralForecaster
+from seqcast.forecasters.registry import forecaster_class
+from seqcast.training.compiled_step import FusedStep
 from seqcast.training.loop import (
     History,
     TrainConfig,

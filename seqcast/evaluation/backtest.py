@@ -18,7 +18,7 @@ from seqcast.data.frame import SeriesData
 from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError
 from seqcast.evaluation import metrics
-from seqcast.forecaster import Forecaster
+from seqcast.forecasters.base import Forecaster
 
 __all__ = ["METRIC_NAMES", "BacktestResult", "backtest", "check_lengths"]
 

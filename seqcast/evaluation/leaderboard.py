@@ -8,8 +8,8 @@ from typing import Any
 
 from seqcast.data.frame import SeriesData
 from seqcast.evaluation.backtest import BacktestResult, backtest, check_lengths
-from seqcast.forecaster import ModelOptions
-from seqcast.registry import create
+from seqcast.forecasters.base import ModelOptions
+from seqcast.forecasters.registry import create
 
 __all__ = ["Leaderboard", "run_leaderboard"]
 
@@ -65,7 +65,7 @@ def run_leaderboard(
 
     Args:
         data: the series.
-        models: model names (``seqcast.registry.model_names()``).
+        models: model names (``seqcast.forecasters.registry.model_names()``).
         options: shared settings: window, horizon, season, seed and training options.
         splits: per series, the first validation index.
         stride: steps between forecast origins.

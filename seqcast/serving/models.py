@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from seqcast.errors import DataError, ModelFormatError, SeqcastError
-from seqcast.forecaster import Forecaster
+from seqcast.forecasters.base import Forecaster
 from seqcast.persistence import SavedModel, load_model
 from seqcast.serving.schemas import ModelInfo
 

@@ -19,8 +19,8 @@ from torch import nn
 
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
-from seqcast.training.flat import FlatOptimizer, FlatParameters
-from seqcast.training.fused import FusedStep
+from seqcast.training.compiled_step import FusedStep
+from seqcast.training.optimizer import FlatOptimizer, FlatParameters
 from seqcast.training.schedules import OneCycle, Plateau
 
 __all__ = ["LOSSES", "OPTIMIZERS", "History", "TrainConfig", "TrainData", "TrainingError", "train"]

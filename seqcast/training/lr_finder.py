@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 from seqcast.data.windows import iterate_batches
-from seqcast.training.flat import FlatParameters
 from seqcast.training.loop import (
     TrainConfig,
     TrainData,
@@ -25,6 +24,7 @@ from seqcast.training.loop import (
     make_optimizer,
     used_parameters,
 )
+from seqcast.training.optimizer import FlatParameters
 
 __all__ = ["LRFinderResult", "find_lr"]
 

@@ -1,4 +1,4 @@
-"""Learning-rate schedules for :class:`~seqcast.training.flat.FlatOptimizer`.
+"""Learning-rate schedules for :class:`~seqcast.training.optimizer.FlatOptimizer`.
 
 The rules of ``torch.optim.lr_scheduler.ReduceLROnPlateau`` and ``OneCycleLR`` with the
 settings seqcast uses, tested step by step against them; written here because those classes
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 
-from seqcast.training.flat import FlatOptimizer
+from seqcast.training.optimizer import FlatOptimizer
 
 __all__ = ["OneCycle", "Plateau"]
 

@@ -6,7 +6,7 @@ import numpy as np
 
 from seqcast.data.windows import make_windows
 from seqcast.errors import DataError
-from seqcast.forecaster import Forecaster
+from seqcast.forecasters.base import Forecaster
 
 __all__ = ["LinearRegression"]
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from seqcast.errors import DataError
-from seqcast.forecaster import Forecaster
+from seqcast.forecasters.base import Forecaster
 
 __all__ = ["DiffMovingAverage", "MovingAverage", "SmoothedDiffMovingAverage"]
 

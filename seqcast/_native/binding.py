@@ -2,7 +2,7 @@
 
 At a batch of 32 windows every PyTorch operation costs more in overhead than in arithmetic,
 and a recurrent layer is a chain of tiny (B, H) products that must run one step after another.
-:mod:`seqcast._recurrence` (C, built at install) runs a whole layer and direction in one call:
+:mod:`seqcast._native._recurrence` (C, built at install) runs a layer and direction in one call:
 forward (input products, recurrence, activations) or backward (the recurrence in reverse, every
 weight gradient, the gradient into the layer below). This module passes it tensors by pointer
 and strides, wraps forward and backward in an autograd function, and runs forecasts without
@@ -67,7 +67,7 @@ def _library() -> ctypes.CDLL | None:
     if os.environ.get("SEQCAST_NATIVE", "1") == "0":
         return None
     try:
-        from seqcast import _recurrence  # type: ignore[attr-defined]
+        from seqcast._native import _recurrence  # type: ignore[attr-defined]
     except ImportError:
         return None
     library = ctypes.CDLL(_recurrence.__file__)

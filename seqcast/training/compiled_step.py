@@ -5,8 +5,8 @@ autograd's graph, its per-node bookkeeping and the Python around it as in arithm
 on the bidirectional LSTM: 2.7 ms of 8.4 ms per step). The network is a fixed chain, the
 compiled recurrence followed by one linear layer and a mean loss, so its gradients are short
 to write out: the output layer and the loss with their derivatives in one compiled call
-(:class:`seqcast.models.native.HeadPlan`), then the recurrence's own backward pass
-(:class:`seqcast.models.native.StackPlan`), both writing straight into the flat gradient
+(:class:`seqcast._native.binding.HeadPlan`), then the recurrence's own backward pass
+(:class:`seqcast._native.binding.StackPlan`), both writing straight into the flat gradient
 buffer.
 
 :meth:`FusedStep.create` returns None whenever the network is outside that chain (a
@@ -19,9 +19,9 @@ from __future__ import annotations
 
 import torch
 
-from seqcast.models import native
-from seqcast.models.networks import RecurrentNet
-from seqcast.training.flat import FlatParameters
+from seqcast._native import binding as native
+from seqcast.networks import RecurrentNet
+from seqcast.training.optimizer import FlatParameters
 
 __all__ = ["FusedStep", "TorchHead"]
 
@@ -123,7 +123,7 @@ def _rows(matrix: torch.Tensor) -> torch.Tensor:
 
 
 class TorchHead:
-    """:class:`seqcast.models.native.HeadPlan`'s computation in PyTorch operations, for output
+    """:class:`seqcast._native.binding.HeadPlan`'s computation in PyTorch operations, for output
     layers too large for its plain loops: same arguments, same results."""
 
     def __init__(

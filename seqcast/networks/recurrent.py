@@ -1,7 +1,7 @@
-"""The PyTorch modules: a recurrent stack with a dense output layer, and a dense network.
+"""The recurrent network: a recurrent stack with a dense output layer.
 
 Both map a batch of windows (B, L, F_in) and seasonal vectors (B, S) to forecasts (B, T, Ft)
-in the scaled, level-shifted space; :mod:`seqcast.models.neural` handles the rest.
+in the scaled, level-shifted space; :mod:`seqcast.forecasters.neural` handles the rest.
 """
 
 from __future__ import annotations
@@ -12,29 +12,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqcast.models import native
-from seqcast.models.tanh_stack import tanh_stack
+from seqcast._native import binding as native
+from seqcast._native.tanh_stack_tmp import tanh_stack
+from seqcast.networks.ridge import ridge_fit
 
-__all__ = ["DenseConfig", "DenseNet", "ForecastNet", "RecurrentConfig", "RecurrentNet"]
+__all__ = ["CELLS", "RecurrentConfig", "RecurrentNet"]
 
 CELLS: dict[str, type[nn.RNNBase]] = {"rnn": nn.RNN, "lstm": nn.LSTM, "gru": nn.GRU}
-
-
-def ridge_fit(
-    inputs: torch.Tensor, targets: torch.Tensor, strength: float = 1.0
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Ridge regression with an unpenalised intercept: (N, D), (N, O) -> weight (O, D), bias (O,).
-
-    The penalty is ``strength`` · N, so it weighs the same whatever the number of windows.
-    """
-    x = inputs.double()
-    y = targets.double()
-    x_mean, y_mean = x.mean(0), y.mean(0)
-    xc, yc = x - x_mean, y - y_mean
-    gram = xc.T @ xc + strength * len(x) * torch.eye(x.shape[1], dtype=torch.float64)
-    weight = torch.linalg.solve(gram, xc.T @ yc).T  # (O, D)
-    bias = y_mean - weight @ x_mean
-    return weight.float(), bias.float()
 
 
 @dataclass(frozen=True)
@@ -194,67 +178,3 @@ class RecurrentNet(nn.Module):
             return forecast
         per_step = self.step_head(sequence)  # (B, L, T·Ft)
         return forecast, per_step.reshape(window.shape[0], window.shape[1], *shape[1:])
-
-
-@dataclass(frozen=True)
-class DenseConfig:
-    """Hyperparameters of :class:`DenseNet`: the flat window and seasonal vector in, ReLU layers.
-
-    Attributes:
-        input_size: channels per step F_in.
-        window: input length L.
-        season_size: seasonal vector length S.
-        horizon: forecast length T.
-        n_targets: target channels Ft.
-        hidden_sizes: units of each hidden layer (the course's 10-10-1 is (10, 10)).
-        dropout: dropout after each hidden layer.
-    """
-
-    input_size: int
-    window: int
-    season_size: int
-    horizon: int
-    n_targets: int
-    hidden_sizes: tuple[int, ...] = (10, 10)
-    dropout: float = 0.0
-
-
-class DenseNet(nn.Module):
-    """Flat window ⊕ seasonal vector → ReLU layers → linear output, plus a linear shortcut."""
-
-    def __init__(self, config: DenseConfig) -> None:
-        super().__init__()
-        self.config = config
-        inputs = config.window * config.input_size + config.season_size
-        layers: list[nn.Module] = []
-        width = inputs
-        for size in config.hidden_sizes:
-            layers += [nn.Linear(width, size), nn.ReLU()]
-            if config.dropout:
-                layers.append(nn.Dropout(config.dropout))
-            width = size
-        outputs = config.horizon * config.n_targets
-        self.body = nn.Sequential(*layers, nn.Linear(width, outputs))
-        self.shortcut = nn.Linear(inputs, outputs)
-
-    def init_linear(self, window: torch.Tensor, season: torch.Tensor, target: torch.Tensor) -> None:
-        """Starts the shortcut at the ridge least-squares fit and the body's output at zero."""
-        flat = torch.cat([window.flatten(1), season], dim=1)
-        weight, bias = ridge_fit(flat, target.flatten(1))
-        last = self.body[-1]
-        assert isinstance(last, nn.Linear)
-        with torch.no_grad():
-            self.shortcut.weight[:] = weight
-            self.shortcut.bias[:] = bias
-            last.weight.zero_()
-            last.bias.zero_()
-
-    def forward(self, window: torch.Tensor, season: torch.Tensor) -> torch.Tensor:
-        """(B, L, F_in), (B, S) -> (B, T, Ft)."""
-        flat = torch.cat([window.flatten(1), season], dim=1)  # (B, L·F_in + S)
-        out: torch.Tensor = self.body(flat) + self.shortcut(flat)
-        return out.reshape(-1, self.config.horizon, self.config.n_targets)
-
-
-#: Either network; both take (window, season) and have ``init_linear``.
-ForecastNet = RecurrentNet | DenseNet

@@ -6,10 +6,10 @@ import warnings
 from typing import Any, ClassVar, Self
 
 from seqcast.errors import DataError
-from seqcast.forecaster import ModelOptions
-from seqcast.models.features import InputSpec
-from seqcast.models.networks import DenseConfig, DenseNet
-from seqcast.models.neural import NeuralForecaster
+from seqcast.forecasters.base import ModelOptions
+from seqcast.forecasters.inputs import InputSpec
+from seqcast.forecasters.neural import NeuralForecaster
+from seqcast.networks import DenseConfig, DenseNet
 
 __all__ = ["DenseForecaster"]
 

@@ -8,7 +8,7 @@ fill, and an Adam step seven tensor operations.
 
 The optimiser is a plain class, not a ``torch.optim.Optimizer``: constructing one of those
 imports ``torch._dynamo``, 1.9 s of every process that trains (measured on this project's
-machine). Adam's step is one compiled pass where :mod:`seqcast.models.native` is built:
+machine). Adam's step is one compiled pass where :mod:`seqcast._native.binding` is built:
 eight tensor operations that each stream the four arrays took 0.33 ms of a 6 ms step.
 Its learning-rate schedules are in :mod:`seqcast.training.schedules`.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqcast.models import native
+from seqcast._native import binding as native
 
 __all__ = ["FlatOptimizer", "FlatParameters"]
 

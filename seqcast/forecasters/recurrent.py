@@ -6,9 +6,9 @@ import warnings
 from typing import Any, ClassVar
 
 from seqcast.errors import DataError
-from seqcast.models.features import InputSpec
-from seqcast.models.networks import CELLS, RecurrentConfig, RecurrentNet
-from seqcast.models.neural import NeuralForecaster
+from seqcast.forecasters.inputs import InputSpec
+from seqcast.forecasters.neural import NeuralForecaster
+from seqcast.networks import CELLS, RecurrentConfig, RecurrentNet
 
 __all__ = ["CNNLSTMForecaster", "GRUForecaster", "LSTMForecaster", "RNNForecaster"]
 

@@ -12,13 +12,13 @@ from typing import Any, ClassVar, Self
 import numpy as np
 import torch
 
+from seqcast._native import binding as native
 from seqcast.data.scaling import TRANSFORMS, Scaler, choose_power, transform_power
 from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError
-from seqcast.forecaster import Forecaster, ModelOptions
-from seqcast.models import native
-from seqcast.models.features import InputSpec, ModelInputs, build_inputs, read_mask
-from seqcast.models.networks import ForecastNet, RecurrentNet
+from seqcast.forecasters.base import Forecaster, ModelOptions
+from seqcast.forecasters.inputs import InputSpec, ModelInputs, build_inputs, read_mask
+from seqcast.networks import ForecastNet, RecurrentNet
 from seqcast.training.loop import History, TrainConfig, TrainData, train
 from seqcast.training.lr_finder import LRFinderResult, find_lr
 
@@ -35,7 +35,7 @@ class NeuralForecaster(Forecaster):
     """Base of the PyTorch forecasters.
 
     Data are standardised per channel on the training part and every window is shifted by its
-    own mean level (see :mod:`seqcast.models.features`); forecasts are mapped back. With a
+    own mean level (see :mod:`seqcast.forecasters.inputs`); forecasts are mapped back. With a
     seasonal period P > 1 the network also sees the values one period earlier. Training stops
     early on the latest 10 % of the training windows (never on the part being scored) and keeps
     the best weights.

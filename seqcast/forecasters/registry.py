@@ -4,17 +4,15 @@ from __future__ import annotations
 
 import importlib
 
-from seqcast.baselines import (
+from seqcast.errors import SeqcastError
+from seqcast.forecasters.average import (
     DiffMovingAverage,
-    Drift,
-    LinearRegression,
     MovingAverage,
-    Naive,
-    SeasonalNaive,
     SmoothedDiffMovingAverage,
 )
-from seqcast.errors import SeqcastError
-from seqcast.forecaster import Forecaster, ModelOptions
+from seqcast.forecasters.base import Forecaster, ModelOptions
+from seqcast.forecasters.linear import LinearRegression
+from seqcast.forecasters.naive import Drift, Naive, SeasonalNaive
 
 __all__ = ["BASELINES", "NEURAL", "create", "forecaster_class", "model_names"]
 
@@ -33,11 +31,11 @@ BASELINES: dict[str, type[Forecaster]] = {
 
 #: Neural forecasters, imported only when used (PyTorch is slow to import).
 NEURAL: dict[str, tuple[str, str]] = {
-    "dnn": ("seqcast.models.dense", "DenseForecaster"),
-    "rnn": ("seqcast.models.recurrent", "RNNForecaster"),
-    "lstm": ("seqcast.models.recurrent", "LSTMForecaster"),
-    "gru": ("seqcast.models.recurrent", "GRUForecaster"),
-    "cnn-lstm": ("seqcast.models.recurrent", "CNNLSTMForecaster"),
+    "dnn": ("seqcast.forecasters.dense", "DenseForecaster"),
+    "rnn": ("seqcast.forecasters.recurrent", "RNNForecaster"),
+    "lstm": ("seqcast.forecasters.recurrent", "LSTMForecaster"),
+    "gru": ("seqcast.forecasters.recurrent", "GRUForecaster"),
+    "cnn-lstm": ("seqcast.forecasters.recurrent", "CNNLSTMForecaster"),
 }
 
 

@@ -1,0 +1,1 @@
+"""The compiled recurrence (C, built at install) and its binding."""

@@ -1,1 +1,0 @@
-"""The neural forecasters (PyTorch)."""

@@ -1,0 +1,20 @@
+"""The networks: ``nn.Module``s that map windows (B, L, F_in) and seasonal vectors (B, S) to
+forecasts (B, T, Ft) in the scaled space. ``forward`` and the least-squares start of the output
+layer, nothing else: the forecasters prepare the inputs, the training code trains."""
+
+from seqcast.networks.dense import DenseConfig, DenseNet
+from seqcast.networks.recurrent import CELLS, RecurrentConfig, RecurrentNet
+from seqcast.networks.ridge import ridge_fit
+
+#: Either network; both take (window, season) and have ``init_linear``.
+ForecastNet = RecurrentNet | DenseNet
+
+__all__ = [
+    "CELLS",
+    "DenseConfig",
+    "DenseNet",
+    "ForecastNet",
+    "RecurrentConfig",
+    "RecurrentNet",
+    "ridge_fit",
+]
