@@ -21,8 +21,7 @@ import torch
 
 from seqcast.data import SeriesData, load_dataset, load_series, split_indices, synthetic_series
 from seqcast.evaluation import backtest
-from seqcast.forecasters.base import ModelOptions
-from seqcast.forecasters.registry import create
+from seqcast.forecasters.registry import create_for
 
 
 def _sunspots_head(end: int = 3000) -> SeriesData:
@@ -54,11 +53,11 @@ def main() -> None:
         make, val_size, season = SPLITS[key]
         data = make()
         splits = split_indices(data, val_size=val_size)
-        linear = backtest(create("linear", ModelOptions(window=20)), data, splits)
+        linear = backtest(create_for("linear", dict(window=20)), data, splits)
         maes = []
         for seed in (0, 1, 2):
-            options = ModelOptions(**{"window": 20, "season": season, "seed": seed, **extra})
-            result = backtest(create(model, options), data, splits, season=season)
+            options = dict(**{"window": 20, "season": season, "seed": seed, **extra})
+            result = backtest(create_for(model, options), data, splits, season=season)
             maes.append(result.metrics["mae"] or float("nan"))
             print(f"  {key} seed {seed}: MAE {maes[-1]:.3f} ({result.epochs} epochs)", flush=True)
         print(f"{model} {extra} {key}: median {statistics.median(maes):.3f} "

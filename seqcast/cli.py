@@ -7,10 +7,11 @@ command line shows the traceback instead.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import time
 import warnings
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -28,8 +29,8 @@ from seqcast.data.seasonality import estimate_season, season_from_freq
 from seqcast.data.splits import split_indices
 from seqcast.errors import DataError, SeqcastError
 from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
-from seqcast.forecasters.base import ModelOptions
-from seqcast.forecasters.registry import create
+from seqcast.forecasters.base import EpochEnd
+from seqcast.forecasters.registry import create_for
 from seqcast.persistence import check_destination, load_model, save_model
 from seqcast.serving import (
     DEFAULT_HOST,
@@ -189,11 +190,54 @@ def _leaderboard_table(board: Leaderboard) -> Table:
     return table
 
 
-def _options(arguments: dict[str, Any], **overrides: Any) -> ModelOptions:
-    """ModelOptions from a command's arguments (those it has and that were given)."""
-    names = {f.name for f in fields(ModelOptions)}
-    given = {k: v for k, v in {**arguments, **overrides}.items() if k in names and v is not None}
-    return ModelOptions(**given)
+#: The command-line options that are forecaster settings (constructor arguments).
+MODEL_SETTINGS = (
+    "window", "horizon", "season", "seed", "epochs", "batch_size", "lr", "hidden_size",
+    "num_layers", "cell", "bidirectional", "dropout", "loss", "optimizer", "patience", "seq2seq",
+    "schedule", "transform",
+)  # fmt: skip
+
+
+def _options(arguments: dict[str, Any], **overrides: Any) -> dict[str, Any]:
+    """The forecaster settings among a command's arguments (those it has and that were given)."""
+    merged = {**arguments, **overrides}
+    return {k: merged[k] for k in MODEL_SETTINGS if merged.get(k) is not None}
+
+
+class _EpochBar:
+    """A rich progress bar on stderr with the losses of the last epoch: the command line's
+    ``on_epoch`` listener (the library never draws)."""
+
+    def __init__(self, quiet: bool) -> None:
+        self.quiet = quiet
+        self.bar: Any = None
+
+    def __call__(self, end: EpochEnd) -> None:
+        if self.quiet:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        if self.bar is None or end.epoch == 1:
+            self.close()
+            self.bar = Progress(
+                TextColumn(f"training {end.model}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[losses]}"),
+                console=err,
+                transient=True,
+            )
+            self.task = self.bar.add_task("train", total=end.epochs, losses="")
+            self.bar.start()
+        losses = f"loss {end.train_loss:.4f}"
+        if end.val_loss is not None:
+            losses += f"  val {end.val_loss:.4f}"
+        self.bar.update(self.task, completed=end.epoch, losses=losses)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
 
 
 # ------------------------------------------------------------------------------ commands
@@ -253,7 +297,8 @@ def backtest_command(
     period = resolve_season(season, series, splits)
     options = _options(locals(), season=period)
     for name in model:
-        create(name, options)  # unknown names fail before any work
+        create_for(name, options)  # unknown names fail before any work
+    bar = _EpochBar(quiet)
     board = run_leaderboard(
         series,
         model,
@@ -262,7 +307,9 @@ def backtest_command(
         stride=stride,
         refit=refit,
         on_start=lambda name: _say(quiet, f"backtesting {name} ..."),
+        on_epoch=bar,
     )
+    bar.close()
     out.print(_leaderboard_table(board))
     if json_out is not None:
         write_text(json_out, json.dumps(board.to_json(), indent=2) + "\n")
@@ -306,7 +353,7 @@ def fit(
     lengths = [len(s) for s in series.series]
     period = resolve_season(season, series, lengths)
     options = _options(locals(), season=period)
-    forecaster = create(model, options)
+    forecaster = create_for(model, options)
     check_destination(out_dir)  # before the training, not after it
     needed = forecaster.context_length + horizon
     for s, n in zip(series.series, lengths, strict=True):
@@ -315,7 +362,9 @@ def fit(
             raise DataError(f"{label} has {n} points; {model} needs at least {needed}")
     started = time.perf_counter()
     _say(quiet, f"fitting {model} on {series.source} ...")
-    forecaster.fit([s.values for s in series.series], series.n_targets)
+    bar = _EpochBar(quiet)
+    forecaster.fit([s.values for s in series.series], series.n_targets, on_epoch=bar)
+    bar.close()
     save_model(forecaster, out_dir, series)
     _say(quiet, f"saved {model} to {out_dir} ({time.perf_counter() - started:.2f} s)")
 
@@ -444,8 +493,6 @@ def lr_find(
     Takes fit's options, so a fit command line sweeps the same network and loss; the sweep sets
     the rate and its own length, so --epochs, --lr, --patience and --schedule are not used.
     """
-    from seqcast.forecasters.neural import NeuralForecaster
-
     unused = {"--epochs": epochs, "--lr": lr, "--patience": patience, "--schedule": schedule}
     if given := [name for name, value in unused.items() if value is not None]:
         warnings.warn(
@@ -460,8 +507,8 @@ def lr_find(
     splits = resolve_splits(series, val_size, val_frac, split_time)
     period = resolve_season(season, series, splits)
     options = _options(locals(), season=period)
-    forecaster = create(model, options)
-    if not isinstance(forecaster, NeuralForecaster):
+    forecaster = create_for(model, options)
+    if not forecaster.trained_by_gradient:
         raise DataError(f"lr-find needs a neural model; '{model}' has no learning rate")
     _say(quiet, f"sweeping the learning rate of {model} on the training part ...")
     parts = [s.values[:split] for s, split in zip(series.series, splits, strict=True)]
@@ -502,13 +549,7 @@ def demo(
             raise DataError(f"unknown dataset '{name}'; choose from {', '.join(DATASETS)}")
         series = DATASETS[name].load()
         splits = resolve_splits(series, None, None, None)
-        options = ModelOptions(
-            window=20,
-            horizon=1,
-            season=resolve_season(None, series, splits),
-            seed=seed,
-            quiet=quiet,
-        )
+        options = dict(window=20, horizon=1, season=resolve_season(None, series, splits), seed=seed)
         _run_report(series, splits, options, list(LADDER), out_dir / name, quiet)
     _say(quiet, f"demo finished in {time.perf_counter() - started:.0f} s")
 
@@ -560,14 +601,14 @@ def report(
         m for m in LADDER if period > 1 or m not in ("snaive", "diff-ma", "diff-ma-smooth")
     ]
     for name in names:
-        create(name, options)
+        create_for(name, options)
     _run_report(series, splits, options, names, out_dir, quiet)
 
 
 def _run_report(
     series: SeriesData,
     splits: list[int],
-    options: ModelOptions,
+    options: dict[str, Any],
     models: list[str],
     out_dir: Path,
     quiet: bool,
@@ -576,16 +617,19 @@ def _run_report(
 
     steps = len(models) + 2
     counter = iter(range(1, steps + 1))
+    bar = _EpochBar(quiet)
     result = build_report(
         series,
         splits,
         out_dir,
         models=models,
-        options=options,
+        settings=options,
+        on_epoch=bar,
         on_start=lambda what: _say(
             quiet, f"[{series.source} {next(counter, steps)}/{steps}] {what} ..."
         ),
     )
+    bar.close()
     out.print(_leaderboard_table(result.board))
     out.print(f"report: {result.html_path} ({result.seconds:.0f} s)")
 
@@ -625,6 +669,19 @@ def serve(
 
 
 # --------------------------------------------------------------------------- entry point
+#: Library argument names whose flag is not the name with dashes.
+FLAGS = {"targets": "--target", "features": "--feature"}
+
+
+def in_flags(message: str, arguments: tuple[str, ...]) -> str:
+    """A library message with the arguments it names spelt as this command line's flags:
+    ``window must be at least 1`` -> ``--window must be at least 1``."""
+    for name in arguments:
+        flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+        message = re.sub(rf"(?<![-\w]){re.escape(name)}(?!\w)", flag, message)
+    return message
+
+
 def main(argv: list[str] | None = None) -> None:
     """Runs the command line; user mistakes become one line on stderr and exit code 2."""
     from typer._click import exceptions as click_exceptions
@@ -639,7 +696,8 @@ def main(argv: list[str] | None = None) -> None:
         message: Warning | str, category: type[Warning], *_: object, **__: object
     ) -> None:
         # Settings are checked before any work and again by fit: say each thing once.
-        line = f"seqcast: warning: {message}"
+        text = in_flags(str(message), getattr(message, "arguments", ()))
+        line = f"seqcast: warning: {text}"
         if line not in shown:
             shown.add(line)
             print(line, file=sys.stderr)
@@ -660,7 +718,7 @@ def main(argv: list[str] | None = None) -> None:
     except SeqcastError as exc:
         if debug:
             raise
-        print(f"seqcast: error: {exc}", file=sys.stderr)
+        print(f"seqcast: error: {in_flags(str(exc), exc.arguments)}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("seqcast: interrupted", file=sys.stderr)

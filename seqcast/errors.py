@@ -1,20 +1,40 @@
-"""Exceptions that carry a message meant for the user.
+"""Exceptions and warnings that carry a message meant for the user.
 
-The command line prints a :class:`SeqcastError` as one line on stderr and exits non-zero;
-anything else is a bug and keeps its traceback.
+Library messages name the argument (``window must be at least 1, got 0``) and list the
+arguments they name in :attr:`SeqcastError.arguments`; the command line prints them with its
+own flags (``--window must be at least 1, got 0``), as one line on stderr with a non-zero exit.
+Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
-__all__ = ["DataError", "ModelFormatError", "NotFittedError", "SeqcastError"]
+__all__ = [
+    "DataError",
+    "ModelFormatError",
+    "NotFittedError",
+    "SeqcastError",
+    "SeqcastWarning",
+    "TrainingWarning",
+]
 
 
 class SeqcastError(Exception):
-    """A mistake in the user's input or request, explained in one sentence."""
+    """A mistake in the user's input or request, explained in one sentence.
+
+    Args:
+        message: the sentence.
+        arguments: the names of the arguments the sentence mentions (whole words), for a
+            front end that calls them something else.
+    """
+
+    def __init__(self, message: str = "", *, arguments: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.arguments = arguments
 
 
 class DataError(SeqcastError, ValueError):
-    """The data cannot be used as given: the message names file, column, row and expectation."""
+    """The data or a setting cannot be used as given: the message names the file, column, row
+    or argument and what was expected."""
 
 
 class NotFittedError(SeqcastError, RuntimeError):
@@ -23,3 +43,16 @@ class NotFittedError(SeqcastError, RuntimeError):
 
 class ModelFormatError(SeqcastError):
     """A saved model folder is missing, tampered with or from an incompatible version."""
+
+
+class SeqcastWarning(UserWarning):
+    """A legal but suspicious setting; like :class:`SeqcastError`, it lists the arguments its
+    message names."""
+
+    def __init__(self, message: str, *, arguments: tuple[str, ...] = ()) -> None:
+        super().__init__(message)
+        self.arguments = arguments
+
+
+class TrainingWarning(SeqcastWarning, RuntimeWarning):
+    """Training stopped abnormally (it diverged); the best weights so far were kept."""

@@ -108,7 +108,7 @@ def check_destination(path: str | os.PathLike[str]) -> None:
     target = Path(path)
     if not target.exists():
         return
-    advice = "choose another --out or remove it first"
+    advice = "choose another folder or remove it first"
     if not target.is_dir():
         raise ModelFormatError(f"'{target}' is a file, not a model folder; {advice}")
     if not any(target.iterdir()):

@@ -10,9 +10,10 @@ import base64
 import html
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -22,9 +23,8 @@ from seqcast.atomic import write_text
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import estimate_season
 from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
-from seqcast.forecasters.base import ModelOptions
-from seqcast.forecasters.neural import NeuralForecaster
-from seqcast.forecasters.registry import create
+from seqcast.forecasters.base import EpochEnd
+from seqcast.forecasters.registry import create_for
 
 __all__ = ["LADDER", "ReportResult", "build_report", "render_html"]
 
@@ -83,9 +83,10 @@ def build_report(
     out_dir: str | os.PathLike[str],
     *,
     models: Sequence[str] = LADDER,
-    options: ModelOptions | None = None,
+    settings: Mapping[str, Any] | None = None,
     title: str = "",
     on_start: Callable[[str], None] | None = None,
+    on_epoch: Callable[[EpochEnd], None] | None = None,
 ) -> ReportResult:
     """Backtests ``models`` on the split, draws the figures and writes ``report.html``.
 
@@ -94,17 +95,23 @@ def build_report(
         splits: per series, the first validation index.
         out_dir: folder for ``report.html`` and the PNG figures.
         models: model names, the ladder by default.
-        options: shared model settings (window, horizon, season, ...).
+        settings: constructor arguments shared by the models (window, horizon, season, ...).
         title: heading of the report.
         on_start: progress callback with a short description of each step.
+        on_epoch: hears of every training epoch of the neural models.
     """
     started = time.perf_counter()
-    options = options or ModelOptions()
+    settings = dict(settings or {})
     folder = Path(out_dir)
     folder.mkdir(parents=True, exist_ok=True)
     say = on_start or (lambda _: None)
     board = run_leaderboard(
-        data, models, options, splits, on_start=lambda name: say(f"backtesting {name}")
+        data,
+        models,
+        settings,
+        splits,
+        on_start=lambda name: say(f"backtesting {name}"),
+        on_epoch=on_epoch,
     )
     figures: dict[str, Path] = {}
     say("drawing the figures")
@@ -113,9 +120,9 @@ def build_report(
     figures["forecasts"] = plotting.plot_forecasts(data, scored[:3], folder / "forecasts.png")
     figures["residuals"] = plotting.plot_residuals(data, scored[0], folder / "residuals.png")
     histories = {
-        r.model: r.forecaster.history_
+        r.model: r.forecaster.history_  # type: ignore[attr-defined]
         for r in board.results
-        if isinstance(r.forecaster, NeuralForecaster)
+        if r.forecaster is not None and r.forecaster.epochs_run is not None
     }
     if histories:
         figures["training"] = plotting.plot_histories(histories, folder / "training.png")
@@ -123,9 +130,7 @@ def build_report(
     if neural:
         name = "rnn" if "rnn" in neural else neural[0]
         say(f"sweeping the learning rate of {name}")
-        finder = create(name, options)
-        assert isinstance(finder, NeuralForecaster)
-        sweep = finder.lr_find(
+        sweep = create_for(name, settings).lr_find(
             [s.values[:split] for s, split in zip(data.series, splits, strict=True)],
             data.n_targets,
         )
@@ -133,21 +138,21 @@ def build_report(
             sweep, folder / "lr_finder.png", title=f"{name}: learning-rate range finder"
         )
     figures["leaderboard"] = plotting.plot_leaderboard(board, folder / "leaderboard.png")
-    summary = summarise(data, splits, options.season)
-    settings = {
-        "window": str(options.window),
-        "horizon": str(options.horizon),
-        "seasonal period": str(options.season),
-        "seed": str(options.seed),
+    summary = summarise(data, splits, board.season)
+    shown = {
+        "window": str(board.window),
+        "horizon": str(board.horizon),
+        "seasonal period": str(board.season),
+        "seed": str(settings.get("seed", 0)),
         "protocol": "fit on the training part; from every validation point forecast the next "
-        f"{options.horizon} point(s) from the true history before it",
+        f"{board.horizon} point(s) from the true history before it",
         "early stopping": "on the latest 10 % of the training windows, never on the "
         "validation part",
     }
     html_path = folder / "report.html"
     write_text(
         html_path,
-        render_html(board, summary, settings, figures, title or f"seqcast report: {data.source}"),
+        render_html(board, summary, shown, figures, title or f"seqcast report: {data.source}"),
     )
     return ReportResult(
         board=board,

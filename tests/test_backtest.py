@@ -22,7 +22,7 @@ from seqcast.forecasters import (
     SeasonalNaive,
     SmoothedDiffMovingAverage,
 )
-from seqcast.forecasters.base import Forecaster, ModelOptions
+from seqcast.forecasters.base import Forecaster
 
 SPLIT = 1461 - 461  # the course: train on the first 1,000 points
 
@@ -199,7 +199,7 @@ def test_horizon_longer_than_validation_states_the_minimum_length() -> None:
 
 
 def test_stride_must_be_positive() -> None:
-    with pytest.raises(DataError, match="--stride must be at least 1, got 0"):
+    with pytest.raises(DataError, match="stride must be at least 1, got 0"):
         backtest(Naive(), step_data(20), [10], stride=0)
 
 
@@ -219,7 +219,7 @@ def test_summary_row() -> None:
 
 # ------------------------------------------------------------------------ leaderboard
 def test_leaderboard_ranks_by_mae(synthetic: SeriesData) -> None:
-    options = ModelOptions(window=30, horizon=1, season=365)
+    options = dict(window=30, horizon=1, season=365)
     started: list[str] = []
     board = run_leaderboard(
         synthetic, ["snaive", "naive", "ma", "naive"], options, [SPLIT], on_start=started.append
@@ -241,7 +241,7 @@ def test_leaderboard_ranks_by_mae(synthetic: SeriesData) -> None:
 
 def test_leaderboard_checks_every_model_before_running_any(synthetic: SeriesData) -> None:
     started: list[str] = []
-    options = ModelOptions(window=30, season=1200)  # snaive needs 1,200 past points
+    options = dict(window=30, season=1200)  # snaive needs 1,200 past points
     with pytest.raises(DataError, match="snaive needs 1200 past points"):
         run_leaderboard(synthetic, ["naive", "snaive"], options, [SPLIT], on_start=started.append)
     assert started == []
@@ -261,10 +261,10 @@ def test_leaderboard_reports_each_series_validation_size() -> None:
         }
     )
     data = load_series(frame, id_col="id")
-    board = run_leaderboard(data, ["naive"], ModelOptions(window=3), [20, 25])
+    board = run_leaderboard(data, ["naive"], dict(window=3), [20, 25])
     document = board.to_json()
     assert document["val_sizes"] == [30 - 20, 40 - 25]
     assert document["val_size"] is None
     assert board.describe_validation() == "10 to 15 validation points"
-    same = run_leaderboard(data, ["naive"], ModelOptions(window=3), [20, 30]).to_json()
+    same = run_leaderboard(data, ["naive"], dict(window=3), [20, 30]).to_json()
     assert (same["val_size"], same["val_sizes"]) == (10, [10, 10])

@@ -15,15 +15,20 @@ from seqcast.forecasters import (
     SeasonalNaive,
     SmoothedDiffMovingAverage,
 )
-from seqcast.forecasters.base import Forecaster, ModelOptions
-from seqcast.forecasters.registry import BASELINES, create, forecaster_class, model_names
+from seqcast.forecasters.base import Forecaster
+from seqcast.forecasters.registry import (
+    BASELINES,
+    create_for,
+    forecaster_class,
+    model_names,
+)
 
 NAMES = sorted(BASELINES)
 SEASON = 12
 
 
 def make(name: str, horizon: int = 1, window: int = 5, season: int = SEASON) -> Forecaster:
-    return create(name, ModelOptions(window=window, horizon=horizon, season=season))
+    return create_for(name, dict(window=window, horizon=horizon, season=season))
 
 
 def walk(n: int, f: int, seed: int = 0) -> np.ndarray:
@@ -44,7 +49,7 @@ def test_registry_lists_the_baselines() -> None:
 
 def test_unknown_model_lists_the_known_ones() -> None:
     with pytest.raises(SeqcastError, match="unknown model 'prophet'; choose from naive, snaive"):
-        create("prophet", ModelOptions())
+        create_for("prophet", dict())
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -55,7 +60,7 @@ def test_constructor_only_stores_and_config_round_trips(name: str) -> None:
     config = model.get_config()
     assert type(model)(**config).get_config() == config
     broken = type(model)(window=0)  # no validation in the constructor ...
-    with pytest.raises(DataError, match="--window must be at least 1, got 0"):
+    with pytest.raises(DataError, match="window must be at least 1, got 0"):
         broken.fit([walk(100, 1)], 1)  # ... but in fit
 
 
@@ -261,11 +266,11 @@ def test_diff_ma_smooth_defaults_to_ten() -> None:
 
 def test_diff_ma_hyperparameters_are_checked_in_fit() -> None:
     values = walk(100, 1)
-    with pytest.raises(DataError, match="diff-ma needs --season of at least 2, got 1"):
+    with pytest.raises(DataError, match="diff-ma needs a season of at least 2, got 1"):
         DiffMovingAverage(season=1).fit([values], 1)
-    with pytest.raises(DataError, match=r"--smooth must lie in 0..11, got 12"):
+    with pytest.raises(DataError, match=r"smooth must lie in 0..11, got 12"):
         SmoothedDiffMovingAverage(season=12, smooth=12).fit([values], 1)
-    with pytest.raises(DataError, match="--season must be at least 1, got 0"):
+    with pytest.raises(DataError, match="season must be at least 1, got 0"):
         SeasonalNaive(season=0).fit([values], 1)
 
 
@@ -360,7 +365,7 @@ def test_linear_roll_out_is_refused_with_input_features() -> None:
     values = walk(100, 3)
     model = LinearRegression(window=4, horizon=2).fit([values], 1)
     with pytest.raises(
-        DataError, match=r"cannot forecast 5 steps with a model trained for 2.*--horizon 5"
+        DataError, match=r"cannot forecast 5 steps with a model trained for 2.*horizon 5"
     ):
         model.predict(values[None, -4:], horizon=5)
 

@@ -16,7 +16,6 @@ import torch
 from torch import nn
 
 import seqcast.training.loop as loop
-from seqcast._native.tanh_stack_tmp import tanh_stack
 from seqcast.data.scaling import Scaler, transform_power
 from seqcast.errors import DataError
 from seqcast.forecasters.neural import NeuralForecaster
@@ -27,96 +26,6 @@ from seqcast.training.optimizer import FlatOptimizer, FlatParameters
 from seqcast.training.schedules import OneCycle
 
 torch.set_num_threads(1)
-
-
-# ------------------------------------------------------------------------ tanh stack
-@pytest.mark.parametrize("layers", [1, 3])
-@pytest.mark.parametrize("last_only", [False, True])
-def test_wide_input_branch_matches_nn_rnn(layers: int, last_only: bool) -> None:
-    """input_size > 4 takes the addmm branch, which tests/test_tanh_stack.py never reaches."""
-    torch.manual_seed(layers)
-    rnn = nn.RNN(6, 5, layers, batch_first=True).double()
-    x = torch.randn(3, 4, 6, dtype=torch.double, requires_grad=True)
-    weights = [getattr(rnn, n) for n in rnn._flat_weights_names]
-    want, _ = rnn(x)
-    if last_only:
-        want = want[:, -1:]
-    got = tanh_stack(x, weights, layers, last_only=last_only)
-    torch.testing.assert_close(got, want, rtol=1e-12, atol=1e-12)
-    upstream = torch.randn_like(want)
-    for a, b in zip(
-        torch.autograd.grad(got, [x, *weights], upstream),
-        torch.autograd.grad(want, [x, *weights], upstream),
-        strict=True,
-    ):
-        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-    with torch.no_grad():
-        torch.testing.assert_close(tanh_stack(x, weights, layers, last_only), want)
-
-
-def _net_loss_and_grads(
-    net: RecurrentNet, window: torch.Tensor, season: torch.Tensor, steps: bool, fast: bool
-) -> tuple[torch.Tensor, list[torch.Tensor | None]]:
-    path = "tanh_stack" if fast else "module"
-    net.recurrence = lambda x: path  # type: ignore[method-assign]
-    net.zero_grad(set_to_none=True)
-    out = net(window, season, steps=steps)
-    parts = out if isinstance(out, tuple) else (out,)
-    loss = sum((o**2).sum() for o in parts)
-    assert isinstance(loss, torch.Tensor)
-    loss.backward()  # type: ignore[no-untyped-call]
-    return loss.detach(), [None if p.grad is None else p.grad.clone() for p in net.parameters()]
-
-
-@pytest.mark.parametrize(
-    ("changes", "batch", "steps"),
-    [
-        ({"input_size": 6, "num_layers": 3, "horizon": 3}, 1, True),  # batch of 1, seq2seq
-        ({"window": 1, "num_layers": 2, "horizon": 2}, 1, True),  # window of length 1
-        ({"input_size": 7, "conv_channels": 3, "conv_kernel": 3}, 2, True),  # conv front end
-        ({"conv_channels": 6, "conv_kernel": 2, "horizon": 2}, 4, False),  # conv, wide branch
-        ({"input_size": 1, "num_layers": 3, "window": 1}, 1, False),
-    ],
-)
-def test_the_whole_network_matches_its_nn_rnn_path(
-    changes: dict[str, Any], batch: int, steps: bool
-) -> None:
-    """Forward and every parameter's gradient of RecurrentNet, fast path against nn.RNN."""
-    settings: dict[str, Any] = dict(
-        input_size=2, window=5, season_size=3, horizon=1, n_targets=2, hidden_size=4,
-        num_layers=2,
-    )  # fmt: skip
-    settings.update(changes)
-    torch.manual_seed(0)
-    net = RecurrentNet(RecurrentConfig(**settings)).double().train()
-    window = torch.randn(batch, settings["window"], settings["input_size"], dtype=torch.double)
-    season = torch.randn(batch, 3, dtype=torch.double)
-    loss_fast, grads_fast = _net_loss_and_grads(net, window, season, steps, fast=True)
-    loss_slow, grads_slow = _net_loss_and_grads(net, window, season, steps, fast=False)
-    torch.testing.assert_close(loss_fast, loss_slow, rtol=1e-12, atol=1e-12)
-    for a, b in zip(grads_fast, grads_slow, strict=True):
-        assert (a is None) == (b is None)
-        if a is not None and b is not None:
-            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
-
-
-def test_dropout_network_is_fast_only_in_eval_and_then_equals_nn_rnn() -> None:
-    torch.manual_seed(1)
-    config = RecurrentConfig(
-        input_size=2, window=6, season_size=0, horizon=1, n_targets=1, hidden_size=4,
-        num_layers=2, dropout=0.5,
-    )  # fmt: skip
-    net = RecurrentNet(config)
-    window = torch.randn(3, 6, 2)
-    net.train()
-    assert net.recurrence(window) == "module"
-    net.eval()
-    assert net.recurrence(window) != "module"
-    with torch.no_grad():
-        got = net(window, torch.zeros(3, 0))
-        net.recurrence = lambda x: "module"  # type: ignore[method-assign]
-        want = net(window, torch.zeros(3, 0))
-    torch.testing.assert_close(got, want, rtol=1e-5, atol=1e-6)
 
 
 # ------------------------------------------------------------------ flat parameters
@@ -205,28 +114,6 @@ def test_a_non_finite_start_still_gives_the_parameters_their_own_storage_back() 
     assert all(p.grad is None for p in net.parameters())
     pointers = {p.untyped_storage().data_ptr() for p in net.parameters()}
     assert len(pointers) == len(list(net.parameters()))
-
-
-def test_gradients_accumulate_into_the_flat_buffer_over_two_backward_passes() -> None:
-    net = _tiny_recurrent()
-    twin = copy.deepcopy(net)
-    flat = FlatParameters(net)
-    data = _tiny_data(8)
-    for part in (slice(0, 4), slice(4, 8)):  # accumulate, no zeroing between
-        (net(data.window[part], data.season[part]) ** 2).sum().backward()  # type: ignore[no-untyped-call]
-        twin.recurrence = lambda x: "module"  # type: ignore[method-assign]
-        (twin(data.window[part], data.season[part]) ** 2).sum().backward()  # type: ignore[no-untyped-call]
-    want = torch.cat([p.grad.reshape(-1) for p in twin.parameters() if p.grad is not None])
-    assert want.numel() < flat.grad.numel()  # step_head gets no gradient: zero in the buffer
-    by_param = torch.cat(
-        [
-            (p.grad if q.grad is not None else torch.zeros(0)).reshape(-1)
-            for p, q in zip(net.parameters(), twin.parameters(), strict=True)
-        ]
-    )
-    torch.testing.assert_close(by_param, want, rtol=1e-5, atol=1e-6)
-    assert float(net.step_head.weight.grad.abs().sum()) == 0.0  # type: ignore[union-attr]
-    flat.release()
 
 
 def test_best_state_copies_are_independent_and_loading_writes_through_the_views() -> None:

@@ -385,7 +385,7 @@ def test_missing_values_with_policy_error(write_file: WriteFile) -> None:
     path = write_file("t.csv", MISSING)
     expected = (
         f"^{file_label(path)}, column 'y' has 4 missing value\\(s\\), the first at "
-        r"row 1 \(line 2\); pass --fill ffill, interpolate or drop"
+        r"row 1 \(line 2\); pass fill ffill, interpolate or drop"
     )
     with pytest.raises(DataError, match=expected):
         load_series(path)

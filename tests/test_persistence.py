@@ -12,8 +12,8 @@ import pytest
 from seqcast.data import load_series
 from seqcast.data.frame import SeriesData
 from seqcast.errors import ModelFormatError, SeqcastError
-from seqcast.forecasters.base import Forecaster, ModelOptions
-from seqcast.forecasters.registry import BASELINES, create
+from seqcast.forecasters.base import Forecaster
+from seqcast.forecasters.registry import BASELINES, create_for
 from seqcast.persistence import FORMAT_VERSION, load_model, save_model
 
 NAMES = sorted(BASELINES)
@@ -28,7 +28,7 @@ def daily_data(n: int = 120, channels: int = 2) -> SeriesData:
 
 
 def fitted(name: str, data: SeriesData, horizon: int = 3) -> Forecaster:
-    model = create(name, ModelOptions(window=6, horizon=horizon, season=14))
+    model = create_for(name, dict(window=6, horizon=horizon, season=14))
     return model.fit([s.values for s in data.series], data.n_targets)
 
 
@@ -69,7 +69,7 @@ def test_round_trip_gives_the_same_forecasts(tmp_path: Path, name: str) -> None:
 
 def test_training_ends_store_the_context_of_the_training_part(tmp_path: Path) -> None:
     data = daily_data()
-    model = create("naive", ModelOptions()).fit([data.series[0].values[:100]], 1)
+    model = create_for("naive", dict()).fit([data.series[0].values[:100]], 1)
     loaded = load_model(save_model(model, tmp_path / "m", data, training_ends=[100]))
     np.testing.assert_array_equal(loaded.contexts[0], data.series[0].values[99:100])
     assert loaded.data["series"][0]["length"] == 100
@@ -78,7 +78,7 @@ def test_training_ends_store_the_context_of_the_training_part(tmp_path: Path) ->
 
 def test_unfitted_model_cannot_be_saved(tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError, match="cannot save a forecaster that is not fitted"):
-        save_model(create("naive", ModelOptions()), tmp_path / "m", daily_data())
+        save_model(create_for("naive", dict()), tmp_path / "m", daily_data())
 
 
 def test_saving_replaces_the_folder_whole(tmp_path: Path) -> None:

@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 
 from seqcast.data import load_series, split_indices, synthetic_series
-from seqcast.forecasters.base import ModelOptions
 from seqcast.report import ReportResult, build_report
 
 MODELS = ("naive", "snaive", "linear", "rnn")
@@ -24,9 +23,9 @@ def report(tmp_path_factory: pytest.TempPathFactory) -> ReportResult:
     values = synthetic_series(length=400, period=50, amplitude=10, noise_level=1.0)
     data = load_series(values.astype(np.float64))
     splits = split_indices(data, val_size=80)
-    options = ModelOptions(window=10, season=50, epochs=3, hidden_size=4, patience=0)
+    options = dict(window=10, season=50, epochs=3, hidden_size=4, patience=0)
     out = tmp_path_factory.mktemp("report")
-    return build_report(data, splits, out, models=MODELS, options=options, title="test report")
+    return build_report(data, splits, out, models=MODELS, settings=options, title="test report")
 
 
 class _Collector(HTMLParser):

@@ -18,9 +18,8 @@ from cli_runner import TINY, assert_one_error_line, run_main
 from seqcast.data import load_series
 from seqcast.data.seasonality import estimate_season
 from seqcast.errors import ModelFormatError
-from seqcast.forecasters.base import ModelOptions
 from seqcast.forecasters.neural import NeuralForecaster
-from seqcast.forecasters.registry import create, forecaster_class
+from seqcast.forecasters.registry import create_for, forecaster_class
 from seqcast.persistence import load_model, save_model
 
 
@@ -49,7 +48,7 @@ def test_save_model_refuses_a_file_or_a_foreign_folder_but_replaces_a_model(
     tmp_path: Path,
 ) -> None:
     data = load_series(np.arange(40.0))
-    model = create("naive", ModelOptions()).fit([data.series[0].values], 1)
+    model = create_for("naive", dict()).fit([data.series[0].values], 1)
     file = tmp_path / "forecast.csv"
     file.write_text("keep me\n")
     with pytest.raises(ModelFormatError, match="is a file, not a model folder"):
@@ -93,7 +92,7 @@ def linear_folder(tmp_path: Path) -> Path:
         }
     )
     data = load_series(frame)
-    model = create("linear", ModelOptions(window=6)).fit([data.series[0].values], 1)
+    model = create_for("linear", dict(window=6)).fit([data.series[0].values], 1)
     return save_model(model, tmp_path / "model", data)
 
 

@@ -20,8 +20,7 @@ from fastapi.testclient import TestClient
 from seqcast.data import load_series, split_indices, split_point
 from seqcast.errors import DataError
 from seqcast.evaluation.leaderboard import run_leaderboard
-from seqcast.forecasters.base import ModelOptions
-from seqcast.forecasters.registry import create
+from seqcast.forecasters.registry import create_for
 from seqcast.persistence import save_model
 from seqcast.serving import create_app
 
@@ -108,7 +107,7 @@ def test_parquet_messages_give_rows_but_no_lines(tmp_path: Path) -> None:
     values = [1.0, 2.0, None, 4.0]
     pd.DataFrame({"y": values}).to_parquet(tmp_path / "t.parquet")
     row = next(i + 1 for i, v in enumerate(values) if v is None)
-    with pytest.raises(DataError, match=rf"the first at row {row}; pass --fill") as info:
+    with pytest.raises(DataError, match=rf"the first at row {row}; pass fill") as info:
         load_series(tmp_path / "t.parquet")
     assert "line" not in str(info.value)  # a Parquet file has no lines to count
 
@@ -132,7 +131,7 @@ def test_leaderboard_json_is_strict_json_when_a_metric_overflows() -> None:
     data = load_series(values)
     splits = split_indices(data, val_size=6)
     with np.errstate(over="ignore"):  # the overflow is the point of the test
-        board = run_leaderboard(data, ["naive"], ModelOptions(window=3, horizon=1), splits)
+        board = run_leaderboard(data, ["naive"], dict(window=3, horizon=1), splits)
         errors = values[24:] - values[23:-1]  # naive: the previous value
         expected_mse = float(np.mean(errors**2))
     assert math.isinf(expected_mse)  # the square overflows; the absolute error does not
@@ -166,7 +165,7 @@ def client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
     )
     rows = load_series(np.arange(30.0) % 5)
     for name, data in (("numeric", numeric), ("rows", rows)):
-        model = create("naive", ModelOptions()).fit([data.series[0].values], 1)
+        model = create_for("naive", dict()).fit([data.series[0].values], 1)
         save_model(model, root / name, data)
     return TestClient(create_app([root / "numeric", root / "rows"]))
 

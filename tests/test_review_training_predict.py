@@ -28,9 +28,9 @@ from seqcast._native import binding as native
 from seqcast.data import synthetic_series
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import DataError
-from seqcast.forecasters.base import ModelOptions, first_non_finite
+from seqcast.forecasters.base import first_non_finite
 from seqcast.forecasters.neural import NeuralForecaster
-from seqcast.forecasters.registry import create
+from seqcast.forecasters.registry import create_for
 from seqcast.networks import RecurrentConfig, RecurrentNet
 from seqcast.training import loop as loop_module
 from seqcast.training.loop import TrainConfig, TrainData, loss_function, train
@@ -620,11 +620,11 @@ def fitted(name: str, horizon: int = 1, features: int = 1, targets: int = 1) -> 
     """A tiny fitted model, made once per module run."""
     key = (name, horizon, features, targets)
     if key not in _FITTED:
-        options = ModelOptions(
+        options = dict(
             window=6, horizon=horizon, season=SEASON, epochs=1, batch_size=64, lr=1e-2,
             hidden_size=4, num_layers=1, patience=2, seed=0,
         )  # fmt: skip
-        model = create(name, options)
+        model = create_for(name, options)
         assert isinstance(model, NeuralForecaster)
         with torch_threads(1):
             model.fit([series(260, features)], targets)
@@ -691,7 +691,7 @@ def test_chunked_forecasts_equal_the_chunks_run_one_by_one(
                     np.testing.assert_array_equal(rolled, oracle)
                 np.testing.assert_array_equal(rolled[:, :horizon], got)
     if not rolls:
-        with pytest.raises(DataError, match=f"refit with --horizon {long}"):
+        with pytest.raises(DataError, match=f"refit with horizon {long}"):
             model.predict(context, long)
 
 
@@ -961,7 +961,7 @@ def counting_pool(monkeypatch: pytest.MonkeyPatch) -> list[int]:
         seen.append(workers)
         return original(workers)
 
-    monkeypatch.setattr(native, "pool", pool)
+    monkeypatch.setattr(neural_module.native, "pool", pool)
     return seen
 
 

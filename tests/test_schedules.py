@@ -53,10 +53,9 @@ def test_training_does_not_import_torch_dynamo() -> None:
     """torch.optim.Optimizer imports torch._dynamo (about 2 s) on first use; training avoids
     it in every schedule."""
     code = (
-        "import sys; import numpy as np; from seqcast.forecasters.registry import create;"
-        "from seqcast.forecasters.base import ModelOptions;"
+        "import sys; import numpy as np; from seqcast.forecasters.registry import create_for;"
         "x = np.sin(np.arange(200.0))[:, None];"
-        "[create('rnn', ModelOptions(window=8, epochs=2, schedule=s)).fit([x], 1)"
+        "[create_for('rnn', dict(window=8, epochs=2, schedule=s)).fit([x], 1)"
         " for s in ('plateau', 'onecycle', 'none')];"
         "print('torch._dynamo' in sys.modules)"
     )

@@ -33,8 +33,7 @@ import torch
 from seqcast.data import load_dataset
 from seqcast.data.loading import load_series
 from seqcast.errors import ModelFormatError, SeqcastError
-from seqcast.forecasters.base import ModelOptions
-from seqcast.forecasters.registry import create
+from seqcast.forecasters.registry import create_for
 from seqcast.persistence import load_model, save_model
 from seqcast.serving import create_app
 from seqcast.serving.server import serve
@@ -56,8 +55,8 @@ def free_port() -> int:
 def train_models(root: Path) -> dict[str, Path]:
     """Fits the three tiny models in one second or so and saves them under ``root``."""
 
-    def tiny(window: int, horizon: int, season: int) -> ModelOptions:
-        return ModelOptions(
+    def tiny(window: int, horizon: int, season: int) -> dict[str, Any]:
+        return dict(
             window=window, horizon=horizon, season=season, epochs=1, batch_size=256,
             hidden_size=8, num_layers=1, patience=0,
         )  # fmt: skip
@@ -84,7 +83,9 @@ def train_models(root: Path) -> dict[str, Path]:
     try:
         dirs = {}
         for name, (data, options) in specs.items():
-            forecaster = create("rnn", options).fit([s.values for s in data.series], data.n_targets)
+            forecaster = create_for("rnn", options).fit(
+                [s.values for s in data.series], data.n_targets
+            )
             dirs[name] = save_model(forecaster, root / name, data)
     finally:
         torch.set_num_threads(threads)
@@ -514,8 +515,8 @@ def test_startup_refuses_two_folders_with_one_name(
 
 @pytest.mark.parametrize(
     ("options", "message"),
-    [({"max_horizon": 0}, "--max-horizon must be at least 1"),
-     ({"max_body_bytes": 0}, "--max-body-bytes must be at least 1")],
+    [({"max_horizon": 0}, "max_horizon must be at least 1"),
+     ({"max_body_bytes": 0}, "max_body_bytes must be at least 1")],
 )  # fmt: skip
 def test_startup_refuses_bad_limits(
     model_dirs: dict[str, Path], options: dict[str, int], message: str

@@ -98,7 +98,7 @@ def test_split_time_numeric(cut: object) -> None:
 
 def test_split_time_needs_a_time_column() -> None:
     s = Series(values=np.zeros((10, 1)))
-    with pytest.raises(DataError, match="--split-time needs a time column"):
+    with pytest.raises(DataError, match="split_time needs a time column"):
         split_point(s, split_time="2020-01-01")
 
 
@@ -120,19 +120,19 @@ def test_split_time_must_parse() -> None:
     ],
 )
 def test_exactly_one_option(options: dict[str, object]) -> None:
-    with pytest.raises(DataError, match="exactly one of --val-size, --val-frac or --split-time"):
+    with pytest.raises(DataError, match="exactly one of val_size, val_frac or split_time"):
         split_point(daily(10), **options)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("val_size", [0, -3])
 def test_val_size_must_be_positive(val_size: int) -> None:
-    with pytest.raises(DataError, match=f"--val-size must be at least 1, got {val_size}"):
+    with pytest.raises(DataError, match=f"val_size must be at least 1, got {val_size}"):
         split_point(daily(10), val_size=val_size)
 
 
 @pytest.mark.parametrize("val_frac", [0.0, 1.0, 1.5, -0.2])
 def test_val_frac_must_lie_in_the_open_unit_interval(val_frac: float) -> None:
-    with pytest.raises(DataError, match="--val-frac must lie strictly between 0 and 1"):
+    with pytest.raises(DataError, match="val_frac must lie strictly between 0 and 1"):
         split_point(daily(10), val_frac=val_frac)
 
 

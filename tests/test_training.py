@@ -20,13 +20,13 @@ from constant_model import Constant
 from torch import nn
 
 import seqcast.training.loop as loop
-from seqcast._native import binding as native
+from seqcast import _native as native
 from seqcast.data import synthetic_series
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
 from seqcast.forecasters.neural import NeuralForecaster
 from seqcast.forecasters.registry import forecaster_class
-from seqcast.training.compiled_step import FusedStep
+from seqcast.training.compiled_step import CompiledStep
 from seqcast.training.loop import (
     History,
     TrainConfig,
@@ -50,7 +50,7 @@ def constant_data(target: float, n: int = N) -> TrainData:
 def gd_config(**changes: Any) -> TrainConfig:
     settings: dict[str, Any] = dict(
         epochs=30, batch_size=N, lr=LR, loss="mse", optimizer="sgd", momentum=0.0,
-        clip_norm=None, patience=3, schedule="none", quiet=True,
+        clip_norm=None, patience=3, schedule="none",
     )  # fmt: skip
     settings.update(changes)
     return TrainConfig(**settings)
@@ -205,7 +205,7 @@ def test_divergence_stops_training_and_keeps_the_last_good_weights(
     assert history.epochs == 3 and history.best_epoch == 3  # the diverged epoch is not recorded
     assert history.message.startswith(f"training diverged at epoch 4 with {what}"), history.message
     assert "at learning rate 0.05" in history.message
-    assert "Try a lower --lr (e.g. 0.005)" in history.message
+    assert "Try a lower lr (e.g. 0.005)" in history.message
     assert math.isfinite(model.b.detach().item())
     assert model.b.detach().item() == pytest.approx(b_after(3), rel=1e-5)
 
@@ -214,7 +214,7 @@ def test_non_finite_loss_from_the_first_epoch_is_a_training_error(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr(loop, "batch_loss", breaking_from(1, "nan"))
-    with pytest.raises(TrainingError, match=r"diverged at epoch 1 .* Try a lower --lr") as caught:
+    with pytest.raises(TrainingError, match=r"diverged at epoch 1 .* Try a lower lr") as caught:
         train(Constant(), constant_data(1.0), None, gd_config())
     assert isinstance(caught.value, SeqcastError)  # the command line prints it on one line
 
@@ -237,10 +237,10 @@ def tiny(name: str = "rnn", **settings: Any) -> NeuralForecaster:
 def breaking_fused_from(epoch: int) -> Any:
     """:func:`breaking_from` for the fused step of the recurrent network (one batch per
     epoch): from ``epoch`` on it wrecks the weights before computing the loss."""
-    real = FusedStep.__call__
+    real = CompiledStep.__call__
     calls = {"n": 0}
 
-    def broken(self: FusedStep, *batch: torch.Tensor) -> float:
+    def broken(self: CompiledStep, *batch: torch.Tensor) -> float:
         calls["n"] += 1
         if calls["n"] >= epoch:
             with torch.no_grad():
@@ -257,9 +257,9 @@ def break_training(monkeypatch: pytest.MonkeyPatch, path: str, epoch: int) -> No
     if path == "fused":
         if not native.available():
             pytest.skip("no compiled recurrence")
-        monkeypatch.setattr(FusedStep, "__call__", breaking_fused_from(epoch))
+        monkeypatch.setattr(CompiledStep, "__call__", breaking_fused_from(epoch))
     else:
-        monkeypatch.setattr(FusedStep, "create", classmethod(lambda *args: None))
+        monkeypatch.setattr(CompiledStep, "create", classmethod(lambda *args: None))
         monkeypatch.setattr(loop, "batch_loss", breaking_from(epoch, "nan"))
 
 
@@ -269,7 +269,7 @@ def test_forecaster_warns_on_divergence_and_forecasts_from_finite_weights(
 ) -> None:
     break_training(monkeypatch, path, 3)
     model = tiny(name)
-    with pytest.warns(RuntimeWarning, match=r"training diverged at epoch 3 .* lower --lr"):
+    with pytest.warns(RuntimeWarning, match=r"training diverged at epoch 3 .* lower lr"):
         model.fit(small_series(), 1)
     assert model.history_.stop_reason == "diverged" and model.epochs_run == 2
     assert all(torch.isfinite(p).all() for p in model.network_.parameters())
@@ -283,7 +283,7 @@ def test_forecaster_raises_when_the_first_epoch_diverges(
 ) -> None:
     break_training(monkeypatch, path, 1)
     model = tiny()
-    with pytest.raises(TrainingError, match="lower --lr"):
+    with pytest.raises(TrainingError, match="lower lr"):
         model.fit(small_series(), 1)
     assert not hasattr(model, "is_fitted_")
 
@@ -297,7 +297,7 @@ def test_an_absurd_learning_rate_is_caught(optimizer: str, batch_size: int) -> N
         try:
             model.fit(values, 1)
         except TrainingError as exc:
-            assert "lower --lr" in str(exc)
+            assert "lower lr" in str(exc)
             return
     assert model.history_.stop_reason == "diverged"
     assert any(issubclass(w.category, RuntimeWarning) for w in caught)
@@ -342,7 +342,7 @@ def test_history_of_a_real_training_round_trips() -> None:
 
 def test_unknown_schedule_is_refused() -> None:
     with pytest.raises(
-        SeqcastError, match="unknown --schedule 'cosine'; choose from plateau, onecycle, none"
+        SeqcastError, match="unknown schedule 'cosine'; choose from plateau, onecycle, none"
     ):
         train(Constant(), constant_data(1.0), None, gd_config(schedule="cosine"))
 

@@ -743,60 +743,6 @@ int seq_layer_backward(int gates, int steps, int rows, int in, int h, const floa
     return 0;
 }
 
-/* ---------------------------------------------------------------- tanh RNN stack, fused */
-
-#define MAX_LAYERS 16
-
-/* A stack of `layers` tanh RNN layers (nn.RNN's weights: w_ih[l] (h, in_l), w_hh[l] (h, h),
- * biases (h,)) run together step by step on blocks of rows, so that no layer's sequence has to
- * leave the cache between layers: forecasts without gradients. x: (steps, rows, features).
- * Writes the top layer's last output to `last` (rows, h). */
-int seq_tanh_stack_forward(int steps, int rows, int features, int h, int layers,
-                           const float *x, index_t x_step, index_t x_ld,
-                           const float *const *w_ih, const float *const *w_hh,
-                           const float *const *b_ih, const float *const *b_hh, float *last) {
-    if (layers < 1 || layers > MAX_LAYERS) return -2;
-    const int hp = padded(h);
-    /* Per layer: W_ihᵀ (in, hp), W_hhᵀ (hp, hp), the summed bias (hp,) and two state buffers
-     * (this step's and the last one's, STACK_BLOCK × hp each). */
-    float *input_matrix[MAX_LAYERS] = {0}, *state_matrix[MAX_LAYERS] = {0};
-    float *bias[MAX_LAYERS] = {0}, *states[MAX_LAYERS] = {0};
-    int failed = 0;
-    for (int l = 0; l < layers && !failed; l++) {
-        const int in = l ? h : features;
-        input_matrix[l] = pack(w_ih[l], in, l ? hp : in, 1, h);
-        state_matrix[l] = pack(w_hh[l], h, hp, 1, h);
-        bias[l] = calloc((size_t)hp, sizeof(float));
-        states[l] = calloc((size_t)STACK_BLOCK * hp * 2, sizeof(float));
-        failed = !input_matrix[l] || !state_matrix[l] || !bias[l] || !states[l];
-        for (int j = 0; j < h && !failed; j++) bias[l][j] = b_ih[l][j] + b_hh[l][j];
-    }
-    if (!failed) {
-        for (int r0 = 0; r0 < rows; r0 += STACK_BLOCK) {
-            const int nb = rows - r0 < STACK_BLOCK ? rows - r0 : STACK_BLOCK;
-            for (int t = 0; t < steps; t++) {
-                for (int l = 0; l < layers; l++) {
-                    float *current = states[l] + (t & 1) * STACK_BLOCK * hp;
-                    const float *previous = states[l] + ((t & 1) ^ 1) * STACK_BLOCK * hp;
-                    if (l)
-                        gemm(nb, hp, hp, states[l - 1] + (t & 1) * STACK_BLOCK * hp, hp, 1,
-                             input_matrix[l], current, hp, bias[l]);
-                    else
-                        gemm(nb, features, hp, x + t * x_step + r0 * x_ld, x_ld, 1,
-                             input_matrix[0], current, hp, bias[0]);
-                    if (t) gemm(nb, hp, hp, previous, hp, 1, state_matrix[l], current, hp, NULL);
-                    tanh_array(current, (index_t)nb * hp);
-                    if (l + 1 == layers && t + 1 == steps)
-                        store_step(last + (index_t)r0 * h, h, current, nb, 1, h);
-                }
-            }
-        }
-    }
-    free_all(input_matrix, layers), free_all(state_matrix, layers);
-    free_all(bias, layers), free_all(states, layers);
-    return failed ? -1 : 0;
-}
-
 /* ---------------------------------------------------------------- output layer and loss */
 
 /* The output layer and the mean loss of a training batch, forward and backward, for a fused

@@ -107,7 +107,8 @@ def load_series(
             raise DataError(
                 f"{where.label}: column '{name}' is the {role} column; it cannot also be a "
                 "target or a feature"
-                + (" (pass --time-col to name another)" if role == "time" else "")
+                + (" (pass time_col to name another)" if role == "time" else ""),
+                arguments=("time_col",),
             )
     candidates = [c for c in available if c not in reserved]
     targets, features = _choose_columns(frame, where, candidates, targets, features, id_col)
@@ -280,7 +281,8 @@ def _choose_columns(
             listed = ", ".join(f"'{c}'" for c in numeric)
             raise DataError(
                 f"{where.label} has several numeric columns ({listed}); "
-                "name the value column with --target"
+                "name the value column with targets",
+                arguments=("targets",),
             )
         chosen_targets = numeric
     if features is None:
@@ -486,7 +488,8 @@ def _handle_missing(
     if fill == "error":
         raise DataError(
             f"{label}, column '{col}' has {count} missing value(s), the first at "
-            f"{where.row(first)}; pass --fill ffill, interpolate or drop, or clean the file"
+            f"{where.row(first)}; pass fill ffill, interpolate or drop, or clean the file",
+            arguments=("fill",),
         )
     total = int(missing.to_numpy().sum())
     group = group.copy()
@@ -494,7 +497,8 @@ def _handle_missing(
         group = group[~missing.any(axis=1)]
         if len(group) == 0:
             raise DataError(
-                f"{label}: every row has a missing value; nothing left after --fill drop"
+                f"{label}: every row has a missing value; nothing left after fill drop",
+                arguments=("fill",),
             )
         notes.append(
             f"{label}: dropped {int(missing.any(axis=1).sum())} row(s) with missing values"

@@ -28,37 +28,50 @@ def split_point(
     """
     given = [o is not None for o in (val_size, val_frac, split_time)]
     if sum(given) != 1:
-        raise DataError("give exactly one of --val-size, --val-frac or --split-time")
+        raise DataError(
+            "give exactly one of val_size, val_frac or split_time",
+            arguments=("val_size", "val_frac", "split_time"),
+        )
     n = len(series)
     if val_size is not None:
         if val_size < 1:
-            raise DataError(f"--val-size must be at least 1, got {val_size}")
+            raise DataError(f"val_size must be at least 1, got {val_size}", arguments=("val_size",))
         return n - val_size
     if val_frac is not None:
         if not 0.0 < val_frac < 1.0:
-            raise DataError(f"--val-frac must lie strictly between 0 and 1, got {val_frac}")
+            raise DataError(
+                f"val_frac must lie strictly between 0 and 1, got {val_frac}",
+                arguments=("val_frac",),
+            )
         return n - max(1, math.floor(n * val_frac + 0.5))  # halves up, not to even
     if series.time is None:
-        raise DataError("--split-time needs a time column; use --val-size or --val-frac")
+        raise DataError(
+            "split_time needs a time column; use val_size or val_frac",
+            arguments=("split_time", "val_size", "val_frac"),
+        )
     time = series.time
     if isinstance(time, pd.DatetimeIndex):
         try:
             cut = pd.Timestamp(split_time)  # type: ignore[arg-type]
         except (ValueError, TypeError) as exc:
-            raise DataError(f"--split-time {split_time!r} is not a timestamp") from exc
+            raise DataError(
+                f"split_time {split_time!r} is not a timestamp", arguments=("split_time",)
+            ) from exc
         if time.tz is not None and cut.tz is None:
             cut = cut.tz_localize(time.tz)
         elif time.tz is None and cut.tz is not None:
             raise DataError(
-                f"--split-time {split_time!r} has a time zone but the timestamps have none; "
-                "give the time without an offset"
+                f"split_time {split_time!r} has a time zone but the timestamps have none; "
+                "give the time without an offset",
+                arguments=("split_time",),
             )
         return int(time.searchsorted(cut, side="left"))
     try:
         cut_value = float(split_time)  # type: ignore[arg-type]
     except (ValueError, TypeError) as exc:
         raise DataError(
-            f"--split-time {split_time!r} is not a number like the time column"
+            f"split_time {split_time!r} is not a number like the time column",
+            arguments=("split_time",),
         ) from exc
     return int(np.searchsorted(time.to_numpy(dtype=np.float64), cut_value, side="left"))
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -18,7 +18,7 @@ from seqcast.data.frame import SeriesData
 from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError
 from seqcast.evaluation import metrics
-from seqcast.forecasters.base import Forecaster
+from seqcast.forecasters.base import EpochEnd, Forecaster
 
 __all__ = ["METRIC_NAMES", "BacktestResult", "backtest", "check_lengths"]
 
@@ -81,7 +81,8 @@ def check_lengths(
                 f"{label}: {model} needs {context_length} past points before the first forecast "
                 f"but the training part has {split}; the series needs at least "
                 f"{context_length + n_val} points for this split (it has {len(series)}), or use "
-                "a smaller --window/--season or validation part"
+                "a smaller window or season, or a smaller validation part",
+                arguments=("window", "season"),
             )
         if n_val < horizon:
             raise DataError(
@@ -98,6 +99,7 @@ def backtest(
     stride: int = 1,
     refit: bool = False,
     season: int = 1,
+    on_epoch: Callable[[EpochEnd], None] | None = None,
 ) -> BacktestResult:
     """Fits on the training parts and scores rolling-origin forecasts of the validation parts.
 
@@ -110,12 +112,13 @@ def backtest(
             then refitted on its own history, while without ``refit`` one forecaster is fitted
             on every series' training part.
         season: seasonal period of the MASE scale.
+        on_epoch: hears of every training epoch (see :meth:`Forecaster.fit`).
 
     Returns:
         The scores, per target and averaged, with every forecast.
     """
     if stride < 1:
-        raise DataError(f"--stride must be at least 1, got {stride}")
+        raise DataError(f"stride must be at least 1, got {stride}", arguments=("stride",))
     horizon = forecaster.horizon
     check_lengths(data, splits, forecaster.context_length, horizon, forecaster.name)
 
@@ -123,7 +126,9 @@ def backtest(
     started = time.perf_counter()
     if not refit:
         forecaster.fit(
-            [s.values[:split] for s, split in zip(data.series, splits, strict=True)], data.n_targets
+            [s.values[:split] for s, split in zip(data.series, splits, strict=True)],
+            data.n_targets,
+            on_epoch=on_epoch,
         )
     fit_seconds += time.perf_counter() - started
 
@@ -137,8 +142,8 @@ def backtest(
             pieces = []
             for origin in starts:
                 started = time.perf_counter()
-                fresh = type(forecaster)(**forecaster.get_config())
-                fresh.fit([values[:origin]], data.n_targets)
+                fresh = type(forecaster)(**forecaster.get_params())
+                fresh.fit([values[:origin]], data.n_targets, on_epoch=on_epoch)
                 fit_seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 pieces.append(fresh.predict(values[None, origin - context : origin]))

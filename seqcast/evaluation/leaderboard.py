@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from seqcast.data.frame import SeriesData
 from seqcast.evaluation.backtest import BacktestResult, backtest, check_lengths
-from seqcast.forecasters.base import ModelOptions
-from seqcast.forecasters.registry import create
+from seqcast.forecasters.base import EpochEnd
+from seqcast.forecasters.registry import create_for
 
 __all__ = ["Leaderboard", "run_leaderboard"]
 
@@ -54,25 +54,29 @@ class Leaderboard:
 def run_leaderboard(
     data: SeriesData,
     models: Sequence[str],
-    options: ModelOptions,
+    settings: Mapping[str, Any],
     splits: Sequence[int],
     *,
     stride: int = 1,
     refit: bool = False,
     on_start: Callable[[str], None] | None = None,
+    on_epoch: Callable[[EpochEnd], None] | None = None,
 ) -> Leaderboard:
-    """Backtests each model (built from ``options``) on the same split and ranks them by MAE.
+    """Backtests each model (built from ``settings``) on the same split and ranks them by MAE.
 
     Args:
         data: the series.
         models: model names (``seqcast.forecasters.registry.model_names()``).
-        options: shared settings: window, horizon, season, seed and training options.
+        settings: constructor arguments shared by the models (window, horizon, season, seed,
+            training settings); each model takes those it has.
         splits: per series, the first validation index.
         stride: steps between forecast origins.
         refit: refit before every origin (cheap models only).
         on_start: called with each model name before it runs (progress display).
+        on_epoch: hears of every training epoch of the neural models.
     """
-    forecasters = [create(name, options) for name in dict.fromkeys(models)]
+    forecasters = [create_for(name, settings) for name in dict.fromkeys(models)]
+    season = int(settings.get("season", 1))
     for forecaster in forecasters:  # fail on a too-short series before any work
         check_lengths(data, splits, forecaster.context_length, forecaster.horizon, forecaster.name)
     results = []
@@ -80,15 +84,23 @@ def run_leaderboard(
         if on_start is not None:
             on_start(forecaster.name)
         results.append(
-            backtest(forecaster, data, splits, stride=stride, refit=refit, season=options.season)
+            backtest(
+                forecaster,
+                data,
+                splits,
+                stride=stride,
+                refit=refit,
+                season=season,
+                on_epoch=on_epoch,
+            )
         )
     results.sort(key=lambda r: (r.metrics["mae"] is None, r.metrics["mae"]))
     return Leaderboard(
         dataset=data.source,
         targets=list(data.targets),
-        window=options.window,
-        horizon=options.horizon,
+        window=forecasters[0].window,
+        horizon=forecasters[0].horizon,
         val_sizes=[len(s) - split for s, split in zip(data.series, splits, strict=True)],
-        season=options.season,
+        season=season,
         results=results,
     )

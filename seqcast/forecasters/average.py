@@ -37,7 +37,6 @@ class DiffMovingAverage(Forecaster):
     """
 
     name = "diff-ma"
-    config_keys = ("window", "horizon", "season", "smooth")
 
     def __init__(
         self, *, window: int = 20, horizon: int = 1, season: int = 1, smooth: int = 0
@@ -53,9 +52,14 @@ class DiffMovingAverage(Forecaster):
     def _check_hyperparameters(self) -> None:
         super()._check_hyperparameters()
         if self.season < 2:
-            raise DataError(f"{self.name} needs --season of at least 2, got {self.season}")
+            raise DataError(
+                f"{self.name} needs a season of at least 2, got {self.season}",
+                arguments=("season",),
+            )
         if self.smooth < 0 or self.smooth >= self.season:
-            raise DataError(f"--smooth must lie in 0..{self.season - 1}, got {self.smooth}")
+            raise DataError(
+                f"smooth must lie in 0..{self.season - 1}, got {self.smooth}", arguments=("smooth",)
+            )
 
     def _fit(self, series: list[np.ndarray]) -> None:
         pass

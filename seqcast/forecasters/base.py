@@ -8,16 +8,36 @@ models and the HTTP service only ever use this surface.
 
 from __future__ import annotations
 
+import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
 import numpy as np
 
 from seqcast.errors import DataError, NotFittedError
 
-__all__ = ["Forecaster", "ModelOptions", "first_non_finite"]
+__all__ = ["EpochEnd", "Forecaster", "first_non_finite"]
+
+
+@dataclass(frozen=True)
+class EpochEnd:
+    """What a progress display hears after each training epoch.
+
+    Attributes:
+        model: the forecaster's name.
+        epoch: 1-based epoch just finished.
+        epochs: the most epochs training may run.
+        train_loss: mean training loss of the epoch.
+        val_loss: loss on the early-stopping slice, or None without one.
+    """
+
+    model: str
+    epoch: int
+    epochs: int
+    train_loss: float
+    val_loss: float | None
 
 
 def first_non_finite(values: np.ndarray) -> tuple[int, ...] | None:
@@ -27,60 +47,18 @@ def first_non_finite(values: np.ndarray) -> tuple[int, ...] | None:
     return tuple(int(i[0]) for i in np.nonzero(~np.isfinite(values)))
 
 
-@dataclass(frozen=True)
-class ModelOptions:
-    """Every option a forecaster may take from the command line; each class reads its own.
-
-    Attributes:
-        window: input length L.
-        horizon: forecast length T.
-        season: seasonal period P in steps (1 turns seasonality off).
-        smooth: width of the centred moving average on past values (``diff-ma-smooth``).
-        seed: seed for everything random.
-        epochs, batch_size, lr, hidden_size, num_layers, cell, bidirectional, dropout, loss,
-        optimizer, patience, quiet, seq2seq, schedule: neural-network settings (see
-            ``seqcast.models``).
-        transform: variance-stabilising transform of the neural models: ``auto`` (chosen from
-            the training data), ``none``, ``sqrt`` or ``log``.
-    """
-
-    window: int = 20
-    horizon: int = 1
-    season: int = 1
-    smooth: int | None = None
-    seed: int = 0
-    epochs: int | None = None
-    batch_size: int | None = None
-    lr: float | None = None
-    hidden_size: int | None = None
-    num_layers: int | None = None
-    cell: str | None = None
-    bidirectional: bool | None = None
-    dropout: float | None = None
-    loss: str | None = None
-    optimizer: str | None = None
-    patience: int | None = None
-    seq2seq: bool | None = None
-    schedule: str | None = None
-    transform: str | None = None
-    quiet: bool = True
-
-    def given(self) -> dict[str, Any]:
-        """The options that were set (not None)."""
-        return {
-            f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None
-        }
-
-
 class Forecaster(ABC):
     """Base class: validates input, tracks fitted state, rolls forecasts out past the horizon.
 
-    Subclasses implement :attr:`context_length`, :meth:`_fit` and :meth:`_predict`, and list
-    their constructor arguments in :attr:`config_keys` so that a saved model can be rebuilt.
+    In the scikit-learn manner: the constructor takes keyword arguments and only stores them
+    under the same names; :meth:`get_params` reads them back from the constructor's signature
+    (a saved model is rebuilt from them); what :meth:`fit` learns goes into attributes ending
+    in ``_``. Subclasses implement :attr:`context_length`, :meth:`_fit` and :meth:`_predict`.
     """
 
     name: ClassVar[str]
-    config_keys: ClassVar[tuple[str, ...]] = ("window", "horizon")
+    #: Whether the model learns by gradient steps (it has a learning rate and ``lr_find``).
+    trained_by_gradient: ClassVar[bool] = False
     #: Whether :meth:`_predict` can produce any horizon directly.
     any_horizon: ClassVar[bool] = True
 
@@ -89,14 +67,34 @@ class Forecaster(ABC):
         self.horizon = horizon
 
     @classmethod
-    def from_options(cls, options: ModelOptions) -> Self:
-        """Builds the forecaster from the options that apply to it."""
-        given = options.given()
-        return cls(**{k: given[k] for k in cls.config_keys if k in given})
+    def param_names(cls) -> list[str]:
+        """The constructor's keyword arguments, in its order."""
+        signature = inspect.signature(cls.__init__)
+        return [
+            p.name
+            for p in signature.parameters.values()
+            if p.name != "self" and p.kind is p.KEYWORD_ONLY
+        ]
+
+    def get_params(self) -> dict[str, Any]:
+        """The constructor's arguments as they were given (JSON-serialisable):
+        ``type(model)(**model.get_params())`` builds an unfitted twin."""
+        return {name: getattr(self, name) for name in self.param_names()}
 
     def get_config(self) -> dict[str, Any]:
-        """Constructor arguments, JSON-serialisable."""
-        return {k: getattr(self, k) for k in self.config_keys}
+        """The same as :meth:`get_params`: what a saved model stores to rebuild the forecaster."""
+        return self.get_params()
+
+    def set_params(self, **params: Any) -> Self:
+        """Changes constructor arguments (before ``fit``); an unknown name is refused."""
+        names = self.param_names()
+        for key, value in params.items():
+            if key not in names:
+                raise DataError(
+                    f"{type(self).__name__} has no argument '{key}'; it takes {', '.join(names)}"
+                )
+            setattr(self, key, value)
+        return self
 
     @property
     @abstractmethod
@@ -104,12 +102,20 @@ class Forecaster(ABC):
         """Past steps C the forecaster needs before a forecast origin."""
 
     # ----------------------------------------------------------------------- fit / predict
-    def fit(self, series: Sequence[np.ndarray], n_targets: int) -> Self:
+    def fit(
+        self,
+        series: Sequence[np.ndarray] | np.ndarray,
+        n_targets: int = 1,
+        *,
+        on_epoch: Callable[[EpochEnd], None] | None = None,
+    ) -> Self:
         """Learns from the training part of one or more series.
 
         Args:
             series: arrays of shape (N_i, F), the ``n_targets`` target channels first.
             n_targets: number of target channels F_target.
+            on_epoch: called after each training epoch of a model trained by epochs (a
+                progress display); models fitted in one go never call it.
 
         Returns:
             self, fitted.
@@ -129,6 +135,7 @@ class Forecaster(ABC):
                 raise DataError("the training data has missing or infinite values")
         self.n_features_ = int(next(iter(widths)))
         self.n_targets_ = int(n_targets)
+        del on_epoch  # nothing here is trained by epochs; see NeuralForecaster.fit
         self._fit([np.asarray(s, dtype=np.float64) for s in series])
         self.is_fitted_ = True
         return self
@@ -158,7 +165,7 @@ class Forecaster(ABC):
         self._check_context(context[:, context.shape[1] - steps :])
         horizon = self.horizon if horizon is None else int(horizon)
         if horizon < 1:
-            raise DataError(f"horizon must be at least 1, got {horizon}")
+            raise DataError(f"horizon must be at least 1, got {horizon}", arguments=("horizon",))
         context = context[:, context.shape[1] - steps :]
         if self.any_horizon or horizon <= self.horizon:
             forecast = self._predict(context, max(horizon, 1))[:, :horizon]
@@ -184,8 +191,8 @@ class Forecaster(ABC):
         if self.n_features_ != self.n_targets_:
             raise DataError(
                 f"cannot forecast {horizon} steps with a model trained for {self.horizon}: "
-                "its input features have no future values; refit with --horizon "
-                f"{horizon}"
+                f"its input features have no future values; refit with horizon {horizon}",
+                arguments=("horizon",),
             )
         pieces = []
         done = 0
@@ -203,9 +210,11 @@ class Forecaster(ABC):
 
     def _check_hyperparameters(self) -> None:
         if self.window < 1:
-            raise DataError(f"--window must be at least 1, got {self.window}")
+            raise DataError(f"window must be at least 1, got {self.window}", arguments=("window",))
         if self.horizon < 1:
-            raise DataError(f"--horizon must be at least 1, got {self.horizon}")
+            raise DataError(
+                f"horizon must be at least 1, got {self.horizon}", arguments=("horizon",)
+            )
 
     @abstractmethod
     def _fit(self, series: list[np.ndarray]) -> None:
@@ -229,6 +238,15 @@ class Forecaster(ABC):
 
     def set_info(self, info: dict[str, Any]) -> None:  # noqa: B027
         """Restores what :meth:`get_info` returned."""
+
+    def lr_find(self, series: Sequence[np.ndarray], n_targets: int = 1) -> Any:
+        """The learning-rate range finder on training series (N_i, F); only models trained by
+        a gradient have one (see :meth:`seqcast.forecasters.neural.NeuralForecaster.lr_find`).
+
+        Raises:
+            DataError: this model has no learning rate.
+        """
+        raise DataError(f"lr-find needs a neural model; '{self.name}' has no learning rate")
 
     @property
     def epochs_run(self) -> int | None:

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
-from typing import Any, ClassVar, Self
-
 from seqcast.errors import DataError
-from seqcast.forecasters.base import ModelOptions
 from seqcast.forecasters.inputs import InputSpec
 from seqcast.forecasters.neural import NeuralForecaster
 from seqcast.networks import DenseConfig, DenseNet
@@ -15,33 +11,54 @@ __all__ = ["DenseForecaster"]
 
 
 class DenseForecaster(NeuralForecaster):
-    """Two hidden ReLU layers of 10 units on the flat window and seasonal inputs."""
+    """Two hidden ReLU layers of 10 units on the flat window and seasonal inputs.
+
+    Args:
+        hidden_size: units of each hidden layer.
+        num_layers: hidden layers.
+        dropout: dropout after each hidden layer.
+        **: the settings every neural forecaster takes (:class:`NeuralForecaster`).
+    """
 
     name = "dnn"
-    network_keys: ClassVar[tuple[str, ...]] = ("hidden_size", "num_layers", "dropout")
-    preset: ClassVar[dict[str, Any]] = {"hidden_size": 10, "num_layers": 2, "dropout": 0.0}
 
-    hidden_size: int
-    num_layers: int
-    dropout: float
-
-    @classmethod
-    def from_options(cls, options: ModelOptions) -> Self:
-        """As for every neural model; the recurrent layers' options are named in a warning,
-        not dropped silently (a leaderboard may pass them to dnn and rnn alike)."""
-        given = options.given()
-        if unused := [f"--{key}" for key in ("cell", "bidirectional") if key in given]:
-            warnings.warn(
-                f"dnn has no recurrent layers; {', '.join(unused)} not used",
-                UserWarning,
-                stacklevel=2,
-            )
-        return super().from_options(options)
+    def __init__(
+        self,
+        *,
+        window: int = 20,
+        horizon: int = 1,
+        season: int = 1,
+        epochs: int = 200,
+        batch_size: int = 32,
+        lr: float = 1e-3,
+        loss: str = "huber",
+        optimizer: str = "adam",
+        patience: int = 20,
+        seed: int = 0,
+        seq2seq: bool = False,
+        schedule: str = "plateau",
+        transform: str = "auto",
+        hidden_size: int = 10,
+        num_layers: int = 2,
+        dropout: float = 0.0,
+    ) -> None:
+        super().__init__(
+            window=window, horizon=horizon, season=season, epochs=epochs, batch_size=batch_size,
+            lr=lr, loss=loss, optimizer=optimizer, patience=patience, seed=seed, seq2seq=seq2seq,
+            schedule=schedule, transform=transform,
+        )  # fmt: skip
+        self.hidden_size = hidden_size
+        self.num_layers = num_layers
+        self.dropout = dropout
 
     def _check_hyperparameters(self) -> None:
         super()._check_hyperparameters()
+        self._check_network(self.hidden_size, self.num_layers, self.dropout)
         if self.seq2seq:
-            raise DataError("--seq2seq needs a recurrent model; dnn sees the window at once")
+            raise DataError(
+                "seq2seq needs a recurrent model; dnn sees the window at once",
+                arguments=("seq2seq",),
+            )
 
     def build_network(self, spec: InputSpec) -> DenseNet:
         return DenseNet(

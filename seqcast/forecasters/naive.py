@@ -31,7 +31,6 @@ class SeasonalNaive(Forecaster):
     """Repeats the last season: ŷ[t+h] = y[t+h−P·k] with k the smallest that reaches the past."""
 
     name = "snaive"
-    config_keys = ("window", "horizon", "season")
 
     def __init__(self, *, window: int = 20, horizon: int = 1, season: int = 1) -> None:
         super().__init__(window=window, horizon=horizon)
@@ -44,7 +43,7 @@ class SeasonalNaive(Forecaster):
     def _check_hyperparameters(self) -> None:
         super()._check_hyperparameters()
         if self.season < 1:
-            raise DataError(f"--season must be at least 1, got {self.season}")
+            raise DataError(f"season must be at least 1, got {self.season}", arguments=("season",))
 
     def _fit(self, series: list[np.ndarray]) -> None:
         pass

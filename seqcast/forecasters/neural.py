@@ -6,17 +6,17 @@ Subclasses only say which network to build (:meth:`NeuralForecaster.build_networ
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
-from typing import Any, ClassVar, Self
+from collections.abc import Callable, Sequence
+from typing import Any, Self
 
 import numpy as np
 import torch
 
-from seqcast._native import binding as native
+from seqcast import _native as native
 from seqcast.data.scaling import TRANSFORMS, Scaler, choose_power, transform_power
 from seqcast.data.windows import sliding_windows
-from seqcast.errors import DataError
-from seqcast.forecasters.base import Forecaster, ModelOptions
+from seqcast.errors import DataError, TrainingWarning
+from seqcast.forecasters.base import EpochEnd, Forecaster
 from seqcast.forecasters.inputs import InputSpec, ModelInputs, build_inputs, read_mask
 from seqcast.networks import ForecastNet, RecurrentNet
 from seqcast.training.loop import History, TrainConfig, TrainData, train
@@ -42,13 +42,7 @@ class NeuralForecaster(Forecaster):
     """
 
     any_horizon = False
-    train_keys: ClassVar[tuple[str, ...]] = (
-        "epochs", "batch_size", "lr", "loss", "optimizer", "patience", "seed", "seq2seq",
-        "schedule",
-    )  # fmt: skip
-    network_keys: ClassVar[tuple[str, ...]] = ()
-    #: Defaults of the subclass's network settings.
-    preset: ClassVar[dict[str, Any]] = {}
+    trained_by_gradient = True
 
     def __init__(
         self,
@@ -66,12 +60,9 @@ class NeuralForecaster(Forecaster):
         seq2seq: bool = False,
         schedule: str = "plateau",
         transform: str = "auto",
-        quiet: bool = True,
-        **network: Any,
     ) -> None:
         super().__init__(window=window, horizon=horizon)
         self.season = season
-        self.transform = transform
         self.epochs = epochs
         self.batch_size = batch_size
         self.lr = lr
@@ -81,26 +72,7 @@ class NeuralForecaster(Forecaster):
         self.seed = seed
         self.seq2seq = seq2seq
         self.schedule = schedule
-        self.quiet = quiet
-        unknown = set(network) - set(self.network_keys)
-        if unknown:
-            raise TypeError(f"{type(self).__name__} got unknown settings {sorted(unknown)}")
-        for key in self.network_keys:
-            value = network.get(key)
-            setattr(self, key, self.preset.get(key) if value is None else value)
-
-    @classmethod
-    def from_options(cls, options: ModelOptions) -> Self:
-        given = options.given()
-        keys = (
-            "window", "horizon", "season", "transform", "quiet", *cls.train_keys,
-            *cls.network_keys,
-        )  # fmt: skip
-        return cls(**{k: given[k] for k in keys if k in given})
-
-    def get_config(self) -> dict[str, Any]:
-        keys = ("window", "horizon", "season", "transform", *self.train_keys, *self.network_keys)
-        return {k: getattr(self, k) for k in keys}
+        self.transform = transform
 
     @property
     def radius(self) -> int:
@@ -136,7 +108,6 @@ class NeuralForecaster(Forecaster):
             optimizer=self.optimizer,
             patience=self.patience,
             seed=self.seed,
-            quiet=self.quiet,
             seq2seq=self.seq2seq,
             schedule=self.schedule,
         )
@@ -148,30 +119,59 @@ class NeuralForecaster(Forecaster):
     def _check_hyperparameters(self) -> None:
         super()._check_hyperparameters()
         if self.season < 1:
-            raise DataError(f"--season must be at least 1, got {self.season}")
+            raise DataError(f"season must be at least 1, got {self.season}", arguments=("season",))
         if self.transform not in ("auto", *TRANSFORMS):
             raise DataError(
-                f"unknown --transform '{self.transform}'; choose from auto, {', '.join(TRANSFORMS)}"
+                f"unknown transform '{self.transform}'; choose from auto, {', '.join(TRANSFORMS)}",
+                arguments=("transform",),
             )
         self.train_config().check()
-        hidden, layers = getattr(self, "hidden_size", 1), getattr(self, "num_layers", 1)
-        if hidden < 1 or layers < 1:
-            raise DataError("--hidden-size and --num-layers must be at least 1")
-        dropout = getattr(self, "dropout", 0.0)
+
+    def _check_network(self, hidden_size: int, num_layers: int, dropout: float) -> None:
+        """The checks every network's settings share."""
+        for name, value in (("hidden_size", hidden_size), ("num_layers", num_layers)):
+            if value < 1:
+                raise DataError(f"{name} must be at least 1, got {value}", arguments=(name,))
         if not 0.0 <= dropout < 1.0:
-            raise DataError(f"--dropout must lie in [0, 1), got {dropout}")
+            raise DataError(f"dropout must lie in [0, 1), got {dropout}", arguments=("dropout",))
 
     # --------------------------------------------------------------------------- training
+    def fit(
+        self,
+        series: Sequence[np.ndarray] | np.ndarray,
+        n_targets: int = 1,
+        *,
+        on_epoch: Callable[[EpochEnd], None] | None = None,
+    ) -> Self:
+        """Learns from the training part of one or more series (N_i, F); ``on_epoch`` hears
+        of every epoch (see :meth:`Forecaster.fit`)."""
+        self._on_epoch = on_epoch
+        try:
+            return super().fit(series, n_targets)
+        finally:
+            self._on_epoch = None
+
     def _fit(self, series: list[np.ndarray]) -> None:
         fit_data, stop_data = self._prepare(series)
         torch.manual_seed(self.seed)  # the network's initial weights
         self.network_ = self.build_network(self.spec)
         self.network_.init_linear(fit_data.window, fit_data.season, fit_data.target)
-        self.history_ = train(self.network_, fit_data, stop_data, self.train_config())
-        if self.history_.stop_reason == "diverged":
-            warnings.warn(self.history_.message, RuntimeWarning, stacklevel=3)
+        listener = getattr(self, "_on_epoch", None)
+        report = None
+        if listener is not None:
 
-    def lr_find(self, series: Sequence[np.ndarray], n_targets: int) -> LRFinderResult:
+            def report(epoch: int, train_loss: float, val_loss: float | None) -> None:
+                listener(EpochEnd(self.name, epoch, self.epochs, train_loss, val_loss))
+
+        self.history_ = train(
+            self.network_, fit_data, stop_data, self.train_config(), on_epoch=report
+        )
+        if self.history_.stop_reason == "diverged":
+            warnings.warn(
+                TrainingWarning(self.history_.message, arguments=("lr", "loss")), stacklevel=3
+            )
+
+    def lr_find(self, series: Sequence[np.ndarray], n_targets: int = 1) -> LRFinderResult:
         """Runs the learning-rate range finder on training series (N_i, F); fits nothing.
 
         The network starts from its random initialisation, without the least-squares start
@@ -206,7 +206,8 @@ class NeuralForecaster(Forecaster):
             raise DataError(
                 f"{self.name} needs training series of at least {needed} points "
                 f"(context {spec.context_length} + horizon {self.horizon}); use a shorter "
-                "--window or --season"
+                "window or season",
+                arguments=("window", "season"),
             )
         fit_parts, stop_parts = [], []
         for data in parts:
@@ -229,8 +230,9 @@ class NeuralForecaster(Forecaster):
         targets = slice(0, self.n_targets_)
         if lam < 1.0 and min(float(s[:, targets].min()) for s in series) < 0:
             raise DataError(
-                f"--transform {self.transform} needs target values of at least 0; the training "
-                "data has negative values (use --transform none)"
+                f"transform {self.transform} needs target values of at least 0; the training "
+                "data has negative values (use transform none)",
+                arguments=("transform",),
             )
         power = np.ones(series[0].shape[1])
         power[targets] = lam
@@ -269,7 +271,8 @@ class NeuralForecaster(Forecaster):
         rows = len(context)
         if rows == 0:
             return np.empty((0, horizon, self.n_targets_))
-        if not (isinstance(self.network_, RecurrentNet) and native.available()):
+        network = self.network_
+        if not (isinstance(network, RecurrentNet) and native.compiled(cell=network.config.cell)):
             return self._predict_rows(context, 0)
         # The compiled recurrence runs its own threads; PyTorch's would only get in the way.
         with native.own_threads():

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 import importlib
+import warnings
+from collections.abc import Mapping
+from typing import Any
 
-from seqcast.errors import SeqcastError
+from seqcast.errors import DataError, SeqcastError, SeqcastWarning
 from seqcast.forecasters.average import (
     DiffMovingAverage,
     MovingAverage,
     SmoothedDiffMovingAverage,
 )
-from seqcast.forecasters.base import Forecaster, ModelOptions
+from seqcast.forecasters.base import Forecaster
 from seqcast.forecasters.linear import LinearRegression
 from seqcast.forecasters.naive import Drift, Naive, SeasonalNaive
 
-__all__ = ["BASELINES", "NEURAL", "create", "forecaster_class", "model_names"]
+__all__ = ["BASELINES", "NEURAL", "create", "create_for", "forecaster_class", "model_names"]
 
 BASELINES: dict[str, type[Forecaster]] = {
     cls.name: cls
@@ -59,11 +62,51 @@ def forecaster_class(name: str) -> type[Forecaster]:
     raise SeqcastError(f"unknown model '{name}'; choose from {', '.join(model_names())}")
 
 
-def create(name: str, options: ModelOptions) -> Forecaster:
-    """Builds an unfitted forecaster from command-line options, its settings checked.
+def create(name: str, /, **params: Any) -> Forecaster:
+    """Builds the unfitted forecaster registered as ``name`` from its constructor's keyword
+    arguments, its settings checked.
+
+    Raises:
+        SeqcastError: the name is unknown, or an argument is not one the model takes (the
+            message names it and lists those it takes), or a setting is impossible.
 
     Example:
-        >>> create("ma", ModelOptions(window=30)).window
+        >>> create("ma", window=30).window
         30
     """
-    return forecaster_class(name).from_options(options).validate()
+    cls = forecaster_class(name)
+    accepted = cls.param_names()
+    if unknown := [key for key in params if key not in accepted]:
+        raise DataError(
+            f"{name} takes no argument {', '.join(repr(k) for k in unknown)}; it takes "
+            f"{', '.join(accepted)}",
+            arguments=tuple(unknown),
+        )
+    return cls(**params).validate()
+
+
+#: Settings that only a recurrent network uses: a dense network is told it ignores them;
+#: the baselines ignore every training setting without a word (a leaderboard passes one set
+#: of settings to all its models).
+RECURRENT_ONLY = ("cell", "bidirectional")
+
+
+def create_for(name: str, settings: Mapping[str, Any]) -> Forecaster:
+    """Builds ``name`` from settings shared by several models (a leaderboard's): each model
+    takes those its constructor has and leaves the rest.
+
+    Example:
+        >>> create_for("naive", {"window": 30, "epochs": 5}).window
+        30
+    """
+    accepted = forecaster_class(name).param_names()
+    unused = [key for key in RECURRENT_ONLY if key in settings and key not in accepted]
+    if unused and "hidden_size" in accepted:  # a network, but not a recurrent one
+        warnings.warn(
+            SeqcastWarning(
+                f"{name} has no recurrent layers; {', '.join(unused)} not used",
+                arguments=tuple(unused),
+            ),
+            stacklevel=2,
+        )
+    return create(name, **{key: value for key, value in settings.items() if key in accepted})

@@ -12,8 +12,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqcast._native import binding as native
-from seqcast._native.tanh_stack_tmp import tanh_stack
+from seqcast import _native as native
 from seqcast.networks.ridge import ridge_fit
 
 __all__ = ["CELLS", "RecurrentConfig", "RecurrentNet"]
@@ -110,48 +109,24 @@ class RecurrentNet(nn.Module):
             self.head.weight[:, hidden:] = weight
             self.head.bias[:] = bias
 
-    def sequence(self, window: torch.Tensor, last_only: bool = False) -> torch.Tensor:
-        """The top layer's output at every step: (B, L, F_in) -> (B, L, H·directions).
-
-        With ``last_only`` a unidirectional stack may return the last step only, (B, 1, H).
-        """
+    def sequence(self, window: torch.Tensor) -> torch.Tensor:
+        """The top layer's output at every step: (B, L, F_in) -> (B, L, H·directions)."""
         x = window
         if self.conv is not None:
             # Left padding only, so step s never sees steps after s: (B, L, F) -> (B, F, L).
             x = nn.functional.pad(x.transpose(1, 2), (self.config.conv_kernel - 1, 0))
             x = torch.relu(self.conv(x)).transpose(1, 2)  # (B, C_conv, L) -> (B, L, C_conv)
-        path = self.recurrence(x)
-        if path == "module":
-            output, _ = self.rnn(x)
-            return output  # type: ignore[no-any-return]
+        config = self.config
         weights = [getattr(self.rnn, name) for name in self.weight_names]
-        config = self.config
-        if path == "native":
+        # Dropout between layers is the module's alone; else the compiled recurrence where the
+        # switch allows it.
+        dropout = bool(config.dropout and self.training and config.num_layers > 1)
+        if not dropout and native.compiled(x, *weights, cell=config.cell):
             return native.recurrent_stack(
-                x, weights, config.cell, config.num_layers, config.bidirectional, last_only
+                x, weights, config.cell, config.num_layers, config.bidirectional
             )
-        return tanh_stack(x, weights, config.num_layers, last_only)
-
-    def recurrence(self, x: torch.Tensor) -> str:
-        """Which implementation runs the recurrent stack on ``x`` (all compute ``self.rnn``'s
-        function): ``native``, the compiled recurrence (tanh, GRU or LSTM, float32 on the CPU);
-        ``tanh_stack``, a unidirectional tanh stack in PyTorch (other dtypes, or without the
-        compiled part); ``module``, ``self.rnn`` itself (dropout between layers in training,
-        or without the compiled part)."""
-        config = self.config
-        if config.dropout and self.training and config.num_layers > 1:
-            return "module"
-        if (
-            config.cell in native.CELLS
-            and native.available()
-            and x.dtype == torch.float32
-            and x.device.type == "cpu"
-            and self.rnn.weight_hh_l0.dtype == torch.float32
-        ):
-            return "native"
-        if config.cell == "rnn" and not config.bidirectional:
-            return "tanh_stack"
-        return "module"
+        output, _ = self.rnn(x)
+        return output  # type: ignore[no-any-return]
 
     def forward(
         self, window: torch.Tensor, season: torch.Tensor, steps: bool = False
@@ -161,8 +136,8 @@ class RecurrentNet(nn.Module):
         With ``steps`` it also returns a forecast from every step's state, (B, L, T, Ft), for
         sequence-to-sequence training.
         """
-        # (B, L, H·dirs); the last step alone when that is all the output layer needs.
-        sequence = self.sequence(window, last_only=not (steps or self.config.bidirectional))
+        # (B, L, H·dirs)
+        sequence = self.sequence(window)
         if self.config.bidirectional:
             half = self.config.hidden_size
             # Forward direction's last step, backward direction's first (both saw everything).

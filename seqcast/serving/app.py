@@ -89,7 +89,10 @@ def create_app(
         >>> # uvicorn.run(app, host="127.0.0.1", port=8000)
     """
     if max_body_bytes < 1:
-        raise SeqcastError(f"--max-body-bytes must be at least 1, got {max_body_bytes}")
+        raise SeqcastError(
+            f"max_body_bytes must be at least 1, got {max_body_bytes}",
+            arguments=("max_body_bytes",),
+        )
     models = load_served_models(model_dirs, max_horizon)
     app = FastAPI(
         title="seqcast",

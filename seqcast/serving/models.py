@@ -197,7 +197,9 @@ def load_served_models(
     if not model_dirs:
         raise SeqcastError("give at least one model folder to serve")
     if max_horizon < 1:
-        raise SeqcastError(f"--max-horizon must be at least 1, got {max_horizon}")
+        raise SeqcastError(
+            f"max_horizon must be at least 1, got {max_horizon}", arguments=("max_horizon",)
+        )
     served: dict[str, ServedModel] = {}
     for entry in model_dirs:
         path = Path(entry).resolve()

@@ -9,7 +9,7 @@ import copy
 import itertools
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +19,7 @@ from torch import nn
 
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
-from seqcast.training.compiled_step import FusedStep
+from seqcast.training.compiled_step import CompiledStep
 from seqcast.training.optimizer import FlatOptimizer, FlatParameters
 from seqcast.training.schedules import OneCycle, Plateau
 
@@ -57,7 +57,6 @@ class TrainConfig:
         schedule: ``plateau`` (halve the rate when the monitored loss stalls), ``onecycle``
             or ``none``.
         seed: seed of the shuffling.
-        quiet: no progress bar.
         seq2seq: add a loss on the forecasts made from every step.
     """
 
@@ -72,29 +71,25 @@ class TrainConfig:
     patience: int = 20
     schedule: str = "plateau"
     seed: int = 0
-    quiet: bool = True
     seq2seq: bool = False
 
     def check(self) -> None:
-        """Raises a clear error for impossible settings."""
-        if self.epochs < 1:
-            raise SeqcastError(f"--epochs must be at least 1, got {self.epochs}")
-        if self.batch_size < 1:
-            raise SeqcastError(f"--batch-size must be at least 1, got {self.batch_size}")
+        """Raises a clear error, naming the setting, for impossible settings."""
+        for name, least in (("epochs", 1), ("batch_size", 1), ("patience", 0)):
+            value = getattr(self, name)
+            if value < least:
+                raise SeqcastError(
+                    f"{name} must be at least {least}, got {value}", arguments=(name,)
+                )
         if not self.lr > 0 or not math.isfinite(self.lr):
-            raise SeqcastError(f"--lr must be a positive number, got {self.lr}")
-        if self.loss not in LOSSES:
-            raise SeqcastError(f"unknown --loss '{self.loss}'; choose from {', '.join(LOSSES)}")
-        if self.optimizer not in OPTIMIZERS:
-            raise SeqcastError(
-                f"unknown --optimizer '{self.optimizer}'; choose from {', '.join(OPTIMIZERS)}"
-            )
-        if self.schedule not in SCHEDULES:
-            raise SeqcastError(
-                f"unknown --schedule '{self.schedule}'; choose from {', '.join(SCHEDULES)}"
-            )
-        if self.patience < 0:
-            raise SeqcastError(f"--patience must be 0 or more, got {self.patience}")
+            raise SeqcastError(f"lr must be a positive number, got {self.lr}", arguments=("lr",))
+        for name, choices in (("loss", LOSSES), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+            value = getattr(self, name)
+            if value not in choices:
+                raise SeqcastError(
+                    f"unknown {name} '{value}'; choose from {', '.join(choices)}",
+                    arguments=(name,),
+                )
 
 
 @dataclass
@@ -200,8 +195,16 @@ def evaluate(
     return total / max(len(data), 1)
 
 
+#: Hears of each finished epoch: (epoch, training loss, validation loss or None).
+EpochListener = Callable[[int, float, float | None], None]
+
+
 def train(
-    model: nn.Module, data: TrainData, validation: TrainData | None, config: TrainConfig
+    model: nn.Module,
+    data: TrainData,
+    validation: TrainData | None,
+    config: TrainConfig,
+    on_epoch: EpochListener | None = None,
 ) -> History:
     """Trains ``model`` in place and keeps the weights of the best epoch.
 
@@ -219,7 +222,7 @@ def train(
     loss_fn = loss_function(config.loss)
     parameters = FlatParameters(model, used_parameters(model, data, config))
     try:
-        return _train(model, parameters, data, validation, config, loss_fn)
+        return _train(model, parameters, data, validation, config, loss_fn, on_epoch)
     finally:
         parameters.release()
 
@@ -252,6 +255,7 @@ def _train(
     validation: TrainData | None,
     config: TrainConfig,
     loss_fn: nn.Module,
+    on_epoch: EpochListener | None,
 ) -> History:
     """:func:`train` with the parameters in one flat buffer (released by the caller)."""
     optimizer = make_optimizer(parameters.flat, config, config.lr)
@@ -275,64 +279,62 @@ def _train(
     best_score = evaluate(model, validation, loss_fn) if validation else reference
     best_state = copy.deepcopy(model.state_dict())
     since_best = 0
-    fused = FusedStep.create(model, parameters, config.loss, config.seq2seq)
-    progress = _Progress(config.epochs, quiet=config.quiet)
-    try:
-        for epoch in range(1, config.epochs + 1):
-            started = time.perf_counter()
-            model.train()
-            total = 0.0
-            exploded: float | None = None
-            for batch in _batches(data, config.batch_size, config.seed + epoch):
-                # The batch's loss, its gradients left in parameters.grad.
-                if fused is not None:  # by hand: the same numbers, faster
-                    value = fused(batch.window, batch.season, batch.target)
-                else:
-                    value = _autograd_step(model, batch, loss_fn, config.seq2seq, parameters)
-                if not math.isfinite(value) or value > limit:
-                    exploded = value
-                    break
-                if config.clip_norm:
-                    parameters.clip_(config.clip_norm)
-                optimizer.step()
-                if isinstance(scheduler, OneCycle):
-                    scheduler.step()
-                total += value * len(batch)
-            # Without a validation slice, score the weights as they stand after the epoch.
-            after = math.nan
-            if exploded is None and validation is None:
-                after = evaluate(model, scored, loss_fn)
-                if not (math.isfinite(after) and after <= limit):
-                    exploded = after
-            if exploded is not None:
-                history.stop_reason = "diverged"
-                history.message = _divergence_message(epoch, optimizer, exploded, config.loss)
-                if epoch == 1:
-                    raise TrainingError(
-                        history.message.replace("kept the best weights so far", "no epoch finished")
-                    )
-                break
-            train_loss = total / len(data)
-            val_loss = evaluate(model, validation, loss_fn) if validation else None
-            history.train_loss.append(train_loss)
-            if val_loss is not None:
-                history.val_loss.append(val_loss)
-            history.lr.append(float(optimizer.param_groups[0]["lr"]))
-            history.epoch_seconds.append(time.perf_counter() - started)
-            score = val_loss if val_loss is not None else after
-            if isinstance(scheduler, Plateau):
-                scheduler.step(score)
-            if score < best_score:
-                best_score, since_best, history.best_epoch = score, 0, epoch
-                best_state = copy.deepcopy(model.state_dict())
+    compiled = CompiledStep.create(model, parameters, config.loss, config.seq2seq)
+    for epoch in range(1, config.epochs + 1):
+        started = time.perf_counter()
+        model.train()
+        total = 0.0
+        exploded: float | None = None
+        for batch in _batches(data, config.batch_size, config.seed + epoch):
+            # The batch's loss, its gradients left in parameters.grad.
+            if compiled is not None:  # by hand: the same numbers, faster
+                value = compiled(batch.window, batch.season, batch.target)
             else:
-                since_best += 1
-            progress.update(epoch, train_loss, val_loss)
-            if config.patience and validation is not None and since_best >= config.patience:
-                history.stop_reason = "early-stopped"
+                value = _autograd_step(model, batch, loss_fn, config.seq2seq, parameters)
+            if not math.isfinite(value) or value > limit:
+                exploded = value
                 break
-    finally:
-        progress.close()
+            if config.clip_norm:
+                parameters.clip_(config.clip_norm)
+            optimizer.step()
+            if isinstance(scheduler, OneCycle):
+                scheduler.step()
+            total += value * len(batch)
+        # Without a validation slice, score the weights as they stand after the epoch.
+        after = math.nan
+        if exploded is None and validation is None:
+            after = evaluate(model, scored, loss_fn)
+            if not (math.isfinite(after) and after <= limit):
+                exploded = after
+        if exploded is not None:
+            history.stop_reason = "diverged"
+            history.message = _divergence_message(epoch, optimizer, exploded, config.loss)
+            if epoch == 1:
+                raise TrainingError(
+                    history.message.replace("kept the best weights so far", "no epoch finished"),
+                    arguments=("lr", "loss"),
+                )
+            break
+        train_loss = total / len(data)
+        val_loss = evaluate(model, validation, loss_fn) if validation else None
+        history.train_loss.append(train_loss)
+        if val_loss is not None:
+            history.val_loss.append(val_loss)
+        history.lr.append(float(optimizer.param_groups[0]["lr"]))
+        history.epoch_seconds.append(time.perf_counter() - started)
+        score = val_loss if val_loss is not None else after
+        if isinstance(scheduler, Plateau):
+            scheduler.step(score)
+        if score < best_score:
+            best_score, since_best, history.best_epoch = score, 0, epoch
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            since_best += 1
+        if on_epoch is not None:
+            on_epoch(epoch, train_loss, val_loss)
+        if config.patience and validation is not None and since_best >= config.patience:
+            history.stop_reason = "early-stopped"
+            break
     model.load_state_dict(best_state)
     model.eval()
     return history
@@ -371,43 +373,9 @@ def _batches(data: TrainData, batch_size: int, seed: int) -> Iterator[TrainData]
 def _divergence_message(epoch: int, optimizer: FlatOptimizer, loss: float, loss_name: str) -> str:
     lr = float(optimizer.param_groups[0]["lr"])
     what = f"an exploding loss ({loss:.3g})" if math.isfinite(loss) else "a non-finite loss"
-    other = "" if loss_name == "huber" else ", or use --loss huber"
+    other = "" if loss_name == "huber" else ", or use loss huber"
     return (
         f"training diverged at epoch {epoch} with {what} at learning rate {lr:.3g}; kept the "
-        f"best weights so far. Try a lower --lr (e.g. {lr / 10:.3g}) or run 'seqcast lr-find'"
-        f"{other}"
+        f"best weights so far. Try a lower lr (e.g. {lr / 10:.3g}) or the learning-rate finder "
+        f"(lr_find){other}"
     )
-
-
-class _Progress:
-    """A rich progress bar on stderr with the losses of the last epoch."""
-
-    def __init__(self, epochs: int, quiet: bool) -> None:
-        self.bar: Any = None
-        if quiet:
-            return
-        from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        self.bar = Progress(
-            TextColumn("training"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[losses]}"),
-            console=Console(stderr=True),
-            transient=True,
-        )
-        self.task = self.bar.add_task("train", total=epochs, losses="")
-        self.bar.start()
-
-    def update(self, epoch: int, train_loss: float, val_loss: float | None) -> None:
-        if self.bar is None:
-            return
-        losses = f"loss {train_loss:.4f}"
-        if val_loss is not None:
-            losses += f"  val {val_loss:.4f}"
-        self.bar.update(self.task, completed=epoch, losses=losses)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()

@@ -8,7 +8,7 @@ fill, and an Adam step seven tensor operations.
 
 The optimiser is a plain class, not a ``torch.optim.Optimizer``: constructing one of those
 imports ``torch._dynamo``, 1.9 s of every process that trains (measured on this project's
-machine). Adam's step is one compiled pass where :mod:`seqcast._native.binding` is built:
+machine). Adam's step is one compiled pass where :mod:`seqcast._native` is built:
 eight tensor operations that each stream the four arrays took 0.33 ms of a 6 ms step.
 Its learning-rate schedules are in :mod:`seqcast.training.schedules`.
 """
@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from seqcast._native import binding as native
+from seqcast import _native as native
 
 __all__ = ["FlatOptimizer", "FlatParameters"]
 
@@ -151,7 +151,9 @@ class FlatOptimizer:
         exp_avg, exp_avg_sq = state["exp_avg"], state["exp_avg_sq"]
         settings = (1.0 - beta1, beta2, 1.0 - beta2, group["eps"], -lr / (1.0 - beta1**step),
                     math.sqrt(1.0 - beta2**step), decay, 1.0 - lr * decay)  # fmt: skip
-        if native.adam_step(param, grad, exp_avg, exp_avg_sq, settings, self.kind == "adamw"):
+        tensors = (param, grad, exp_avg, exp_avg_sq)
+        if native.compiled(*tensors) and all(t.is_contiguous() for t in tensors):
+            native.adam_step(*tensors, settings, self.kind == "adamw")
             return
         if self.kind == "adamw":
             param.mul_(1.0 - lr * decay)
