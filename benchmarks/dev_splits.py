@@ -21,7 +21,7 @@ import torch
 
 from seqcast.data import SeriesData, load_dataset, load_series, split_indices, synthetic_series
 from seqcast.evaluation import backtest
-from seqcast.forecasters.registry import create_for
+from seqcast.forecasters.registry import create, create_for
 
 
 def _sunspots_head(end: int = 3000) -> SeriesData:
@@ -53,7 +53,7 @@ def main() -> None:
         make, val_size, season = SPLITS[key]
         data = make()
         splits = split_indices(data, val_size=val_size)
-        linear = backtest(create_for("linear", dict(window=20)), data, splits)
+        linear = backtest(create("linear", window=20), data, splits)
         maes = []
         for seed in (0, 1, 2):
             options = dict(**{"window": 20, "season": season, "seed": seed, **extra})

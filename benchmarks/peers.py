@@ -91,12 +91,12 @@ def main() -> None:
     import torch
 
     from seqcast.data import load_dataset
-        from seqcast.forecasters.registry import create, create_for
+    from seqcast.forecasters.registry import create
 
     torch.set_num_threads(1)
     train = load_dataset("synthetic").series[0].values[:1000]
-    forecaster = create_for("rnn", dict(window=20, season=1, batch_size=32, lr=1e-3,
-                                            epochs=args.epochs, patience=0, seed=1))
+    forecaster = create("rnn", window=20, season=1, batch_size=32, lr=1e-3,
+                                            epochs=args.epochs, patience=0, seed=1)
     started = time.perf_counter()
     forecaster.fit([train], 1)
     mine = time.perf_counter() - started

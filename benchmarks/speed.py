@@ -50,11 +50,11 @@ def keras(model: str, epochs: int, lr: float) -> dict[str, float]:
 def seqcast_epochs(model: str, epochs: int, **options: object) -> tuple[float, float]:
     """Median epoch time (first epoch excluded) of a seqcast model on the course split."""
     from seqcast.data import load_dataset
-        from seqcast.forecasters.registry import create, create_for
+    from seqcast.forecasters.registry import create
 
     train = load_dataset("synthetic").series[0].values[:1000]
-    forecaster = create_for(model, dict(window=20, batch_size=32, epochs=epochs, patience=0,
-                                            seed=1, **options))  # type: ignore[arg-type]
+    forecaster = create(model, window=20, batch_size=32, epochs=epochs, patience=0,
+                                            seed=1, **options)  # type: ignore[arg-type]
     forecaster.fit([train], 1)
     seconds = forecaster.history_.epoch_seconds  # type: ignore[attr-defined]
     return statistics.median(seconds[1:]), sum(seconds)
@@ -77,11 +77,11 @@ def fit() -> None:
     print("whole fit: default rnn against the Keras course rnn (100 epochs)")
     from seqcast.data import load_dataset, split_indices
     from seqcast.evaluation import backtest
-        from seqcast.forecasters.registry import create, create_for
+    from seqcast.forecasters.registry import create
 
     data = load_dataset("synthetic")
     splits = split_indices(data, val_size=461)
-    forecaster = create_for("rnn", dict(window=20, season=365, seed=1))
+    forecaster = create("rnn", window=20, season=365, seed=1)
     result = backtest(forecaster, data, splits, season=365)
     peer = keras("rnn", 100, 1e-6)
     report("whole fit, default rnn vs Keras rnn 100 epochs",
@@ -95,11 +95,11 @@ def inference() -> None:
     import numpy as np
 
     from seqcast.data import load_dataset, load_series, sliding_windows, synthetic_series
-        from seqcast.forecasters.registry import create, create_for
+    from seqcast.forecasters.registry import create
     from seqcast.persistence import load_model, save_model
 
     data = load_dataset("synthetic")
-    forecaster = create_for("rnn", dict(window=20, season=365, seed=0))
+    forecaster = create("rnn", window=20, season=365, seed=0)
     forecaster.fit([data.series[0].values[:1000]], 1)
     with tempfile.TemporaryDirectory() as tmp:
         save_model(forecaster, Path(tmp) / "rnn", data)

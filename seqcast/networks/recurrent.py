@@ -109,8 +109,9 @@ class RecurrentNet(nn.Module):
             self.head.weight[:, hidden:] = weight
             self.head.bias[:] = bias
 
-    def sequence(self, window: torch.Tensor) -> torch.Tensor:
-        """The top layer's output at every step: (B, L, F_in) -> (B, L, H·directions)."""
+    def sequence(self, window: torch.Tensor, last_only: bool = False) -> torch.Tensor:
+        """The top layer's output at every step: (B, L, F_in) -> (B, L, H·directions); with
+        ``last_only`` a unidirectional stack may return the last step alone, (B, 1, H)."""
         x = window
         if self.conv is not None:
             # Left padding only, so step s never sees steps after s: (B, L, F) -> (B, F, L).
@@ -123,8 +124,9 @@ class RecurrentNet(nn.Module):
         dropout = bool(config.dropout and self.training and config.num_layers > 1)
         if not dropout and native.compiled(x, *weights, cell=config.cell):
             return native.recurrent_stack(
-                x, weights, config.cell, config.num_layers, config.bidirectional
-            )
+                x, weights, config.cell, config.num_layers, config.bidirectional,
+                last_only and not config.bidirectional,
+            )  # fmt: skip
         output, _ = self.rnn(x)
         return output  # type: ignore[no-any-return]
 
@@ -136,8 +138,8 @@ class RecurrentNet(nn.Module):
         With ``steps`` it also returns a forecast from every step's state, (B, L, T, Ft), for
         sequence-to-sequence training.
         """
-        # (B, L, H·dirs)
-        sequence = self.sequence(window)
+        # (B, L, H·dirs); the last step alone, (B, 1, H), when that is all the head reads.
+        sequence = self.sequence(window, last_only=not (steps or self.config.bidirectional))
         if self.config.bidirectional:
             half = self.config.hidden_size
             # Forward direction's last step, backward direction's first (both saw everything).
