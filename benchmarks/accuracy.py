@@ -19,7 +19,7 @@ import torch
 
 from seqcast.data import load_dataset, split_indices
 from seqcast.evaluation import backtest
-from seqcast.forecasters.registry import create
+from seqcast.forecasters.registry import create_for
 
 SEEDS = (0, 1, 2)
 
@@ -44,7 +44,7 @@ def run(dataset: str, model: str, val_size: int, errors: list[np.ndarray] | None
     splits = split_indices(data, val_size=val_size)
     maes = []
     for seed in SEEDS:
-        forecaster = create(model, seed=seed, **options)  # type: ignore[arg-type]
+        forecaster = create_for(model, {"seed": seed, **options})
         started = time.perf_counter()
         result = backtest(forecaster, data, splits, season=int(options.get("season", 1)))
         maes.append(result.metrics["mae"] or float("nan"))
@@ -114,7 +114,7 @@ def etth1() -> None:
     for model, options in (("naive", {}), ("linear", {}), ("rnn", {"season": 24}),
                            ("gru", {"season": 24})):
         started = time.perf_counter()
-        forecaster = create(model, window=window, horizon=horizon, seed=0, **options)
+        forecaster = create_for(model, {"window": window, "horizon": horizon, "seed": 0, **options})
         forecaster.fit([scaled[:8640]], n_targets=7)
         context = forecaster.context_length
         forecasts = forecaster.predict(sliding_windows(scaled, context)[origins - context])

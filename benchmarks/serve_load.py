@@ -1,7 +1,7 @@
 """Load test of the forecasting service on loopback: latency percentiles and throughput.
 
 Fits the default ``rnn`` on the built-in ``synthetic`` dataset (about 10 s on a free machine;
-``--model-dir`` reuses a folder instead), starts ``python -m seqcast.serving.server`` on a free
+``--model-dir`` reuses a folder instead), starts ``python -m seqcast serve`` on a free
 127.0.0.1 port, and runs ``--clients`` concurrent clients, each on its own keep-alive
 connection, sending 1-step forecasts from the last ``context_length`` steps of the series,
 until ``--requests`` are answered or ``--seconds`` have passed. Prints p50, p90, p99 and the
@@ -71,7 +71,7 @@ def fit_default_rnn(folder: Path) -> None:
 
 
 def start_server(model_dir: Path, port: int, access_log: bool) -> subprocess.Popen[bytes]:
-    command = [sys.executable, "-m", "seqcast.serving.server", str(model_dir), "--host", HOST]
+    command = [sys.executable, "-m", "seqcast", "serve", str(model_dir), "--host", HOST]
     command += ["--port", str(port)] + ([] if access_log else ["--no-access-log"])
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120

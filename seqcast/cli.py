@@ -1,32 +1,32 @@
-"""The ``seqcast`` command line.
+"""The ``seqcast`` command line: parse, call the library, print.
 
-A user mistake ends with one line on stderr and a non-zero exit; ``--debug`` anywhere on the
-command line shows the traceback instead.
+Options shared by several commands are declared once (:func:`_data_options`,
+:func:`_split_options`, :func:`_model_options`) and added to each command by
+:func:`_with`. A user mistake ends with one line on stderr and exit code 2, the library's
+argument names spelt as this command line's flags; ``--debug`` anywhere on the command line
+shows the traceback instead.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import json
 import re
 import sys
 import time
 import warnings
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import Annotated, Any, NoReturn, TypeVar
 
-import numpy as np
-import pandas as pd
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from seqcast.atomic import write_text
-from seqcast.data.datasets import DATASETS
-from seqcast.data.frame import SeriesData
-from seqcast.data.loading import load_series
-from seqcast.data.seasonality import estimate_season, season_from_freq
-from seqcast.data.splits import split_indices
+from seqcast.data.datasets import DATASETS, default_splits, load_source
+from seqcast.data.seasonality import resolve_season
 from seqcast.errors import DataError, SeqcastError
 from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
 from seqcast.forecasters.base import EpochEnd
@@ -50,158 +50,134 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+Command = TypeVar("Command", bound=Callable[..., None])
 
-# ------------------------------------------------------------------------ shared options
+# ------------------------------------------------------------------ options, declared once
 DataArg = Annotated[str, typer.Argument(help="CSV/Parquet file, or a built-in dataset name.")]
-Models = Annotated[list[str], typer.Option("--model", "-m", help="Model name; repeat for several.")]
-Target = Annotated[
-    list[str] | None, typer.Option("--target", help="Column to forecast; repeatable.")
-]
-Feature = Annotated[
-    list[str] | None, typer.Option("--feature", help="Extra input column; repeatable.")
-]
-TimeCol = Annotated[str | None, typer.Option("--time-col", help="Timestamp column.")]
-IdCol = Annotated[str | None, typer.Option("--id-col", help="Series id column (long format).")]
-Window = Annotated[int, typer.Option("--window", help="Input window length L.")]
-Horizon = Annotated[int, typer.Option("--horizon", help="Forecast horizon T.")]
-ValSize = Annotated[int | None, typer.Option("--val-size", help="Validation points per series.")]
-ValFrac = Annotated[float | None, typer.Option("--val-frac", help="Validation fraction.")]
-SplitTime = Annotated[str | None, typer.Option("--split-time", help="First validation time.")]
-Stride = Annotated[int, typer.Option("--stride", help="Steps between forecast origins.")]
-Season = Annotated[
-    str | None, typer.Option("--season", help="Seasonal period P, 'auto', or 1 for none.")
-]
-Fill = Annotated[
-    str,
-    typer.Option(
-        "--fill",
-        help="Missing values: error|ffill|interpolate|drop. ffill looks back only (a leading "
-        "gap takes the first value); interpolate reads the value after each gap, so "
-        "backtest forecasts from filled points have seen a later value.",
-    ),
-]
 Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress output.")]
-Epochs = Annotated[int | None, typer.Option("--epochs", help="Training epochs (maximum).")]
-BatchSize = Annotated[int | None, typer.Option("--batch-size", help="Mini-batch size.")]
-Lr = Annotated[float | None, typer.Option("--lr", help="Learning rate.")]
-Hidden = Annotated[int | None, typer.Option("--hidden-size", help="Recurrent units H.")]
-Layers = Annotated[int | None, typer.Option("--num-layers", help="Recurrent layers.")]
-Cell = Annotated[str | None, typer.Option("--cell", help="Recurrent cell: rnn|lstm|gru.")]
-Bidir = Annotated[
-    bool | None, typer.Option("--bidirectional/--unidirectional", help="Bidirectional layers.")
-]
-Dropout = Annotated[float | None, typer.Option("--dropout", help="Dropout between layers.")]
-Loss = Annotated[str | None, typer.Option("--loss", help="Loss: huber|mse|mae.")]
-Optimizer = Annotated[str | None, typer.Option("--optimizer", help="Optimiser: adam|adamw|sgd.")]
-Patience = Annotated[
-    int | None, typer.Option("--patience", help="Early-stopping patience; 0 trains all epochs.")
-]
-Schedule = Annotated[
-    str | None, typer.Option("--schedule", help="Learning-rate schedule: plateau|onecycle|none.")
-]
-Transform = Annotated[
-    str | None,
-    typer.Option(
-        "--transform",
-        help="Neural models: auto|none|sqrt|log (auto: per channel, a root or log where the "
-        "noise grows with the level; sqrt and log: the targets).",
-    ),
-]
-Seq2seq = Annotated[bool | None, typer.Option("--seq2seq", help="Loss at every input step.")]
+Opt = typer.Option
 
 
-def resolve_data(
-    source: str,
-    *,
-    target: list[str] | None = None,
-    feature: list[str] | None = None,
-    time_col: str | None = None,
-    id_col: str | None = None,
-    fill: str = "error",
-) -> SeriesData:
-    """Loads a built-in dataset by name, or a file, with the command line's options."""
-    options: dict[str, Any] = dict(
-        targets=target or None, features=feature, time_col=time_col, id_col=id_col, fill=fill
+def _data_options(
+    target: Annotated[
+        list[str] | None, Opt("--target", help="Column to forecast; repeatable.")
+    ] = None,
+    feature: Annotated[
+        list[str] | None, Opt("--feature", help="Extra input column; repeatable.")
+    ] = None,
+    time_col: Annotated[str | None, Opt("--time-col", help="Timestamp column.")] = None,
+    id_col: Annotated[str | None, Opt("--id-col", help="Series id column (long format).")] = None,
+    fill: Annotated[
+        str,
+        Opt(
+            "--fill",
+            help="Missing values: error|ffill|interpolate|drop. ffill looks back only (a "
+            "leading gap takes the first value); interpolate reads the value after each gap, "
+            "so backtest forecasts from filled points have seen a later value.",
+        ),
+    ] = "error",
+) -> None:
+    """How a file is read (the arguments of :func:`seqcast.data.datasets.load_source`)."""
+
+
+def _split_options(
+    val_size: Annotated[int | None, Opt("--val-size", help="Validation points per series.")] = None,
+    val_frac: Annotated[float | None, Opt("--val-frac", help="Validation fraction.")] = None,
+    split_time: Annotated[str | None, Opt("--split-time", help="First validation time.")] = None,
+) -> None:
+    """Where validation starts (the arguments of :func:`seqcast.data.datasets.default_splits`)."""
+
+
+def _model_options(
+    window: Annotated[int, Opt("--window", help="Input window length L.")] = 20,
+    horizon: Annotated[int, Opt("--horizon", help="Forecast horizon T.")] = 1,
+    season: Annotated[
+        str | None, Opt("--season", help="Seasonal period P, 'auto', or 1 for none.")
+    ] = None,
+    seed: Seed = 0,
+    epochs: Annotated[int | None, Opt("--epochs", help="Training epochs (maximum).")] = None,
+    batch_size: Annotated[int | None, Opt("--batch-size", help="Mini-batch size.")] = None,
+    lr: Annotated[float | None, Opt("--lr", help="Learning rate.")] = None,
+    hidden_size: Annotated[int | None, Opt("--hidden-size", help="Units H.")] = None,
+    num_layers: Annotated[int | None, Opt("--num-layers", help="Layers.")] = None,
+    cell: Annotated[str | None, Opt("--cell", help="Recurrent cell: rnn|lstm|gru.")] = None,
+    bidirectional: Annotated[
+        bool | None,
+        Opt("--bidirectional/--unidirectional", help="Bidirectional layers."),
+    ] = None,
+    dropout: Annotated[float | None, Opt("--dropout", help="Dropout between layers.")] = None,
+    loss: Annotated[str | None, Opt("--loss", help="Loss: huber|mse|mae.")] = None,
+    optimizer: Annotated[str | None, Opt("--optimizer", help="Optimiser: adam|adamw|sgd.")] = None,
+    patience: Annotated[
+        int | None, Opt("--patience", help="Early-stopping patience; 0 trains all epochs.")
+    ] = None,
+    seq2seq: Annotated[bool | None, Opt("--seq2seq", help="Loss at every input step.")] = None,
+    schedule: Annotated[
+        str | None,
+        Opt("--schedule", help="Learning-rate schedule: plateau|onecycle|none."),
+    ] = None,
+    transform: Annotated[
+        str | None,
+        Opt(
+            "--transform",
+            help="Neural models: auto|none|sqrt|log (auto: per channel, a root or log where the "
+            "noise grows with the level; sqrt and log: the targets).",
+        ),
+    ] = None,
+) -> None:
+    """Forecaster settings: constructor arguments, passed to each model that takes them
+    (``--season`` is resolved first: a number, 'auto', or the data's own)."""
+
+
+def _with(*groups: Callable[..., None]) -> Callable[[Command], Command]:
+    """Adds the options of ``groups`` to a command, which receives each group's given values
+    as one dict argument named after it (``data_options``, ``split_options``,
+    ``model_options``)."""
+
+    def decorate(command: Command) -> Command:
+        own = inspect.signature(command, eval_str=True)
+        parameters = [p for p in own.parameters.values() if not p.name.endswith("_options")]
+        members = {}
+        for group in groups:
+            added = list(inspect.signature(group, eval_str=True).parameters.values())
+            members[group.__name__.lstrip("_")] = [p.name for p in added]
+            parameters += added
+
+        @functools.wraps(command)
+        def run(**arguments: Any) -> None:
+            for group, names in members.items():
+                arguments[group] = {name: arguments.pop(name) for name in names}
+            command(**arguments)
+
+        run.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
+        run.__annotations__ = {p.name: p.annotation for p in parameters}
+        return run  # type: ignore[return-value]
+
+    return decorate
+
+
+def _load(source: str, options: dict[str, Any]) -> Any:
+    """The data of a command: a built-in dataset or a file, with the data options."""
+    return load_source(
+        source,
+        targets=options["target"],
+        features=options["feature"],
+        time_col=options["time_col"],
+        id_col=options["id_col"],
+        fill=options["fill"],
     )
-    if source in DATASETS and not Path(source).exists():
-        return DATASETS[source].load(**options)
-    return load_series(source, **options)
 
 
-def resolve_splits(
-    data: SeriesData, val_size: int | None, val_frac: float | None, split_time: str | None
-) -> list[int]:
-    """Split points from the options, or the dataset's natural split, or the last 20 %."""
-    if val_size is None and val_frac is None and split_time is None:
-        if data.source in DATASETS:
-            val_size = DATASETS[data.source].val_size
-        else:
-            val_frac = 0.2
-    return split_indices(data, val_size=val_size, val_frac=val_frac, split_time=split_time)
-
-
-def resolve_season(option: str | None, data: SeriesData, splits: list[int]) -> int:
-    """The seasonal period: given, 'auto' (estimated), the dataset's, or from the frequency."""
-    if option is None:
-        return data.season or season_from_freq(data.freq) or 1
-    if option.strip().lower() == "auto":
-        return estimate_season(data.series[0].values[: splits[0], 0])
-    try:
-        season = int(option)
-    except ValueError:
-        raise DataError(f"--season must be a whole number or 'auto', got {option!r}") from None
-    if season < 1:
-        raise DataError(f"--season must be at least 1, got {season}")
-    return season
+def _settings(options: dict[str, Any], season: int) -> dict[str, Any]:
+    """The forecaster settings that were given, with the resolved season."""
+    given = {k: v for k, v in options.items() if v is not None}
+    return {**given, "season": season}
 
 
 def _say(quiet: bool, message: str) -> None:
     if not quiet:
         err.print(message, highlight=False)
-
-
-def _leaderboard_table(board: Leaderboard) -> Table:
-    table = Table(
-        title=f"{board.dataset}: window {board.window}, horizon {board.horizon}, "
-        f"{board.describe_validation()} per series, season {board.season}"
-    )
-    for name in ("model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs"):
-        if name == "model":
-            table.add_column(name, no_wrap=True)
-        else:
-            table.add_column(name, justify="right")
-    for result in board.results:
-        m = result.metrics
-
-        def fmt(value: float | None, digits: int = 3) -> str:
-            return "-" if value is None else f"{value:.{digits}f}"
-
-        table.add_row(
-            result.model,
-            fmt(m["mae"]),
-            fmt(m["rmse"]),
-            fmt(m["smape"], 2),
-            fmt(m["mase"]),
-            f"{result.fit_seconds:.2f}",
-            f"{result.predict_seconds:.3f}",
-            "-" if result.epochs is None else str(result.epochs),
-        )
-    return table
-
-
-#: The command-line options that are forecaster settings (constructor arguments).
-MODEL_SETTINGS = (
-    "window", "horizon", "season", "seed", "epochs", "batch_size", "lr", "hidden_size",
-    "num_layers", "cell", "bidirectional", "dropout", "loss", "optimizer", "patience", "seq2seq",
-    "schedule", "transform",
-)  # fmt: skip
-
-
-def _options(arguments: dict[str, Any], **overrides: Any) -> dict[str, Any]:
-    """The forecaster settings among a command's arguments (those it has and that were given)."""
-    merged = {**arguments, **overrides}
-    return {k: merged[k] for k in MODEL_SETTINGS if merged.get(k) is not None}
 
 
 class _EpochBar:
@@ -240,6 +216,35 @@ class _EpochBar:
             self.bar = None
 
 
+def _leaderboard_table(board: Leaderboard) -> Table:
+    table = Table(
+        title=f"{board.dataset}: window {board.window}, horizon {board.horizon}, "
+        f"{board.describe_validation()} per series, season {board.season}"
+    )
+    for name in ("model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs"):
+        if name == "model":
+            table.add_column(name, no_wrap=True)
+        else:
+            table.add_column(name, justify="right")
+    for result in board.results:
+        m = result.metrics
+
+        def fmt(value: float | None, digits: int = 3) -> str:
+            return "-" if value is None else f"{value:.{digits}f}"
+
+        table.add_row(
+            result.model,
+            fmt(m["mae"]),
+            fmt(m["rmse"]),
+            fmt(m["smape"], 2),
+            fmt(m["mase"]),
+            f"{result.fit_seconds:.2f}",
+            f"{result.predict_seconds:.3f}",
+            "-" if result.epochs is None else str(result.epochs),
+        )
+    return table
+
+
 # ------------------------------------------------------------------------------ commands
 @app.command()
 def datasets() -> None:
@@ -255,54 +260,31 @@ def datasets() -> None:
 
 
 @app.command("backtest")
+@_with(_data_options, _split_options, _model_options)
 def backtest_command(
     data: DataArg,
-    model: Models,
-    target: Target = None,
-    feature: Feature = None,
-    time_col: TimeCol = None,
-    id_col: IdCol = None,
-    window: Window = 20,
-    horizon: Horizon = 1,
-    val_size: ValSize = None,
-    val_frac: ValFrac = None,
-    split_time: SplitTime = None,
-    stride: Stride = 1,
-    season: Season = None,
-    fill: Fill = "error",
-    seed: Seed = 0,
+    model: Annotated[
+        list[str], typer.Option("--model", "-m", help="Model name; repeat for several.")
+    ],
+    data_options: dict[str, Any],
+    split_options: dict[str, Any],
+    model_options: dict[str, Any],
+    stride: Annotated[int, typer.Option("--stride", help="Steps between forecast origins.")] = 1,
     refit: Annotated[bool, typer.Option("--refit", help="Refit before every origin.")] = False,
-    epochs: Epochs = None,
-    batch_size: BatchSize = None,
-    lr: Lr = None,
-    hidden_size: Hidden = None,
-    num_layers: Layers = None,
-    cell: Cell = None,
-    bidirectional: Bidir = None,
-    dropout: Dropout = None,
-    loss: Loss = None,
-    optimizer: Optimizer = None,
-    patience: Patience = None,
-    seq2seq: Seq2seq = None,
-    schedule: Schedule = None,
-    transform: Transform = None,
     quiet: Quiet = False,
     json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
 ) -> None:
     """Backtest models on a temporal split and print the leaderboard."""
-    series = resolve_data(
-        data, target=target, feature=feature, time_col=time_col, id_col=id_col, fill=fill
-    )
-    splits = resolve_splits(series, val_size, val_frac, split_time)
-    period = resolve_season(season, series, splits)
-    options = _options(locals(), season=period)
+    series = _load(data, data_options)
+    splits = default_splits(series, **split_options)
+    settings = _settings(model_options, resolve_season(model_options["season"], series, splits))
     for name in model:
-        create_for(name, options)  # unknown names fail before any work
+        create_for(name, settings)  # unknown names and bad settings fail before any work
     bar = _EpochBar(quiet)
     board = run_leaderboard(
         series,
         model,
-        options,
+        settings,
         splits,
         stride=stride,
         refit=refit,
@@ -317,49 +299,25 @@ def backtest_command(
 
 
 @app.command()
+@_with(_data_options, _model_options)
 def fit(
     data: DataArg,
     model: Annotated[str, typer.Option("--model", "-m", help="Model name.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
-    target: Target = None,
-    feature: Feature = None,
-    time_col: TimeCol = None,
-    id_col: IdCol = None,
-    window: Window = 20,
-    horizon: Horizon = 1,
-    season: Season = None,
-    fill: Fill = "error",
-    seed: Seed = 0,
-    epochs: Epochs = None,
-    batch_size: BatchSize = None,
-    lr: Lr = None,
-    hidden_size: Hidden = None,
-    num_layers: Layers = None,
-    cell: Cell = None,
-    bidirectional: Bidir = None,
-    dropout: Dropout = None,
-    loss: Loss = None,
-    optimizer: Optimizer = None,
-    patience: Patience = None,
-    seq2seq: Seq2seq = None,
-    schedule: Schedule = None,
-    transform: Transform = None,
+    data_options: dict[str, Any],
+    model_options: dict[str, Any],
     quiet: Quiet = False,
 ) -> None:
     """Fit a model on the whole series and save it to a folder."""
-    series = resolve_data(
-        data, target=target, feature=feature, time_col=time_col, id_col=id_col, fill=fill
-    )
+    series = _load(data, data_options)
     lengths = [len(s) for s in series.series]
-    period = resolve_season(season, series, lengths)
-    options = _options(locals(), season=period)
-    forecaster = create_for(model, options)
+    settings = _settings(model_options, resolve_season(model_options["season"], series, lengths))
+    forecaster = create_for(model, settings)
     check_destination(out_dir)  # before the training, not after it
-    needed = forecaster.context_length + horizon
+    needed = forecaster.context_length + forecaster.horizon
     for s, n in zip(series.series, lengths, strict=True):
         if n < needed:
-            label = series.label(s)
-            raise DataError(f"{label} has {n} points; {model} needs at least {needed}")
+            raise DataError(f"{series.label(s)} has {n} points; {model} needs at least {needed}")
     started = time.perf_counter()
     _say(quiet, f"fitting {model} on {series.source} ...")
     bar = _EpochBar(quiet)
@@ -376,115 +334,53 @@ def predict(
         str | None, typer.Option("--data", help="Newer data to forecast from (same columns).")
     ] = None,
     horizon: Annotated[int | None, typer.Option("--horizon", help="Steps to forecast.")] = None,
-    fill: Fill = "error",
+    fill: Annotated[str, typer.Option("--fill", help="Missing values in --data.")] = "error",
     out_file: Annotated[
         Path | None, typer.Option("--out", help="CSV file (default: stdout).")
     ] = None,
 ) -> None:
     """Forecast past the end of the series with a saved model."""
+    from seqcast.prediction import predict_saved
+
     saved = load_model(model_dir)
-    forecaster = saved.forecaster
-    description = saved.data
-    steps = forecaster.horizon if horizon is None else horizon
-    if steps < 1:
-        raise DataError(f"--horizon must be at least 1, got {steps}")
-    contexts, indexes, ids = [], [], []
-    if data is None:
-        for i, context in enumerate(saved.contexts):
-            contexts.append(context)
-            indexes.append(saved.future_index(i, steps))
-            ids.append(description["series"][i]["id"])
-    else:
-        n_targets = description["n_targets"]
-        columns = description["columns"]
-        fresh = resolve_data(
+    if horizon is not None and horizon < 1:
+        raise DataError(f"--horizon must be at least 1, got {horizon}")
+    fresh = None
+    if data is not None:
+        description = saved.data
+        n_targets, columns = description["n_targets"], description["columns"]
+        fresh = load_source(
             data,
-            target=columns[:n_targets],
-            feature=columns[n_targets:],
+            targets=columns[:n_targets],
+            features=columns[n_targets:],
             time_col=description["time_col"],
             id_col=description["id_col"],
             fill=fill,
         )
-        fresh = _at_training_spacing(fresh, description, data)
-        for s in fresh.series:
-            if len(s) < forecaster.context_length:
-                label = fresh.label(s)
-                raise DataError(
-                    f"--data {data}: {label} has {len(s)} points; the model needs the "
-                    f"last {forecaster.context_length}"
-                )
-            contexts.append(s.values[-forecaster.context_length :])
-            indexes.append(fresh.future_time(s, steps))
-            ids.append(s.series_id)
-    forecast = forecaster.predict(np.stack(contexts), steps)  # (S, T, Ft)
-    frames = []
-    time_name = description["time_col"] or "step"
-    for i, index in enumerate(indexes):
-        frame = pd.DataFrame(forecast[i], columns=saved.targets)
-        frame.insert(0, time_name, np.asarray(index))
-        if description["id_col"]:
-            frame.insert(0, description["id_col"], ids[i])
-        frames.append(frame)
-    csv = pd.concat(frames, ignore_index=True).to_csv(index=False)
+    try:
+        table = predict_saved(saved, horizon, fresh)
+    except DataError as exc:
+        if data is None:
+            raise
+        raise DataError(f"--data {data}: {exc}", arguments=exc.arguments) from exc
+    csv = table.to_csv(index=False)
     if out_file is None:
         sys.stdout.write(csv)
     else:
         write_text(out_file, csv)
-        err.print(f"wrote {steps} steps for {len(frames)} series to {out_file}", highlight=False)
-
-
-def _at_training_spacing(fresh: SeriesData, description: dict[str, Any], source: str) -> SeriesData:
-    """``fresh`` with the saved model's frequency and step, after checking that its timestamps
-    follow them (a single row shows no spacing of its own, so the model's is the only one)."""
-    freq, step = description["freq"], float(description["step"])
-    spaced = [(s, s.time) for s in fresh.series if s.time is not None and len(s) >= 2]
-    if freq is None and spaced and not np.isclose(fresh.step, step, rtol=1e-9, atol=1e-9):
-        raise DataError(
-            f"--data {source}: {fresh.label(spaced[0][0])} steps by {fresh.step:g} but the "
-            f"model was trained on steps of {step:g}"
-        )
-    for s, stamps in spaced if freq is not None else []:
-        expected = pd.date_range(start=stamps[0], periods=len(s), freq=freq)
-        wrong = np.flatnonzero(expected != stamps)
-        if len(wrong):
-            i = int(wrong[0])
-            raise DataError(
-                f"--data {source}: {fresh.label(s)} has {stamps[i]} where the model's frequency "
-                f"'{freq}' expects {expected[i]}; send data at the frequency it was trained on"
-            )
-    return replace(fresh, freq=freq, step=step)
+        steps = saved.forecaster.horizon if horizon is None else horizon
+        groups = len(saved.data["series"]) if fresh is None else len(fresh.series)
+        err.print(f"wrote {steps} steps for {groups} series to {out_file}", highlight=False)
 
 
 @app.command("lr-find")
+@_with(_data_options, _split_options, _model_options)
 def lr_find(
     data: DataArg,
+    data_options: dict[str, Any],
+    split_options: dict[str, Any],
+    model_options: dict[str, Any],
     model: Annotated[str, typer.Option("--model", "-m", help="Neural model name.")] = "rnn",
-    target: Target = None,
-    feature: Feature = None,
-    time_col: TimeCol = None,
-    id_col: IdCol = None,
-    window: Window = 20,
-    horizon: Horizon = 1,
-    val_size: ValSize = None,
-    val_frac: ValFrac = None,
-    split_time: SplitTime = None,
-    season: Season = None,
-    fill: Fill = "error",
-    seed: Seed = 0,
-    epochs: Epochs = None,
-    batch_size: BatchSize = None,
-    lr: Lr = None,
-    hidden_size: Hidden = None,
-    num_layers: Layers = None,
-    cell: Cell = None,
-    bidirectional: Bidir = None,
-    dropout: Dropout = None,
-    loss: Loss = None,
-    optimizer: Optimizer = None,
-    patience: Patience = None,
-    seq2seq: Seq2seq = None,
-    schedule: Schedule = None,
-    transform: Transform = None,
     plot: Annotated[Path | None, typer.Option("--plot", help="PNG of loss against lr.")] = None,
     quiet: Quiet = False,
 ) -> None:
@@ -493,21 +389,17 @@ def lr_find(
     Takes fit's options, so a fit command line sweeps the same network and loss; the sweep sets
     the rate and its own length, so --epochs, --lr, --patience and --schedule are not used.
     """
-    unused = {"--epochs": epochs, "--lr": lr, "--patience": patience, "--schedule": schedule}
-    if given := [name for name, value in unused.items() if value is not None]:
+    unused = [f"--{k}" for k in ("epochs", "lr", "patience", "schedule") if model_options[k]]
+    if unused:
         warnings.warn(
-            f"lr-find sweeps the learning rate itself; {', '.join(given)} not used",
+            f"lr-find sweeps the learning rate itself; {', '.join(unused)} not used",
             UserWarning,
             stacklevel=1,
         )
-
-    series = resolve_data(
-        data, target=target, feature=feature, time_col=time_col, id_col=id_col, fill=fill
-    )
-    splits = resolve_splits(series, val_size, val_frac, split_time)
-    period = resolve_season(season, series, splits)
-    options = _options(locals(), season=period)
-    forecaster = create_for(model, options)
+    series = _load(data, data_options)
+    splits = default_splits(series, **split_options)
+    settings = _settings(model_options, resolve_season(model_options["season"], series, splits))
+    forecaster = create_for(model, settings)
     if not forecaster.trained_by_gradient:
         raise DataError(f"lr-find needs a neural model; '{model}' has no learning rate")
     _say(quiet, f"sweeping the learning rate of {model} on the training part ...")
@@ -515,8 +407,8 @@ def lr_find(
     try:
         result = forecaster.lr_find(parts, series.n_targets)
     except DataError as exc:
-        raise DataError(f"{series.source}: {exc}") from exc
-    best = int(np.argmin(result.smoothed))
+        raise DataError(f"{series.source}: {exc}", arguments=exc.arguments) from exc
+    best = min(range(len(result.smoothed)), key=result.smoothed.__getitem__)
     out.print(
         f"steps: {len(result.lrs)}, lowest smoothed loss {result.smoothed[best]:.4g} at lr "
         f"{result.lrs[best]:.3g}"
@@ -548,67 +440,44 @@ def demo(
         if name not in DATASETS:
             raise DataError(f"unknown dataset '{name}'; choose from {', '.join(DATASETS)}")
         series = DATASETS[name].load()
-        splits = resolve_splits(series, None, None, None)
-        options = dict(window=20, horizon=1, season=resolve_season(None, series, splits), seed=seed)
-        _run_report(series, splits, options, list(LADDER), out_dir / name, quiet)
+        splits = default_splits(series)
+        settings = {"window": 20, "horizon": 1, "seed": seed}
+        settings["season"] = resolve_season(None, series, splits)
+        _run_report(series, splits, settings, list(LADDER), out_dir / name, quiet)
     _say(quiet, f"demo finished in {time.perf_counter() - started:.0f} s")
 
 
 @app.command()
+@_with(_data_options, _split_options, _model_options)
 def report(
     data: DataArg,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report.")],
+    data_options: dict[str, Any],
+    split_options: dict[str, Any],
+    model_options: dict[str, Any],
     model: Annotated[
         list[str] | None, typer.Option("--model", "-m", help="Model; repeatable (default: ladder).")
     ] = None,
-    target: Target = None,
-    feature: Feature = None,
-    time_col: TimeCol = None,
-    id_col: IdCol = None,
-    window: Window = 20,
-    horizon: Horizon = 1,
-    val_size: ValSize = None,
-    val_frac: ValFrac = None,
-    split_time: SplitTime = None,
-    season: Season = None,
-    fill: Fill = "error",
-    seed: Seed = 0,
-    epochs: Epochs = None,
-    batch_size: BatchSize = None,
-    lr: Lr = None,
-    hidden_size: Hidden = None,
-    num_layers: Layers = None,
-    cell: Cell = None,
-    bidirectional: Bidir = None,
-    dropout: Dropout = None,
-    loss: Loss = None,
-    optimizer: Optimizer = None,
-    patience: Patience = None,
-    schedule: Schedule = None,
-    transform: Transform = None,
     quiet: Quiet = False,
 ) -> None:
     """Backtest models on your data and write an HTML report with figures."""
     from seqcast.report import LADDER
 
-    series = resolve_data(
-        data, target=target, feature=feature, time_col=time_col, id_col=id_col, fill=fill
-    )
-    splits = resolve_splits(series, val_size, val_frac, split_time)
-    period = resolve_season(season, series, splits)
-    options = _options(locals(), season=period)
-    names = model or [
-        m for m in LADDER if period > 1 or m not in ("snaive", "diff-ma", "diff-ma-smooth")
-    ]
+    series = _load(data, data_options)
+    splits = default_splits(series, **split_options)
+    period = resolve_season(model_options["season"], series, splits)
+    settings = _settings(model_options, period)
+    seasonal = ("snaive", "diff-ma", "diff-ma-smooth")
+    names = model or [m for m in LADDER if period > 1 or m not in seasonal]
     for name in names:
-        create_for(name, options)
-    _run_report(series, splits, options, names, out_dir, quiet)
+        create_for(name, settings)
+    _run_report(series, splits, settings, names, out_dir, quiet)
 
 
 def _run_report(
-    series: SeriesData,
+    series: Any,
     splits: list[int],
-    options: dict[str, Any],
+    settings: dict[str, Any],
     models: list[str],
     out_dir: Path,
     quiet: bool,
@@ -623,7 +492,7 @@ def _run_report(
         splits,
         out_dir,
         models=models,
-        settings=options,
+        settings=settings,
         on_epoch=bar,
         on_start=lambda what: _say(
             quiet, f"[{series.source} {next(counter, steps)}/{steps}] {what} ..."
@@ -669,16 +538,18 @@ def serve(
 
 
 # --------------------------------------------------------------------------- entry point
-#: Library argument names whose flag is not the name with dashes.
-FLAGS = {"targets": "--target", "features": "--feature"}
+#: Library names whose flag (or command) is not the name with dashes.
+FLAGS = {"targets": "--target", "features": "--feature", "lr_find": "'seqcast lr-find'"}
 
 
 def in_flags(message: str, arguments: tuple[str, ...]) -> str:
     """A library message with the arguments it names spelt as this command line's flags:
     ``window must be at least 1`` -> ``--window must be at least 1``."""
-    for name in arguments:
+    for phrase in arguments:
+        name, _, rest = phrase.partition(" ")
         flag = FLAGS.get(name, "--" + name.replace("_", "-"))
-        message = re.sub(rf"(?<![-\w]){re.escape(name)}(?!\w)", flag, message)
+        spelt = f"{flag} {rest}" if rest else flag
+        message = re.sub(rf"(?<![-\w]){re.escape(phrase)}(?!\w)", spelt, message)
     return message
 
 

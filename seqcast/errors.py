@@ -24,7 +24,9 @@ class SeqcastError(Exception):
     Args:
         message: the sentence.
         arguments: the names of the arguments the sentence mentions (whole words), for a
-            front end that calls them something else.
+            front end that calls them something else; an entry of several words (``"loss
+            huber"``) names its first word only where the whole phrase stands (the word
+            alone may be an ordinary noun elsewhere in the sentence).
     """
 
     def __init__(self, message: str = "", *, arguments: tuple[str, ...] = ()) -> None:

@@ -1,4 +1,5 @@
-"""Shared fixtures: small files in tmp_path and the course series, built once per session."""
+"""Shared fixtures: small files in tmp_path, the course series (built once per session) and a
+saved model folder."""
 
 from __future__ import annotations
 
@@ -10,7 +11,10 @@ import pandas as pd
 import pytest
 from hypothesis import settings
 
+from seqcast.data import load_series
 from seqcast.data.synthetic import course_series, synthetic_series
+from seqcast.forecasters.registry import create_for
+from seqcast.persistence import save_model
 
 WriteFile = Callable[[str, str | bytes], Path]
 
@@ -61,3 +65,17 @@ def csv_file(tmp_path: Path) -> Path:
     path = tmp_path / "daily.csv"
     frame.to_csv(path, index=False)
     return path
+
+
+@pytest.fixture
+def linear_folder(tmp_path: Path) -> Path:
+    """A linear model (window 6) saved from 80 daily points (see tests/model_folders.py)."""
+    frame = pd.DataFrame(
+        {
+            "date": pd.date_range("2021-01-01", periods=80, freq="D"),
+            "y": np.sin(np.arange(80.0)) + 10.0,
+        }
+    )
+    data = load_series(frame)
+    model = create_for("linear", dict(window=6)).fit([data.series[0].values], 1)
+    return save_model(model, tmp_path / "model", data)

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
+import math
 from typing import ClassVar
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from seqcast.data import load_dataset, load_series
+from seqcast.data import load_dataset, load_series, split_indices
 from seqcast.data.frame import SeriesData
 from seqcast.errors import DataError
 from seqcast.evaluation import METRIC_NAMES, backtest
@@ -268,3 +270,19 @@ def test_leaderboard_reports_each_series_validation_size() -> None:
     assert board.describe_validation() == "10 to 15 validation points"
     same = run_leaderboard(data, ["naive"], dict(window=3), [20, 30]).to_json()
     assert (same["val_size"], same["val_sizes"]) == (10, [10, 10])
+
+
+def test_leaderboard_json_is_strict_json_when_a_metric_overflows() -> None:
+    values = np.tile([1e160, -1e160], 15)
+    data = load_series(values)
+    splits = split_indices(data, val_size=6)
+    with np.errstate(over="ignore"):  # the overflow is the point of the test
+        board = run_leaderboard(data, ["naive"], dict(window=3, horizon=1), splits)
+        errors = values[24:] - values[23:-1]  # naive: the previous value
+        expected_mse = float(np.mean(errors**2))
+    assert math.isinf(expected_mse)  # the square overflows; the absolute error does not
+    # Before: json.dumps wrote "mse": Infinity, which no strict JSON parser reads.
+    text = json.dumps(board.to_json(), allow_nan=False)
+    row = json.loads(text)["results"][0]
+    assert row["mse"] is None and row["rmse"] is None
+    assert row["mae"] == pytest.approx(float(np.mean(np.abs(errors))))

@@ -17,7 +17,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from cli_runner import Run, assert_one_error_line, run_main
+from cli_runner import TINY, Run, assert_one_error_line, run_main
+from model_folders import CHANGES, edit, snapshot
 
 from seqcast.cli import main
 from seqcast.data import load_dataset
@@ -182,6 +183,90 @@ def test_unsorted_file_warns_on_one_line_and_succeeds(
     assert "rows are not in time order; sorted them by 'date'" in lines[0]
 
 
+# -------------------------------------------------------------------- fit and predict
+def test_fit_refuses_to_replace_a_folder_that_holds_no_model(
+    capsys: pytest.CaptureFixture[str], csv_file: Path
+) -> None:
+    # The user's own folder, holding the data itself: replacing it whole would delete both.
+    folder = csv_file.parent
+    (folder / "notes.txt").write_text("keep me")
+    before = snapshot(folder)
+    run = run_main(capsys, "fit", str(csv_file), "-m", "rnn", "--out", str(folder), *TINY)
+    assert_one_error_line(run, str(folder), "not empty", "no seqcast model")
+    assert snapshot(folder) == before  # and no training ran: the one line is all of stderr
+
+
+@pytest.mark.parametrize("horizon", ["0", "-2"])
+def test_predict_refuses_a_horizon_below_one(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path, horizon: str
+) -> None:
+    folder = tmp_path / "m"
+    run = run_main(capsys, "fit", str(csv_file), "-m", "naive", "--out", str(folder), "--quiet")
+    assert run.code == 0, run.err
+    run = run_main(capsys, "predict", str(folder), "--horizon", horizon)
+    assert_one_error_line(run, f"--horizon must be at least 1, got {horizon}")
+    assert run.out == ""
+
+
+@pytest.fixture
+def daily_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Path:
+    days = pd.date_range("2021-01-01", periods=20, freq="D")
+    path = tmp_path / "train.csv"
+    pd.DataFrame({"date": days.date, "y": np.arange(20.0) % 4}).to_csv(path, index=False)
+    folder = tmp_path / "model"
+    run = run_main(capsys, "fit", str(path), "-m", "naive", "--out", str(folder), "--quiet")
+    assert run.code == 0, run
+    return folder
+
+
+def test_predict_from_one_new_row_continues_at_the_models_frequency(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, daily_model: Path
+) -> None:
+    new = tmp_path / "new.csv"
+    new.write_text("date,y\n2021-06-30,7\n")
+    # Before: "internal error: ValueError: the series has timestamps but no inferred frequency".
+    run = run_main(capsys, "predict", str(daily_model), "--data", str(new), "--horizon", "3")
+    assert run.code == 0, run
+    forecast = pd.read_csv(io.StringIO(run.out))
+    last = pd.Timestamp("2021-06-30")
+    expected = [str((last + pd.Timedelta(days=k)).date()) for k in (1, 2, 3)]
+    assert forecast["date"].tolist() == expected
+    assert forecast["y"].tolist() == [7.0, 7.0, 7.0]  # naive repeats the last value
+
+
+def test_predict_refuses_data_at_another_frequency(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, daily_model: Path
+) -> None:
+    weeks = pd.date_range("2021-06-07", periods=4, freq="W-MON")
+    new = tmp_path / "weekly.csv"
+    pd.DataFrame({"date": weeks.date, "y": [1.0, 2.0, 3.0, 4.0]}).to_csv(new, index=False)
+    # Oracle: the first row that is not one day after the first, as the daily model reads it.
+    wrong = next(i for i, t in enumerate(weeks) if t != weeks[0] + pd.Timedelta(days=i))
+    # Before: exit 0, with weekly timestamps on forecasts of a daily model.
+    run = run_main(capsys, "predict", str(daily_model), "--data", str(new))
+    assert_one_error_line(run, str(weeks[wrong].date()), "frequency 'D'")
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_predict_from_an_edited_model_json_is_one_error_line(
+    capsys: pytest.CaptureFixture[str], linear_folder: Path, change: str
+) -> None:
+    edit(linear_folder, change)
+    run = run_main(capsys, "predict", str(linear_folder))
+    assert_one_error_line(run, "is inconsistent")
+
+
+def test_predict_with_too_short_data_names_the_file(
+    capsys: pytest.CaptureFixture[str], linear_folder: Path, tmp_path: Path
+) -> None:
+    short = tmp_path / "recent.csv"
+    pd.DataFrame({"date": pd.date_range("2021-03-22", periods=4, freq="D"), "y": 1.0}).to_csv(
+        short, index=False
+    )
+    run = run_main(capsys, "predict", str(linear_folder), "--data", str(short))
+    assert_one_error_line(run, f"--data {short}: ", "has 4 points; the model needs the last 6")
+
+
 # --------------------------------------------------------------------------- errors
 ERROR_CASES = {
     # name: (file content or None for no file, extra arguments, fragments of the message)
@@ -299,3 +384,27 @@ def test_error_and_debug_subprocess(tmp_path: Path) -> None:
 )
 def test_usage_errors_are_one_line(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     assert_one_error_line(run_main(capsys, *args))
+
+
+def test_unwritable_json_path_is_a_user_error(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    data = tmp_path / "d.csv"
+    data.write_text("y\n" + "".join(f"{i % 5}\n" for i in range(30)))
+    blocker = tmp_path / "file"
+    blocker.write_text("")
+    target = blocker / "out.json"  # a folder that is a file
+    # Before: "internal error: NotADirectoryError ..." and exit code 1.
+    run = run_main(capsys, "backtest", str(data), "-m", "naive", "--json", str(target), "--quiet")
+    assert_one_error_line(run, str(blocker))
+    assert not target.exists()
+
+
+@pytest.mark.parametrize("port", ["65536", "99999", "-1"])
+def test_serve_refuses_a_port_out_of_range_in_one_line(
+    capsys: pytest.CaptureFixture[str], daily_model: Path, port: str
+) -> None:
+    assert not 0 <= int(port) <= 65535  # the range a TCP port can take
+    # Before: uvicorn's OverflowError traceback, then "internal error" and exit code 1.
+    run = run_main(capsys, "serve", str(daily_model), "--port", port)
+    assert_one_error_line(run, f"--port must lie between 0 and 65535, got {port}")

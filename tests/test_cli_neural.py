@@ -1,7 +1,8 @@
 """The neural models on the command line, in process, with tiny settings.
 
-Every run is compared with the same model built and fitted in process: the command line must add
-nothing but reading, splitting and printing.
+Every run that fits is compared with the same model built and fitted in process: the command line
+must add nothing but reading, splitting and printing. Settings it cannot use, model folders that
+do not fit their weights, and training that diverges each end with one line on stderr.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import pytest
 from cli_runner import TINY, assert_one_error_line, run_main
 
 from seqcast.data import load_dataset
+from seqcast.data.seasonality import estimate_season
 from seqcast.forecasters.neural import NeuralForecaster
 from seqcast.forecasters.registry import forecaster_class
 from seqcast.persistence import load_model
@@ -32,6 +34,10 @@ def tiny_model(name: str, **settings: object) -> NeuralForecaster:
     )
     assert isinstance(model, NeuralForecaster)
     return model
+
+
+def values_of(csv_file: Path) -> np.ndarray:
+    return pd.read_csv(csv_file)[["y"]].to_numpy(dtype=np.float64)
 
 
 def test_backtest_json_reports_epochs_and_params_for_the_neural_model(
@@ -216,3 +222,156 @@ def test_dnn_names_the_recurrent_options_it_does_not_use(
         "seqcast: warning: dnn has no recurrent layers; --cell, --bidirectional not used"
     ]
     assert "cell" not in load_model(tmp_path / "m").forecaster.get_config()
+
+
+@pytest.mark.parametrize(
+    ("change", "fragment"),
+    [
+        # four times the recurrent weights of the saved tanh cells: torch lists every mismatch
+        ({"config": {"cell": "lstm"}}, "size mismatch"),
+        ({"info": []}, "AttributeError"),  # the training history is read as a mapping
+    ],
+    ids=["cell", "info"],
+)
+def test_a_neural_model_json_that_does_not_fit_is_one_error_line(
+    capsys: pytest.CaptureFixture[str],
+    csv_file: Path,
+    tmp_path: Path,
+    change: dict[str, object],
+    fragment: str,
+) -> None:
+    folder = tmp_path / "m"
+    run = run_main(capsys, "fit", str(csv_file), "-m", "rnn", "--out", str(folder), *TINY)
+    assert run.code == 0, run.err
+    config = json.loads((folder / "model.json").read_text())
+    for key, value in change.items():
+        config[key] = {**config[key], **value} if isinstance(value, dict) else value
+    (folder / "model.json").write_text(json.dumps(config))
+    run = run_main(capsys, "predict", str(folder))
+    assert_one_error_line(run, "is inconsistent", fragment)
+
+
+# --------------------------------------------------------------------- repeated warnings
+def test_a_warning_about_the_settings_is_printed_once(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path
+) -> None:
+    run = run_main(
+        capsys, "fit", str(csv_file), "-m", "rnn", "--out", str(tmp_path / "m"), *TINY,
+        "--num-layers", "1", "--dropout", "0.2", "--quiet",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    assert run.err.splitlines() == [
+        "seqcast: warning: --dropout acts between recurrent layers and has no effect with "
+        "--num-layers 1"
+    ]
+
+
+# ------------------------------------------------------------ every option, every model
+OPTIONS = {
+    "dnn": ("--num-layers", "3", "--dropout", "0.1", "--loss", "mae", "--optimizer", "sgd",
+            "--lr", "0.003", "--patience", "1", "--schedule", "onecycle", "--seed", "3"),
+    "rnn": ("--num-layers", "3", "--cell", "gru", "--bidirectional", "--dropout", "0.1",
+            "--loss", "mse", "--optimizer", "adamw", "--patience", "0", "--schedule", "none",
+            "--seed", "4", "--horizon", "2"),
+    "lstm": ("--num-layers", "1", "--loss", "huber", "--optimizer", "adam", "--lr", "0.01",
+             "--seq2seq", "--horizon", "3", "--patience", "5", "--seed", "5"),
+    "gru": ("--cell", "rnn", "--unidirectional", "--loss", "mae", "--optimizer", "sgd",
+            "--schedule", "plateau", "--transform", "none", "--seed", "6"),
+    "cnn-lstm": ("--bidirectional", "--optimizer", "adamw", "--loss", "mse", "--horizon", "2",
+                 "--transform", "sqrt", "--seed", "7", "--patience", "0"),
+}  # fmt: skip
+SETTINGS = {
+    "dnn": dict(num_layers=3, dropout=0.1, loss="mae", optimizer="sgd", lr=0.003, patience=1,
+                schedule="onecycle", seed=3),
+    "rnn": dict(num_layers=3, cell="gru", bidirectional=True, dropout=0.1, loss="mse",
+                optimizer="adamw", patience=0, schedule="none", seed=4, horizon=2),
+    "lstm": dict(num_layers=1, loss="huber", optimizer="adam", lr=0.01, seq2seq=True, horizon=3,
+                 patience=5, seed=5),
+    "gru": dict(cell="rnn", bidirectional=False, loss="mae", optimizer="sgd",
+                schedule="plateau", transform="none", seed=6),
+    "cnn-lstm": dict(bidirectional=True, optimizer="adamw", loss="mse", horizon=2,
+                     transform="sqrt", seed=7, patience=0),
+}  # fmt: skip
+
+
+@pytest.mark.parametrize("name", sorted(OPTIONS))
+def test_fit_passes_every_option_to_the_model_and_forecasts_as_in_process(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path, name: str
+) -> None:
+    folder = tmp_path / "m"
+    run = run_main(
+        capsys, "fit", str(csv_file), "-m", name, "--out", str(folder), *TINY, *OPTIONS[name],
+        "--quiet",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    saved = load_model(folder)
+    settings: dict[str, object] = dict(
+        window=6, season=1, epochs=2, hidden_size=4, batch_size=64, **SETTINGS[name]
+    )
+    model = forecaster_class(name)(**settings)
+    assert isinstance(model, NeuralForecaster)
+    values = values_of(csv_file)
+    model.fit([values], 1)
+    assert saved.forecaster.get_config() == model.get_config()
+    for key, value in SETTINGS[name].items():
+        assert saved.forecaster.get_config()[key] == value
+    context = values[None, -model.context_length :]
+    np.testing.assert_array_equal(saved.forecaster.predict(context), model.predict(context))
+    history = json.loads((folder / "model.json").read_text())["info"]["history"]
+    if SETTINGS[name].get("patience") == 0:  # no early stopping: exactly --epochs, no slice
+        assert len(history["train_loss"]) == 2 and history["val_loss"] == []
+
+
+def test_season_auto_is_the_estimate_from_the_series(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "m"
+    tiny = [a for a in TINY if a not in ("--season", "1")]
+    run = run_main(
+        capsys, "fit", str(csv_file), "-m", "gru", "--out", str(folder), *tiny,
+        "--season", "auto", "--quiet",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    expected = estimate_season(values_of(csv_file)[:, 0])
+    assert expected == 7  # the weekly season of the fixture
+    assert load_model(folder).forecaster.get_config()["season"] == expected
+
+
+def test_the_same_seed_gives_the_same_weights_file_run_after_run(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path
+) -> None:
+    def fit(seed: str, folder: str) -> bytes:
+        run = run_main(
+            capsys, "fit", str(csv_file), "-m", "cnn-lstm", "--out", str(tmp_path / folder),
+            *TINY, "--dropout", "0.2", "--seed", seed, "--quiet",
+        )  # fmt: skip
+        assert run.code == 0, run.err
+        return (tmp_path / folder / "weights.safetensors").read_bytes()
+
+    first = fit("11", "a")
+    assert fit("11", "b") == first
+    assert fit("12", "c") != first
+
+
+# ----------------------------------------------------------------------- divergence advice
+@pytest.mark.parametrize("loss", ["huber", "mse"])
+def test_divergence_advises_huber_only_to_those_not_using_it(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path, loss: str
+) -> None:
+    folder = tmp_path / "m"
+    run = run_main(
+        capsys, "fit", str(csv_file), "-m", "rnn", "--out", str(folder), *TINY,
+        "--optimizer", "sgd", "--lr", "10000", "--loss", loss, "--quiet",
+    )  # fmt: skip
+    assert_one_error_line(run, "diverged at epoch 1", "at learning rate 1e+04", "--lr (e.g. 1e+03)")
+    assert ("--loss huber" in run.err) == (loss != "huber")
+    assert not folder.exists()  # nothing is saved from a run that never finished an epoch
+
+
+def test_lr_find_on_too_short_a_file_names_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    short = tmp_path / "short.csv"
+    pd.DataFrame({"y": np.arange(24.0)}).to_csv(short, index=False)  # 19 to train on
+    run = run_main(capsys, "lr-find", str(short), "--window", "20", "--val-size", "5", "--quiet")
+    assert_one_error_line(run, str(short), "needs training series of at least 21 points")

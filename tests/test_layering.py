@@ -20,6 +20,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("cli",),
     ("serving", "report"),
     ("plotting",),
+    ("prediction",),
     ("evaluation", "persistence"),
     ("forecasters",),
     ("training",),

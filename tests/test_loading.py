@@ -35,6 +35,14 @@ def file_label(path: Path) -> str:
     return re.escape(f"file '{path}'")
 
 
+def first_row(lines: list[str], predicate: object) -> int:
+    """Oracle: the 1-based data row of the first line (after the header) matching."""
+    for number, line in enumerate(lines[1:], start=1):
+        if predicate(line):  # type: ignore[operator]
+            return number
+    raise AssertionError("no such row")
+
+
 # --------------------------------------------------------------------------- sources
 def test_csv_wide(write_file: WriteFile) -> None:
     path = write_file("daily.csv", DAILY)
@@ -175,6 +183,39 @@ def test_index_column_saved_by_pandas_is_dropped(write_file: WriteFile) -> None:
     assert data.columns == ("y",)
 
 
+def test_dataframe_with_integer_column_names_loads() -> None:
+    values = np.arange(12.0).reshape(6, 2)
+    # Before: KeyError '0', since columns were looked up by their names as strings.
+    data = load_series(pd.DataFrame(values), targets=["1"])
+    assert data.columns == ("1", "0")
+    np.testing.assert_array_equal(data.series[0].values, values[:, [1, 0]])
+
+
+@pytest.mark.parametrize("name", [None, "when"])
+def test_dataframe_datetime_index_is_the_time_column(name: str | None) -> None:
+    index = pd.date_range("2021-03-01", periods=6, freq="h", name=name)
+    frame = pd.DataFrame({"load": np.arange(6.0)}, index=index)
+    # Before: the index was dropped, so the series had no timestamps and no frequency.
+    data = load_series(frame)
+    assert data.time_col == (name or "ds")
+    assert data.freq == "h"
+    assert list(data.series[0].time) == list(index)  # type: ignore[arg-type]
+    assert data.columns == ("load",)
+
+
+def test_a_parquet_date_column_is_the_time_not_a_target(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    months = pd.date_range("2020-01-01", periods=8, freq="MS")
+    sales = np.arange(8.0) * 3
+    pd.DataFrame({"Month": months, "sales": sales}).to_parquet(tmp_path / "m.parquet")
+    # Before: 'Month' was forecast as a second target, in microseconds since 1970.
+    data = load_series(tmp_path / "m.parquet")
+    assert data.columns == ("sales",)
+    assert data.time_col == "Month" and data.freq == "MS"
+    np.testing.assert_array_equal(data.series[0].values[:, 0], sales)
+    assert list(data.series[0].time) == list(months)  # type: ignore[arg-type]
+
+
 # ---------------------------------------------------------------- frequency and future
 @pytest.mark.parametrize(
     ("stamps", "freq", "future"),
@@ -283,6 +324,19 @@ def test_true_false_column_is_refused(write_file: WriteFile) -> None:
 def test_unknown_fill_policy() -> None:
     with pytest.raises(DataError, match="unknown fill policy 'mean'; expected one of error"):
         load_series(np.arange(5.0), fill="mean")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("option", "role"), [("targets", "time"), ("features", "id")])
+def test_naming_the_time_or_id_column_as_a_value_says_what_it_is(
+    tmp_path: Path, option: str, role: str
+) -> None:
+    path = tmp_path / "long.csv"
+    path.write_text("id,date,y\na,2020-01-01,1\na,2020-01-02,2\na,2020-01-03,3\n")
+    name = {"time": "date", "id": "id"}[role]
+    kwargs = {option: [name], **({"targets": ["y"]} if option == "features" else {})}
+    # Before: "has no column 'date'; available columns: 'y'", of a column that is in the file.
+    with pytest.raises(DataError, match=rf"column '{name}' is the {role} column; it cannot"):
+        load_series(path, id_col="id", **kwargs)  # type: ignore[arg-type]
 
 
 # ------------------------------------------------------------------ file-level errors
@@ -470,6 +524,32 @@ def test_infinite_values(write_file: WriteFile, token: str) -> None:
         load_series(path)
 
 
+def test_rows_without_a_series_id_are_refused_not_dropped(tmp_path: Path) -> None:
+    lines = ["id,date,y"]
+    lines += [f"a,2020-01-0{d},{d}" for d in range(1, 6)]
+    lines += ["b,2020-01-01,1", ",2020-01-02,2", "b,2020-01-03,3", ",2020-01-04,4"]
+    path = tmp_path / "long.csv"
+    path.write_text("\n".join(lines) + "\n")
+    row = first_row(lines, lambda line: line.startswith(","))
+    count = sum(line.startswith(",") for line in lines[1:])
+    # Before: groupby dropped both rows, and series 'b' came back with a silent gap.
+    with pytest.raises(
+        DataError,
+        match=rf"column 'id', row {row} \(line {row + 1}\): missing series id \({count} row",
+    ):
+        load_series(path, id_col="id")
+
+
+def test_parquet_messages_give_rows_but_no_lines(tmp_path: Path) -> None:
+    pytest.importorskip("pyarrow")
+    values = [1.0, 2.0, None, 4.0]
+    pd.DataFrame({"y": values}).to_parquet(tmp_path / "t.parquet")
+    row = next(i + 1 for i, v in enumerate(values) if v is None)
+    with pytest.raises(DataError, match=rf"the first at row {row}; pass fill") as info:
+        load_series(tmp_path / "t.parquet")
+    assert "line" not in str(info.value)  # a Parquet file has no lines to count
+
+
 # --------------------------------------------------------------------- time errors
 def test_unparseable_timestamp(write_file: WriteFile) -> None:
     path = write_file("t.csv", csv("date,y", ["2020-01-01,1", "2020-01-02,2", "soon,3"]))
@@ -548,4 +628,36 @@ def test_loading_emits_no_pandas_deprecation_warning(write_file: WriteFile) -> N
     path = write_file("daily.csv", DAILY)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
+        load_series(path)
+
+
+def test_timestamps_with_different_utc_offsets_name_the_row(tmp_path: Path) -> None:
+    # Hourly local time across the start of daylight saving time.
+    stamps = ["2020-03-29T00:00+01:00", "2020-03-29T01:00+01:00", "2020-03-29T03:00+02:00"]
+    lines = ["date,y", *[f"{s},{i}" for i, s in enumerate(stamps)]]
+    path = tmp_path / "dst.csv"
+    path.write_text("\n".join(lines) + "\n")
+    first_offset = stamps[0][-6:]
+    row = first_row(lines, lambda line: line.split(",")[0][-6:] != first_offset)
+    # Before: pandas' ValueError ("Pass utc=True in to_datetime ...") reached the user.
+    with pytest.raises(
+        DataError, match=rf"column 'date', row {row} \(line {row + 1}\): timestamp .* UTC offset"
+    ):
+        load_series(path)
+
+
+def test_a_missing_month_is_named_not_the_first_short_month(tmp_path: Path) -> None:
+    months = pd.date_range("2020-01-01", periods=12, freq="MS")
+    kept = [m for i, m in enumerate(months) if i != 7]  # August is missing
+    lines = ["date,y", *[f"{m.date()},{i}" for i, m in enumerate(kept)]]
+    path = tmp_path / "monthly.csv"
+    path.write_text("\n".join(lines) + "\n")
+    # Oracle: the first row whose month is not one after the previous row's.
+    row = next(
+        i + 1
+        for i in range(1, len(kept))
+        if (kept[i].year * 12 + kept[i].month) - (kept[i - 1].year * 12 + kept[i - 1].month) != 1
+    )
+    # Before: "row 2" (January to February, 31 days, while most steps were 30 days).
+    with pytest.raises(DataError, match=rf"row {row} \(line {row + 1}\): irregular spacing"):
         load_series(path)

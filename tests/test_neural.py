@@ -1,4 +1,7 @@
-"""Every neural forecaster through one contract harness, then training data, options, saving.
+"""Every neural forecaster through the checks only networks have (parameter counts, seasonal
+inputs, roll-out block by block), then training data, options, saving, transforms, and batch
+forecasts split into chunks and threads. The contract every forecaster shares is in
+tests/test_contract.py.
 
 Models are tiny (hidden size 4, two epochs, series of a few hundred points) so that the whole
 file runs in seconds on two CPU cores; what is checked is plumbing and arithmetic, not accuracy.
@@ -7,6 +10,9 @@ file runs in seconds on two CPU cores; what is checked is plumbing and arithmeti
 from __future__ import annotations
 
 import json
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +23,7 @@ import torch
 from torch import nn
 
 import seqcast.forecasters.neural as neural_module
+from seqcast._native import binding as native
 from seqcast.data import load_series, synthetic_series
 from seqcast.data.frame import SeriesData
 from seqcast.errors import DataError, ModelFormatError, NotFittedError, SeqcastError
@@ -28,6 +35,11 @@ from seqcast.training.loop import LOSSES, OPTIMIZERS, TrainData, loss_function, 
 
 NAMES = sorted(NEURAL)
 SEASON = 12
+
+# Forecasts from contexts holding NaN, inf or huge values warn in numpy before they are refused.
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:(invalid value|overflow) encountered:RuntimeWarning"
+)
 
 
 def make(name: str, **settings: Any) -> NeuralForecaster:
@@ -83,29 +95,11 @@ def expected_params(model: NeuralForecaster) -> int:
     return total + (width * outputs + outputs if model.seq2seq else 0)  # step head
 
 
-# ------------------------------------------------------------------ contract harness
+# ------------------------------------------------------------- the networks' contract
 def test_registry_lists_the_neural_models() -> None:
     assert NAMES == ["cnn-lstm", "dnn", "gru", "lstm", "rnn"]
     for name in NAMES:
         assert forecaster_class(name).name == name
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_constructor_only_stores_and_fit_returns_self(name: str) -> None:
-    model = make(name, horizon=2)
-    assert not hasattr(model, "is_fitted_") and not hasattr(model, "network_")
-    assert model.epochs_run is None and model.n_params is None
-    config = model.get_config()
-    assert type(model)(**config).get_config() == config
-    assert model.fit([series()], 1) is model
-    assert model.get_config() == config  # no hyperparameter changed inside fit
-
-
-@pytest.mark.parametrize("name", NAMES)
-def test_predict_before_fit_is_refused(name: str) -> None:
-    model = make(name)
-    with pytest.raises(NotFittedError, match=f"^{type(model).__name__} is not fitted yet"):
-        model.predict(np.zeros((1, 40, 1)))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -687,6 +681,58 @@ def test_a_root_of_negative_training_data_is_refused() -> None:
         make("rnn", transform="cube").fit([series(100)], 1)
 
 
+def _counts(n: int = 360, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    level = 50.0 + 49.0 * np.sin(np.arange(n) * 2 * np.pi / 120)
+    return rng.poisson(level).astype(np.float64)
+
+
+def _make(**settings: Any) -> NeuralForecaster:
+    options: dict[str, Any] = dict(
+        window=8, horizon=2, season=1, epochs=1, batch_size=64, lr=1e-2, patience=0, seed=0,
+        hidden_size=3, num_layers=1,
+    )  # fmt: skip
+    options.update(settings)
+    model = forecaster_class("rnn")(**options)
+    assert isinstance(model, NeuralForecaster)
+    return model
+
+
+def test_an_explicit_root_of_counts_with_a_signed_covariate_is_accepted() -> None:
+    """--transform sqrt/log applies to the targets: a signed covariate neither blocks the fit
+    nor gets transformed."""
+    rng = np.random.default_rng(1)
+    values = np.stack([_counts(), rng.normal(0.0, 1.0, 360)], axis=1)  # target, covariate
+    model = _make(transform="sqrt").fit([values], 1)
+    assert model.scaler_.power_[0] == 0.5
+    assert model.scaler_.power_[1] == 1.0
+
+
+def test_two_count_targets_and_a_covariate_fit_forecast_and_round_trip_the_state() -> None:
+    values = np.stack([_counts(seed=0), _counts(seed=1) * 3.0, np.arange(360.0) % 7], axis=1)
+    model = _make(transform="log", seq2seq=True).fit([values], 2)
+    np.testing.assert_array_equal(model.scaler_.power_, [0.0, 0.0, 1.0])  # the covariate: none
+    contexts = np.stack([values[-8 - o : len(values) - o] for o in (0, 5, 40)])
+    forecast = model.predict(contexts)
+    assert forecast.shape == (3, 2, 2)
+    assert np.isfinite(forecast).all() and (forecast > -1.0).all()
+    clone = _make(transform="log", seq2seq=True)
+    clone.n_features_, clone.n_targets_ = 3, 2
+    clone.set_state(model.get_state())
+    clone.is_fitted_ = True
+    np.testing.assert_allclose(clone.predict(contexts), forecast, rtol=1e-6)
+    # The step scale is the spread of one-step changes of the transformed targets.
+    steps = np.diff(np.log1p(values[:, :2]), axis=0).std(axis=0)
+    np.testing.assert_allclose(model.scaler_.scale_[:2], steps)
+    shifts = np.append(np.log1p(values[:, :2]).mean(axis=0), values[:, 2].mean())
+    np.testing.assert_allclose(model.scaler_.shift_, shifts)
+
+
+def test_explicit_transform_of_negative_targets_is_refused() -> None:
+    with pytest.raises(DataError, match="needs target values of at least 0"):
+        _make(transform="log").fit([np.stack([_counts() - 100.0], axis=1)], 1)
+
+
 @pytest.mark.parametrize("name", ["rnn", "lstm"])
 def test_a_large_batch_runs_in_chunks_side_by_side_with_the_same_numbers(
     name: str, monkeypatch: pytest.MonkeyPatch
@@ -708,3 +754,382 @@ def test_a_large_batch_runs_in_chunks_side_by_side_with_the_same_numbers(
             model.predict(bad)
     finally:
         torch.set_num_threads(threads)
+
+
+# -------------------------------------------------------------- batched forecasting
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """PyTorch's intra-op thread count for the block (the suite runs on one)."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@pytest.fixture(autouse=True)
+def clean_thread_state(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whatever a test does to native's thread bookkeeping is undone afterwards."""
+    monkeypatch.setattr(native, "_workers", None)
+
+
+_FITTED: dict[tuple[Any, ...], NeuralForecaster] = {}
+
+
+def fitted(name: str, horizon: int = 1, features: int = 1, targets: int = 1) -> NeuralForecaster:
+    """A tiny fitted model, made once per module run."""
+    key = (name, horizon, features, targets)
+    if key not in _FITTED:
+        options = dict(
+            window=6, horizon=horizon, season=SEASON, epochs=1, batch_size=64, lr=1e-2,
+            hidden_size=4, num_layers=1, patience=2, seed=0,
+        )  # fmt: skip
+        model = create_for(name, options)
+        assert isinstance(model, NeuralForecaster)
+        with torch_threads(1):
+            model.fit([series(260, features)], targets)
+        _FITTED[key] = model
+    return _FITTED[key]
+
+
+def all_contexts(model: NeuralForecaster, rows: int, extra: int = 0, seed: int = 0) -> np.ndarray:
+    """(rows, C + extra, F) contexts cut from a fresh series of the model's width."""
+    values = series(rows + model.context_length + extra + 5, model.n_features_, seed=seed + 1)
+    steps = model.context_length + extra
+    windows = np.lib.stride_tricks.sliding_window_view(values, steps, axis=0)
+    return np.ascontiguousarray(np.moveaxis(windows, -1, 1)[:rows])
+
+
+def chunked_oracle(model: NeuralForecaster, context: np.ndarray, chunk: int, **kw: Any) -> Any:
+    """Each chunk forecast on its own, one after another, on one thread."""
+    with torch_threads(1):
+        return np.concatenate(
+            [model.predict(context[s : s + chunk], **kw) for s in range(0, len(context), chunk)]
+        )
+
+
+#: One model of each network (cnn-lstm only puts a convolution before the recurrence of lstm).
+PREDICT_NAMES = ["rnn", "lstm", "gru", "dnn"]
+#: Whether a batch forecast runs in chunks side by side (recurrent models on the compiled
+#: recurrence with more than one thread); otherwise it is one piece.
+CHUNKED = native.available()
+SHAPES = [(1, 1, 1), (3, 1, 1), (2, 3, 2), (1, 2, 2)]  # (horizon, features, targets)
+
+
+@pytest.mark.parametrize("name", PREDICT_NAMES)
+@pytest.mark.parametrize(("horizon", "features", "targets"), SHAPES)
+def test_chunked_forecasts_equal_the_chunks_run_one_by_one(
+    monkeypatch: pytest.MonkeyPatch, name: str, horizon: int, features: int, targets: int
+) -> None:
+    model = fitted(name, horizon, features, targets)
+    context = all_contexts(model, 150)
+    with torch_threads(1):
+        whole = model.predict(context)
+    assert whole.shape == (150, horizon, targets)
+    long = 2 * horizon + 1
+    rolls = features == targets
+    if rolls:
+        with torch_threads(1):
+            rolled_whole = model.predict(context, long)
+    for chunk in (1, 7, 64):
+        monkeypatch.setattr(neural_module, "PREDICT_CHUNK", chunk)
+        for threads in (1, 2):
+            with torch_threads(threads):
+                got = model.predict(context)
+                assert torch.get_num_threads() == threads
+            np.testing.assert_allclose(got, whole, rtol=1e-6, atol=1e-9)
+            if threads == 1 or name == "dnn" or not CHUNKED:
+                np.testing.assert_array_equal(got, whole)  # one piece
+            else:
+                np.testing.assert_array_equal(got, chunked_oracle(model, context, chunk))
+            if rolls:
+                with torch_threads(threads):
+                    rolled = model.predict(context, long)
+                assert rolled.shape == (150, long, targets)
+                np.testing.assert_allclose(rolled, rolled_whole, rtol=1e-5, atol=1e-7)
+                if threads == 2 and name != "dnn" and CHUNKED:
+                    oracle = chunked_oracle(model, context, chunk, horizon=long)
+                    np.testing.assert_array_equal(rolled, oracle)
+                np.testing.assert_array_equal(rolled[:, :horizon], got)
+    if not rolls:
+        with pytest.raises(DataError, match=f"refit with horizon {long}"):
+            model.predict(context, long)
+
+
+@pytest.mark.parametrize("name", PREDICT_NAMES)
+def test_longer_contexts_use_only_their_last_steps(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    model = fitted(name, 1, 3, 1)
+    steps = model.context_length
+    context = all_contexts(model, 40, extra=25)
+    monkeypatch.setattr(neural_module, "PREDICT_CHUNK", 7)
+    for threads in (1, 2):
+        with torch_threads(threads):
+            want = model.predict(np.ascontiguousarray(context[:, -steps:]))
+            got = model.predict(context)
+            np.testing.assert_array_equal(got, want)
+            spoiled = context.copy()
+            spoiled[:, :25] = np.nan  # before the last context_length steps: never read
+            spoiled[5, 3, 1] = np.inf
+            np.testing.assert_array_equal(model.predict(spoiled), want)
+
+
+def read_steps(model: NeuralForecaster) -> tuple[set[int], set[int]]:
+    """Steps of a (C,) context that the model reads: in every channel, and in the targets only."""
+    spec = model.spec
+    steps = model.context_length
+    every = set(range(steps - spec.window, steps))
+    targets: set[int] = set()
+    if spec.seasonal:
+        start = steps - spec.window - spec.season + spec.lead
+        targets |= set(range(start, start + spec.window))
+        targets |= {steps + int(o) for o in spec.head_offsets.ravel()}
+    return every, targets - every
+
+
+@pytest.mark.parametrize("name", PREDICT_NAMES)
+@pytest.mark.parametrize("bad", [np.nan, np.inf, -np.inf])
+def test_a_bad_value_the_model_reads_is_named_by_its_window(
+    monkeypatch: pytest.MonkeyPatch, name: str, bad: float
+) -> None:
+    model = fitted(name, 1, 3, 1)
+    every, targets_only = read_steps(model)
+    assert targets_only  # the seasonal steps: targets read one period back
+    unread = set(range(model.context_length)) - every - targets_only
+    assert unread  # a seasonal model skips some steps
+    context = all_contexts(model, 40)
+    rng = np.random.default_rng(0)
+    cases = [(step, 0) for step in sorted(targets_only)]
+    cases += [(step, int(rng.integers(0, 3))) for step in sorted(every)]
+    for chunk, threads in ((8192, 1), (7, 2), (1, 2)):
+        monkeypatch.setattr(neural_module, "PREDICT_CHUNK", chunk)
+        with torch_threads(threads):
+            base = model.predict(context)
+            for row, (step, channel) in zip(rng.integers(0, 40, len(cases)), cases, strict=True):
+                spoiled = context.copy()
+                spoiled[row, step, channel] = bad
+                with pytest.raises(DataError, match=rf"\(first in window {row}\)$"):
+                    model.predict(spoiled)
+                assert torch.get_num_threads() == threads  # restored after the error
+                assert native.thread_count() == threads
+            # Values the model never reads: the covariates one period back, unread steps.
+            spoiled = context.copy()
+            for step in targets_only:
+                spoiled[:, step, 1:] = bad
+            for step in unread:
+                spoiled[:, step, :] = bad
+            np.testing.assert_array_equal(model.predict(spoiled), base)
+            # Two bad windows in different chunks: the first one is named.
+            spoiled = context.copy()
+            spoiled[33, -1, 0] = bad
+            spoiled[9, -2, 2] = bad
+            with pytest.raises(DataError, match=r"\(first in window 9\)$"):
+                model.predict(spoiled)
+
+
+@pytest.mark.parametrize("name", ["rnn", "dnn"])
+def test_a_value_that_overflows_when_scaled_is_named_by_its_window(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    model = fitted(name)
+    context = all_contexts(model, 30)
+    monkeypatch.setattr(neural_module, "PREDICT_CHUNK", 4)
+    for threads in (1, 2):
+        with torch_threads(threads):
+            spoiled = context.copy()
+            spoiled[22, -1, 0] = 1e300
+            with pytest.raises(DataError, match="context of window 22 overflows when scaled"):
+                model.predict(spoiled)
+
+
+def test_the_first_bad_window_is_named_when_the_earlier_one_is_bad_in_the_season_only() -> None:
+    model = fitted("rnn")
+    _, targets_only = read_steps(model)
+    season_only = min(targets_only)  # read by the seasonal vector of the output layer only
+    context = all_contexts(model, 20)
+    context[10, season_only, 0] = np.nan
+    context[12, -1, 0] = np.nan
+    with pytest.raises(DataError, match=r"first in window 10\)"):
+        model.predict(context)
+
+
+def test_an_overflow_is_reported_as_such_whatever_the_unread_steps_hold() -> None:
+    model = fitted("rnn")
+    every, targets_only = read_steps(model)
+    unread = min(set(range(model.context_length)) - every - targets_only)
+    context = all_contexts(model, 20)
+    context[4, unread, 0] = np.nan  # never read: predict accepts it on its own
+    with torch_threads(1):
+        model.predict(context)
+    context[4, -1, 0] = 1e300
+    with pytest.raises(DataError, match="context of window 4 overflows when scaled"):
+        model.predict(context)
+
+
+# ------------------------------------------------------------------------ threads
+@pytest.mark.parametrize("name", PREDICT_NAMES)
+@pytest.mark.parametrize("chunk", [8192, 16])
+def test_concurrent_predicts_equal_sequential_ones(
+    monkeypatch: pytest.MonkeyPatch, name: str, chunk: int
+) -> None:
+    model = fitted(name, 3, 2, 2)
+    monkeypatch.setattr(neural_module, "PREDICT_CHUNK", chunk)
+    batches = [all_contexts(model, 60, seed=s) for s in range(2)]
+    with torch_threads(2):
+        want = [model.predict(b) for b in batches] + [model.predict(b, 7) for b in batches]
+        results: dict[int, list[np.ndarray]] = {0: [], 1: []}
+        errors: list[BaseException] = []
+        barrier = threading.Barrier(2)
+
+        def work(i: int) -> None:
+            try:
+                barrier.wait(10)
+                for _ in range(6):
+                    results[i].append(model.predict(batches[i]))
+                    results[i].append(model.predict(batches[i], 7))
+            except BaseException as error:  # pragma: no cover - reported below
+                errors.append(error)
+
+        threads = [threading.Thread(target=work, args=(i,)) for i in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(60)
+        assert not errors
+        for i in range(2):
+            for k, got in enumerate(results[i]):
+                np.testing.assert_array_equal(got, want[i + 2 * (k % 2)])
+        assert torch.get_num_threads() == 2
+
+
+def interleave_predicts(model: NeuralForecaster, context: np.ndarray) -> dict[str, np.ndarray]:
+    """Two threads predict at once: the second starts its forecast while the first is inside
+    its own, and finishes after the first (a schedule any two requests may get)."""
+    first_inside, second_inside, first_done = (threading.Event() for _ in range(3))
+    network = model.network_
+    forward = network.forward
+
+    def held(*args: Any, **kwargs: Any) -> Any:
+        if threading.current_thread().name == "first":
+            first_inside.set()
+            assert second_inside.wait(10)
+        else:
+            second_inside.set()
+            assert first_done.wait(10)
+        return forward(*args, **kwargs)
+
+    results: dict[str, np.ndarray] = {}
+
+    def run(name: str) -> None:
+        results[name] = model.predict(context)
+        if name == "first":
+            first_done.set()
+
+    network.forward = held  # type: ignore[method-assign]
+    try:
+        first = threading.Thread(target=run, args=("first",), name="first")
+        first.start()
+        assert first_inside.wait(10)
+        second = threading.Thread(target=run, args=("second",), name="second")
+        second.start()
+        first.join(10)
+        second.join(10)
+    finally:
+        del network.forward
+    return results
+
+
+def test_interleaved_predicts_give_the_same_forecasts() -> None:
+    model = fitted("lstm")
+    context = all_contexts(model, 10)
+    with torch_threads(2):
+        want = model.predict(context)
+        results = interleave_predicts(model, context)
+    assert sorted(results) == ["first", "second"]
+    for got in results.values():
+        np.testing.assert_array_equal(got, want)
+
+
+def test_overlapping_predicts_leave_the_thread_count_as_torch_has_it(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = fitted("rnn")
+    context = all_contexts(model, 10)
+    with torch_threads(2):
+        interleave_predicts(model, context)
+        assert torch.get_num_threads() == 2
+        seen: list[int] = []
+        fresh = threading.Thread(target=lambda: seen.append(torch.get_num_threads()))
+        fresh.start()
+        fresh.join()
+        assert seen == [2]  # a thread started now runs torch on the count set
+    # torch now runs on 1 thread (the suite's setting); forecasts must follow it.
+    assert torch.get_num_threads() == 1
+    assert native.thread_count() == 1
+    pools = counting_pool(monkeypatch)
+    monkeypatch.setattr(neural_module, "PREDICT_CHUNK", 4)
+    model.predict(context)
+    assert pools == []  # one thread: no chunks side by side
+
+
+@pytest.mark.parametrize("name", ["rnn", "dnn"])
+def test_an_empty_batch_gives_an_empty_forecast(name: str) -> None:
+    model = fitted(name, 2, 1, 1)
+    forecast = model.predict(np.zeros((0, model.context_length, 1)))
+    assert forecast.shape == (0, 2, 1)
+
+
+@pytest.mark.parametrize("name", PREDICT_NAMES)
+def test_the_thread_count_is_restored_after_predict_and_after_an_error(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    model = fitted(name)
+    context = all_contexts(model, 30)
+    spoiled = context.copy()
+    spoiled[17, -1, 0] = np.nan
+    for chunk in (8192, 4):
+        monkeypatch.setattr(neural_module, "PREDICT_CHUNK", chunk)
+        for threads in (1, 2, 3):
+            with torch_threads(threads):
+                model.predict(context)
+                assert torch.get_num_threads() == threads
+                with pytest.raises(DataError, match="first in window 17"):
+                    model.predict(spoiled)
+                assert torch.get_num_threads() == threads
+                assert native.thread_count() == threads
+                assert native._workers is None
+
+
+def counting_pool(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Records the worker counts _predict asks native.pool for."""
+    seen: list[int] = []
+    original: Callable[[int], Any] = native.pool
+
+    def pool(workers: int) -> Any:
+        seen.append(workers)
+        return original(workers)
+
+    monkeypatch.setattr(neural_module.native, "pool", pool)
+    return seen
+
+
+def test_chunks_use_torch_thread_count_and_only_for_recurrent_models(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen = counting_pool(monkeypatch)
+    monkeypatch.setattr(neural_module, "PREDICT_CHUNK", 5)
+    for name in PREDICT_NAMES:
+        model = fitted(name)
+        context = all_contexts(model, 12)
+        for threads in (1, 2, 3):
+            seen.clear()
+            with torch_threads(threads):
+                model.predict(context)
+            if name == "dnn" or threads == 1 or not CHUNKED:
+                assert seen == []
+            else:
+                assert seen == [threads]

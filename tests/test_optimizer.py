@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 import torch
+from module_weights import assert_same_weights
 from torch import nn
 
 from seqcast import _native as native
@@ -218,3 +219,257 @@ def test_unknown_kind_and_mixed_dtypes_are_refused() -> None:
     net.bias.data = net.bias.data.double()
     with pytest.raises(ValueError, match="one dtype"):
         FlatParameters(net)
+
+
+# ------------------------------------------------------- schedules and state_dict round trips
+def small_net(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(4, 6), nn.Tanh(), nn.Linear(6, 3), nn.Tanh(), nn.Linear(3, 2))
+
+
+def net_loss(net: nn.Module, step: int) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(100 + step)
+    x = torch.randn(16, 4, generator=generator)
+    y = torch.randn(16, 2, generator=generator)
+    return ((net(x) - y) ** 2).mean()
+
+
+def peer_optimizer(kind: str, params: list[nn.Parameter], settings: dict[str, Any]) -> Any:
+    lr = settings["lr"]
+    decay = settings.get("weight_decay", 0.0)
+    if kind == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=settings["momentum"], weight_decay=decay)
+    cls = torch.optim.AdamW if kind == "adamw" else torch.optim.Adam
+    return cls(params, lr=lr, weight_decay=decay, betas=settings["betas"], eps=settings["eps"])
+
+
+OPTIMISER_CASES = [
+    ("adam", {"lr": 0.05, "betas": (0.9, 0.999), "eps": 1e-8}),
+    ("adam", {"lr": 0.05, "betas": (0.5, 0.9), "eps": 1e-3, "weight_decay": 0.05}),
+    ("adamw", {"lr": 0.05, "betas": (0.9, 0.999), "eps": 1e-8, "weight_decay": 0.3}),
+    ("sgd", {"lr": 0.05, "momentum": 0.9, "weight_decay": 0.1}),
+    ("sgd", {"lr": 0.05, "momentum": 0.3}),
+]
+
+
+def flat_setup(kind: str, settings: dict[str, Any]) -> tuple[nn.Module, Any, FlatOptimizer]:
+    net = small_net()
+    flat = FlatParameters(net)
+    return net, flat, FlatOptimizer(flat.flat, kind, **settings)
+
+
+def flat_step(net: nn.Module, flat: FlatParameters, optimizer: FlatOptimizer, step: int) -> None:
+    flat.grad.zero_()
+    net_loss(net, step).backward()  # type: ignore[no-untyped-call]
+    optimizer.step()
+
+
+def peer_step(net: nn.Module, optimizer: Any, step: int) -> None:
+    optimizer.zero_grad()
+    net_loss(net, step).backward()  # type: ignore[no-untyped-call]
+    optimizer.step()
+
+
+@pytest.mark.parametrize(("kind", "settings"), OPTIMISER_CASES)
+def test_flat_optimiser_under_one_cycle_follows_torch(kind: str, settings: dict[str, Any]) -> None:
+    """Rates and momenta that change every step (as OneCycle changes them) are honoured."""
+    net, flat, optimizer = flat_setup(kind, settings)
+    peer_net = small_net()
+    peer = peer_optimizer(kind, list(peer_net.parameters()), settings)
+    schedule = OneCycle(optimizer, max_lr=0.1, total_steps=25)
+    oracle = torch.optim.lr_scheduler.OneCycleLR(peer, max_lr=0.1, total_steps=25)
+    for step in range(25):
+        flat_step(net, flat, optimizer, step)
+        peer_step(peer_net, peer, step)
+        schedule.step()
+        oracle.step()
+    flat.release()
+    assert_same_weights(net, peer_net)
+
+
+@pytest.mark.parametrize(("kind", "settings"), OPTIMISER_CASES)
+@pytest.mark.parametrize("scheduled", [False, True])
+def test_state_dict_round_trip_mid_training(
+    kind: str, settings: dict[str, Any], scheduled: bool
+) -> None:
+    """An optimiser restored from another's state_dict continues exactly as the original would,
+    and as torch.optim does, also after OneCycle has changed the rate and the betas."""
+    net, flat, optimizer = flat_setup(kind, settings)
+    peer_net = small_net()
+    peer = peer_optimizer(kind, list(peer_net.parameters()), settings)
+    if scheduled:
+        OneCycle(optimizer, max_lr=0.1, total_steps=12)  # sets step 0's rate and momentum
+        oracle = torch.optim.lr_scheduler.OneCycleLR(peer, max_lr=0.1, total_steps=12)
+    for step in range(5):
+        flat_step(net, flat, optimizer, step)
+        peer_step(peer_net, peer, step)
+        if scheduled:
+            oracle.step()
+            optimizer.param_groups[0]["lr"] = peer.param_groups[0]["lr"]
+            key = "momentum" if kind == "sgd" else "betas"
+            optimizer.param_groups[0][key] = peer.param_groups[0][key]
+
+    saved = optimizer.state_dict()
+    # A second model with the same weights and a fresh optimiser (different settings).
+    twin = copy.deepcopy(net)
+    twin_flat = FlatParameters(twin)
+    with torch.no_grad():
+        twin_flat.flat.copy_(flat.flat)
+    fresh = {**settings, "lr": 123.0}
+    if kind != "sgd":
+        fresh["betas"] = (0.1, 0.2)
+    else:
+        fresh["momentum"] = 0.0
+    restored = FlatOptimizer(twin_flat.flat, kind, **fresh)
+    flat_step(twin, twin_flat, restored, 99)  # some state of its own, to be replaced
+    with torch.no_grad():
+        twin_flat.flat.copy_(flat.flat)
+    restored.load_state_dict(saved)
+    assert {k: v for k, v in restored.param_groups[0].items() if k != "params"} == {
+        k: v for k, v in optimizer.param_groups[0].items() if k != "params"
+    }
+    for step in range(5, 12):
+        flat_step(net, flat, optimizer, step)
+        flat_step(twin, twin_flat, restored, step)
+        peer_step(peer_net, peer, step)
+        if scheduled:
+            oracle.step()
+            for group in (optimizer.param_groups[0], restored.param_groups[0]):
+                group["lr"] = peer.param_groups[0]["lr"]
+                key = "momentum" if kind == "sgd" else "betas"
+                group[key] = peer.param_groups[0][key]
+    assert torch.equal(flat.flat, twin_flat.flat)  # bit for bit: the same state continued
+    for key, value in optimizer.state[flat.flat].items():
+        other = restored.state[twin_flat.flat][key]
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, other) and value.data_ptr() != other.data_ptr()
+        else:
+            assert value == other
+    flat.release()
+    assert_same_weights(net, peer_net)
+
+
+def test_load_state_dict_copies_the_running_averages() -> None:
+    net, flat, optimizer = flat_setup("adam", OPTIMISER_CASES[0][1])
+    flat_step(net, flat, optimizer, 0)
+    saved = copy.deepcopy(optimizer.state_dict())
+    other = FlatOptimizer(nn.Parameter(flat.flat.detach().clone()), "adam", 0.05)
+    other.param_groups[0]["params"][0].grad = torch.ones_like(flat.flat)
+    other.load_state_dict(optimizer.state_dict())
+    other.step()
+    for key, value in optimizer.state_dict()["state"].items():
+        if isinstance(value, torch.Tensor):
+            assert torch.equal(value, saved["state"][key])  # the original is untouched
+        else:
+            assert value == saved["state"][key]
+
+
+def test_a_missing_gradient_is_no_step() -> None:
+    for kind in ("adam", "adamw", "sgd"):
+        param = nn.Parameter(torch.ones(4))
+        optimizer = FlatOptimizer(param, kind, 0.1, weight_decay=0.5)
+        optimizer.step()
+        assert torch.equal(param.detach(), torch.ones(4))
+
+
+# ------------------------------------------------------- unused parameters and resuming
+class _WithUnused(nn.Module):
+    """A used layer and one that never gets a gradient (like step_head without seq2seq)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.used = nn.Linear(3, 2)
+        self.unused = nn.Linear(3, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.used(x)
+
+
+def _batch(step: int) -> torch.Tensor:
+    return torch.randn(8, 3, generator=torch.Generator().manual_seed(step))
+
+
+@pytest.mark.parametrize(
+    ("kind", "settings", "reference"),
+    [
+        ("adamw", {"weight_decay": 0.1}, lambda p: torch.optim.AdamW(p, lr=0.05, weight_decay=0.1)),
+        ("adam", {"weight_decay": 0.1}, lambda p: torch.optim.Adam(p, lr=0.05, weight_decay=0.1)),
+        (
+            "sgd",
+            {"momentum": 0.9, "weight_decay": 0.1},
+            lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=0.1),
+        ),
+    ],
+)
+def test_parameters_without_gradients_are_left_alone_like_torch_optim(
+    kind: str, settings: dict[str, Any], reference: Any
+) -> None:
+    """torch.optim skips parameters whose grad is None; the flat buffer holds only the used ones
+    (train() finds them with used_parameters), so weight decay never reaches the others."""
+    ours, theirs = _WithUnused(), _WithUnused()
+    flat = FlatParameters(ours, list(ours.used.parameters()))
+    optimizer = FlatOptimizer(flat.flat, kind, 0.05, **settings)
+    peer = reference(list(theirs.parameters()))
+    for step in range(5):
+        flat.grad.zero_()
+        (ours(_batch(step)) ** 2).mean().backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        peer.zero_grad(set_to_none=True)
+        (theirs(_batch(step)) ** 2).mean().backward()  # type: ignore[no-untyped-call]
+        peer.step()
+    flat.release()
+    torch.testing.assert_close(ours.used.weight, theirs.used.weight, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(ours.unused.weight, theirs.unused.weight)
+
+
+@pytest.mark.parametrize("kind", ["adam", "adamw", "sgd"])
+def test_resuming_from_a_state_dict_continues_exactly(kind: str) -> None:
+    def steps(net: nn.Module, optimizer: FlatOptimizer, flat: FlatParameters, r: range) -> None:
+        for step in r:
+            flat.grad.zero_()
+            (net(_batch(step)) ** 2).mean().backward()
+            optimizer.step()
+
+    torch.manual_seed(0)
+    whole = nn.Linear(3, 2)
+    flat = FlatParameters(whole)
+    optimizer = FlatOptimizer(flat.flat, kind, 0.05, weight_decay=0.01)
+    steps(whole, optimizer, flat, range(6))
+    state = copy.deepcopy(optimizer.state_dict())  # state_dict() holds live tensors
+    halfway = copy.deepcopy(whole.state_dict())
+    steps(whole, optimizer, flat, range(6, 12))
+
+    resumed = nn.Linear(3, 2)
+    resumed.load_state_dict(halfway)
+    flat2 = FlatParameters(resumed)
+    optimizer2 = FlatOptimizer(flat2.flat, kind, 0.05, weight_decay=0.01)
+    optimizer2.load_state_dict(state)
+    steps(resumed, optimizer2, flat2, range(6, 12))
+    torch.testing.assert_close(flat2.flat, flat.flat, rtol=0, atol=0)
+    if kind != "sgd":
+        assert optimizer2.state[flat2.flat]["step"] == 12
+
+
+def test_sgd_momentum_with_weight_decay_and_one_cycle_follows_torch_optim() -> None:
+    ours, theirs = nn.Linear(3, 2), nn.Linear(3, 2)
+    theirs.load_state_dict(ours.state_dict())
+    flat = FlatParameters(ours)
+    optimizer = FlatOptimizer(flat.flat, "sgd", 0.1, weight_decay=0.05, momentum=0.9)
+    peer = torch.optim.SGD(theirs.parameters(), lr=0.1, momentum=0.9, weight_decay=0.05)
+    schedules = [
+        OneCycle(optimizer, max_lr=0.1, total_steps=10),
+        torch.optim.lr_scheduler.OneCycleLR(peer, max_lr=0.1, total_steps=10),
+    ]
+    for step in range(10):
+        flat.grad.zero_()
+        (ours(_batch(step)) ** 2).mean().backward()  # type: ignore[no-untyped-call]
+        optimizer.step()
+        peer.zero_grad()
+        (theirs(_batch(step)) ** 2).mean().backward()  # type: ignore[no-untyped-call]
+        peer.step()
+        for schedule in schedules:
+            schedule.step()
+    flat.release()
+    for a, b in zip(ours.parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)

@@ -1,4 +1,5 @@
-"""Model folders: round trip for every baseline, refusal of anything tampered, atomic saves."""
+"""Model folders: round trip for every baseline, refusal of anything tampered or edited, what
+saving may replace, atomic saves."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from model_folders import CHANGES, edit, snapshot
 
 from seqcast.data import load_series
 from seqcast.data.frame import SeriesData
@@ -182,6 +184,39 @@ def test_unknown_model_name_in_json(saved: Path) -> None:
     with pytest.raises(SeqcastError) as info:
         load_model(saved)
     assert isinstance(info.value, ModelFormatError)
+
+
+@pytest.mark.parametrize("change", CHANGES)
+def test_an_edited_model_json_is_refused_when_loading(linear_folder: Path, change: str) -> None:
+    edit(linear_folder, change)
+    with pytest.raises(ModelFormatError, match="is inconsistent"):
+        load_model(linear_folder)
+
+
+# ------------------------------------------------------- saving over an existing path
+def test_save_model_refuses_a_file_or_a_foreign_folder_but_replaces_a_model(
+    tmp_path: Path,
+) -> None:
+    data = load_series(np.arange(40.0))
+    model = create_for("naive", dict()).fit([data.series[0].values], 1)
+    file = tmp_path / "forecast.csv"
+    file.write_text("keep me\n")
+    with pytest.raises(ModelFormatError, match="is a file, not a model folder"):
+        save_model(model, file, data)
+    assert file.read_text() == "keep me\n"
+    foreign = tmp_path / "project"
+    foreign.mkdir()
+    (foreign / "model.json").write_text('{"format": "another-tool"}')
+    with pytest.raises(ModelFormatError, match="holds no seqcast model"):
+        save_model(model, foreign, data)
+    assert snapshot(foreign) == {"model.json": b'{"format": "another-tool"}'}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["forecast.csv", "project"]
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    save_model(model, empty, data)
+    save_model(model, empty, data)  # an earlier model is replaced
+    assert load_model(empty).forecaster.name == "naive"
 
 
 # ---------------------------------------------------------------------------- atomic

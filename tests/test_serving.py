@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from fastapi.testclient import TestClient
 
 from seqcast.data import load_dataset
 from seqcast.data.loading import load_series
@@ -110,9 +111,9 @@ class Server:
 
 
 def start_server(dirs: list[Path], *options: str) -> Server:
-    """``python -m seqcast.serving.server`` on a free port, once ``/health`` answers."""
+    """``python -m seqcast serve`` on a free port, once ``/health`` answers."""
     port = free_port()
-    command = [sys.executable, "-m", "seqcast.serving.server", *map(str, dirs)]
+    command = [sys.executable, "-m", "seqcast", "serve", *map(str, dirs)]
     process = subprocess.Popen(
         [*command, "--port", str(port), *options],
         stdout=subprocess.PIPE,
@@ -493,13 +494,13 @@ def test_startup_refuses_missing_folders(tmp_path: Path) -> None:
     with pytest.raises(ModelFormatError, match="does not exist"):
         create_app([tmp_path / "missing"])
     done = subprocess.run(
-        [sys.executable, "-m", "seqcast.serving.server", str(tmp_path / "missing")],
+        [sys.executable, "-m", "seqcast", "serve", str(tmp_path / "missing")],
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert done.returncode == 2
-    assert done.stderr.startswith("seqcast serve: error: model folder")
+    assert done.stderr.startswith("seqcast: error: model folder")
 
 
 def test_startup_refuses_two_folders_with_one_name(
@@ -569,3 +570,91 @@ def test_error_bodies_are_json_objects(client: httpx.Client) -> None:
     response = client.get("/nowhere")
     assert response.status_code == 404
     assert json.loads(response.text) == {"detail": "Not Found"}
+
+
+# ------------------------------------------------- in process: a numeric and an undated model
+@pytest.fixture(scope="module")
+def app_client(tmp_path_factory: pytest.TempPathFactory) -> TestClient:
+    root = tmp_path_factory.mktemp("served")
+    numeric = load_series(
+        pd.DataFrame({"t": 0.5 * np.arange(30), "y": np.arange(30.0) % 5}), time_col="t"
+    )
+    rows = load_series(np.arange(30.0) % 5)
+    for name, data in (("numeric", numeric), ("rows", rows)):
+        model = create_for("naive", dict()).fit([data.series[0].values], 1)
+        save_model(model, root / name, data)
+    return TestClient(create_app([root / "numeric", root / "rows"]))
+
+
+@pytest.mark.parametrize(
+    ("model", "timestamps", "step"),
+    [("numeric", [1.0, 2.0, 3.0, 4.0], 0.5), ("rows", [10.0, 20.0, 35.0, 45.0], 10.0)],
+)
+def test_numeric_timestamps_must_be_evenly_spaced(
+    app_client: TestClient, model: str, timestamps: list[float], step: float
+) -> None:
+    # Oracle: the first timestamp off the step, for a model trained on a numeric time column
+    # its step; else the step of the last two timestamps, as the answer continues them.
+    step = step if model == "numeric" else timestamps[-1] - timestamps[-2]
+    wrong = next(i for i in range(1, len(timestamps)) if timestamps[i] - timestamps[i - 1] != step)
+    body = {"history": [1.0, 2.0, 3.0, 4.0], "timestamps": timestamps, "horizon": 2}
+    # Before: 200, continuing [1, 2, 3, 4] at the model's 0.5 (4.5, 5.0) and [.., 35, 45] at 10.
+    response = app_client.post(f"/models/{model}/forecast", json=body)
+    assert response.status_code == 422, response.text
+    expected = (
+        f"timestamp {wrong} is {timestamps[wrong]:g}, expected {timestamps[wrong - 1] + step:g}"
+    )
+    assert expected in response.json()["detail"]
+
+
+def test_evenly_spaced_numeric_timestamps_still_continue(app_client: TestClient) -> None:
+    body = {"history": [1.0, 2.0, 3.0], "timestamps": [0.1, 0.2, 0.3], "horizon": 2}
+    response = app_client.post("/models/rows/forecast", json=body)
+    assert response.status_code == 200, response.text
+    step = 0.3 - 0.2
+    assert response.json()["timestamps"] == pytest.approx([0.3 + step, 0.3 + 2 * step])
+
+
+@pytest.mark.parametrize(
+    "timestamps",
+    [
+        ["01/02/2020", "01/03/2020", "01/04/2020"],
+        ["2020-01-01T00:00+01:00", "2020-01-02T00:00+02:00", "2020-01-03T00:00+01:00"],
+    ],
+)
+def test_bad_dates_get_one_sentence_without_pandas_advice(
+    app_client: TestClient, timestamps: list[str]
+) -> None:
+    body = {"history": [1.0, 2.0, 3.0], "timestamps": timestamps}
+    response = app_client.post("/models/rows/forecast", json=body)
+    assert response.status_code == 422
+    detail = response.json()["detail"]
+    assert detail.startswith("timestamps must be ISO 8601 dates")
+    # Before: pandas' advice to its own callers ("passing `format='mixed'`", "Pass utc=True").
+    assert "\n" not in detail and "utc=True" not in detail and "format=" not in detail
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b'{"history": [1, ' + b"9" * 5000 + b"]}", "Exceeds the limit (4300 digits)"),
+        (b'{"history": ' + b"[" * 50_000 + b"]" * 50_000 + b"}", "nested too deeply"),
+        (b'{"history": [1], "caf\xe9": 1}', "send JSON encoded as UTF-8"),
+    ],
+    ids=["long-integer", "deep-nesting", "latin-1"],
+)
+def test_an_undecodable_body_is_told_why(app_client: TestClient, body: bytes, reason: str) -> None:
+    # Oracle: only the Latin-1 body fails to decode as UTF-8.
+    try:
+        body.decode("utf-8")
+        is_utf8 = True
+    except UnicodeDecodeError:
+        is_utf8 = False
+    headers = {"content-type": "application/json"}
+    response = app_client.post("/models/rows/forecast", content=body, headers=headers)
+    assert response.status_code == 400
+    detail = response.json()["detail"]
+    # Before: "send JSON encoded as UTF-8" for all three, though two of them are UTF-8.
+    assert reason in detail
+    assert ("UTF-8" in detail) is not is_utf8
+    assert "sys.set_int_max_str_digits" not in detail

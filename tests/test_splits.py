@@ -136,6 +136,18 @@ def test_val_frac_must_lie_in_the_open_unit_interval(val_frac: float) -> None:
         split_point(daily(10), val_frac=val_frac)
 
 
+def test_split_time_with_an_offset_on_naive_timestamps_is_a_clear_error() -> None:
+    data = load_series(
+        pd.DataFrame({"date": pd.date_range("2020-01-01", periods=10), "y": np.arange(10.0)})
+    )
+    with pytest.raises(DataError, match="has a time zone but the timestamps have none"):
+        split_point(data.series[0], split_time="2020-01-05T00:00+05:00")
+    # The same instant without its offset splits where a slow loop says.
+    time = data.series[0].time
+    expected = next(i for i, t in enumerate(time) if t >= pd.Timestamp("2020-01-05"))  # type: ignore[arg-type, union-attr]
+    assert split_indices(data, split_time="2020-01-05") == [expected]
+
+
 # ---------------------------------------------------------------------- split_indices
 def test_split_indices_per_series() -> None:
     a, b = daily(30), daily(50)

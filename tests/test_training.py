@@ -4,10 +4,15 @@ A network that outputs one learned constant b, trained with plain gradient desce
 momentum, one full batch per epoch, no clipping) on the mean squared error towards targets 1,
 follows b_e = 1 − (1 − 2·lr)^e (1 − b_0) exactly; its validation loss against targets v is
 (b_e − v)², so the best epoch, the early stop and the weights kept can all be worked out by hand.
+
+The real loop is also run beside a reference loop written with torch.optim and torch's
+schedulers (the same batches, scores and best epoch), and on the corners of its scoring, its
+flat parameter buffer and a non-finite start.
 """
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import warnings
@@ -17,6 +22,7 @@ import numpy as np
 import pytest
 import torch
 from constant_model import Constant
+from module_weights import assert_same_weights
 from torch import nn
 
 import seqcast.training.loop as loop
@@ -26,6 +32,7 @@ from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
 from seqcast.forecasters.neural import NeuralForecaster
 from seqcast.forecasters.registry import forecaster_class
+from seqcast.networks import RecurrentConfig, RecurrentNet
 from seqcast.training.compiled_step import CompiledStep
 from seqcast.training.loop import (
     History,
@@ -34,8 +41,10 @@ from seqcast.training.loop import (
     TrainingError,
     batch_loss,
     evaluate,
+    loss_function,
     train,
 )
+from seqcast.training.optimizer import FlatParameters
 
 N = 8
 LR = 0.05
@@ -365,3 +374,351 @@ def test_gathered_batches_are_the_shuffled_batches(
     for a, b in zip(got, want, strict=True):
         assert torch.equal(a.window, b.window) and torch.equal(a.season, b.season)
         assert torch.equal(a.target, b.target)
+
+
+# ----------------------------------------------------------------- the training loop
+class Tiny(nn.Module):
+    """A small forecaster of (B, L, F), (B, S) -> (B, T, Ft) with a layer the loss never
+    reaches (as the per-step head without seq2seq)."""
+
+    def __init__(self, window: int, features: int, season: int, horizon: int, targets: int):
+        super().__init__()
+        flat = window * features + season
+        self.body = nn.Linear(flat, 5)
+        self.head = nn.Linear(5 + flat, horizon * targets)
+        self.unused = nn.Linear(3, 2)
+        self.shape = (horizon, targets)
+
+    def forward(self, window: torch.Tensor, season: torch.Tensor) -> torch.Tensor:
+        flat = torch.cat([window.flatten(1), season], dim=1)
+        out = self.head(torch.cat([torch.tanh(self.body(flat)), flat], dim=1))
+        return out.reshape(-1, *self.shape)
+
+
+def make_data(n: int, seed: int, window: int = 6, features: int = 2, season: int = 3) -> TrainData:
+    generator = torch.Generator().manual_seed(seed)
+    w = torch.randn(n, window, features, generator=generator)
+    s = torch.randn(n, season, generator=generator)
+    signal = w[:, -2:, :1].sum(dim=1, keepdim=True) * 0.7 + s[:, :1, None] * 0.3
+    target = torch.cat([signal, -signal], dim=2) + 0.3 * torch.randn(n, 1, 2, generator=generator)
+    return TrainData(window=w, season=s, target=target)
+
+
+def reference_train(
+    model: nn.Module, data: TrainData, validation: TrainData | None, config: TrainConfig
+) -> tuple[list[float], list[float], int]:
+    """The documented training loop written with torch.optim and torch's schedulers:
+    returns the rate after each epoch, the scores, and the best epoch (its weights kept)."""
+    loss_fn = loss_function(config.loss)
+    params = list(model.parameters())
+    decay = config.weight_decay
+    if config.optimizer == "sgd":
+        opt: Any = torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=decay
+        )
+    elif config.optimizer == "adamw":
+        opt = torch.optim.AdamW(params, lr=config.lr, weight_decay=decay or 1e-2)
+    else:
+        opt = torch.optim.Adam(params, lr=config.lr, weight_decay=decay)
+    steps = math.ceil(len(data) / config.batch_size)
+    scheduler: Any = None
+    if config.schedule == "onecycle":
+        scheduler = torch.optim.lr_scheduler.OneCycleLR(
+            opt, max_lr=config.lr, total_steps=config.epochs * steps
+        )
+    elif config.schedule == "plateau":
+        scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(
+            opt, factor=0.5, patience=max(3, config.patience // 4)
+        )
+    assert len(data) <= loop.SCORE_WINDOWS  # then every window is scored
+
+    def score() -> float:
+        part = validation if validation is not None else data
+        model.eval()
+        with torch.no_grad():
+            return float(loss_fn(model(part.window, part.season), part.target))
+
+    best, best_epoch, since = score(), 0, 0
+    best_state = copy.deepcopy(model.state_dict())
+    rates, scores = [], []
+    for epoch in range(1, config.epochs + 1):
+        model.train()
+        for index in iterate_batches(len(data), config.batch_size, seed=config.seed + epoch):
+            rows = torch.from_numpy(index).long()
+            loss = loss_fn(model(data.window[rows], data.season[rows]), data.target[rows])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if config.clip_norm:
+                nn.utils.clip_grad_norm_(
+                    [p for p in params if p.grad is not None], config.clip_norm
+                )
+            opt.step()
+            if config.schedule == "onecycle":
+                scheduler.step()
+        value = score()
+        rates.append(float(opt.param_groups[0]["lr"]))
+        scores.append(value)
+        if config.schedule == "plateau":
+            scheduler.step(value)
+        if value < best:
+            best, best_epoch, since = value, epoch, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            since += 1
+        if config.patience and validation is not None and since >= config.patience:
+            break
+    model.load_state_dict(best_state)
+    return rates, scores, best_epoch
+
+
+def run_both(
+    model: nn.Module, data: TrainData, validation: TrainData | None, config: TrainConfig
+) -> tuple[nn.Module, nn.Module, Any, tuple[list[float], list[float], int]]:
+    twin = copy.deepcopy(model)
+    history = train(model, data, validation, config)
+    reference = reference_train(twin, data, validation, config)
+    return model, twin, history, reference
+
+
+TRAIN_CASES = [
+    (schedule, optimizer)
+    for schedule in ("onecycle", "plateau", "none")
+    for optimizer in ("adam", "adamw", "sgd")
+]
+
+
+@pytest.mark.parametrize(("schedule", "optimizer"), TRAIN_CASES)
+@pytest.mark.parametrize("clip", [None, 0.5])
+def test_train_matches_a_torch_optim_reference_loop(
+    schedule: str, optimizer: str, clip: float | None
+) -> None:
+    torch.manual_seed(3)
+    model = Tiny(6, 2, 3, 1, 2)
+    data, validation = make_data(70, 1), make_data(30, 2)
+    config = TrainConfig(
+        epochs=14 if schedule == "plateau" else 4, batch_size=16, lr=0.08, optimizer=optimizer,
+        weight_decay=0.01 if optimizer != "adamw" else 0.0, patience=0, schedule=schedule,
+        seed=5, clip_norm=clip, loss="mse",
+    )  # fmt: skip
+    unused = copy.deepcopy(model.unused.state_dict())
+    ours, theirs, history, (rates, scores, best_epoch) = run_both(model, data, validation, config)
+    tight = clip is None
+    assert history.best_epoch == best_epoch
+    assert history.stop_reason == "completed" and history.epochs == config.epochs
+    np.testing.assert_allclose(history.lr, rates, rtol=1e-12 if tight else 1e-9)
+    np.testing.assert_allclose(history.val_loss, scores, rtol=1e-5 if tight else 1e-4)
+    assert_same_weights(ours, theirs, rtol=1e-5 if tight else 1e-4, atol=1e-6 if tight else 1e-5)
+    for key, value in unused.items():  # never reached: never moved, not even by decay
+        assert torch.equal(ours.unused.state_dict()[key], value)
+    if schedule == "plateau":
+        assert min(rates) < config.lr  # a reduction happened
+    for p in ours.parameters():  # the flat buffer was released
+        assert p.grad is None
+    storages = {p.untyped_storage().data_ptr() for p in ours.parameters()}
+    assert len(storages) == len(list(ours.parameters()))
+
+
+@pytest.mark.parametrize("schedule", ["onecycle", "plateau", "none"])
+def test_train_without_validation_and_with_early_stopping(schedule: str) -> None:
+    torch.manual_seed(4)
+    data = make_data(50, 7)
+    for validation, patience in ((None, 3), (make_data(20, 8), 2)):
+        model = Tiny(6, 2, 3, 1, 2)
+        config = TrainConfig(
+            epochs=9, batch_size=8, lr=0.2, optimizer="adam", patience=patience,
+            schedule=schedule, seed=1, clip_norm=None, loss="huber",
+        )  # fmt: skip
+        ours, theirs, history, (rates, scores, best) = run_both(model, data, validation, config)
+        assert history.best_epoch == best
+        assert history.epochs == len(rates)
+        if validation is None:
+            assert history.val_loss == []
+        else:
+            np.testing.assert_allclose(history.val_loss, scores, rtol=1e-5)
+            assert history.stop_reason == "early-stopped" or history.epochs == config.epochs
+        np.testing.assert_allclose(history.lr, rates, rtol=1e-12)
+        # 63 Adam steps at lr 0.2: torch's square root (MKL's, within 1 ulp) and the compiled
+        # step's (correctly rounded) differ in the last bit now and then, and the steps carry
+        # that forward.
+        assert_same_weights(ours, theirs, rtol=1e-4, atol=5e-5)
+
+
+@pytest.mark.parametrize("cell", ["rnn", "lstm", "gru"])
+@pytest.mark.parametrize("seq2seq", [False, True])
+def test_train_a_recurrent_network_matches_the_reference(cell: str, seq2seq: bool) -> None:
+    """The real network: its per-step head gets no gradient without seq2seq."""
+    torch.manual_seed(0)
+    spec = dict(input_size=2, window=6, season_size=3, horizon=1, n_targets=2)
+    net = RecurrentNet(RecurrentConfig(**spec, cell=cell, hidden_size=3, num_layers=2))  # type: ignore[arg-type]
+    data, validation = make_data(40, 3), make_data(16, 4)
+    if seq2seq:
+        generator = torch.Generator().manual_seed(9)
+        data.step_target = torch.randn(40, 6, 1, 2, generator=generator)
+    config = TrainConfig(
+        epochs=2, batch_size=16, lr=0.05, optimizer="adam", patience=0, schedule="onecycle",
+        seed=2, clip_norm=None, loss="mse", seq2seq=seq2seq,
+    )  # fmt: skip
+    head_before = copy.deepcopy(net.step_head.state_dict())
+    twin = copy.deepcopy(net)
+    train(net, data, validation, config)
+    # Reference: torch.optim over every parameter, the seq2seq loss written out.
+    loss_fn = loss_function("mse")
+    opt = torch.optim.Adam(twin.parameters(), lr=config.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=config.lr, total_steps=6)
+    best, best_state = math.inf, None
+    with torch.no_grad():
+        twin.eval()
+        best = float(loss_fn(twin(validation.window, validation.season), validation.target))
+        best_state = copy.deepcopy(twin.state_dict())
+    for epoch in (1, 2):
+        twin.train()
+        for index in iterate_batches(40, 16, seed=2 + epoch):
+            rows = torch.from_numpy(index).long()
+            if seq2seq:
+                forecast, steps = twin(data.window[rows], data.season[rows], steps=True)
+                assert data.step_target is not None
+                loss = 0.5 * (
+                    loss_fn(forecast, data.target[rows]) + loss_fn(steps, data.step_target[rows])
+                )
+            else:
+                loss = loss_fn(twin(data.window[rows], data.season[rows]), data.target[rows])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            sched.step()
+        twin.eval()
+        with torch.no_grad():
+            value = float(loss_fn(twin(validation.window, validation.season), validation.target))
+        if value < best:
+            best, best_state = value, copy.deepcopy(twin.state_dict())
+    twin.load_state_dict(best_state)
+    assert_same_weights(net, twin, rtol=1e-4, atol=1e-5)
+    if not seq2seq:
+        for key, value in head_before.items():
+            assert torch.equal(net.step_head.state_dict()[key], value)
+
+
+@pytest.mark.parametrize(("n", "batch_size"), [(1, 4), (5, 2), (64, 1), (1000, 7), (4100, 64)])
+def test_batches_are_the_gathers_of_iterate_batches(n: int, batch_size: int) -> None:
+    data = make_data(n, 0, window=2, features=1, season=1)
+    data.step_target = torch.arange(n * 2 * 3, dtype=torch.float32).reshape(n, 2, 1, 3)
+    got = list(loop._batches(data, batch_size, seed=11))
+    want = list(iterate_batches(n, batch_size, seed=11))
+    assert len(got) == len(want) == math.ceil(n / batch_size)
+    for batch, index in zip(got, want, strict=True):
+        rows = torch.from_numpy(index).long()
+        assert len(batch) == len(index)
+        assert torch.equal(batch.window, data.window[rows])
+        assert torch.equal(batch.season, data.season[rows])
+        assert torch.equal(batch.target, data.target[rows])
+        assert batch.step_target is not None and data.step_target is not None
+        assert torch.equal(batch.step_target, data.step_target[rows])
+
+
+def test_training_is_reproducible_and_leaves_the_rng_alone() -> None:
+    data, validation = make_data(60, 5), make_data(20, 6)
+    config = TrainConfig(epochs=3, batch_size=16, lr=0.05, patience=0, schedule="onecycle")
+    weights = []
+    for _ in range(2):
+        torch.manual_seed(1)
+        model = Tiny(6, 2, 3, 1, 2)
+        state = torch.random.get_rng_state()
+        train(model, data, validation, config)
+        assert torch.equal(torch.random.get_rng_state(), state)
+        weights.append(model.state_dict())
+    for key, value in weights[0].items():
+        assert torch.equal(value, weights[1][key])
+
+
+# ------------------------------------------------- a tiny recurrent network, flat buffer
+def _tiny_recurrent() -> RecurrentNet:
+    torch.manual_seed(0)
+    config = RecurrentConfig(
+        input_size=1, window=4, season_size=0, horizon=1, n_targets=1, hidden_size=3,
+        num_layers=1,
+    )  # fmt: skip
+    return RecurrentNet(config)
+
+
+def _tiny_data(n: int = 40, target: float | None = None) -> TrainData:
+    generator = torch.Generator().manual_seed(0)
+    window = torch.randn(n, 4, 1, generator=generator)
+    values = window.sum(1, keepdim=True) if target is None else torch.full((n, 1, 1), target)
+    return TrainData(window=window, season=torch.zeros(n, 0), target=values)
+
+
+def test_adamw_training_without_seq2seq_leaves_the_step_head_unchanged() -> None:
+    """Through train(): with AdamW the unused step_head must not decay, as with
+    torch.optim.AdamW (tests/test_neural.py checks this only for Adam)."""
+    net = _tiny_recurrent()
+    before = net.step_head.weight.detach().clone()
+    config = TrainConfig(epochs=3, batch_size=8, lr=1e-2, optimizer="adamw", patience=0)
+    train(net, _tiny_data(), None, config)
+    torch.testing.assert_close(net.step_head.weight.detach(), before)
+
+
+def test_a_non_finite_start_still_gives_the_parameters_their_own_storage_back() -> None:
+    """The TrainingError for a non-finite untrained loss must still release the flat buffer:
+    the model gets its own storage back and no gradients."""
+    net = _tiny_recurrent()
+    with pytest.raises(TrainingError, match="non-finite"):
+        train(net, _tiny_data(target=float("nan")), None, TrainConfig(epochs=1, patience=0))
+    assert all(p.grad is None for p in net.parameters())
+    pointers = {p.untyped_storage().data_ptr() for p in net.parameters()}
+    assert len(pointers) == len(list(net.parameters()))
+
+
+def test_best_state_copies_are_independent_and_loading_writes_through_the_views() -> None:
+    net = _tiny_recurrent()
+    flat = FlatParameters(net)
+    saved = copy.deepcopy(net.state_dict())
+    start = flat.flat.detach().clone()
+    with torch.no_grad():
+        flat.flat.add_(1.0)
+    for key, value in saved.items():  # the copy did not follow the buffer
+        torch.testing.assert_close(value + 1.0, net.state_dict()[key])
+    net.load_state_dict(saved)  # copies in place: the buffer is the model again
+    torch.testing.assert_close(flat.flat.detach(), start)
+    flat.release()
+
+
+# ------------------------------------------------------------------ scoring windows
+class _Scored(Exception):
+    pass
+
+
+def test_score_windows_stay_in_range_for_very_many_windows(monkeypatch: Any) -> None:
+    """The evenly spaced scoring indices are exact integers: a float32 linspace would round the
+    last one up to len(data) past 2**24 windows (IndexError before training)."""
+    n = 2**24 + 4  # n - 1 = 16777219 rounds to 16777220 = n in float32
+    data = TrainData(
+        window=torch.zeros(1, 4, 1).expand(n, 4, 1),
+        season=torch.zeros(1, 0).expand(n, 0),
+        target=torch.zeros(1, 1, 1).expand(n, 1, 1),
+    )
+
+    def stop(model: nn.Module, part: TrainData, loss_fn: nn.Module) -> float:
+        assert len(part) == loop.SCORE_WINDOWS
+        raise _Scored
+
+    monkeypatch.setattr(loop, "evaluate", stop)
+    with pytest.raises(_Scored):
+        train(_tiny_recurrent(), data, None, TrainConfig(epochs=1, patience=0))
+
+
+def test_score_windows_cover_both_ends_and_a_single_window(monkeypatch: Any) -> None:
+    seen: list[TrainData] = []
+
+    def record(model: nn.Module, part: TrainData, loss_fn: nn.Module) -> float:
+        seen.append(part)
+        raise _Scored
+
+    monkeypatch.setattr(loop, "evaluate", record)
+    for n in (1, 300):
+        data = _tiny_data(n)
+        with pytest.raises(_Scored):
+            train(_tiny_recurrent(), data, None, TrainConfig(epochs=1, patience=0))
+        part = seen[-1]
+        assert len(part) == min(n, loop.SCORE_WINDOWS)
+        torch.testing.assert_close(part.window[0], data.window[0])
+        torch.testing.assert_close(part.window[-1], data.window[-1])

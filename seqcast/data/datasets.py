@@ -10,9 +10,10 @@ from typing import Any
 
 from seqcast.data.frame import SeriesData
 from seqcast.data.loading import load_series
+from seqcast.data.splits import split_indices
 from seqcast.data.synthetic import course_series
 
-__all__ = ["DATASETS", "DatasetInfo", "load_dataset"]
+__all__ = ["DATASETS", "DatasetInfo", "default_splits", "load_dataset", "load_source"]
 
 
 @dataclass(frozen=True)
@@ -113,3 +114,43 @@ def load_dataset(name: str, **options: Any) -> SeriesData:
     if name not in DATASETS:
         raise KeyError(name)
     return DATASETS[name].load(**options)
+
+
+def load_source(
+    source: str,
+    *,
+    targets: list[str] | None = None,
+    features: list[str] | None = None,
+    time_col: str | None = None,
+    id_col: str | None = None,
+    fill: str = "error",
+) -> SeriesData:
+    """A built-in dataset by name (unless a file of that name exists), else a CSV or Parquet
+    file, loaded with :func:`seqcast.data.loading.load_series`'s options.
+
+    Example:
+        >>> load_source("synthetic").season
+        365
+    """
+    options: dict[str, Any] = dict(
+        targets=targets or None, features=features, time_col=time_col, id_col=id_col, fill=fill
+    )
+    if source in DATASETS and not Path(source).exists():
+        return DATASETS[source].load(**options)
+    return load_series(source, **options)
+
+
+def default_splits(
+    data: SeriesData,
+    val_size: int | None = None,
+    val_frac: float | None = None,
+    split_time: str | None = None,
+) -> list[int]:
+    """Per series, the first validation index: from whichever of ``val_size``, ``val_frac``
+    and ``split_time`` is given; else a built-in dataset's natural split, else the last 20 %."""
+    if val_size is None and val_frac is None and split_time is None:
+        if data.source in DATASETS:
+            val_size = DATASETS[data.source].val_size
+        else:
+            val_frac = 0.2
+    return split_indices(data, val_size=val_size, val_frac=val_frac, split_time=split_time)

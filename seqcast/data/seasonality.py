@@ -5,7 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-__all__ = ["estimate_season", "season_from_freq"]
+from seqcast.data.frame import SeriesData
+from seqcast.errors import DataError
+
+__all__ = ["estimate_season", "resolve_season", "season_from_freq"]
 
 _FREQ_SEASONS = {
     "h": 24,
@@ -95,3 +98,26 @@ def _acf_peak(series: np.ndarray, max_period: int | None, threshold: float, rela
     # Rank the survivors without the bias, which would favour short lags.
     unbiased = acf[peaks] * n / (n - peaks)
     return int(peaks[unbiased >= 0.95 * unbiased.max()][0])
+
+
+def resolve_season(season: int | str | None, data: SeriesData, splits: list[int]) -> int:
+    """The seasonal period P: ``season`` as given, ``'auto'`` (estimated from the first
+    series' training part, before ``splits[0]``), or by default the dataset's own, else the
+    one its frequency implies, else 1 (none).
+
+    Raises:
+        DataError: ``season`` is neither a whole number of at least 1 nor ``'auto'``.
+    """
+    if season is None:
+        return data.season or season_from_freq(data.freq) or 1
+    if isinstance(season, str) and season.strip().lower() == "auto":
+        return estimate_season(data.series[0].values[: splits[0], 0])
+    try:
+        period = int(season)
+    except ValueError:
+        raise DataError(
+            f"season must be a whole number or 'auto', got {season!r}", arguments=("season",)
+        ) from None
+    if period < 1:
+        raise DataError(f"season must be at least 1, got {period}", arguments=("season",))
+    return period

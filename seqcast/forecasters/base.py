@@ -86,13 +86,16 @@ class Forecaster(ABC):
         return self.get_params()
 
     def set_params(self, **params: Any) -> Self:
-        """Changes constructor arguments (before ``fit``); an unknown name is refused."""
+        """Changes constructor arguments (before ``fit``); an unknown name is refused and
+        nothing is changed."""
         names = self.param_names()
+        if unknown := [key for key in params if key not in names]:
+            raise DataError(
+                f"{type(self).__name__} has no argument {', '.join(repr(k) for k in unknown)}; "
+                f"it takes {', '.join(names)}",
+                arguments=tuple(unknown),
+            )
         for key, value in params.items():
-            if key not in names:
-                raise DataError(
-                    f"{type(self).__name__} has no argument '{key}'; it takes {', '.join(names)}"
-                )
             setattr(self, key, value)
         return self
 

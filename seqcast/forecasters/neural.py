@@ -19,7 +19,7 @@ from seqcast.errors import DataError, TrainingWarning
 from seqcast.forecasters.base import EpochEnd, Forecaster
 from seqcast.forecasters.inputs import InputSpec, ModelInputs, build_inputs, read_mask
 from seqcast.networks import ForecastNet, RecurrentNet
-from seqcast.training.loop import History, TrainConfig, TrainData, train
+from seqcast.training.loop import DIVERGENCE_ARGUMENTS, History, TrainConfig, TrainData, train
 from seqcast.training.lr_finder import LRFinderResult, find_lr
 
 __all__ = ["NeuralForecaster"]
@@ -168,7 +168,7 @@ class NeuralForecaster(Forecaster):
         )
         if self.history_.stop_reason == "diverged":
             warnings.warn(
-                TrainingWarning(self.history_.message, arguments=("lr", "loss")), stacklevel=3
+                TrainingWarning(self.history_.message, arguments=DIVERGENCE_ARGUMENTS), stacklevel=3
             )
 
     def lr_find(self, series: Sequence[np.ndarray], n_targets: int = 1) -> LRFinderResult:

@@ -33,6 +33,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
 
 from seqcast._version import __version__
 from seqcast.errors import DataError, SeqcastError
+from seqcast.prediction import continue_timestamps, step_numbers
 from seqcast.serving import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HORIZON
 from seqcast.serving.limits import BodySizeLimit
 from seqcast.serving.models import ServedModel, load_served_models
@@ -45,7 +46,6 @@ from seqcast.serving.schemas import (
     ModelInfo,
     ModelList,
 )
-from seqcast.serving.timestamps import continue_timestamps, step_numbers
 
 __all__ = ["create_app"]
 

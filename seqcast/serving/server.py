@@ -4,13 +4,11 @@ On SIGTERM (or Ctrl-C) uvicorn stops accepting connections, lets requests in fli
 (for at most ``graceful_timeout`` seconds), and returns; :func:`serve` then returns normally,
 so the process exits 0 after SIGTERM. Ctrl-C still ends in ``KeyboardInterrupt``.
 
-``python -m seqcast.serving.server MODEL_DIR ... --port N`` runs it without the main command
-line, with the same options as ``seqcast serve``.
+Its one command line is ``seqcast serve`` (``python -m seqcast serve`` from any environment).
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import os
 import signal
@@ -35,7 +33,7 @@ from seqcast.serving import (
 )
 from seqcast.serving.app import create_app
 
-__all__ = ["main", "serve"]
+__all__ = ["serve"]
 
 
 def serve(
@@ -116,42 +114,3 @@ def _sigterm_returns() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
-
-
-def main(argv: Sequence[str] | None = None) -> None:
-    """``python -m seqcast.serving.server``: the options of ``seqcast serve``."""
-    parser = argparse.ArgumentParser(
-        prog="python -m seqcast.serving.server",
-        description="Serve saved seqcast models over HTTP.",
-    )
-    parser.add_argument("model_dirs", nargs="+", metavar="MODEL_DIR", help="model folders")
-    parser.add_argument("--host", default=DEFAULT_HOST, help="address to listen on")
-    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help="port to listen on")
-    parser.add_argument(
-        "--max-horizon", type=int, default=DEFAULT_MAX_HORIZON, help="largest horizon allowed"
-    )
-    parser.add_argument(
-        "--max-body-bytes", type=int, default=DEFAULT_MAX_BODY_BYTES, help="largest body"
-    )
-    parser.add_argument(
-        "--no-access-log", dest="access_log", action="store_false", help="no line per request"
-    )
-    args = parser.parse_args(argv)
-    try:
-        serve(
-            args.model_dirs,
-            host=args.host,
-            port=args.port,
-            max_horizon=args.max_horizon,
-            max_body_bytes=args.max_body_bytes,
-            access_log=args.access_log,
-        )
-    except SeqcastError as exc:
-        print(f"seqcast serve: error: {exc}", file=sys.stderr)
-        raise SystemExit(2) from None
-    except KeyboardInterrupt:
-        raise SystemExit(130) from None
-
-
-if __name__ == "__main__":
-    main()

@@ -312,7 +312,7 @@ def _train(
             if epoch == 1:
                 raise TrainingError(
                     history.message.replace("kept the best weights so far", "no epoch finished"),
-                    arguments=("lr", "loss"),
+                    arguments=DIVERGENCE_ARGUMENTS,
                 )
             break
         train_loss = total / len(data)
@@ -368,6 +368,10 @@ def _batches(data: TrainData, batch_size: int, seed: int) -> Iterator[TrainData]
         for index in chunk:
             yield block.take(slice(start, start + len(index)))
             start += len(index)
+
+
+#: What the divergence message names: the rate, and the loss where it suggests another.
+DIVERGENCE_ARGUMENTS = ("lr", "lr_find", "loss huber")
 
 
 def _divergence_message(epoch: int, optimizer: FlatOptimizer, loss: float, loss_name: str) -> str:

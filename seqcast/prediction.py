@@ -1,22 +1,28 @@
-"""The timestamps of a forecast: continuing the request's, at the model's frequency.
+"""Forecasts from a saved model, with their timestamps: what ``seqcast predict`` and the HTTP
+service both use.
 
-A model trained on dated rows knows its frequency (``SavedModel.data["freq"]``), one trained
-on a numeric time column its spacing (``data["step"]``). A model trained on bare rows knows
-neither; then the spacing of the request's own timestamps is used.
+:func:`predict_saved` forecasts past the end of every series the model was trained on, or of
+newer data, as a table with timestamps. :func:`continue_timestamps` continues a history's own
+timestamps at the model's frequency: a model trained on dated rows knows its frequency
+(``SavedModel.data["freq"]``), one trained on a numeric time column its spacing
+(``data["step"]``). A model trained on bare rows knows neither; then the spacing of the given
+timestamps is used.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
-from seqcast.data.frame import future_index
+from seqcast.data.frame import SeriesData, future_index
 from seqcast.errors import DataError
+from seqcast.persistence import SavedModel
 
-__all__ = ["continue_timestamps", "step_numbers"]
+__all__ = ["at_training_spacing", "continue_timestamps", "predict_saved", "step_numbers"]
 
 
 def step_numbers(horizon: int) -> list[int]:
@@ -126,3 +132,78 @@ def _check_increasing(increasing: np.ndarray) -> None:
     if not increasing.all():
         i = int(np.flatnonzero(~increasing)[0]) + 1
         raise DataError(f"timestamps must increase: timestamp {i} is not after timestamp {i - 1}")
+
+
+def predict_saved(
+    saved: SavedModel, horizon: int | None = None, data: SeriesData | None = None
+) -> pd.DataFrame:
+    """Forecasts ``horizon`` steps (default: the trained horizon) past the end of every series
+    the model was trained on, or, given ``data`` (newer rows of the same columns, at the
+    model's frequency), past the end of each of its series.
+
+    Returns:
+        One row per series and step: the id column (long format), the time column (or
+        ``step``) and one column per target.
+
+    Raises:
+        DataError: ``horizon`` is below 1, a series of ``data`` is shorter than the context,
+            or its timestamps do not follow the model's frequency.
+    """
+    forecaster = saved.forecaster
+    description = saved.data
+    steps = forecaster.horizon if horizon is None else horizon
+    if steps < 1:
+        raise DataError(f"horizon must be at least 1, got {steps}", arguments=("horizon",))
+    contexts, indexes, ids = [], [], []
+    if data is None:
+        for i, context in enumerate(saved.contexts):
+            contexts.append(context)
+            indexes.append(saved.future_index(i, steps))
+            ids.append(description["series"][i]["id"])
+    else:
+        data = at_training_spacing(data, description)
+        for s in data.series:
+            if len(s) < forecaster.context_length:
+                raise DataError(
+                    f"{data.label(s)} has {len(s)} points; the model needs the "
+                    f"last {forecaster.context_length}"
+                )
+            contexts.append(s.values[-forecaster.context_length :])
+            indexes.append(data.future_time(s, steps))
+            ids.append(s.series_id)
+    forecast = forecaster.predict(np.stack(contexts), steps)  # (S, T, Ft)
+    frames = []
+    time_name = description["time_col"] or "step"
+    for i, index in enumerate(indexes):
+        frame = pd.DataFrame(forecast[i], columns=saved.targets)
+        frame.insert(0, time_name, np.asarray(index))
+        if description["id_col"]:
+            frame.insert(0, description["id_col"], ids[i])
+        frames.append(frame)
+    return pd.concat(frames, ignore_index=True)
+
+
+def at_training_spacing(fresh: SeriesData, description: dict[str, Any]) -> SeriesData:
+    """``fresh`` with the saved model's frequency and step, after checking that its timestamps
+    follow them (a single row shows no spacing of its own, so the model's is the only one).
+
+    Raises:
+        DataError: the rows step otherwise than the model's training data did.
+    """
+    freq, step = description["freq"], float(description["step"])
+    spaced = [(s, s.time) for s in fresh.series if s.time is not None and len(s) >= 2]
+    if freq is None and spaced and not np.isclose(fresh.step, step, rtol=1e-9, atol=1e-9):
+        raise DataError(
+            f"{fresh.label(spaced[0][0])} steps by {fresh.step:g} but the "
+            f"model was trained on steps of {step:g}"
+        )
+    for s, stamps in spaced if freq is not None else []:
+        expected = pd.date_range(start=stamps[0], periods=len(s), freq=freq)
+        wrong = np.flatnonzero(expected != stamps)
+        if len(wrong):
+            i = int(wrong[0])
+            raise DataError(
+                f"{fresh.label(s)} has {stamps[i]} where the model's frequency "
+                f"'{freq}' expects {expected[i]}; send data at the frequency it was trained on"
+            )
+    return replace(fresh, freq=freq, step=step)

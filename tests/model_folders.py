@@ -1,0 +1,30 @@
+"""Saved model folders in tests: a snapshot of a folder's files, and edits of a saved
+``model.json`` that leave its checksum intact (the ``linear_folder`` fixture in conftest.py
+saves the folder they are made to)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def snapshot(folder: Path) -> dict[str, bytes]:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def edit(folder: Path, change: str) -> None:
+    config = json.loads((folder / "model.json").read_text())
+    if change == "window":
+        config["config"]["window"] = 7  # the stored context and weights hold 6 steps
+    elif change == "columns":
+        config["data"]["columns"] = []
+    elif change == "freq":
+        config["data"]["freq"] = "fortnightly"
+    elif change == "no-series":
+        config["data"]["series"] = []
+    elif change == "last-time":
+        config["data"]["series"][0]["last_time"] = "yesterday"
+    (folder / "model.json").write_text(json.dumps(config))
+
+
+CHANGES = ["window", "columns", "freq", "no-series", "last-time"]
