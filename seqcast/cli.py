@@ -1,35 +1,39 @@
 """The ``seqcast`` command line: parse, call the library, print.
 
-Options shared by several commands are declared once (:func:`_data_options`,
-:func:`_split_options`, :func:`_model_options`) and added to each command by
-:func:`_with`. A user mistake ends with one line on stderr and exit code 2, the library's
-argument names spelt as this command line's flags; ``--debug`` anywhere on the command line
-shows the traceback instead.
+Options shared by several commands are declared once, in :mod:`seqcast.cli_options`; what is
+shown (tables, progress, messages in flags) is in :mod:`seqcast.console`. A user mistake ends
+with one line on stderr and exit code 2, the library's argument names spelt as this command
+line's flags; ``--debug`` anywhere on the command line shows the traceback instead.
 """
 
 from __future__ import annotations
 
-import functools
-import inspect
 import json
-import re
 import sys
 import time
 import warnings
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any, NoReturn, TypeVar
+from typing import Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from seqcast.atomic import write_text
+from seqcast.cli_options import (
+    DataArg,
+    Quiet,
+    Seed,
+    data_options,
+    model_options,
+    split_options,
+    with_options,
+)
+from seqcast.console import EpochBar, in_flags, leaderboard_table
 from seqcast.data.datasets import DATASETS, default_splits, load_source
 from seqcast.data.seasonality import resolve_season
 from seqcast.errors import DataError, SeqcastError
-from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
-from seqcast.forecasters.base import EpochEnd
+from seqcast.evaluation.leaderboard import run_leaderboard
 from seqcast.forecasters.registry import create_for
 from seqcast.persistence import check_destination, load_model, save_model
 from seqcast.serving import (
@@ -50,111 +54,6 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
-Command = TypeVar("Command", bound=Callable[..., None])
-
-# ------------------------------------------------------------------ options, declared once
-DataArg = Annotated[str, typer.Argument(help="CSV/Parquet file, or a built-in dataset name.")]
-Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
-Quiet = Annotated[bool, typer.Option("--quiet", help="No progress output.")]
-Opt = typer.Option
-
-
-def _data_options(
-    target: Annotated[
-        list[str] | None, Opt("--target", help="Column to forecast; repeatable.")
-    ] = None,
-    feature: Annotated[
-        list[str] | None, Opt("--feature", help="Extra input column; repeatable.")
-    ] = None,
-    time_col: Annotated[str | None, Opt("--time-col", help="Timestamp column.")] = None,
-    id_col: Annotated[str | None, Opt("--id-col", help="Series id column (long format).")] = None,
-    fill: Annotated[
-        str,
-        Opt(
-            "--fill",
-            help="Missing values: error|ffill|interpolate|drop. ffill looks back only (a "
-            "leading gap takes the first value); interpolate reads the value after each gap, "
-            "so backtest forecasts from filled points have seen a later value.",
-        ),
-    ] = "error",
-) -> None:
-    """How a file is read (the arguments of :func:`seqcast.data.datasets.load_source`)."""
-
-
-def _split_options(
-    val_size: Annotated[int | None, Opt("--val-size", help="Validation points per series.")] = None,
-    val_frac: Annotated[float | None, Opt("--val-frac", help="Validation fraction.")] = None,
-    split_time: Annotated[str | None, Opt("--split-time", help="First validation time.")] = None,
-) -> None:
-    """Where validation starts (the arguments of :func:`seqcast.data.datasets.default_splits`)."""
-
-
-def _model_options(
-    window: Annotated[int, Opt("--window", help="Input window length L.")] = 20,
-    horizon: Annotated[int, Opt("--horizon", help="Forecast horizon T.")] = 1,
-    season: Annotated[
-        str | None, Opt("--season", help="Seasonal period P, 'auto', or 1 for none.")
-    ] = None,
-    seed: Seed = 0,
-    epochs: Annotated[int | None, Opt("--epochs", help="Training epochs (maximum).")] = None,
-    batch_size: Annotated[int | None, Opt("--batch-size", help="Mini-batch size.")] = None,
-    lr: Annotated[float | None, Opt("--lr", help="Learning rate.")] = None,
-    hidden_size: Annotated[int | None, Opt("--hidden-size", help="Units H.")] = None,
-    num_layers: Annotated[int | None, Opt("--num-layers", help="Layers.")] = None,
-    cell: Annotated[str | None, Opt("--cell", help="Recurrent cell: rnn|lstm|gru.")] = None,
-    bidirectional: Annotated[
-        bool | None,
-        Opt("--bidirectional/--unidirectional", help="Bidirectional layers."),
-    ] = None,
-    dropout: Annotated[float | None, Opt("--dropout", help="Dropout between layers.")] = None,
-    loss: Annotated[str | None, Opt("--loss", help="Loss: huber|mse|mae.")] = None,
-    optimizer: Annotated[str | None, Opt("--optimizer", help="Optimiser: adam|adamw|sgd.")] = None,
-    patience: Annotated[
-        int | None, Opt("--patience", help="Early-stopping patience; 0 trains all epochs.")
-    ] = None,
-    seq2seq: Annotated[bool | None, Opt("--seq2seq", help="Loss at every input step.")] = None,
-    schedule: Annotated[
-        str | None,
-        Opt("--schedule", help="Learning-rate schedule: plateau|onecycle|none."),
-    ] = None,
-    transform: Annotated[
-        str | None,
-        Opt(
-            "--transform",
-            help="Neural models: auto|none|sqrt|log (auto: per channel, a root or log where the "
-            "noise grows with the level; sqrt and log: the targets).",
-        ),
-    ] = None,
-) -> None:
-    """Forecaster settings: constructor arguments, passed to each model that takes them
-    (``--season`` is resolved first: a number, 'auto', or the data's own)."""
-
-
-def _with(*groups: Callable[..., None]) -> Callable[[Command], Command]:
-    """Adds the options of ``groups`` to a command, which receives each group's given values
-    as one dict argument named after it (``data_options``, ``split_options``,
-    ``model_options``)."""
-
-    def decorate(command: Command) -> Command:
-        own = inspect.signature(command, eval_str=True)
-        parameters = [p for p in own.parameters.values() if not p.name.endswith("_options")]
-        members = {}
-        for group in groups:
-            added = list(inspect.signature(group, eval_str=True).parameters.values())
-            members[group.__name__.lstrip("_")] = [p.name for p in added]
-            parameters += added
-
-        @functools.wraps(command)
-        def run(**arguments: Any) -> None:
-            for group, names in members.items():
-                arguments[group] = {name: arguments.pop(name) for name in names}
-            command(**arguments)
-
-        run.__signature__ = own.replace(parameters=parameters)  # type: ignore[attr-defined]
-        run.__annotations__ = {p.name: p.annotation for p in parameters}
-        return run  # type: ignore[return-value]
-
-    return decorate
 
 
 def _load(source: str, options: dict[str, Any]) -> Any:
@@ -180,71 +79,6 @@ def _say(quiet: bool, message: str) -> None:
         err.print(message, highlight=False)
 
 
-class _EpochBar:
-    """A rich progress bar on stderr with the losses of the last epoch: the command line's
-    ``on_epoch`` listener (the library never draws)."""
-
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-        self.bar: Any = None
-
-    def __call__(self, end: EpochEnd) -> None:
-        if self.quiet:
-            return
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        if self.bar is None or end.epoch == 1:
-            self.close()
-            self.bar = Progress(
-                TextColumn(f"training {end.model}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TextColumn("{task.fields[losses]}"),
-                console=err,
-                transient=True,
-            )
-            self.task = self.bar.add_task("train", total=end.epochs, losses="")
-            self.bar.start()
-        losses = f"loss {end.train_loss:.4f}"
-        if end.val_loss is not None:
-            losses += f"  val {end.val_loss:.4f}"
-        self.bar.update(self.task, completed=end.epoch, losses=losses)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.stop()
-            self.bar = None
-
-
-def _leaderboard_table(board: Leaderboard) -> Table:
-    table = Table(
-        title=f"{board.dataset}: window {board.window}, horizon {board.horizon}, "
-        f"{board.describe_validation()} per series, season {board.season}"
-    )
-    for name in ("model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs"):
-        if name == "model":
-            table.add_column(name, no_wrap=True)
-        else:
-            table.add_column(name, justify="right")
-    for result in board.results:
-        m = result.metrics
-
-        def fmt(value: float | None, digits: int = 3) -> str:
-            return "-" if value is None else f"{value:.{digits}f}"
-
-        table.add_row(
-            result.model,
-            fmt(m["mae"]),
-            fmt(m["rmse"]),
-            fmt(m["smape"], 2),
-            fmt(m["mase"]),
-            f"{result.fit_seconds:.2f}",
-            f"{result.predict_seconds:.3f}",
-            "-" if result.epochs is None else str(result.epochs),
-        )
-    return table
-
-
 # ------------------------------------------------------------------------------ commands
 @app.command()
 def datasets() -> None:
@@ -260,7 +94,7 @@ def datasets() -> None:
 
 
 @app.command("backtest")
-@_with(_data_options, _split_options, _model_options)
+@with_options(data_options, split_options, model_options)
 def backtest_command(
     data: DataArg,
     model: Annotated[
@@ -280,7 +114,7 @@ def backtest_command(
     settings = _settings(model_options, resolve_season(model_options["season"], series, splits))
     for name in model:
         create_for(name, settings)  # unknown names and bad settings fail before any work
-    bar = _EpochBar(quiet)
+    bar = EpochBar(quiet, err)
     board = run_leaderboard(
         series,
         model,
@@ -292,14 +126,14 @@ def backtest_command(
         on_epoch=bar,
     )
     bar.close()
-    out.print(_leaderboard_table(board))
+    out.print(leaderboard_table(board))
     if json_out is not None:
         write_text(json_out, json.dumps(board.to_json(), indent=2) + "\n")
         _say(quiet, f"wrote {json_out}")
 
 
 @app.command()
-@_with(_data_options, _model_options)
+@with_options(data_options, model_options)
 def fit(
     data: DataArg,
     model: Annotated[str, typer.Option("--model", "-m", help="Model name.")],
@@ -320,7 +154,7 @@ def fit(
             raise DataError(f"{series.label(s)} has {n} points; {model} needs at least {needed}")
     started = time.perf_counter()
     _say(quiet, f"fitting {model} on {series.source} ...")
-    bar = _EpochBar(quiet)
+    bar = EpochBar(quiet, err)
     forecaster.fit([s.values for s in series.series], series.n_targets, on_epoch=bar)
     bar.close()
     save_model(forecaster, out_dir, series)
@@ -374,7 +208,7 @@ def predict(
 
 
 @app.command("lr-find")
-@_with(_data_options, _split_options, _model_options)
+@with_options(data_options, split_options, model_options)
 def lr_find(
     data: DataArg,
     data_options: dict[str, Any],
@@ -448,7 +282,7 @@ def demo(
 
 
 @app.command()
-@_with(_data_options, _split_options, _model_options)
+@with_options(data_options, split_options, model_options)
 def report(
     data: DataArg,
     out_dir: Annotated[Path, typer.Option("--out", help="Folder for the report.")],
@@ -486,7 +320,7 @@ def _run_report(
 
     steps = len(models) + 2
     counter = iter(range(1, steps + 1))
-    bar = _EpochBar(quiet)
+    bar = EpochBar(quiet, err)
     result = build_report(
         series,
         splits,
@@ -499,7 +333,7 @@ def _run_report(
         ),
     )
     bar.close()
-    out.print(_leaderboard_table(result.board))
+    out.print(leaderboard_table(result.board))
     out.print(f"report: {result.html_path} ({result.seconds:.0f} s)")
 
 
@@ -538,21 +372,6 @@ def serve(
 
 
 # --------------------------------------------------------------------------- entry point
-#: Library names whose flag (or command) is not the name with dashes.
-FLAGS = {"targets": "--target", "features": "--feature", "lr_find": "'seqcast lr-find'"}
-
-
-def in_flags(message: str, arguments: tuple[str, ...]) -> str:
-    """A library message with the arguments it names spelt as this command line's flags:
-    ``window must be at least 1`` -> ``--window must be at least 1``."""
-    for phrase in arguments:
-        name, _, rest = phrase.partition(" ")
-        flag = FLAGS.get(name, "--" + name.replace("_", "-"))
-        spelt = f"{flag} {rest}" if rest else flag
-        message = re.sub(rf"(?<![-\w]){re.escape(phrase)}(?!\w)", spelt, message)
-    return message
-
-
 def main(argv: list[str] | None = None) -> None:
     """Runs the command line; user mistakes become one line on stderr and exit code 2."""
     from typer._click import exceptions as click_exceptions

@@ -18,6 +18,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "seqcast"
 LAYERS: list[tuple[str, ...]] = [
     ("__init__", "__main__"),
     ("cli",),
+    ("cli_options", "console"),
     ("serving", "report"),
     ("plotting",),
     ("prediction",),
@@ -105,7 +106,7 @@ def test_an_upward_or_sideways_import_is_caught(
 
 def test_the_core_never_prints() -> None:
     """Only the faces (command line, service, report, plots) write to a screen."""
-    faces = {"cli", "serving", "report", "plotting", "__main__"}
+    faces = {"cli", "cli_options", "console", "serving", "report", "plotting", "__main__"}
     offenders = []
     for path in PACKAGE.rglob("*.py"):
         if unit(module_name(path)) in faces:

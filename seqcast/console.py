@@ -1,0 +1,96 @@
+"""What the command line shows: the leaderboard table, the training progress bar, and library
+messages with the command line's flags."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from seqcast.evaluation.leaderboard import Leaderboard
+from seqcast.forecasters.base import EpochEnd
+
+__all__ = ["FLAGS", "EpochBar", "in_flags", "leaderboard_table"]
+
+
+class EpochBar:
+    """A rich progress bar on stderr with the losses of the last epoch: the command line's
+    ``on_epoch`` listener (the library never draws)."""
+
+    def __init__(self, quiet: bool, console: Console) -> None:
+        self.quiet = quiet
+        self.console = console
+        self.bar: Any = None
+
+    def __call__(self, end: EpochEnd) -> None:
+        if self.quiet:
+            return
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        if self.bar is None or end.epoch == 1:
+            self.close()
+            self.bar = Progress(
+                TextColumn(f"training {end.model}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TextColumn("{task.fields[losses]}"),
+                console=self.console,
+                transient=True,
+            )
+            self.task = self.bar.add_task("train", total=end.epochs, losses="")
+            self.bar.start()
+        losses = f"loss {end.train_loss:.4f}"
+        if end.val_loss is not None:
+            losses += f"  val {end.val_loss:.4f}"
+        self.bar.update(self.task, completed=end.epoch, losses=losses)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.stop()
+            self.bar = None
+
+
+def leaderboard_table(board: Leaderboard) -> Table:
+    table = Table(
+        title=f"{board.dataset}: window {board.window}, horizon {board.horizon}, "
+        f"{board.describe_validation()} per series, season {board.season}"
+    )
+    for name in ("model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs"):
+        if name == "model":
+            table.add_column(name, no_wrap=True)
+        else:
+            table.add_column(name, justify="right")
+    for result in board.results:
+        m = result.metrics
+
+        def fmt(value: float | None, digits: int = 3) -> str:
+            return "-" if value is None else f"{value:.{digits}f}"
+
+        table.add_row(
+            result.model,
+            fmt(m["mae"]),
+            fmt(m["rmse"]),
+            fmt(m["smape"], 2),
+            fmt(m["mase"]),
+            f"{result.fit_seconds:.2f}",
+            f"{result.predict_seconds:.3f}",
+            "-" if result.epochs is None else str(result.epochs),
+        )
+    return table
+
+
+#: Library names whose flag (or command) is not the name with dashes.
+FLAGS = {"targets": "--target", "features": "--feature", "lr_find": "'seqcast lr-find'"}
+
+
+def in_flags(message: str, arguments: tuple[str, ...]) -> str:
+    """A library message with the arguments it names spelt as this command line's flags:
+    ``window must be at least 1`` -> ``--window must be at least 1``."""
+    for phrase in arguments:
+        name, _, rest = phrase.partition(" ")
+        flag = FLAGS.get(name, "--" + name.replace("_", "-"))
+        spelt = f"{flag} {rest}" if rest else flag
+        message = re.sub(rf"(?<![-\w]){re.escape(phrase)}(?!\w)", spelt, message)
+    return message
