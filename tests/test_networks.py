@@ -324,3 +324,43 @@ def test_recurrent_init_linear_is_the_ridge_forecast_plus_a_tenth_of_the_state(c
     np.testing.assert_allclose(forward(net, window, season), linear + state_part, atol=1e-4)
     # The state's share is small next to the linear forecast it starts from.
     assert np.abs(state_part).max() < 0.2 * np.abs(linear).max()
+
+
+@pytest.mark.parametrize(("bidirectional", "skip"), [(False, True), (True, True), (False, False)])
+def test_output_layer_gradients_equal_those_of_one_product_on_all_inputs(
+    bidirectional: bool, skip: bool
+) -> None:
+    """forward gives autograd dL/d(state) alone (not the unneeded gradient of the seasonal
+    values and the window): the value and every gradient must still be those of the plain
+    ``head(cat(state, season, window))``, computed here in float64 as the oracle."""
+    config = RecurrentConfig(
+        input_size=2, window=6, season_size=3, horizon=2, n_targets=1, cell="lstm",
+        hidden_size=5, num_layers=2, bidirectional=bidirectional, skip=skip,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    net = RecurrentNet(config)
+    oracle = RecurrentNet(config).double()
+    oracle.load_state_dict({k: v.double() for k, v in net.state_dict().items()})
+    window, season = torch.randn(4, 6, 2), torch.randn(4, 3)
+    target = torch.randn(4, 2, 1)
+
+    got = net(window, season)
+    ((got - target) ** 2).mean().backward()
+
+    sequence, _ = oracle.rnn(window.double())  # nn.LSTM itself: (B, L, H·dirs)
+    if bidirectional:
+        last = torch.cat([sequence[:, -1, :5], sequence[:, 0, 5:]], dim=1)
+    else:
+        last = sequence[:, -1]
+    parts = [last, season.double()] + ([window.double().flatten(1)] if skip else [])
+    want = oracle.head(torch.cat(parts, dim=1)).reshape(-1, 2, 1)
+    ((want - target.double()) ** 2).mean().backward()
+
+    torch.testing.assert_close(got.double(), want, rtol=1e-5, atol=1e-6)
+    for (name, mine), (_, theirs) in zip(
+        net.named_parameters(), oracle.named_parameters(), strict=True
+    ):
+        if name.startswith("step_head"):
+            continue  # read only with steps=True
+        assert mine.grad is not None, name
+        torch.testing.assert_close(mine.grad.double(), theirs.grad, rtol=1e-4, atol=1e-6)
