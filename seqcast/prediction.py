@@ -2,9 +2,10 @@
 service both use.
 
 :func:`predict_saved` forecasts past the end of every series the model was trained on, or of
-newer data, as a table with timestamps. :func:`continue_timestamps` continues a history's own
-timestamps at the model's frequency: a model trained on dated rows knows its frequency
-(``SavedModel.data["freq"]``), one trained on a numeric time column its spacing
+newer data, as a table with timestamps; the service forecasts one history a request
+(:func:`continue_timestamps` for its JSON). Both continue a history's own timestamps with
+:func:`future_times`, at the model's frequency: a model trained on dated rows knows its
+frequency (``SavedModel.data["freq"]``), one trained on a numeric time column its spacing
 (``data["step"]``). A model trained on bare rows knows neither; then the spacing of the given
 timestamps is used.
 """
@@ -12,7 +13,7 @@ timestamps is used.
 from __future__ import annotations
 
 import re
-from dataclasses import replace
+import warnings
 from typing import Any
 
 import numpy as np
@@ -22,7 +23,7 @@ from seqcast.data.frame import SeriesData, future_index
 from seqcast.errors import DataError
 from seqcast.persistence import SavedModel
 
-__all__ = ["at_training_spacing", "continue_timestamps", "predict_saved", "step_numbers"]
+__all__ = ["continue_timestamps", "future_times", "predict_saved", "step_numbers"]
 
 
 def step_numbers(horizon: int) -> list[int]:
@@ -30,19 +31,26 @@ def step_numbers(horizon: int) -> list[int]:
     return list(range(1, horizon + 1))
 
 
-def continue_timestamps(
-    given: list[str] | list[float], horizon: int, data: dict[str, Any], model: str
-) -> list[str] | list[float]:
-    """The ``horizon`` timestamps after ``given``.
+def future_times(
+    given: pd.Index | list[str],
+    horizon: int,
+    data: dict[str, Any],
+    model: str = "the model",
+    series: str | None = None,
+) -> pd.Index:
+    """The ``horizon`` timestamps after a history's own, at the saved model's frequency: the
+    one computation behind ``seqcast predict --data`` and the service's forecasts.
 
     Args:
-        given: one timestamp per history step, ISO 8601 strings or numbers, oldest first.
+        given: the history's timestamps, oldest first: a DatetimeIndex or ISO 8601 strings,
+            or numbers.
         horizon: forecast length T.
         data: the model's training-data description (``freq``, ``step``, ``time_col``).
-        model: the model's served name, for messages.
+        model: how messages name the model (``model 'sales'``).
+        series: how messages name the series the history belongs to, if it is one of several.
 
     Returns:
-        T ISO strings, or T numbers.
+        T timestamps: a DatetimeIndex, or a float64 Index.
 
     Raises:
         DataError: the kind does not match the model's time column, the timestamps are not
@@ -50,16 +58,17 @@ def continue_timestamps(
     """
     freq: str | None = data.get("freq")
     numeric_model = data.get("time_col") is not None and freq is None
-    if isinstance(given[0], str):
+    if isinstance(given, pd.DatetimeIndex) or (len(given) and isinstance(given[0], str)):
         if numeric_model:
             raise DataError(
-                f"model '{model}' was trained on a numeric time column; send timestamps as numbers"
+                f"{model} was trained on a numeric time column; send timestamps as numbers"
             )
-        return _continue_dates([str(t) for t in given], horizon, freq, model)
+        index = given if isinstance(given, pd.DatetimeIndex) else _parse_dates(list(given))
+        return _future_dates(index, horizon, freq, model, f"{series}: " if series else "")
     values = np.asarray(given, dtype=np.float64)
     if freq is not None:
         raise DataError(
-            f"model '{model}' was trained on dated rows (frequency '{freq}'); send timestamps "
+            f"{model} was trained on dated rows (frequency '{freq}'); send timestamps "
             "as ISO 8601 dates"
         )
     _check_increasing(np.diff(values) > 0)
@@ -67,17 +76,38 @@ def continue_timestamps(
         step = float(data.get("step") or 1.0)
     else:
         step = float(values[-1] - values[-2])
-    _check_numeric_spacing(values, step, "the model's step" if numeric_model else "their last step")
+    what = "the model's step" if numeric_model else "their last step"
+    _check_numeric_spacing(values, step, what, f"{series}: " if series else "")
     future = np.asarray(
         future_index(float(values[-1]), horizon, length=len(values), freq=None, step=step),
         dtype=np.float64,
     )
     if not np.isfinite(future).all():
         raise DataError("timestamps are too large to continue as float64 numbers")
+    return pd.Index(future, name=data.get("time_col"))
+
+
+def continue_timestamps(
+    given: list[str] | list[float], horizon: int, data: dict[str, Any], model: str
+) -> list[str] | list[float]:
+    """:func:`future_times` for the timestamps of a JSON request: ISO 8601 strings or numbers
+    in, the same kind out.
+
+    Raises:
+        DataError: a string is not an ISO 8601 date, or :func:`future_times` refuses them.
+    """
+    future = future_times(
+        [str(t) for t in given] if isinstance(given[0], str) else pd.Index(given),
+        horizon,
+        data,
+        f"model '{model}'",
+    )
+    if isinstance(future, pd.DatetimeIndex):
+        return [t.isoformat() for t in future]
     return [float(v) for v in future]
 
 
-def _check_numeric_spacing(values: np.ndarray, step: float, what: str) -> None:
+def _check_numeric_spacing(values: np.ndarray, step: float, what: str, where: str) -> None:
     """Refuses numbers that do not follow each other at ``step``, as dates must at the freq."""
     # Differences of large numbers are exact only to a few units in their last place.
     tolerance = 4 * float(np.spacing(np.abs(values).max()))
@@ -85,14 +115,14 @@ def _check_numeric_spacing(values: np.ndarray, step: float, what: str) -> None:
     if len(wrong):
         i = int(wrong[0]) + 1
         raise DataError(
-            f"timestamps must be evenly spaced at {what} {step:g}: timestamp {i} is "
+            f"{where}timestamps must be evenly spaced at {what} {step:g}: timestamp {i} is "
             f"{values[i]:g}, expected {values[i - 1] + step:g}"
         )
 
 
-def _continue_dates(given: list[str], horizon: int, freq: str | None, model: str) -> list[str]:
+def _parse_dates(given: list[str]) -> pd.DatetimeIndex:
     try:
-        index = pd.DatetimeIndex(pd.to_datetime(given, format="ISO8601"))
+        return pd.DatetimeIndex(pd.to_datetime(given, format="ISO8601"))
     except (ValueError, TypeError, OverflowError) as exc:
         # pandas' first sentence says what is wrong; the rest is advice on its own arguments
         # ("Pass utc=True ..."), which means nothing to a client.
@@ -100,15 +130,23 @@ def _continue_dates(given: list[str], horizon: int, freq: str | None, model: str
         raise DataError(
             f"timestamps must be ISO 8601 dates, with one UTC offset ({reason})"
         ) from None
+
+
+def _future_dates(
+    index: pd.DatetimeIndex, horizon: int, freq: str | None, model: str, where: str
+) -> pd.Index:
     _check_increasing(np.asarray(index[1:] > index[:-1]))
     if freq is None:
         if len(index) < 3:
             raise DataError(
-                f"model '{model}' was trained without dates, so the frequency of the timestamps "
+                f"{model} was trained without dates, so the frequency of the timestamps "
                 "is taken from them: send at least 3"
             )
         try:
-            freq = pd.infer_freq(index)
+            with warnings.catch_warnings():  # pandas 4 will return an offset: take its name
+                warnings.filterwarnings("ignore", message=".*infer_freq")
+                inferred: Any = pd.infer_freq(index)
+            freq = getattr(inferred, "freqstr", inferred)
         except (ValueError, TypeError):
             freq = None
         if freq is None:
@@ -122,10 +160,10 @@ def _continue_dates(given: list[str], horizon: int, freq: str | None, model: str
     if len(wrong):
         i = int(wrong[0])
         raise DataError(
-            f"timestamps must follow each other at the model's frequency '{freq}': timestamp "
-            f"{i} is {index[i].isoformat()}, expected {expected[i].isoformat()}"
+            f"{where}timestamps must follow each other at the model's frequency '{freq}': "
+            f"timestamp {i} is {index[i].isoformat()}, expected {expected[i].isoformat()}"
         )
-    return [t.isoformat() for t in future]
+    return future
 
 
 def _check_increasing(increasing: np.ndarray) -> None:
@@ -161,7 +199,6 @@ def predict_saved(
             indexes.append(saved.future_index(i, steps))
             ids.append(description["series"][i]["id"])
     else:
-        data = at_training_spacing(data, description)
         for s in data.series:
             if len(s) < forecaster.context_length:
                 raise DataError(
@@ -169,7 +206,12 @@ def predict_saved(
                     f"last {forecaster.context_length}"
                 )
             contexts.append(s.values[-forecaster.context_length :])
-            indexes.append(data.future_time(s, steps))
+            if s.time is None:  # rows without time: steps after the last row
+                indexes.append(data.future_time(s, steps))
+            else:
+                series = None if s.series_id is None else data.label(s)
+                times = future_times(s.time, steps, description, series=series)
+                indexes.append(times.rename(description["time_col"]))
             ids.append(s.series_id)
     forecast = forecaster.predict(np.stack(contexts), steps)  # (S, T, Ft)
     frames = []
@@ -181,29 +223,3 @@ def predict_saved(
             frame.insert(0, description["id_col"], ids[i])
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
-
-
-def at_training_spacing(fresh: SeriesData, description: dict[str, Any]) -> SeriesData:
-    """``fresh`` with the saved model's frequency and step, after checking that its timestamps
-    follow them (a single row shows no spacing of its own, so the model's is the only one).
-
-    Raises:
-        DataError: the rows step otherwise than the model's training data did.
-    """
-    freq, step = description["freq"], float(description["step"])
-    spaced = [(s, s.time) for s in fresh.series if s.time is not None and len(s) >= 2]
-    if freq is None and spaced and not np.isclose(fresh.step, step, rtol=1e-9, atol=1e-9):
-        raise DataError(
-            f"{fresh.label(spaced[0][0])} steps by {fresh.step:g} but the "
-            f"model was trained on steps of {step:g}"
-        )
-    for s, stamps in spaced if freq is not None else []:
-        expected = pd.date_range(start=stamps[0], periods=len(s), freq=freq)
-        wrong = np.flatnonzero(expected != stamps)
-        if len(wrong):
-            i = int(wrong[0])
-            raise DataError(
-                f"{fresh.label(s)} has {stamps[i]} where the model's frequency "
-                f"'{freq}' expects {expected[i]}; send data at the frequency it was trained on"
-            )
-    return replace(fresh, freq=freq, step=step)
