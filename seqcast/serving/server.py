@@ -67,7 +67,7 @@ def serve(
         >>> serve(["models/rnn"], port=8000)  # doctest: +SKIP
     """
     if not 0 <= port <= 65535:  # uvicorn would fail with a traceback, after loading the models
-        raise SeqcastError(f"--port must lie between 0 and 65535, got {port}")
+        raise SeqcastError(f"port must lie between 0 and 65535, got {port}", arguments=("port",))
     app = create_app(model_dirs, max_horizon=max_horizon, max_body_bytes=max_body_bytes)
     if "torch" in sys.modules:  # imported by the neural forecasters, only when loaded
         import torch
