@@ -114,18 +114,17 @@ def backtest_command(
     settings = _settings(model_options, resolve_season(model_options["season"], series, splits))
     for name in model:
         create_for(name, settings)  # unknown names and bad settings fail before any work
-    bar = EpochBar(quiet, err)
-    board = run_leaderboard(
-        series,
-        model,
-        settings,
-        splits,
-        stride=stride,
-        refit=refit,
-        on_start=lambda name: _say(quiet, f"backtesting {name} ..."),
-        on_epoch=bar,
-    )
-    bar.close()
+    with EpochBar(quiet, err) as bar:
+        board = run_leaderboard(
+            series,
+            model,
+            settings,
+            splits,
+            stride=stride,
+            refit=refit,
+            on_start=lambda name: _say(quiet, f"backtesting {name} ..."),
+            on_epoch=bar,
+        )
     out.print(leaderboard_table(board))
     if json_out is not None:
         write_text(json_out, json.dumps(board.to_json(), indent=2) + "\n")
@@ -154,9 +153,8 @@ def fit(
             raise DataError(f"{series.label(s)} has {n} points; {model} needs at least {needed}")
     started = time.perf_counter()
     _say(quiet, f"fitting {model} on {series.source} ...")
-    bar = EpochBar(quiet, err)
-    forecaster.fit([s.values for s in series.series], series.n_targets, on_epoch=bar)
-    bar.close()
+    with EpochBar(quiet, err) as bar:
+        forecaster.fit([s.values for s in series.series], series.n_targets, on_epoch=bar)
     save_model(forecaster, out_dir, series)
     _say(quiet, f"saved {model} to {out_dir} ({time.perf_counter() - started:.2f} s)")
 
@@ -223,7 +221,8 @@ def lr_find(
     Takes fit's options, so a fit command line sweeps the same network and loss; the sweep sets
     the rate and its own length, so --epochs, --lr, --patience and --schedule are not used.
     """
-    unused = [f"--{k}" for k in ("epochs", "lr", "patience", "schedule") if model_options[k]]
+    ignored = ("epochs", "lr", "patience", "schedule")
+    unused = [f"--{k}" for k in ignored if model_options[k] is not None]
     if unused:
         warnings.warn(
             f"lr-find sweeps the learning rate itself; {', '.join(unused)} not used",
@@ -320,19 +319,18 @@ def _run_report(
 
     steps = len(models) + 2
     counter = iter(range(1, steps + 1))
-    bar = EpochBar(quiet, err)
-    result = build_report(
-        series,
-        splits,
-        out_dir,
-        models=models,
-        settings=settings,
-        on_epoch=bar,
-        on_start=lambda what: _say(
-            quiet, f"[{series.source} {next(counter, steps)}/{steps}] {what} ..."
-        ),
-    )
-    bar.close()
+    with EpochBar(quiet, err) as bar:
+        result = build_report(
+            series,
+            splits,
+            out_dir,
+            models=models,
+            settings=settings,
+            on_epoch=bar,
+            on_start=lambda what: _say(
+                quiet, f"[{series.source} {next(counter, steps)}/{steps}] {what} ..."
+            ),
+        )
     out.print(leaderboard_table(result.board))
     out.print(f"report: {result.html_path} ({result.seconds:.0f} s)")
 
@@ -394,7 +392,11 @@ def main(argv: list[str] | None = None) -> None:
 
     warnings.showwarning = one_line_warning
     try:
-        app(args=args, prog_name="seqcast", standalone_mode=False)
+        code = app(args=args, prog_name="seqcast", standalone_mode=False)
+        if code == 130:  # typer turns Ctrl-C into this exit code
+            print("seqcast: interrupted", file=sys.stderr)
+        if isinstance(code, int) and code:
+            raise SystemExit(code)
     except typer.Exit as exc:
         raise SystemExit(exc.exit_code) from None
     except typer.Abort:

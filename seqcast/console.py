@@ -51,6 +51,12 @@ class EpochBar:
             self.bar.stop()
             self.bar = None
 
+    def __enter__(self) -> EpochBar:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()  # on errors and Ctrl-C too: the terminal gets its cursor back
+
 
 def leaderboard_table(board: Leaderboard) -> Table:
     table = Table(
@@ -92,5 +98,6 @@ def in_flags(message: str, arguments: tuple[str, ...]) -> str:
         name, _, rest = phrase.partition(" ")
         flag = FLAGS.get(name, "--" + name.replace("_", "-"))
         spelt = f"{flag} {rest}" if rest else flag
-        message = re.sub(rf"(?<![-\w]){re.escape(phrase)}(?!\w)", spelt, message)
+        # Not inside a path, a quoted name or a file name ('/tmp/window/x.csv', series 'season').
+        message = re.sub(rf"(?<![-\w/'.]){re.escape(phrase)}(?![\w/'])", spelt, message)
     return message

@@ -286,3 +286,9 @@ def test_leaderboard_json_is_strict_json_when_a_metric_overflows() -> None:
     row = json.loads(text)["results"][0]
     assert row["mse"] is None and row["rmse"] is None
     assert row["mae"] == pytest.approx(float(np.mean(np.abs(errors))))
+
+
+def test_a_leaderboard_of_no_models_is_refused() -> None:
+    data = load_dataset("synthetic")
+    with pytest.raises(DataError, match="give at least one model"):
+        run_leaderboard(data, [], {}, split_indices(data, val_size=100))

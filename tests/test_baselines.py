@@ -212,7 +212,7 @@ def test_diff_ma_hyperparameters_are_checked_in_fit() -> None:
     values = walk(100, 1)
     with pytest.raises(DataError, match="diff-ma needs a season of at least 2, got 1"):
         DiffMovingAverage(season=1).fit([values], 1)
-    with pytest.raises(DataError, match=r"smooth must lie in 0..11, got 12"):
+    with pytest.raises(DataError, match=r"smooth must lie in 0..11 for a season of 12, got 12"):
         SmoothedDiffMovingAverage(season=12, smooth=12).fit([values], 1)
     with pytest.raises(DataError, match="season must be at least 1, got 0"):
         SeasonalNaive(season=0).fit([values], 1)

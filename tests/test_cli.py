@@ -408,3 +408,17 @@ def test_serve_refuses_a_port_out_of_range_in_one_line(
     # Before: uvicorn's OverflowError traceback, then "internal error" and exit code 1.
     run = run_main(capsys, "serve", str(daily_model), "--port", port)
     assert_one_error_line(run, f"--port must lie between 0 and 65535, got {port}")
+
+
+def test_ctrl_c_ends_with_exit_130_and_one_line(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import seqcast.cli as cli
+
+    def interrupted(*args: object, **kwargs: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(cli, "load_source", interrupted)
+    run = run_main(capsys, "backtest", "synthetic", "-m", "naive")
+    assert run.code == 130
+    assert run.err.strip().splitlines()[-1] == "seqcast: interrupted"

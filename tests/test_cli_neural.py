@@ -375,3 +375,11 @@ def test_lr_find_on_too_short_a_file_names_it(
     pd.DataFrame({"y": np.arange(24.0)}).to_csv(short, index=False)  # 19 to train on
     run = run_main(capsys, "lr-find", str(short), "--window", "20", "--val-size", "5", "--quiet")
     assert_one_error_line(run, str(short), "needs training series of at least 21 points")
+
+
+def test_lr_find_names_patience_0_among_the_settings_it_ignores(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    run = run_main(capsys, "lr-find", "synthetic", *TINY, "--patience", "0", "--quiet")
+    assert run.code == 0, run.err
+    assert "--patience not used" in run.err

@@ -164,6 +164,9 @@ def test_fit_returns_self_and_keeps_hyperparameters(name: str) -> None:
     assert model.fit([walk(120, 3)], n_targets=2) is model
     assert model.get_config() == before
     assert model.is_fitted_ and model.n_features_ == 3 and model.n_targets_ == 2
+    # What fit learns goes into attributes ending in "_"; nothing else is left behind.
+    learned = set(vars(model)) - set(type(model).param_names())
+    assert learned and all(key.endswith("_") for key in learned), sorted(learned)
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -1133,3 +1133,21 @@ def test_chunks_use_torch_thread_count_and_only_for_recurrent_models(
                 assert seen == []
             else:
                 assert seen == [threads]
+
+
+def test_lr_find_on_a_fitted_model_leaves_its_forecasts_alone() -> None:
+    """The sweep runs on an unfitted twin: the fitted scaling and weights stay."""
+    values = series(150)
+    model = make("rnn").fit([values], 1)
+    before = model.predict(contexts(values, model.context_length))
+    model.lr_find([values * 100.0], 1)
+    np.testing.assert_array_equal(model.predict(contexts(values, model.context_length)), before)
+
+
+def test_a_leaderboard_tells_dnn_it_ignores_recurrent_settings() -> None:
+    """Settings shared by a leaderboard reach each model that takes them; a dense network is
+    told which recurrent ones it leaves, sequence-to-sequence training included."""
+    with pytest.warns(UserWarning, match="dnn has no recurrent layers; cell, seq2seq not used"):
+        dense = create_for("dnn", {"cell": "gru", "seq2seq": True, "window": 8})
+    assert dense.window == 8 and dense.seq2seq is False
+    assert create_for("rnn", {"cell": "gru", "seq2seq": True}).seq2seq is True

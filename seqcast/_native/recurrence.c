@@ -1,5 +1,5 @@
 /*
- * The sequential part of recurrent layers, for seqcast.models.native.
+ * The sequential part of recurrent layers, for seqcast._native (binding.py, stack.py, step.py).
  *
  * A recurrent layer is two kinds of work: products over all time steps at once (the input
  * projection, the weight gradients), which PyTorch does well as a few large matrix products,
@@ -7,7 +7,7 @@
  * after another. On a CPU the chain costs far more in per-operation overhead than in
  * arithmetic when PyTorch runs it step by step. This file runs the whole chain of one layer
  * and direction in one call: tanh RNN, GRU and LSTM, forward and backward. It also has the
- * output layer and loss of a fused training step, and a one-pass Adam.
+ * output layer and loss of the compiled training step, and a one-pass Adam.
  *
  * Layout: a sequence argument is a float32 array with time step t of row b at
  * `p + t * step + b * ld`. A negative `step` (pointer at the last step) runs a layer backwards
@@ -745,7 +745,7 @@ int seq_layer_backward(int gates, int steps, int rows, int in, int h, const floa
 
 /* ---------------------------------------------------------------- output layer and loss */
 
-/* The output layer and the mean loss of a training batch, forward and backward, for a fused
+/* The output layer and the mean loss of a training batch, forward and backward, for the compiled
  * training step: forecast = bias + in·Wᵀ, where the input row `in` (rows, width) is the
  * concatenation of `parts` strided pieces (piece k of row b at part[k] + b·part_ld[k], part_width[k]
  * floats); error = forecast − target, target (rows, outs) with row stride target_ld.
@@ -883,7 +883,7 @@ void seq_adam(index_t n, float *param, const float *grad, float *m, float *v, fl
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_recurrence",
                                     "Recurrences of tanh RNN, GRU and LSTM layers (called through "
-                                    "ctypes by seqcast.models.native).",
+                                    "ctypes by seqcast._native).",
                                     -1, NULL, NULL, NULL, NULL, NULL};
 
 PyMODINIT_FUNC PyInit__recurrence(void) { return PyModule_Create(&module); }

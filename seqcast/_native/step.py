@@ -53,7 +53,7 @@ class HeadLoss:
     the mean Huber (δ = 1), squared or absolute error against the targets, and the gradients
     of the weight, the bias and the pieces that ask for one.
 
-    ``fixed`` pieces are (B, w_k) views whose memory does not move (the stack plan's top
+    ``fixed`` pieces are (B, w_k) views whose memory does not move (the compiled stack's top
     output, each with the view of dL/d(that output) to write, or None); ``batch_widths`` are
     the widths of the pieces given to each call (seasonal vector, flat window).
     """

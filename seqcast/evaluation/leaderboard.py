@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from seqcast.data.frame import SeriesData
+from seqcast.errors import DataError
 from seqcast.evaluation.backtest import BacktestResult, backtest, check_lengths
 from seqcast.forecasters.base import EpochEnd
 from seqcast.forecasters.registry import create_for
@@ -75,6 +76,8 @@ def run_leaderboard(
         on_start: called with each model name before it runs (progress display).
         on_epoch: hears of every training epoch of the neural models.
     """
+    if not models:
+        raise DataError("give at least one model to backtest", arguments=("models",))
     forecasters = [create_for(name, settings) for name in dict.fromkeys(models)]
     season = int(settings.get("season", 1))
     for forecaster in forecasters:  # fail on a too-short series before any work

@@ -58,7 +58,9 @@ class DiffMovingAverage(Forecaster):
             )
         if self.smooth < 0 or self.smooth >= self.season:
             raise DataError(
-                f"smooth must lie in 0..{self.season - 1}, got {self.smooth}", arguments=("smooth",)
+                f"smooth must lie in 0..{self.season - 1} for a season of {self.season}, got "
+                f"{self.smooth}; use a longer season",
+                arguments=("season",),
             )
 
     def _fit(self, series: list[np.ndarray]) -> None:

@@ -138,8 +138,7 @@ class Forecaster(ABC):
                 raise DataError("the training data has missing or infinite values")
         self.n_features_ = int(next(iter(widths)))
         self.n_targets_ = int(n_targets)
-        del on_epoch  # nothing here is trained by epochs; see NeuralForecaster.fit
-        self._fit([np.asarray(s, dtype=np.float64) for s in series])
+        self._learn([np.asarray(s, dtype=np.float64) for s in series], on_epoch)
         self.is_fitted_ = True
         return self
 
@@ -222,6 +221,12 @@ class Forecaster(ABC):
     @abstractmethod
     def _fit(self, series: list[np.ndarray]) -> None:
         """Learns state from float64 series of shape (N_i, F)."""
+
+    def _learn(self, series: list[np.ndarray], on_epoch: Callable[[EpochEnd], None] | None) -> None:
+        """What :meth:`fit` runs once the input is checked: :meth:`_fit`, for models fitted in
+        one go; a model trained by epochs overrides it to report each one to ``on_epoch``."""
+        del on_epoch
+        self._fit(series)
 
     @abstractmethod
     def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:

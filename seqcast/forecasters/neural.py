@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from typing import Any, Self
+from typing import Any
 
 import numpy as np
 import torch
@@ -136,29 +136,17 @@ class NeuralForecaster(Forecaster):
             raise DataError(f"dropout must lie in [0, 1), got {dropout}", arguments=("dropout",))
 
     # --------------------------------------------------------------------------- training
-    def fit(
-        self,
-        series: Sequence[np.ndarray] | np.ndarray,
-        n_targets: int = 1,
-        *,
-        on_epoch: Callable[[EpochEnd], None] | None = None,
-    ) -> Self:
-        """Learns from the training part of one or more series (N_i, F); ``on_epoch`` hears
-        of every epoch (see :meth:`Forecaster.fit`)."""
-        self._on_epoch = on_epoch
-        try:
-            return super().fit(series, n_targets)
-        finally:
-            self._on_epoch = None
-
     def _fit(self, series: list[np.ndarray]) -> None:
+        self._learn(series, None)
+
+    def _learn(self, series: list[np.ndarray], on_epoch: Callable[[EpochEnd], None] | None) -> None:
         fit_data, stop_data = self._prepare(series)
         torch.manual_seed(self.seed)  # the network's initial weights
         self.network_ = self.build_network(self.spec)
         self.network_.init_linear(fit_data.window, fit_data.season, fit_data.target)
-        listener = getattr(self, "_on_epoch", None)
         report = None
-        if listener is not None:
+        if on_epoch is not None:
+            listener = on_epoch
 
             def report(epoch: int, train_loss: float, val_loss: float | None) -> None:
                 listener(EpochEnd(self.name, epoch, self.epochs, train_loss, val_loss))
@@ -176,14 +164,17 @@ class NeuralForecaster(Forecaster):
 
         The network starts from its random initialisation, without the least-squares start
         of the output layer that :meth:`fit` gives it: from that optimum every step only adds
-        loss, and the sweep would show nothing of how the network learns.
+        loss, and the sweep would show nothing of how the network learns. The sweep runs on
+        an unfitted twin (``type(self)(**self.get_params())``): a fitted model keeps its
+        scaling and weights.
         """
-        self._check_hyperparameters()
-        self.n_features_ = int(series[0].shape[1])
-        self.n_targets_ = int(n_targets)
-        fit_data, _ = self._prepare([np.asarray(s, dtype=np.float64) for s in series])
-        torch.manual_seed(self.seed)  # the network's initial weights
-        return find_lr(self.build_network(self.spec), fit_data, self.train_config())
+        twin = type(self)(**self.get_params())
+        twin._check_hyperparameters()
+        twin.n_features_ = int(series[0].shape[1])
+        twin.n_targets_ = int(n_targets)
+        fit_data, _ = twin._prepare([np.asarray(s, dtype=np.float64) for s in series])
+        torch.manual_seed(twin.seed)  # the network's initial weights
+        return find_lr(twin.build_network(twin.spec), fit_data, twin.train_config())
 
     def _prepare(self, series: list[np.ndarray]) -> tuple[TrainData, TrainData | None]:
         """Fits the scaler and cuts training windows, and the latest ones for early stopping."""

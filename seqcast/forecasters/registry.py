@@ -85,10 +85,10 @@ def create(name: str, /, **params: Any) -> Forecaster:
     return cls(**params).validate()
 
 
-#: Settings that only a recurrent network uses: a dense network is told it ignores them;
-#: the baselines ignore every training setting without a word (a leaderboard passes one set
-#: of settings to all its models).
-RECURRENT_ONLY = ("cell", "bidirectional")
+#: Settings that only a recurrent network uses: a dense network is told it ignores them (and
+#: ``seq2seq`` only when on); the baselines ignore every training setting without a word (a
+#: leaderboard passes one set of settings to all its models).
+RECURRENT_ONLY = ("cell", "bidirectional", "seq2seq")
 
 
 def create_for(name: str, settings: Mapping[str, Any]) -> Forecaster:
@@ -100,13 +100,18 @@ def create_for(name: str, settings: Mapping[str, Any]) -> Forecaster:
         30
     """
     accepted = forecaster_class(name).param_names()
-    unused = [key for key in RECURRENT_ONLY if key in settings and key not in accepted]
-    if unused and "hidden_size" in accepted:  # a network, but not a recurrent one
-        warnings.warn(
-            SeqcastWarning(
-                f"{name} has no recurrent layers; {', '.join(unused)} not used",
-                arguments=tuple(unused),
-            ),
-            stacklevel=2,
-        )
-    return create(name, **{key: value for key, value in settings.items() if key in accepted})
+    taken = {key: value for key, value in settings.items() if key in accepted}
+    if "hidden_size" in accepted and "cell" not in accepted:  # a network, not a recurrent one
+        unused = [
+            key for key in RECURRENT_ONLY if key in settings and (key != "seq2seq" or settings[key])
+        ]
+        if unused:
+            warnings.warn(
+                SeqcastWarning(
+                    f"{name} has no recurrent layers; {', '.join(unused)} not used",
+                    arguments=tuple(unused),
+                ),
+                stacklevel=2,
+            )
+        taken = {key: value for key, value in taken.items() if key not in RECURRENT_ONLY}
+    return create(name, **taken)

@@ -1,6 +1,6 @@
 """The recurrent network: a recurrent stack with a dense output layer.
 
-Both map a batch of windows (B, L, F_in) and seasonal vectors (B, S) to forecasts (B, T, Ft)
+It maps a batch of windows (B, L, F_in) and seasonal vectors (B, S) to forecasts (B, T, Ft)
 in the scaled, level-shifted space; :mod:`seqcast.forecasters.neural` handles the rest.
 """
 
