@@ -564,11 +564,14 @@ def test_lr_find_sweeps_the_untrained_network_and_fits_nothing(
     result = model.lr_find([series(150)], 1)
     assert len(result.lrs) >= 5 and result.suggestion > 0
     # The sweep starts from the seeded random initialisation, without the ridge start.
-    start = initial_network(model)
+    twin = make("rnn", seed=2)
+    twin.n_features_, twin.n_targets_ = 1, 1
+    start = initial_network(twin)
     for key, value in start.state_dict().items():
         torch.testing.assert_close(seen[0].state_dict()[key], value, rtol=0, atol=0)
     with pytest.raises(NotFittedError):
         model.predict(series(150)[None])
+    assert not any(key.endswith("_") for key in vars(model))  # nothing learned, nothing set
 
 
 # ---------------------------------------------------------------------------- saving
