@@ -1,4 +1,5 @@
-"""Model inputs: the input layout against its documented definitions, built by a slow loop.
+"""seqcast/forecasters/inputs.py: the input layout against its documented definitions, built by
+a slow loop.
 
 Definitions (``seqcast.forecasters.inputs``), for a context ending just before origin o, window
 length L, horizon T, season P > 1 and neighbourhood radius K:
