@@ -45,6 +45,7 @@ if TYPE_CHECKING:
         SmoothedDiffMovingAverage,
     )
     from seqcast.forecasters.registry import create, model_names
+    from seqcast.frames import Forecast, evaluate
     from seqcast.persistence import SavedModel
     from seqcast.persistence import load_model as load
     from seqcast.persistence import save_model as save
@@ -78,6 +79,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "create": ("seqcast.forecasters.registry", "create"),
     "model_names": ("seqcast.forecasters.registry", "model_names"),
     "SavedModel": ("seqcast.persistence", "SavedModel"),
+    "Forecast": ("seqcast.frames", "Forecast"),
+    "evaluate": ("seqcast.frames", "evaluate"),
     "save": ("seqcast.persistence", "save_model"),
     "load": ("seqcast.persistence", "load_model"),
 }
@@ -88,6 +91,7 @@ __all__ = [
     "DenseForecaster",
     "DiffMovingAverage",
     "Drift",
+    "Forecast",
     "Forecaster",
     "GRUForecaster",
     "LSTMForecaster",
@@ -104,6 +108,7 @@ __all__ = [
     "__version__",
     "backtest",
     "create",
+    "evaluate",
     "load",
     "load_dataset",
     "load_series",

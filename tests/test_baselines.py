@@ -328,3 +328,12 @@ def test_linear_state_round_trip() -> None:
     copy.n_features_, copy.n_targets_, copy.is_fitted_ = 2, 2, True
     copy.set_state(model.get_state())
     np.testing.assert_array_equal(copy.predict(values[None, -4:]), model.predict(values[None, -4:]))
+
+
+def test_linear_fit_skips_a_series_too_short_for_one_window() -> None:
+    """A series shorter than window + horizon adds no window (it used to crash the reshape):
+    the fit equals the one without it."""
+    long, short = walk(80, 1), walk(4, 1, seed=1)
+    with_short = LinearRegression(window=6).fit([long, short], 1)
+    without = LinearRegression(window=6).fit([long], 1)
+    np.testing.assert_array_equal(with_short.coef_, without.coef_)

@@ -21,7 +21,7 @@ LAYERS: list[tuple[str, ...]] = [
     ("cli_options", "console"),
     ("serving", "report"),
     ("plotting",),
-    ("prediction",),
+    ("prediction", "frames"),
     ("evaluation", "persistence"),
     ("forecasters",),
     ("training",),

@@ -19,6 +19,17 @@ def test_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     assert printed[-1] == "(1, 5, 1)"
 
 
+def test_long_frame_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    frame = [b for b in blocks if "seqcast.Forecast(" in b]
+    assert frame, "the README has no DataFrame example"
+    exec(compile(frame[0], str(README), "exec"), {"__name__": "readme"})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "(21, 4) (42, 6)"
+    assert printed[1].split() == ["metric", "snaive", "rnn"]
+    assert [line.split()[0] for line in printed[2:]] == ["smape", "mase"]
+
+
 def test_first_commands_are_setup_and_tests() -> None:
     text = README.read_text()
     first = re.search(r"```bash\n(.*?)```", text, flags=re.S)

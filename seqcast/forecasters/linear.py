@@ -30,8 +30,10 @@ class LinearRegression(Forecaster):
         inputs, targets = [], []
         for values in series:
             windows = make_windows(values, self.window, self.horizon, n_targets=self.n_targets_)
-            inputs.append(windows.inputs.reshape(len(windows), -1))  # (B, L*F)
-            targets.append(windows.targets.reshape(len(windows), -1))  # (B, T*Ft)
+            # A series shorter than window + horizon gives no windows (B = 0), and no error.
+            # (B, L, F) -> (B, L·F)
+            inputs.append(windows.inputs.reshape(len(windows), self.window * values.shape[1]))
+            targets.append(windows.targets.reshape(len(windows), self.horizon * self.n_targets_))
         design = np.concatenate(inputs)
         if design.shape[0] < design.shape[1] + 1:
             needed = design.shape[1] + 1 + self.window + self.horizon - 1

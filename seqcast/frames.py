@@ -1,0 +1,405 @@
+"""The DataFrame entry point: many series in long format in, forecasts in long format out.
+
+The field's conventions (Nixtla's utilsforecast, StatsForecast, NeuralForecast): one row per
+series and time step, with the series id, the time and the target in columns named
+``unique_id``, ``ds`` and ``y`` by default (configurable). Every model is fitted once across
+all series (a global model) and forecasts every series in one batched call::
+
+    forecast = seqcast.Forecast([seqcast.RNNForecaster(window=24, horizon=18, season=12)])
+    future = forecast.fit(train).predict(18)            # unique_id, ds, rnn
+    cv = forecast.cross_validation(train, h=18, n_windows=3)
+    scores = seqcast.evaluate(cv, train_df=train, season=12)   # unique_id, metric, rnn
+
+Cross-validation refits every model at each cutoff on the data up to it and never shows it a
+later value; cutoffs count back from each series' own end, so series of different lengths and
+end dates are cut alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Self
+
+import numpy as np
+import pandas as pd
+
+from seqcast.data.frame import Series, SeriesData
+from seqcast.data.loading import load_series
+from seqcast.errors import DataError, NotFittedError
+from seqcast.evaluation import metrics as scores_of
+from seqcast.forecasters.base import Forecaster
+
+__all__ = ["METRICS", "Forecast", "evaluate"]
+
+#: The metrics :func:`evaluate` computes, by name.
+METRICS = ("mae", "mse", "rmse", "mape", "smape", "mase")
+
+
+class Forecast:
+    """Several forecasters fitted on one long DataFrame, forecasting it in long format.
+
+    Args:
+        models: unfitted forecasters (each is copied, never changed), named by their
+            ``name`` (``rnn``, ``naive``, ...; a repeated name gets ``_2``, ``_3``), or a
+            mapping of column names to forecasters.
+        id_col: the series id column.
+        time_col: the time column (dates or numeric steps).
+        target_col: the column to forecast.
+        fill: missing values: ``error``, ``ffill``, ``interpolate`` or ``drop``.
+
+    Raises:
+        DataError: no models, or a model that is not a forecaster.
+    """
+
+    def __init__(
+        self,
+        models: Sequence[Forecaster] | Mapping[str, Forecaster],
+        *,
+        id_col: str = "unique_id",
+        time_col: str = "ds",
+        target_col: str = "y",
+        fill: str = "error",
+    ) -> None:
+        named = dict(models) if isinstance(models, Mapping) else _named(list(models))
+        if not named:
+            raise DataError("models needs at least one forecaster", arguments=("models",))
+        for alias, model in named.items():
+            if not isinstance(model, Forecaster):
+                raise DataError(
+                    f"models['{alias}'] is a {type(model).__name__}, not a seqcast forecaster",
+                    arguments=("models",),
+                )
+        self.models = named
+        self.id_col = id_col
+        self.time_col = time_col
+        self.target_col = target_col
+        self.fill = fill
+
+    # ------------------------------------------------------------------------------ fitting
+    def fit(self, df: pd.DataFrame) -> Self:
+        """Fits every model across all series of ``df`` (long format).
+
+        Raises:
+            DataError: a column is missing, a value or a timestamp is wrong (the message names
+                the column and row), or a model cannot learn from the series.
+        """
+        data = self._load(df)
+        self.data_ = data
+        self.columns_ = _Columns.of(df, self.id_col, self.time_col)
+        self.fitted_ = self._fit_all([s.values for s in data.series])
+        return self
+
+    def predict(self, h: int | None = None, ids: Sequence[Any] | None = None) -> pd.DataFrame:
+        """Forecasts ``h`` steps past the end of every series (or of ``ids``).
+
+        Args:
+            h: the horizon (default: each model's own; models with different horizons need
+                it); past a model's trained horizon its forecasts are rolled out.
+            ids: the series to forecast, by id (default: all, in the order of ``fit``).
+
+        Returns:
+            One row per series and step: ``id_col``, ``time_col`` (the timestamps after each
+            series' end, at its frequency or step) and one column per model.
+
+        Raises:
+            NotFittedError: before :meth:`fit`.
+            DataError: ``h`` below 1, an unknown id, or a series shorter than a model's context.
+        """
+        if not hasattr(self, "fitted_"):
+            raise NotFittedError("Forecast is not fitted yet; call fit() first")
+        horizon = self._horizon(h)
+        data = self.data_
+        chosen = list(data.series) if ids is None else [self._series(i) for i in ids]
+        ends = [len(s) for s in chosen]
+        frame = self._frame(data, chosen, ends, horizon, self.columns_)
+        for alias, model in self.fitted_.items():
+            frame[alias] = _forecast(model, data, chosen, ends, horizon).ravel()
+        return frame
+
+    def cross_validation(
+        self,
+        df: pd.DataFrame,
+        h: int,
+        n_windows: int = 1,
+        step_size: int | None = None,
+        refit: bool = True,
+    ) -> pd.DataFrame:
+        """Rolling-origin evaluation: ``n_windows`` cutoffs, ``step_size`` steps apart (default
+        ``h``), the last one ``h`` steps before each series' end; from each cutoff every model
+        forecasts the next ``h`` steps.
+
+        Args:
+            df: the series (long format).
+            h: steps forecast from each cutoff.
+            n_windows: how many cutoffs.
+            step_size: steps between cutoffs.
+            refit: fit every model again at every cutoff on the data up to it; without, fit
+                once at the first cutoff and forecast the later ones from their true history.
+
+        Returns:
+            One row per series, cutoff and step: ``id_col``, ``time_col``, ``cutoff`` (the last
+            time a model saw), ``target_col`` (the actual value) and one column per model.
+
+        Raises:
+            DataError: impossible settings, or a series too short for its first cutoff.
+        """
+        horizon = self._horizon(h)
+        if n_windows < 1:
+            raise DataError(
+                f"n_windows must be at least 1, got {n_windows}", arguments=("n_windows",)
+            )
+        step = horizon if step_size is None else step_size
+        if step < 1:
+            raise DataError(f"step_size must be at least 1, got {step}", arguments=("step_size",))
+        data = self._load(df)
+        columns = _Columns.of(df, self.id_col, self.time_col)
+        offsets = [horizon + (n_windows - 1 - k) * step for k in range(n_windows)]
+        for s in data.series:
+            if len(s) - offsets[0] < 1:
+                raise DataError(
+                    f"{data.label(s)} has {len(s)} points; {n_windows} window(s) of {horizon} "
+                    f"step(s), {step} apart, need more than {offsets[0]}",
+                    arguments=("n_windows", "step_size"),
+                )
+        pieces = []
+        fitted: dict[str, Forecaster] = {}
+        for k, offset in enumerate(offsets):
+            ends = [len(s) - offset for s in data.series]  # the first forecast step of each
+            if refit or k == 0:
+                fitted = self._fit_all(
+                    [s.values[:end] for s, end in zip(data.series, ends, strict=True)]
+                )
+            frame = self._frame(data, list(data.series), ends, horizon, columns)
+            frame.insert(2, "cutoff", columns.times(_cutoffs(data.series, ends, horizon)))
+            actual = [
+                s.values[end : end + horizon, 0] for s, end in zip(data.series, ends, strict=True)
+            ]
+            frame.insert(3, self.target_col, np.concatenate(actual))
+            for alias, model in fitted.items():
+                frame[alias] = _forecast(model, data, list(data.series), ends, horizon).ravel()
+            pieces.append(frame)
+        result = pd.concat(pieces, ignore_index=True)
+        return result.sort_values(
+            [self.id_col, "cutoff", self.time_col], kind="stable"
+        ).reset_index(drop=True)
+
+    # ------------------------------------------------------------------------------ helpers
+    def _load(self, df: pd.DataFrame) -> SeriesData:
+        if not isinstance(df, pd.DataFrame):
+            raise DataError(f"df must be a pandas DataFrame, got {type(df).__name__}")
+        missing = [c for c in (self.id_col, self.time_col, self.target_col) if c not in df.columns]
+        if missing:
+            raise DataError(
+                f"df has no column {', '.join(repr(c) for c in missing)} (columns: "
+                f"{', '.join(map(str, df.columns))}); name them with id_col, time_col, target_col",
+                arguments=("id_col", "time_col", "target_col"),
+            )
+        frame = df[[self.id_col, self.time_col, self.target_col]]
+        return load_series(
+            frame,
+            targets=[self.target_col],
+            time_col=self.time_col,
+            id_col=self.id_col,
+            fill=self.fill,  # type: ignore[arg-type]
+        )
+
+    def _fit_all(self, parts: list[np.ndarray]) -> dict[str, Forecaster]:
+        fitted = {}
+        for alias, model in self.models.items():
+            fresh = type(model)(**model.get_params())
+            fitted[alias] = fresh.fit(parts, 1)
+        return fitted
+
+    def _horizon(self, h: int | None) -> int:
+        if h is None:
+            horizons = {m.horizon for m in self.models.values()}
+            if len(horizons) > 1:
+                raise DataError(
+                    f"the models have different horizons ({sorted(horizons)}); pass h",
+                    arguments=("h",),
+                )
+            h = horizons.pop()
+        if h < 1:
+            raise DataError(f"h must be at least 1, got {h}", arguments=("h",))
+        return int(h)
+
+    def _series(self, series_id: Any) -> Series:
+        wanted = str(series_id)
+        for s in self.data_.series:
+            if str(s.series_id) == wanted:
+                return s
+        raise DataError(f"ids: no series '{wanted}' was fitted", arguments=("ids",))
+
+    def _frame(
+        self,
+        data: SeriesData,
+        chosen: list[Series],
+        ends: list[int],
+        horizon: int,
+        columns: _Columns,
+    ) -> pd.DataFrame:
+        """The id and time columns of forecasts of ``horizon`` steps from position ``ends[i]``
+        of each chosen series, in the caller's id values and time type."""
+        ids = np.repeat([columns.ids[str(s.series_id)] for s in chosen], horizon)
+        times = [_times(data, s, end, horizon) for s, end in zip(chosen, ends, strict=True)]
+        stacked = np.concatenate([np.asarray(t) for t in times])
+        return pd.DataFrame({self.id_col: ids, self.time_col: columns.times(stacked)})
+
+
+@dataclass(frozen=True)
+class _Columns:
+    """How the caller's frame spells ids and times: forecasts come back in the same values and
+    type (loading reads ids as text and numeric steps as floats)."""
+
+    ids: dict[str, Any]
+    integer_time: bool
+
+    @classmethod
+    def of(cls, df: pd.DataFrame, id_col: str, time_col: str) -> _Columns:
+        ids = {str(value): value for value in pd.unique(df[id_col])}
+        return cls(ids, pd.api.types.is_integer_dtype(df[time_col]))
+
+    def times(self, values: np.ndarray) -> np.ndarray:
+        return values.astype(np.int64) if self.integer_time else values
+
+
+def _named(models: list[Forecaster]) -> dict[str, Forecaster]:
+    named: dict[str, Forecaster] = {}
+    for model in models:
+        alias, count = getattr(model, "name", type(model).__name__), 1
+        while alias in named:
+            count += 1
+            alias = f"{model.name}_{count}"
+        named[alias] = model
+    return named
+
+
+def _times(data: SeriesData, series: Series, end: int, horizon: int) -> pd.Index:
+    """The ``horizon`` timestamps from position ``end`` of ``series``: its own where it has
+    them, continued at the data's frequency or step past its end."""
+    if series.time is None:
+        return pd.RangeIndex(end, end + horizon)
+    if end + horizon <= len(series):
+        return series.time[end : end + horizon]
+    head = Series(series.values[:end], series.time[:end], series.series_id)
+    return data.future_time(head, horizon)
+
+
+def _cutoffs(series: Sequence[Series], ends: list[int], horizon: int) -> np.ndarray:
+    """The last time each model saw, repeated for the ``horizon`` rows of each series."""
+    last = [
+        end - 1 if s.time is None else s.time[end - 1] for s, end in zip(series, ends, strict=True)
+    ]
+    return np.repeat(np.asarray(last), horizon)
+
+
+def _forecast(
+    model: Forecaster, data: SeriesData, chosen: list[Series], ends: list[int], horizon: int
+) -> np.ndarray:
+    """(S, T) forecasts of every chosen series from its history before ``ends[i]``, in one
+    batched call."""
+    steps = model.context_length
+    for s, end in zip(chosen, ends, strict=True):
+        if end < steps:
+            raise DataError(
+                f"{data.label(s)} has {end} points before its forecast; {model.name} reads the "
+                f"last {steps} (use a shorter window or season)",
+                arguments=("window", "season"),
+            )
+    contexts = np.stack([s.values[end - steps : end] for s, end in zip(chosen, ends, strict=True)])
+    return model.predict(contexts, horizon)[:, :, 0]  # (S, T, 1) -> (S, T)
+
+
+def evaluate(
+    df: pd.DataFrame,
+    metrics: Sequence[str] = ("mae", "rmse", "smape", "mase"),
+    *,
+    models: Sequence[str] | None = None,
+    train_df: pd.DataFrame | None = None,
+    season: int = 1,
+    id_col: str = "unique_id",
+    time_col: str = "ds",
+    target_col: str = "y",
+    aggregate: bool = False,
+) -> pd.DataFrame:
+    """Scores forecasts against actuals, per series (and, with a ``cutoff`` column, per cutoff,
+    then averaged over the series' cutoffs).
+
+    Args:
+        df: forecasts with the actual values: :meth:`Forecast.cross_validation`'s output, or
+            any frame with the id, time and target columns and one column per model.
+        metrics: names among :data:`METRICS`. ``smape`` is 200·|y − ŷ| / (|y| + |ŷ|) in
+            percent; ``mase`` divides by the in-sample MAE of the seasonal naive forecast on
+            the series' values in ``train_df`` up to each cutoff (or all of them without one).
+        models: the model columns (default: every column but id, time, cutoff and target).
+        train_df: the training data (long format, same column names), for ``mase``.
+        season: the seasonal period of the ``mase`` scale.
+        aggregate: the mean over series of each per-series score instead (scale-dependent
+            metrics, ``mae`` ``mse`` ``rmse``, then mix the series' units: compare models on
+            ``smape``, ``mape`` or ``mase`` across series of different scales).
+
+    Returns:
+        Per series: ``id_col``, ``metric`` and one column per model; with ``aggregate``,
+        ``metric`` and one column per model.
+
+    Raises:
+        DataError: an unknown metric or column, ``mase`` without ``train_df``, or a series
+            whose training part cannot scale MASE.
+    """
+    unknown = [m for m in metrics if m not in METRICS]
+    if unknown:
+        raise DataError(
+            f"unknown metric {', '.join(map(repr, unknown))}; choose from {', '.join(METRICS)}",
+            arguments=("metrics",),
+        )
+    missing = [c for c in (id_col, target_col) if c not in df.columns]
+    if missing:
+        raise DataError(f"df has no column {', '.join(map(repr, missing))}")
+    fixed = {id_col, time_col, target_col, "cutoff"}
+    names = list(models) if models is not None else [c for c in df.columns if c not in fixed]
+    if not names or any(m not in df.columns for m in names):
+        raise DataError(f"models: no forecast column {names!r} in df", arguments=("models",))
+    if "mase" in metrics and train_df is None:
+        raise DataError("mase needs train_df, the series' training values", arguments=("train_df",))
+    history = {} if train_df is None else _histories(train_df, id_col, time_col, target_col)
+    keys = [id_col] + (["cutoff"] if "cutoff" in df.columns else [])
+    rows = []
+    for key, window in df.groupby(keys, sort=False):
+        series_id = key[0] if isinstance(key, tuple) else key
+        actual = window[target_col].to_numpy(dtype=np.float64)
+        for name in metrics:
+            row: dict[str, Any] = {id_col: series_id, "metric": name}
+            for model in names:
+                predicted = window[model].to_numpy(dtype=np.float64)
+                if name == "mase":
+                    if str(series_id) not in history:
+                        raise DataError(
+                            f"train_df has no series '{series_id}'", arguments=("train_df",)
+                        )
+                    times, values = history[str(series_id)]
+                    seen = (
+                        values
+                        if "cutoff" not in window
+                        else values[times <= window["cutoff"].iloc[0]]
+                    )
+                    row[model] = scores_of.mase(actual, predicted, seen, season)
+                else:
+                    row[model] = getattr(scores_of, name)(actual, predicted)
+            rows.append(row)
+    scores = pd.DataFrame(rows)
+    per_series = scores.groupby([id_col, "metric"], sort=False)[names].mean().reset_index()
+    if not aggregate:
+        return per_series
+    return per_series.groupby("metric", sort=False)[names].mean().reset_index()
+
+
+def _histories(
+    train_df: pd.DataFrame, id_col: str, time_col: str, target_col: str
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Per series id: its times and target values, in time order."""
+    ordered = train_df.sort_values([id_col, time_col], kind="stable")
+    return {
+        str(key): (group[time_col].to_numpy(), group[target_col].to_numpy(dtype=np.float64))
+        for key, group in ordered.groupby(id_col, sort=False)
+    }
