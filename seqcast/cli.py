@@ -104,13 +104,31 @@ def backtest_command(
     split_options: dict[str, Any],
     model_options: dict[str, Any],
     stride: Annotated[int, typer.Option("--stride", help="Steps between forecast origins.")] = 1,
+    n_windows: Annotated[
+        int | None,
+        typer.Option(
+            "--n-windows",
+            help="Forecast origins per series, --stride apart, the last --horizon steps before "
+            "its end (instead of --val-size).",
+        ),
+    ] = None,
     refit: Annotated[bool, typer.Option("--refit", help="Refit before every origin.")] = False,
     quiet: Quiet = False,
-    json_out: Annotated[Path | None, typer.Option("--json", help="Write results as JSON.")] = None,
+    json_out: Annotated[
+        Path | None,
+        typer.Option("--json", help="Write results as JSON, with per-series scores."),
+    ] = None,
+    forecasts_out: Annotated[
+        Path | None,
+        typer.Option("--forecasts", help="Write every forecast and actual value as CSV."),
+    ] = None,
 ) -> None:
     """Backtest models on a temporal split and print the leaderboard."""
     series = _load(data, data_options)
-    splits = default_splits(series, **split_options)
+    horizon = model_options["horizon"]
+    splits = default_splits(
+        series, **split_options, n_windows=n_windows, horizon=horizon, stride=stride
+    )
     settings = _settings(model_options, resolve_season(model_options["season"], series, splits))
     for name in model:
         create_for(name, settings)  # unknown names and bad settings fail before any work
@@ -129,6 +147,9 @@ def backtest_command(
     if json_out is not None:
         write_text(json_out, json.dumps(board.to_json(), indent=2) + "\n")
         _say(quiet, f"wrote {json_out}")
+    if forecasts_out is not None:
+        write_text(forecasts_out, board.forecast_frame(series).to_csv(index=False))
+        _say(quiet, f"wrote {forecasts_out}")
 
 
 @app.command()

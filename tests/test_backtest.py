@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from seqcast.data import load_dataset, load_series, split_indices
+from seqcast.data import default_splits, load_dataset, load_series, split_indices
 from seqcast.data.frame import SeriesData
 from seqcast.errors import DataError
 from seqcast.evaluation import METRIC_NAMES, backtest
@@ -214,6 +214,7 @@ def test_summary_row() -> None:
         "predict_seconds",
         "epochs",
         "params",
+        "series_mean",
     ]
     assert row["model"] == "naive" and row["mae"] == 1.0
     assert row["epochs"] is None and row["params"] is None
@@ -292,3 +293,74 @@ def test_a_leaderboard_of_no_models_is_refused() -> None:
     data = load_dataset("synthetic")
     with pytest.raises(DataError, match="give at least one model"):
         run_leaderboard(data, [], {}, split_indices(data, val_size=100))
+
+
+def two_stores() -> SeriesData:
+    """Two daily series of very different levels and lengths, in long format."""
+    rng = np.random.default_rng(3)
+    frames = [
+        pd.DataFrame(
+            {
+                "store": name,
+                "date": pd.date_range("2024-01-01", periods=n, freq="D"),
+                "sales": level + rng.normal(size=n).cumsum(),
+            }
+        )
+        for name, n, level in (("small", 40, 10.0), ("large", 55, 5000.0))
+    ]
+    return load_series(pd.concat(frames), id_col="store", time_col="date", targets=["sales"])
+
+
+def test_per_series_scores_are_each_series_own_and_their_mean_is_reported() -> None:
+    data = two_stores()
+    splits = [len(s) - 6 for s in data.series]
+    result = backtest(Naive(window=3, horizon=2), data, splits, stride=2, season=1)
+    assert len(result.per_series) == 2
+    for i, (series, split) in enumerate(zip(data.series, splits, strict=True)):
+        values = series.values[:, 0]
+        errors, relative = [], []
+        for origin in range(split, len(series) - 1, 2):  # 3 origins of 2 steps
+            truth, last = values[origin : origin + 2], values[origin - 1]
+            errors += list(np.abs(truth - last))
+            relative += list(200 * np.abs(truth - last) / (np.abs(truth) + abs(last)))
+        scale = np.abs(np.diff(values[:split])).mean()
+        got = result.per_series[i]
+        assert got["mae"] == pytest.approx(np.mean(errors))
+        assert got["smape"] == pytest.approx(np.mean(relative))
+        assert got["mase"] == pytest.approx(np.mean(errors) / scale)
+    means = result.series_means
+    assert means["smape"] == pytest.approx(np.mean([r["smape"] for r in result.per_series]))
+    row = result.summary()
+    assert row["series_mean"] == {k: pytest.approx(v) for k, v in means.items()}
+
+
+def test_the_forecast_table_holds_every_origin_step_cutoff_and_actual() -> None:
+    data = two_stores()
+    splits = [len(s) - 6 for s in data.series]
+    board = run_leaderboard(data, ["naive", "snaive"], {"window": 3, "horizon": 2, "season": 7},
+                            splits, stride=2)  # fmt: skip
+    table = board.forecast_frame(data)
+    assert list(table.columns) == ["store", "date", "cutoff", "sales", "naive", "snaive"]
+    assert len(table) == 2 * 3 * 2  # series × origins × steps
+    for series in data.series:
+        rows = table[table["store"] == series.series_id]
+        times, values = series.time, series.values[:, 0]
+        for _, row in rows.iterrows():
+            position = times.get_loc(row["date"])
+            assert row["sales"] == values[position]
+            cutoff = times.get_loc(row["cutoff"])
+            assert cutoff < position <= cutoff + 2  # the step is 1 or 2 after the cutoff
+            assert row["naive"] == values[cutoff]  # naive: the last value seen
+    document = board.to_json()
+    assert [entry["id"] for entry in document["series"]] == ["small", "large"]
+    assert "pools every series" in document["pooling"]
+
+
+def test_n_windows_sets_the_validation_size() -> None:
+    data = two_stores()
+    splits = default_splits(data, n_windows=3, horizon=4, stride=2)
+    assert splits == [len(s) - (4 + 2 * 2) for s in data.series]
+    with pytest.raises(DataError, match="give n_windows or one of val_size"):
+        default_splits(data, val_size=5, n_windows=2)
+    with pytest.raises(DataError, match="n_windows must be at least 1, got 0"):
+        default_splits(data, n_windows=0)

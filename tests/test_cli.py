@@ -422,3 +422,37 @@ def test_ctrl_c_ends_with_exit_130_and_one_line(
     run = run_main(capsys, "backtest", "synthetic", "-m", "naive")
     assert run.code == 130
     assert run.err.strip().splitlines()[-1] == "seqcast: interrupted"
+
+
+def test_backtest_n_windows_writes_per_series_scores_and_every_forecast(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """The many-series form: string ids, an integer step as time, N windows h apart; the JSON
+    scores each series and the CSV holds one row per series, window and step."""
+    rows = ["id,ds,y"]
+    for name, n in (("s1", 40), ("s2", 52)):
+        rows += [f"{name},{t},{10 + t % 7 + (0.5 if name == 's2' else 0)}" for t in range(n)]
+    (tmp_path / "m.csv").write_text("\n".join(rows) + "\n")
+    board, table = tmp_path / "board.json", tmp_path / "forecasts.csv"
+    run = run_main(
+        capsys, "backtest", str(tmp_path / "m.csv"), "--id-col", "id", "--time-col", "ds",
+        "-m", "naive", "-m", "snaive", "--season", "7", "--horizon", "3", "--n-windows", "2",
+        "--stride", "3", "--json", str(board), "--forecasts", str(table), "--quiet",
+    )  # fmt: skip
+    assert run.code == 0, run.err
+    document = json.loads(board.read_text())
+    assert document["val_size"] == 3 + 3
+    assert [entry["id"] for entry in document["series"]] == ["s1", "s2"]
+    assert document["series"][0]["snaive"]["mae"] == 0.0  # a weekly pattern, exactly repeated
+    frame = pd.read_csv(table)
+    # The models in the leaderboard's order, best first.
+    assert list(frame.columns) == ["id", "ds", "cutoff", "y", "snaive", "naive"]
+    assert len(frame) == 2 * 2 * 3
+    s2 = frame[frame["id"] == "s2"]
+    assert sorted(set(s2["cutoff"])) == [45, 48]  # the last origins are 52 - 3 and 52 - 6
+    assert (s2["naive"] == 10 + s2["cutoff"] % 7 + 0.5).all()
+    run = run_main(
+        capsys, "backtest", str(tmp_path / "m.csv"), "--id-col", "id", "-m", "naive",
+        "--n-windows", "2", "--val-size", "5",
+    )  # fmt: skip
+    assert_one_error_line(run, "give --n-windows or one of --val-size")

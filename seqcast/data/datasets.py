@@ -12,6 +12,7 @@ from seqcast.data.frame import SeriesData
 from seqcast.data.loading import load_series
 from seqcast.data.splits import split_indices
 from seqcast.data.synthetic import course_series
+from seqcast.errors import DataError
 
 __all__ = ["DATASETS", "DatasetInfo", "default_splits", "load_dataset", "load_source"]
 
@@ -145,9 +146,27 @@ def default_splits(
     val_size: int | None = None,
     val_frac: float | None = None,
     split_time: str | None = None,
+    *,
+    n_windows: int | None = None,
+    horizon: int = 1,
+    stride: int = 1,
 ) -> list[int]:
-    """Per series, the first validation index: from whichever of ``val_size``, ``val_frac``
-    and ``split_time`` is given; else a built-in dataset's natural split, else the last 20 %."""
+    """Per series, the first validation index: from whichever of ``val_size``, ``val_frac``,
+    ``split_time`` and ``n_windows`` is given; else a built-in dataset's natural split, else
+    the last 20 %. ``n_windows`` forecast origins, ``stride`` steps apart, the last one
+    ``horizon`` steps before each series' end, take ``horizon + (n_windows - 1) * stride``
+    validation points."""
+    if n_windows is not None:
+        if val_size is not None or val_frac is not None or split_time is not None:
+            raise DataError(
+                "give n_windows or one of val_size, val_frac, split_time, not both",
+                arguments=("n_windows", "val_size", "val_frac", "split_time"),
+            )
+        if n_windows < 1:
+            raise DataError(
+                f"n_windows must be at least 1, got {n_windows}", arguments=("n_windows",)
+            )
+        val_size = horizon + (n_windows - 1) * stride
     if val_size is None and val_frac is None and split_time is None:
         if data.source in DATASETS:
             val_size = DATASETS[data.source].val_size

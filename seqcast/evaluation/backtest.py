@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from seqcast.data.frame import SeriesData
+from seqcast.data.frame import Series, SeriesData
 from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError
 from seqcast.evaluation import metrics
@@ -39,6 +39,9 @@ class BacktestResult:
         fit_seconds, predict_seconds: wall time of fitting and of all forecasts.
         epochs, params: epochs run and parameter count for neural models, else None.
         forecaster: the fitted forecaster (the last refit when ``refit`` is on).
+        per_series: per series, each metric over its own forecasts, averaged over targets
+            (MASE with the series' own scale): what a scale-free comparison across series of
+            different levels averages.
     """
 
     model: str
@@ -52,6 +55,16 @@ class BacktestResult:
     epochs: int | None = None
     params: int | None = None
     forecaster: Forecaster | None = field(default=None, repr=False)
+    per_series: list[dict[str, float | None]] = field(default_factory=list)
+
+    @property
+    def series_means(self) -> dict[str, float | None]:
+        """Each metric's mean over the series of the per-series scores (unlike :attr:`metrics`,
+        which pools every series' errors: for MAE, MSE and RMSE that mixes their units)."""
+        return {
+            name: metrics.mean_or_none([row[name] for row in self.per_series])
+            for name in METRIC_NAMES
+        }
 
     def summary(self) -> dict[str, object]:
         """The JSON row of the leaderboard; a metric that is not finite is None (JSON has no
@@ -66,6 +79,7 @@ class BacktestResult:
             epochs=self.epochs,
             params=self.params,
         )
+        row["series_mean"] = {k: metrics.finite_or_none(v) for k, v in self.series_means.items()}
         return row
 
 
@@ -160,6 +174,12 @@ def backtest(
         origins.append(starts)
 
     scores = score(data, splits, forecasts, actuals, season)
+    per_series = [
+        score_one(data, series, split, predicted, truth, season)
+        for series, split, predicted, truth in zip(
+            data.series, splits, forecasts, actuals, strict=True
+        )
+    ]
     averaged = {
         name: metrics.mean_or_none([scores[t][name] for t in scores]) for name in METRIC_NAMES
     }
@@ -175,7 +195,46 @@ def backtest(
         epochs=forecaster.epochs_run,
         params=forecaster.n_params,
         forecaster=forecaster,
+        per_series=per_series,
     )
+
+
+def score_one(
+    data: SeriesData,
+    series: Series,
+    split: int,
+    forecasts: np.ndarray,
+    actuals: np.ndarray,
+    season: int,
+) -> dict[str, float | None]:
+    """One series' metrics over its forecasts (n_origins, T, Ft), averaged over targets; MASE
+    and MAPE are None where undefined (a constant training part, zeros)."""
+    rows = []
+    for k in range(data.n_targets):
+        true, pred = actuals[..., k].ravel(), forecasts[..., k].ravel()
+        row = _point_metrics(true, pred)
+        try:
+            scale = metrics.mase_scale(series.values[:split, k], min(season, split - 1))
+            row["mase"] = metrics.mae(true, pred) / scale
+        except DataError:
+            row["mase"] = None
+        rows.append(row)
+    return {name: metrics.mean_or_none([r[name] for r in rows]) for name in METRIC_NAMES}
+
+
+def _point_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float | None]:
+    """Every metric but MASE of forecasts ``pred`` against ``true`` (MAPE None at zeros)."""
+    row: dict[str, float | None] = {
+        "mae": metrics.mae(true, pred),
+        "mse": metrics.mse(true, pred),
+        "rmse": metrics.rmse(true, pred),
+        "smape": metrics.smape(true, pred),
+    }
+    try:
+        row["mape"] = metrics.mape(true, pred)
+    except DataError:
+        row["mape"] = None
+    return row
 
 
 def score(
@@ -193,16 +252,7 @@ def score(
     for k, name in enumerate(data.targets):
         true = np.concatenate([a[..., k].ravel() for a in actuals])
         pred = np.concatenate([f[..., k].ravel() for f in forecasts])
-        row: dict[str, float | None] = {
-            "mae": metrics.mae(true, pred),
-            "mse": metrics.mse(true, pred),
-            "rmse": metrics.rmse(true, pred),
-            "smape": metrics.smape(true, pred),
-        }
-        try:
-            row["mape"] = metrics.mape(true, pred)
-        except DataError:
-            row["mape"] = None
+        row = _point_metrics(true, pred)
         try:
             scaled = [
                 np.abs(a[..., k] - f[..., k]).ravel()

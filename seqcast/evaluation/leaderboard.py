@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
+import pandas as pd
 
 from seqcast.data.frame import SeriesData
 from seqcast.errors import DataError
 from seqcast.evaluation.backtest import BacktestResult, backtest, check_lengths
+from seqcast.evaluation.metrics import finite_or_none
 from seqcast.forecasters.base import EpochEnd
 from seqcast.forecasters.registry import create_for
 
@@ -26,6 +30,7 @@ class Leaderboard:
     val_sizes: list[int]
     season: int
     results: list[BacktestResult]
+    series_ids: list[str | None] = field(default_factory=list)
 
     @property
     def val_size(self) -> int | None:
@@ -48,8 +53,49 @@ class Leaderboard:
             "val_size": self.val_size,
             "val_sizes": self.val_sizes,
             "season": self.season,
+            "pooling": "each metric pools every series' forecast errors; series_mean is the "
+            "mean over series of each series' own score (mae, mse and rmse mix the series' "
+            "units either way: compare series of different levels on smape, mape or mase)",
             "results": [r.summary() for r in self.results],
+            "series": [
+                {
+                    "id": series_id,
+                    **{
+                        r.model: {k: finite_or_none(v) for k, v in r.per_series[i].items()}
+                        for r in self.results
+                    },
+                }
+                for i, series_id in enumerate(self.series_ids)
+            ],
         }
+
+    def forecast_frame(self, data: SeriesData) -> pd.DataFrame:
+        """Every forecast in long format: one row per series, origin and step, with the series
+        id (when there are several), the time of the forecast step, the last time the model saw
+        (``cutoff``), the actual values and each model's forecast, per target."""
+        first = self.results[0]
+        frames = []
+        for i, series in enumerate(data.series):
+            starts = first.origins[i]
+            steps = np.arange(self.horizon)
+            position = (starts[:, None] + steps[None, :]).ravel()  # (n_origins·T,)
+            cutoff = np.repeat(starts - 1, self.horizon)
+            frame = pd.DataFrame()
+            if data.id_col is not None:
+                frame[data.id_col] = [series.series_id] * len(position)
+            time_name = data.time_col or "step"
+            if series.time is None:
+                frame[time_name], frame["cutoff"] = position, cutoff
+            else:
+                frame[time_name] = np.asarray(series.time[position])
+                frame["cutoff"] = np.asarray(series.time[cutoff])
+            for k, target in enumerate(data.targets):
+                frame[target] = first.actuals[i][..., k].ravel()
+                for result in self.results:
+                    column = result.model if data.n_targets == 1 else f"{result.model}:{target}"
+                    frame[column] = result.forecasts[i][..., k].ravel()
+            frames.append(frame)
+        return pd.concat(frames, ignore_index=True)
 
 
 def run_leaderboard(
@@ -106,4 +152,5 @@ def run_leaderboard(
         val_sizes=[len(s) - split for s, split in zip(data.series, splits, strict=True)],
         season=season,
         results=results,
+        series_ids=[s.series_id for s in data.series],
     )

@@ -6,13 +6,24 @@ Percentage metrics (MAPE, sMAPE) are in percent. Each function flattens its inpu
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from seqcast.errors import DataError
 
-__all__ = ["mae", "mape", "mase", "mase_scale", "mse", "per_target", "rmse", "smape"]
+__all__ = [
+    "finite_or_none",
+    "mae",
+    "mape",
+    "mase",
+    "mase_scale",
+    "mse",
+    "per_target",
+    "rmse",
+    "smape",
+]
 
 
 def _pair(y_true: np.ndarray, y_pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -117,3 +128,8 @@ def mean_or_none(values: Sequence[float | None]) -> float | None:
     if any(v is None for v in values):
         return None
     return float(np.mean([v for v in values if v is not None]))
+
+
+def finite_or_none(value: float | None) -> float | None:
+    """``value``, or None where it is missing or not finite (JSON has no NaN or infinity)."""
+    return value if value is None or math.isfinite(value) else None
