@@ -63,7 +63,8 @@ def leaderboard_table(board: Leaderboard) -> Table:
         title=f"{board.dataset}: window {board.window}, horizon {board.horizon}, "
         f"{board.describe_validation()} per series, season {board.season}"
     )
-    for name in ("model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs"):
+    columns = ("model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs (kept)")
+    for name in columns:
         if name == "model":
             table.add_column(name, no_wrap=True)
         else:
@@ -82,7 +83,7 @@ def leaderboard_table(board: Leaderboard) -> Table:
             fmt(m["mase"]),
             f"{result.fit_seconds:.2f}",
             f"{result.predict_seconds:.3f}",
-            "-" if result.epochs is None else str(result.epochs),
+            "-" if result.epochs is None else f"{result.epochs} ({result.best_epoch})",
         )
     return table
 

@@ -213,6 +213,7 @@ def test_summary_row() -> None:
         "fit_seconds",
         "predict_seconds",
         "epochs",
+        "best_epoch",
         "params",
         "series_mean",
     ]

@@ -31,7 +31,7 @@ from seqcast.data import synthetic_series
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
 from seqcast.forecasters.neural import NeuralForecaster
-from seqcast.forecasters.registry import forecaster_class
+from seqcast.forecasters.registry import create, forecaster_class
 from seqcast.networks import RecurrentConfig, RecurrentNet
 from seqcast.training.compiled_step import CompiledStep
 from seqcast.training.loop import (
@@ -722,3 +722,13 @@ def test_score_windows_cover_both_ends_and_a_single_window(monkeypatch: Any) -> 
         assert len(part) == min(n, loop.SCORE_WINDOWS)
         torch.testing.assert_close(part.window[0], data.window[0])
         torch.testing.assert_close(part.window[-1], data.window[-1])
+
+
+def test_a_fit_that_never_improves_on_its_start_says_so() -> None:
+    """At a learning rate too small to move the weights, no epoch beats the untrained network
+    (its output layer's least-squares fit): the start is kept, and the user is told."""
+    values = np.sin(np.arange(300.0) / 5.0)[:, None]
+    model = create("rnn", window=8, epochs=3, lr=1e-12, patience=0, hidden_size=4)
+    with pytest.warns(RuntimeWarning, match="rnn: no training epoch improved on the network's"):
+        model.fit([values], 1)
+    assert model.history_.best_epoch == 0 and model.history_.epochs == 3

@@ -38,6 +38,7 @@ class BacktestResult:
         origins: per series, the index of each forecast origin.
         fit_seconds, predict_seconds: wall time of fitting and of all forecasts.
         epochs, params: epochs run and parameter count for neural models, else None.
+        best_epoch: the epoch whose weights were kept (0: the untrained start), else None.
         forecaster: the fitted forecaster (the last refit when ``refit`` is on).
         per_series: per series, each metric over its own forecasts, averaged over targets
             (MASE with the series' own scale): what a scale-free comparison across series of
@@ -53,6 +54,7 @@ class BacktestResult:
     fit_seconds: float
     predict_seconds: float
     epochs: int | None = None
+    best_epoch: int | None = None
     params: int | None = None
     forecaster: Forecaster | None = field(default=None, repr=False)
     per_series: list[dict[str, float | None]] = field(default_factory=list)
@@ -77,6 +79,7 @@ class BacktestResult:
             fit_seconds=round(self.fit_seconds, 4),
             predict_seconds=round(self.predict_seconds, 4),
             epochs=self.epochs,
+            best_epoch=self.best_epoch,
             params=self.params,
         )
         row["series_mean"] = {k: metrics.finite_or_none(v) for k, v in self.series_means.items()}
@@ -193,6 +196,7 @@ def backtest(
         fit_seconds=fit_seconds,
         predict_seconds=predict_seconds,
         epochs=forecaster.epochs_run,
+        best_epoch=getattr(getattr(forecaster, "history_", None), "best_epoch", None),
         params=forecaster.n_params,
         forecaster=forecaster,
         per_series=per_series,

@@ -158,6 +158,15 @@ class NeuralForecaster(Forecaster):
             warnings.warn(
                 TrainingWarning(self.history_.message, arguments=DIVERGENCE_ARGUMENTS), stacklevel=3
             )
+        elif self.history_.best_epoch == 0 and self.history_.epochs > 0:
+            warnings.warn(
+                TrainingWarning(
+                    f"{self.name}: no training epoch improved on the network's start (its output "
+                    "layer's least-squares fit), so that start was kept: its forecasts are "
+                    f"close to the linear baseline's ({self.history_.epochs} epoch(s) run)"
+                ),
+                stacklevel=3,
+            )
 
     def lr_find(self, series: Sequence[np.ndarray], n_targets: int = 1) -> LRFinderResult:
         """Runs the learning-rate range finder on training series (N_i, F); fits nothing.
