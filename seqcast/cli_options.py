@@ -94,6 +94,14 @@ def model_options(
             "noise grows with the level; sqrt and log: the targets).",
         ),
     ] = None,
+    scaling: Annotated[
+        str | None,
+        Opt(
+            "--scaling",
+            help="Neural models: pooled|window (window: each window also divided by its own "
+            "spread, for series of very different sizes).",
+        ),
+    ] = None,
 ) -> None:
     """Forecaster settings: constructor arguments, passed to each model that takes them
     (``--season`` is resolved first: a number, 'auto', or the data's own)."""

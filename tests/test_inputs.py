@@ -14,6 +14,7 @@ length L, horizon T, season P > 1 and neighbourhood radius K:
 from __future__ import annotations
 
 import itertools
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -93,7 +94,12 @@ def oracle_inputs(context: np.ndarray, spec: InputSpec) -> ModelInputs:
                     for f in range(n_targets):
                         row.append(context[b, centre + j, f] - level[b, 0, f])
         flat.append(row)
-    return ModelInputs(window=win, season=np.array(flat).reshape(batch, -1), level=level)
+    return ModelInputs(
+        window=win,
+        season=np.array(flat).reshape(batch, -1),
+        level=level,
+        spread=np.ones_like(level),  # the pooled scale: nothing divided
+    )
 
 
 def spec_for(layout: tuple[int, int, int, int], n_features: int, n_targets: int) -> InputSpec:
@@ -215,3 +221,25 @@ def test_build_inputs_accepts_a_strided_view() -> None:
     want = oracle_inputs(np.ascontiguousarray(views), spec)
     np.testing.assert_allclose(got.window, want.window, atol=1e-5)
     np.testing.assert_allclose(got.season, want.season, atol=1e-5)
+
+
+def test_window_scaling_divides_target_inputs_by_the_windows_mean_absolute_step() -> None:
+    rng = np.random.default_rng(4)
+    contexts = rng.normal(size=(3, 30, 2)).cumsum(axis=1)
+    contexts[1, :, 0] = 5.0  # a flat window keeps the pooled scale (spread 1)
+    spec = InputSpec(window=8, horizon=2, season=6, radius=0, n_features=2, n_targets=1,
+                     window_scaling=True)  # fmt: skip
+    plain = build_inputs(contexts, replace(spec, window_scaling=False))
+    scaled = build_inputs(contexts, spec)
+    window = contexts[:, -8:, 0]
+    want = np.abs(np.diff(window, axis=1)).mean(axis=1)
+    want[1] = 1.0
+    np.testing.assert_allclose(scaled.spread[:, 0, 0], want, rtol=1e-6)
+    spread = scaled.spread
+    np.testing.assert_allclose(scaled.window[:, :, 0], plain.window[:, :, 0] / spread[:, :, 0],
+                               rtol=1e-5, atol=1e-6)  # fmt: skip
+    np.testing.assert_allclose(scaled.window[:, :, 1], plain.window[:, :, 1])  # a feature: as is
+    np.testing.assert_allclose(scaled.window[:, :, 2], plain.window[:, :, 2] / spread[:, :, 0],
+                               rtol=1e-5, atol=1e-6)  # the seasonal lag  # fmt: skip
+    np.testing.assert_allclose(scaled.season, plain.season / spread[:, :, 0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(plain.spread, np.ones((3, 1, 1)))

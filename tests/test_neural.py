@@ -335,10 +335,12 @@ def test_options_reach_the_model_through_the_registry() -> None:
         window=7, horizon=2, season=4, seed=5, epochs=3, batch_size=16, lr=0.02, hidden_size=5,
         num_layers=3, cell="gru", bidirectional=True, dropout=0.25, loss="mae",
         optimizer="adamw", patience=4, seq2seq=False, schedule="none", transform="sqrt",
+        scaling="window",
     )  # fmt: skip
     model = create_for("rnn", options)
     assert model.get_config() == {
-        "window": 7, "horizon": 2, "season": 4, "transform": "sqrt", "epochs": 3,
+        "window": 7, "horizon": 2, "season": 4, "transform": "sqrt", "scaling": "window",
+        "epochs": 3,
         "batch_size": 16, "lr": 0.02,
         "loss": "mae", "optimizer": "adamw", "patience": 4, "seed": 5, "seq2seq": False,
         "schedule": "none", "cell": "gru", "hidden_size": 5, "num_layers": 3,
@@ -1154,3 +1156,23 @@ def test_a_leaderboard_tells_dnn_it_ignores_recurrent_settings() -> None:
         dense = create_for("dnn", {"cell": "gru", "seq2seq": True, "window": 8})
     assert dense.window == 8 and dense.seq2seq is False
     assert create_for("rnn", {"cell": "gru", "seq2seq": True}).seq2seq is True
+
+
+@pytest.mark.parametrize("name", ["rnn", "dnn"])
+def test_window_scaling_makes_forecasts_follow_any_rescaling_of_the_context(name: str) -> None:
+    """Each window is shifted by its level and divided by its own spread, so a context c·x + d
+    (c > 0) gives c·f(x) + d exactly: series of any size look alike to the network. With the
+    pooled scale they do not."""
+    values = np.stack([series(160, seed=k)[:, 0] * (10.0**k) for k in range(3)], axis=1)
+    parts = [values[:, k : k + 1] for k in range(3)]
+    context = contexts(parts[0], 30)
+    for scaling, follows in (("window", True), ("pooled", False)):
+        model = make(name, season=6, transform="none", scaling=scaling).fit(parts, 1)
+        base = model.predict(context)
+        moved = model.predict(context * 250.0 + 7.0)
+        assert np.allclose(moved, base * 250.0 + 7.0, rtol=1e-4) == follows, scaling
+
+
+def test_unknown_scaling_is_refused() -> None:
+    with pytest.raises(DataError, match="unknown scaling 'global'; choose from pooled, window"):
+        make("rnn", scaling="global").fit([series(100)], 1)

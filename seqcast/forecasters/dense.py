@@ -38,6 +38,7 @@ class DenseForecaster(NeuralForecaster):
         seq2seq: bool = False,
         schedule: str = "plateau",
         transform: str = "auto",
+        scaling: str = "pooled",
         hidden_size: int = 10,
         num_layers: int = 2,
         dropout: float = 0.0,
@@ -45,7 +46,7 @@ class DenseForecaster(NeuralForecaster):
         super().__init__(
             window=window, horizon=horizon, season=season, epochs=epochs, batch_size=batch_size,
             lr=lr, loss=loss, optimizer=optimizer, patience=patience, seed=seed, seq2seq=seq2seq,
-            schedule=schedule, transform=transform,
+            schedule=schedule, transform=transform, scaling=scaling,
         )  # fmt: skip
         self.hidden_size = hidden_size
         self.num_layers = num_layers

@@ -6,6 +6,10 @@ from the last; and the output layer sees, for each forecast step t + h, the 2K +
 centred on the same phase in the most recent period that lies entirely in the past. Every
 target-valued input is shifted by the window's mean level (a per-window normalisation), so the
 network learns shapes, not levels, and a trend that leaves the training range does no harm.
+With ``window_scaling`` each window's target-valued inputs (and its targets) are also divided by
+the window's own spread, the mean absolute one-step change of its targets: series of very
+different sizes then look alike to one network (the pooled scaling of many series lets the
+large ones set the scale of the small ones).
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ import numpy as np
 
 from seqcast.data.scaling import Scaler
 
-__all__ = ["InputSpec", "ModelInputs", "build_inputs", "read_mask"]
+__all__ = ["InputSpec", "ModelInputs", "build_inputs", "read_mask", "window_spread"]
 
 
 @dataclass(frozen=True)
@@ -30,6 +34,7 @@ class InputSpec:
         radius: K, half-width of the seasonal neighbourhood given to the output layer.
         n_features: input channels F of the data.
         n_targets: target channels F_target (the first ones).
+        window_scaling: divide target-valued inputs by each window's spread.
     """
 
     window: int
@@ -38,6 +43,7 @@ class InputSpec:
     radius: int
     n_features: int
     n_targets: int
+    window_scaling: bool = False
 
     @property
     def seasonal(self) -> bool:
@@ -93,11 +99,14 @@ class ModelInputs:
         window: (B, L, F_in) window values (targets level-shifted) and seasonal channels.
         season: (B, S) seasonal neighbourhood of every forecast step, level-shifted (S may be 0).
         level: (B, 1, F_target) the window's mean target level, added back to forecasts.
+        spread: (B, 1, F_target) what target-valued inputs were divided by (ones without
+            ``window_scaling``); forecasts are multiplied by it before the level is added.
     """
 
     window: np.ndarray
     season: np.ndarray
     level: np.ndarray
+    spread: np.ndarray
 
 
 def read_mask(spec: InputSpec, length: int) -> np.ndarray:
@@ -135,22 +144,43 @@ def build_inputs(
 
     window = scaled(contexts[:, length - spec.window :])  # (B, L, F)
     level = window[:, :, targets].mean(axis=1, keepdims=True)  # (B, 1, Ft)
+    spread = window_spread(window[:, :, targets], spec.window_scaling)  # (B, 1, Ft)
     if not spec.seasonal:
         shifted = np.array(window, dtype=np.float32)
         shifted[:, :, targets] -= level
+        shifted[:, :, targets] /= spread
         empty = np.zeros((contexts.shape[0], 0), dtype=np.float32)
-        return ModelInputs(window=shifted, season=empty, level=level.astype(np.float32))
+        return ModelInputs(
+            window=shifted,
+            season=empty,
+            level=level.astype(np.float32),
+            spread=spread.astype(np.float32),
+        )
     # (B, L, F + Ft): the window, then the targets one period earlier, written in place.
     inputs = np.empty((*window.shape[:2], spec.input_size), dtype=np.float32)
     inputs[:, :, : spec.n_features] = window
     inputs[:, :, targets] -= level
+    inputs[:, :, targets] /= spread
     start = length - spec.window - spec.season + spec.lead
     lagged = scaled(contexts[:, start : start + spec.window, targets], targets) - level
-    inputs[:, :, spec.n_features :] = lagged
+    inputs[:, :, spec.n_features :] = lagged / spread
     positions = length + spec.head_offsets.ravel()  # (T·(2K+1),)
-    season = scaled(contexts[:, positions, targets], targets) - level  # (B, T·(2K+1), Ft)
+    season = (
+        scaled(contexts[:, positions, targets], targets) - level
+    ) / spread  # (B, T·(2K+1), Ft)
     return ModelInputs(
         window=inputs,
         season=season.reshape(contexts.shape[0], -1).astype(np.float32),
         level=level.astype(np.float32),
+        spread=spread.astype(np.float32),
     )
+
+
+def window_spread(targets: np.ndarray, enabled: bool) -> np.ndarray:
+    """Each window's spread: the mean absolute one-step change of its targets (B, L, Ft) ->
+    (B, 1, Ft); ones where ``enabled`` is off, and where a window does not change (a flat
+    window keeps the pooled scale instead of dividing by zero)."""
+    if not enabled or targets.shape[1] < 2:
+        return np.ones((targets.shape[0], 1, targets.shape[2]))
+    spread = np.abs(np.diff(targets, axis=1)).mean(axis=1, keepdims=True)
+    return np.where(spread > 1e-8, spread, 1.0)

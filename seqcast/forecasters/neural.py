@@ -27,6 +27,13 @@ __all__ = ["NeuralForecaster"]
 #: Windows per chunk of a large batch forecast; chunks run side by side on the threads.
 PREDICT_CHUNK = 8192
 
+#: How windows are scaled: ``pooled`` (one scale from all training series, the default) or
+#: ``window`` (each window also divided by its own spread). On M3's development split (the last
+#: h points of every training part) ``window`` scored sMAPE 14.41 against 13.91, worse at every
+#: frequency, so it is not the default; it keeps series far smaller than the rest from taking
+#: their scale (M1 yearly, test part: 16.53 against 88.38).
+SCALINGS = ("pooled", "window")
+
 #: Fraction of the training windows (the latest ones) kept aside for early stopping.
 EARLY_STOPPING_FRACTION = 0.1
 
@@ -60,6 +67,7 @@ class NeuralForecaster(Forecaster):
         seq2seq: bool = False,
         schedule: str = "plateau",
         transform: str = "auto",
+        scaling: str = "pooled",
     ) -> None:
         super().__init__(window=window, horizon=horizon)
         self.season = season
@@ -73,6 +81,7 @@ class NeuralForecaster(Forecaster):
         self.seq2seq = seq2seq
         self.schedule = schedule
         self.transform = transform
+        self.scaling = scaling
 
     @property
     def radius(self) -> int:
@@ -92,6 +101,7 @@ class NeuralForecaster(Forecaster):
             radius=self.radius,
             n_features=self.n_features_,
             n_targets=self.n_targets_,
+            window_scaling=self.scaling == "window",
         )
 
     @property
@@ -124,6 +134,11 @@ class NeuralForecaster(Forecaster):
             raise DataError(
                 f"unknown transform '{self.transform}'; choose from auto, {', '.join(TRANSFORMS)}",
                 arguments=("transform",),
+            )
+        if self.scaling not in SCALINGS:
+            raise DataError(
+                f"unknown scaling '{self.scaling}'; choose from {', '.join(SCALINGS)}",
+                arguments=("scaling",),
             )
         self.train_config().check()
 
@@ -245,7 +260,8 @@ class NeuralForecaster(Forecaster):
         if len(views) == 0:
             return None
         inputs = build_inputs(views[:, :context], spec)
-        target = views[:, context:, : spec.n_targets] - inputs.level  # (B, T, Ft)
+        # (B, T, Ft), on the scale of the inputs: level-shifted, divided by the spread.
+        target = (views[:, context:, : spec.n_targets] - inputs.level) / inputs.spread
         step_target = None
         if self.seq2seq:
             ahead = sliding_windows(scaled[1:, : spec.n_targets], horizon)  # (N-T, T, Ft)
@@ -253,6 +269,7 @@ class NeuralForecaster(Forecaster):
             steps = np.moveaxis(sliding_windows(ahead, self.window), -1, 1)
             first = context - self.window  # the first input step of the first window
             step_target = steps[first : first + len(views)] - inputs.level[:, :, None, :]
+            step_target = step_target / inputs.spread[:, :, None, :]
             step_target = torch.from_numpy(np.ascontiguousarray(step_target, dtype=np.float32))
         return TrainData(
             window=torch.from_numpy(inputs.window),
@@ -311,7 +328,8 @@ class NeuralForecaster(Forecaster):
         return self.scaler_.inverse_transform(out, slice(0, self.n_targets_))
 
     def forward_scaled(self, inputs: ModelInputs, batch_size: int = 8192) -> np.ndarray:
-        """Network forecasts in the scaled space, level added back: (B, T, Ft) float64."""
+        """Network forecasts in the scaled space, spread and level put back: (B, T, Ft)
+        float64."""
         self.network_.eval()
         pieces = []
         with torch.inference_mode():
@@ -321,7 +339,8 @@ class NeuralForecaster(Forecaster):
                     torch.from_numpy(inputs.window[part]), torch.from_numpy(inputs.season[part])
                 )
                 pieces.append(out.numpy().astype(np.float64))
-        return np.concatenate(pieces) + inputs.level.astype(np.float64)
+        spread, level = inputs.spread.astype(np.float64), inputs.level.astype(np.float64)
+        return np.concatenate(pieces) * spread + level
 
     # ------------------------------------------------------------------- saving, reporting
     def get_state(self) -> dict[str, np.ndarray]:

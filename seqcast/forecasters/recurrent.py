@@ -55,6 +55,7 @@ class RNNForecaster(NeuralForecaster):
         seq2seq: bool = False,
         schedule: str = "plateau",
         transform: str = "auto",
+        scaling: str = "pooled",
         cell: str = "rnn",
         hidden_size: int = 40,
         num_layers: int = 2,
@@ -65,7 +66,7 @@ class RNNForecaster(NeuralForecaster):
         super().__init__(
             window=window, horizon=horizon, season=season, epochs=epochs, batch_size=batch_size,
             lr=lr, loss=loss, optimizer=optimizer, patience=patience, seed=seed, seq2seq=seq2seq,
-            schedule=schedule, transform=transform,
+            schedule=schedule, transform=transform, scaling=scaling,
         )  # fmt: skip
         self.cell = cell
         self.hidden_size = hidden_size
