@@ -1,13 +1,17 @@
-"""estimate_season finds the course season and a sine's period, and no season in white noise."""
+"""Seasonal periods: estimate_season finds the course season and a sine's period and no season in
+white noise; resolve_season takes the given, the dataset's or the frequency's, and says when
+numeric steps leave none."""
 
 from __future__ import annotations
 
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 
-from seqcast.data.seasonality import estimate_season, season_from_freq
+from seqcast.data import load_series
+from seqcast.data.seasonality import estimate_season, resolve_season, season_from_freq
 
 
 def test_course_training_part_has_season_365(course: np.ndarray) -> None:
@@ -76,3 +80,19 @@ def test_season_from_freq_emits_no_pandas_deprecation_warning() -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
         season_from_freq("h")
+
+
+def test_numeric_time_without_a_season_warns_that_none_is_used() -> None:
+    steps = pd.DataFrame({"t": np.arange(40), "y": np.sin(np.arange(40.0))})
+    data = load_series(steps, time_col="t")
+    with pytest.warns(UserWarning, match="time column 't' holds numeric steps, which tell no"):
+        assert resolve_season(None, data, [30]) == 1
+    dated = load_series(
+        pd.DataFrame({"ds": pd.date_range("2024-01-01", periods=40, freq="MS"), "y": 1.0})
+    )
+    bare = load_series(np.sin(np.arange(40.0)))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # none of these warns
+        assert resolve_season(None, dated, [30]) == 12  # monthly dates: a year
+        assert resolve_season(None, bare, [30]) == 1  # no time column: rows are steps
+        assert resolve_season(4, data, [30]) == 4  # given

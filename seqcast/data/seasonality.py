@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pandas as pd
 
 from seqcast.data.frame import SeriesData
-from seqcast.errors import DataError
+from seqcast.errors import DataError, SeqcastWarning
 
 __all__ = ["estimate_season", "resolve_season", "season_from_freq"]
 
@@ -103,13 +105,25 @@ def _acf_peak(series: np.ndarray, max_period: int | None, threshold: float, rela
 def resolve_season(season: int | str | None, data: SeriesData, splits: list[int]) -> int:
     """The seasonal period P: ``season`` as given, ``'auto'`` (estimated from the first
     series' training part, before ``splits[0]``), or by default the dataset's own, else the
-    one its frequency implies, else 1 (none).
+    one its frequency implies, else 1 (none), with a warning where the time column is numeric
+    steps (their spacing tells no calendar) rather than absent.
 
     Raises:
         DataError: ``season`` is neither a whole number of at least 1 nor ``'auto'``.
     """
     if season is None:
-        return data.season or season_from_freq(data.freq) or 1
+        known = data.season or season_from_freq(data.freq)
+        if known is None and data.time_col is not None and data.freq is None:
+            warnings.warn(
+                SeqcastWarning(
+                    f"the time column '{data.time_col}' holds numeric steps, which tell no "
+                    "seasonal period: none is used (season 1); pass season, or season 'auto' "
+                    "to estimate it",
+                    arguments=("season",),
+                ),
+                stacklevel=2,
+            )
+        return known or 1
     if isinstance(season, str) and season.strip().lower() == "auto":
         return estimate_season(data.series[0].values[: splits[0], 0])
     try:
