@@ -31,6 +31,7 @@ from seqcast.cli_options import (
 )
 from seqcast.console import EpochBar, in_flags, leaderboard_table
 from seqcast.data.datasets import DATASETS, default_splits, load_source
+from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import resolve_season
 from seqcast.errors import DataError, SeqcastError
 from seqcast.evaluation.leaderboard import run_leaderboard
@@ -56,7 +57,7 @@ out = Console()
 err = Console(stderr=True)
 
 
-def _load(source: str, options: dict[str, Any]) -> Any:
+def _load(source: str, options: dict[str, Any]) -> SeriesData:
     """The data of a command: a built-in dataset or a file, with the data options."""
     return load_source(
         source,
@@ -329,7 +330,7 @@ def report(
 
 
 def _run_report(
-    series: Any,
+    series: SeriesData,
     splits: list[int],
     settings: dict[str, Any],
     models: list[str],

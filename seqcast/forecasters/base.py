@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import inspect
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar, Self
 
@@ -85,16 +85,25 @@ class Forecaster(ABC):
         """The same as :meth:`get_params`: what a saved model stores to rebuild the forecaster."""
         return self.get_params()
 
+    @classmethod
+    def check_param_names(cls, names: Iterable[str]) -> None:
+        """Refuses names that are not constructor arguments.
+
+        Raises:
+            DataError: naming the unknown ones and listing those the constructor takes.
+        """
+        accepted = cls.param_names()
+        if unknown := [key for key in names if key not in accepted]:
+            raise DataError(
+                f"{cls.__name__} has no argument {', '.join(repr(k) for k in unknown)}; "
+                f"it takes {', '.join(accepted)}",
+                arguments=tuple(unknown),
+            )
+
     def set_params(self, **params: Any) -> Self:
         """Changes constructor arguments (before ``fit``); an unknown name is refused and
         nothing is changed."""
-        names = self.param_names()
-        if unknown := [key for key in params if key not in names]:
-            raise DataError(
-                f"{type(self).__name__} has no argument {', '.join(repr(k) for k in unknown)}; "
-                f"it takes {', '.join(names)}",
-                arguments=tuple(unknown),
-            )
+        self.check_param_names(params)
         for key, value in params.items():
             setattr(self, key, value)
         return self

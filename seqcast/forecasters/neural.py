@@ -46,6 +46,16 @@ class NeuralForecaster(Forecaster):
     seasonal period P > 1 the network also sees the values one period earlier. Training stops
     early on the latest 10 % of the training windows (never on the part being scored) and keeps
     the best weights.
+
+    Args:
+        window: input length L.
+        horizon: forecast length T.
+        season: seasonal period P (1: none).
+        epochs, batch_size, lr, loss, optimizer, patience, seed, schedule: training settings
+            (:class:`seqcast.training.loop.TrainConfig`).
+        seq2seq: add a loss on the forecasts made from every window step.
+        transform: ``auto``, ``none``, ``sqrt`` or ``log`` (see :mod:`seqcast.data.scaling`).
+        scaling: ``pooled`` or ``window`` (see :data:`SCALINGS`).
     """
 
     any_horizon = False

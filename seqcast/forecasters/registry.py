@@ -7,7 +7,7 @@ import warnings
 from collections.abc import Mapping
 from typing import Any
 
-from seqcast.errors import DataError, SeqcastError, SeqcastWarning
+from seqcast.errors import SeqcastError, SeqcastWarning
 from seqcast.forecasters.average import (
     DiffMovingAverage,
     MovingAverage,
@@ -75,13 +75,7 @@ def create(name: str, /, **params: Any) -> Forecaster:
         30
     """
     cls = forecaster_class(name)
-    accepted = cls.param_names()
-    if unknown := [key for key in params if key not in accepted]:
-        raise DataError(
-            f"{name} takes no argument {', '.join(repr(k) for k in unknown)}; it takes "
-            f"{', '.join(accepted)}",
-            arguments=tuple(unknown),
-        )
+    cls.check_param_names(params)
     return cls(**params).validate()
 
 
