@@ -169,7 +169,9 @@ def fit(
     settings = _settings(model_options, resolve_season(model_options["season"], series, lengths))
     forecaster = create_for(model, settings)
     check_destination(out_dir)  # before the training, not after it
-    needed = forecaster.context_length + forecaster.horizon
+    # A model that pads trains on series as short as its horizon + 1 (and says how many).
+    needed = forecaster.horizon + 1 if forecaster.can_pad else forecaster.context_length
+    needed += 0 if forecaster.can_pad else forecaster.horizon
     for s, n in zip(series.series, lengths, strict=True):
         if n < needed:
             raise DataError(f"{series.label(s)} has {n} points; {model} needs at least {needed}")

@@ -299,15 +299,8 @@ def _forecast(
 ) -> np.ndarray:
     """(S, T) forecasts of every chosen series from its history before ``ends[i]``, in one
     batched call."""
-    steps = model.context_length
-    for s, end in zip(chosen, ends, strict=True):
-        if end < steps:
-            raise DataError(
-                f"{data.label(s)} has {end} points before its forecast; {model.name} reads the "
-                f"last {steps} (use a shorter window or season)",
-                arguments=("window", "season"),
-            )
-    contexts = np.stack([s.values[end - steps : end] for s, end in zip(chosen, ends, strict=True)])
+    histories = [s.values[:end] for s, end in zip(chosen, ends, strict=True)]
+    contexts = model.last_contexts(histories, [data.label(s) for s in chosen])
     return model.predict(contexts, horizon)[:, :, 0]  # (S, T, 1) -> (S, T)
 
 

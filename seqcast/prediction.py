@@ -192,7 +192,8 @@ def predict_saved(
     steps = forecaster.horizon if horizon is None else horizon
     if steps < 1:
         raise DataError(f"horizon must be at least 1, got {steps}", arguments=("horizon",))
-    contexts, indexes, ids = [], [], []
+    contexts: list[np.ndarray] = []
+    indexes, ids = [], []
     if data is None:
         for i, context in enumerate(saved.contexts):
             contexts.append(context)
@@ -200,12 +201,7 @@ def predict_saved(
             ids.append(description["series"][i]["id"])
     else:
         for s in data.series:
-            if len(s) < forecaster.context_length:
-                raise DataError(
-                    f"{data.label(s)} has {len(s)} points; the model needs the "
-                    f"last {forecaster.context_length}"
-                )
-            contexts.append(s.values[-forecaster.context_length :])
+            contexts.append(s.values)
             if s.time is None:  # rows without time: steps after the last row
                 indexes.append(data.future_time(s, steps))
             else:
@@ -213,7 +209,11 @@ def predict_saved(
                 times = future_times(s.time, steps, description, series=series)
                 indexes.append(times.rename(description["time_col"]))
             ids.append(s.series_id)
-    forecast = forecaster.predict(np.stack(contexts), steps)  # (S, T, Ft)
+    if data is None:
+        labels = ["the saved series" if i is None else f"series '{i}'" for i in ids]
+    else:
+        labels = [data.label(s) for s in data.series]
+    forecast = forecaster.predict(forecaster.last_contexts(contexts, labels), steps)  # (S, T, Ft)
     frames = []
     time_name = description["time_col"] or "step"
     for i, index in enumerate(indexes):

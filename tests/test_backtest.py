@@ -195,6 +195,30 @@ def test_too_short_series_states_the_minimum_length() -> None:
     assert "needs at least 80 points for this split (it has 70)" in message
 
 
+def test_a_neural_model_backtests_a_series_whose_training_part_is_shorter_than_its_context() -> (
+    None
+):
+    """The short series' forecasts are those of the fitted model from its padded past: the
+    origins' contexts hold NaN before the series' start, never a value after the origin."""
+    from seqcast.forecasters import RNNForecaster
+
+    rng = np.random.default_rng(3)
+    frame = pd.DataFrame(
+        {"id": ["a"] * 60 + ["b"] * 12, "t": [*range(60), *range(12)],
+         "y": np.r_[rng.normal(size=60).cumsum(), rng.normal(size=12).cumsum()]}
+    )  # fmt: skip
+    data = load_series(frame, id_col="id", time_col="t")
+    model = RNNForecaster(window=8, horizon=2, epochs=1, hidden_size=4)
+    with pytest.warns(Warning, match="1 of 2 training series are shorter"):
+        result = backtest(model, data, [50, 6], stride=2)
+    fitted = result.forecaster
+    values = data.series[1].values
+    assert result.origins[1].tolist() == [6, 8, 10]
+    with pytest.warns(Warning, match="shorter than its context"):
+        want = [fitted.predict(fitted.last_contexts([values[:o]], ["b"])) for o in (6, 8, 10)]
+    np.testing.assert_allclose(result.forecasts[1], np.concatenate(want), rtol=1e-6)
+
+
 def test_horizon_longer_than_validation_states_the_minimum_length() -> None:
     with pytest.raises(DataError, match="fewer than the horizon 5; the series needs at least 65"):
         backtest(Naive(horizon=5), step_data(63), [60])

@@ -264,7 +264,9 @@ def test_predict_with_too_short_data_names_the_file(
         short, index=False
     )
     run = run_main(capsys, "predict", str(linear_folder), "--data", str(short))
-    assert_one_error_line(run, f"--data {short}: ", "has 4 points; the model needs the last 6")
+    assert_one_error_line(
+        run, f"--data {short}: ", "has 4 points before its forecast; linear reads the last 6"
+    )
 
 
 # --------------------------------------------------------------------------- errors

@@ -383,3 +383,33 @@ def test_lr_find_names_patience_0_among_the_settings_it_ignores(
     run = run_main(capsys, "lr-find", "synthetic", *TINY, "--patience", "0", "--quiet")
     assert run.code == 0, run.err
     assert "--patience not used" in run.err
+
+
+def test_fit_on_many_series_with_a_short_one_pads_it_and_predict_forecasts_it(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """A series shorter than the context no longer stops `fit`: it trains padded (one warning
+    line says how many), and `predict` forecasts it as the in-process model does."""
+    rng = np.random.default_rng(5)
+    lengths = {"long": 80, "mid": 60, "short": 4}
+    frame = pd.concat(
+        pd.DataFrame({"id": name, "t": np.arange(n), "y": 50 + rng.normal(size=n).cumsum()})
+        for name, n in lengths.items()
+    )
+    data = tmp_path / "many.csv"
+    frame.to_csv(data, index=False)
+    folder = tmp_path / "model"
+    args = ("--id-col", "id", "--time-col", "t", *TINY)
+    run = run_main(capsys, "fit", str(data), "-m", "rnn", "--out", str(folder), *args)
+    assert run.code == 0, run.err
+    assert "warning: rnn: 1 of 3 training series are shorter than its context" in run.err
+    run = run_main(capsys, "predict", str(folder), "--horizon", "1")
+    assert run.code == 0, run.err
+    forecast = pd.read_csv(io.StringIO(run.out))
+    assert forecast["id"].tolist() == ["long", "mid", "short"]
+    model = tiny_model("rnn")
+    histories = [g["y"].to_numpy()[:, None] for _, g in frame.groupby("id", sort=False)]
+    with pytest.warns(Warning, match="shorter than its context"):
+        model.fit(histories, 1)
+        want = model.predict(model.last_contexts(histories, list(lengths)))[:, 0, 0]
+    np.testing.assert_allclose(forecast["y"], want, rtol=1e-6)

@@ -164,3 +164,22 @@ def test_mistakes_are_named() -> None:
 
 def test_the_public_api_exports_the_frame_entry_point() -> None:
     assert seqcast.Forecast is Forecast and seqcast.evaluate is evaluate
+
+
+def test_a_series_shorter_than_the_context_is_forecast_from_its_padded_past() -> None:
+    """Ragged lengths: the neural model pads the short series (saying how many), the baseline
+    that needs whole contexts names the series it cannot forecast."""
+    df = long_frame(dates=False)
+    short = pd.DataFrame({"unique_id": "d", "ds": np.arange(6), "y": 50.0 + np.arange(6)})
+    df = pd.concat([df, short], ignore_index=True)
+    rnn = seqcast.RNNForecaster(window=8, horizon=2, epochs=2, hidden_size=4)
+    forecast = Forecast([rnn])
+    with pytest.warns(Warning, match="1 of 4 training series are shorter"):
+        forecast.fit(df)
+    with pytest.warns(Warning, match="1 of 4 series are shorter than its context"):
+        out = forecast.predict()
+    rows = out[out["unique_id"] == "d"]
+    assert rows["ds"].tolist() == [6, 7] and np.isfinite(rows["rnn"]).all()
+    linear = Forecast([LinearRegression(window=8)]).fit(df)
+    with pytest.raises(DataError, match="series 'd' has 6 points before its forecast; linear"):
+        linear.predict(1)

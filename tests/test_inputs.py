@@ -243,3 +243,104 @@ def test_window_scaling_divides_target_inputs_by_the_windows_mean_absolute_step(
                                rtol=1e-5, atol=1e-6)  # the seasonal lag  # fmt: skip
     np.testing.assert_allclose(scaled.season, plain.season / spread[:, :, 0], rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(plain.spread, np.ones((3, 1, 1)))
+
+
+# ------------------------------------------------------------------- unobserved values
+def oracle_masked_inputs(context: np.ndarray, spec: InputSpec) -> ModelInputs:
+    """The masked layout by hand: the level over the observed window values, every unobserved
+    target-valued input 0 (at the level), then one flag per target for the window values and
+    one for their seasonal lags (1 observed, 0 not)."""
+    batch, length, n_features = context.shape
+    n_targets, origin = spec.n_targets, length
+    lead = oracle_lead(spec.horizon, spec.season, spec.radius)
+    valued = 2 if spec.seasonal else 1
+    channels = n_features + (valued - 1) * n_targets + valued * n_targets
+    win = np.zeros((batch, spec.window, channels))
+    level = np.zeros((batch, 1, n_targets))
+    flat = []
+    for b in range(batch):
+        for f in range(n_targets):
+            seen = [
+                context[b, s, f]
+                for s in range(origin - spec.window, origin)
+                if not np.isnan(context[b, s, f])
+            ]
+            level[b, 0, f] = sum(seen) / len(seen) if seen else 0.0
+        for i in range(spec.window):
+            s = origin - spec.window + i
+            for f in range(n_features):
+                value = context[b, s, f]
+                shift = level[b, 0, f] if f < n_targets else 0.0
+                win[b, i, f] = 0.0 if np.isnan(value) else value - shift
+            flags = n_features + (valued - 1) * n_targets
+            for f in range(n_targets):
+                win[b, i, flags + f] = 0.0 if np.isnan(context[b, s, f]) else 1.0
+                if spec.seasonal:
+                    lagged = context[b, s + lead - spec.season, f]
+                    seen_lag = not np.isnan(lagged)
+                    win[b, i, n_features + f] = lagged - level[b, 0, f] if seen_lag else 0.0
+                    win[b, i, flags + n_targets + f] = 1.0 if seen_lag else 0.0
+        row = []
+        if spec.seasonal:
+            for h in range(spec.horizon):
+                centre = origin + h - oracle_periods_back(h, spec.season, spec.radius) * spec.season
+                for j in range(-spec.radius, spec.radius + 1):
+                    for f in range(n_targets):
+                        value = context[b, centre + j, f]
+                        row.append(0.0 if np.isnan(value) else value - level[b, 0, f])
+        flat.append(row)
+    return ModelInputs(
+        window=win,
+        season=np.array(flat).reshape(batch, -1),
+        level=level,
+        spread=np.ones_like(level),
+    )
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+@pytest.mark.parametrize(("n_features", "n_targets"), [(1, 1), (3, 2)])
+def test_masked_inputs_match_the_slow_loop(
+    layout: tuple[int, int, int, int], n_features: int, n_targets: int
+) -> None:
+    spec = replace(spec_for(layout, n_features, n_targets), masked=True)
+    length = spec.context_length
+    rng = np.random.default_rng(sum(layout) + 7)
+    context = rng.normal(size=(4, length, n_features)) * 10 + 50
+    context[1, : length // 2] = np.nan  # padded in front: a short series
+    context[2, : length - 1] = np.nan  # one observed point
+    context[3, length // 3, 0] = np.nan  # a gap in the first target
+    got = build_inputs(context, spec)
+    want = oracle_masked_inputs(context, spec)
+    assert got.window.shape == (4, spec.window, spec.input_size) == want.window.shape
+    for part in (got.window, got.season, got.level, got.spread):
+        assert np.isfinite(part).all()
+    np.testing.assert_allclose(got.window, want.window, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(got.season, want.season, rtol=0, atol=1e-4)
+    np.testing.assert_allclose(got.level, want.level, rtol=1e-6)
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_complete_context_gives_the_unmasked_inputs_with_all_flags_set(
+    layout: tuple[int, int, int, int],
+) -> None:
+    spec = spec_for(layout, 2, 1)
+    masked = replace(spec, masked=True)
+    assert masked.input_size == spec.input_size + (2 if spec.seasonal else 1)
+    context = np.random.default_rng(3).normal(size=(3, spec.context_length, 2))
+    plain, flagged = build_inputs(context, spec), build_inputs(context, masked)
+    np.testing.assert_allclose(flagged.window[:, :, : spec.input_size], plain.window, atol=1e-5)
+    np.testing.assert_array_equal(flagged.window[:, :, spec.input_size :], 1.0)
+    np.testing.assert_allclose(flagged.season, plain.season, atol=1e-5)
+
+
+def test_window_spread_counts_only_changes_between_observed_steps() -> None:
+    values = np.array([np.nan, np.nan, 1.0, 3.0, 2.0, 6.0])[None, :, None]
+    spec = InputSpec(window=6, horizon=1, season=1, radius=0, n_features=1, n_targets=1,
+                     window_scaling=True, masked=True)  # fmt: skip
+    got = build_inputs(values, spec)
+    assert float(got.spread[0, 0, 0]) == pytest.approx((2 + 1 + 4) / 3)
+    assert float(got.level[0, 0, 0]) == pytest.approx(3.0)
+    spread = 7 / 3
+    want = [0, 0, -2 / spread, 0, -1 / spread, 3 / spread]
+    np.testing.assert_allclose(got.window[0, :, 0], want, atol=1e-6)
+    np.testing.assert_array_equal(got.window[0, :, 1], [0, 0, 1, 1, 1, 1])

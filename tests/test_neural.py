@@ -179,6 +179,79 @@ def test_the_too_short_message_names_the_shortest_usable_length() -> None:
         model.fit([series(shortest - 1)], 1)
 
 
+# ---------------------------------------------------------------------- short series
+@pytest.mark.parametrize("name", NAMES)
+def test_series_shorter_than_the_context_train_padded_and_forecast_from_a_padded_past(
+    name: str, recorded: list[tuple[TrainData, TrainData | None]]
+) -> None:
+    model = make(name, window=6, horizon=2, season=SEASON, patience=0)
+    steps = model.context_length
+    long, short, tiny = series(steps + 40), series(steps - 5, seed=1), series(2, seed=2)
+    message = (
+        r"2 of 3 training series are shorter than its context and "
+        rf"horizon \({steps + 2} points\).*1 shorter than the horizon \+ 1"
+    )
+    with pytest.warns(Warning, match=message):
+        model.fit([long, short, tiny], 1)
+    assert model.padded_ and model.spec.masked
+    data, _ = recorded[-1]
+    assert len(data) == (len(long) - steps - 2 + 1) + 1  # the short series gives one window
+    flags = data.window[:, :, -2:]  # the observed flags of the values and of their lags
+    np.testing.assert_array_equal(flags[:-1], 1.0)
+    # The short series' one window: its C + T − len(short) first context steps are padding.
+    padded = steps + 2 - len(short)
+    window_start = steps - model.window  # context index of the first window step
+    seen = (np.arange(window_start, steps) >= padded).astype(np.float32)
+    np.testing.assert_array_equal(flags[-1, :, 0].numpy(), seen)
+    # Its targets are its last T values, shifted by the mean of the observed window values.
+    scaled = model.scaler_.transform(short)[:, 0]
+    observed_window = scaled[max(len(scaled) - 2 - model.window, 0) : len(scaled) - 2]
+    want = scaled[-2:] - observed_window.mean()
+    np.testing.assert_allclose(data.target[-1, :, 0].numpy(), want, rtol=1e-5, atol=1e-5)
+    # Forecasting a short history: padded in front with NaN, it gives finite forecasts; the
+    # padding is what the model reads, not values a caller happened to put there.
+    with pytest.warns(Warning, match=f"1 of 2 series are shorter than its context \\({steps}"):
+        batch = model.last_contexts([long, short], ["long", "short"])
+    assert np.isnan(batch[1, :5]).all() and not np.isnan(batch[0]).any()
+    forecast = model.predict(batch)
+    assert forecast.shape == (2, 2, 1) and np.isfinite(forecast).all()
+
+
+def test_a_model_trained_without_padding_refuses_a_short_history_by_name() -> None:
+    model = make("rnn", window=6, horizon=2, season=SEASON).fit([series(100)], 1)
+    assert not model.padded_
+    message = (
+        f"'s2' has 7 points before its forecast; rnn reads the last {model.context_length} "
+        "\\(a model fitted on data with series"
+    )
+    with pytest.raises(DataError, match=message):
+        model.last_contexts([series(50), series(7)], ["'s1'", "'s2'"])
+    context = np.full((1, model.context_length, 1), np.nan)
+    context[0, -3:, 0] = 1.0
+    with pytest.raises(DataError, match="missing or infinite"):
+        model.predict(context)
+
+
+def test_the_padded_flag_is_saved_with_the_model(tmp_path: Path) -> None:
+    model = make("rnn", window=6, horizon=2, season=SEASON, epochs=1)
+    with pytest.warns(Warning, match="shorter than its context"):
+        model.fit([series(80), series(10, seed=1)], 1)
+    data = load_series(pd.DataFrame({"y": series(80)[:, 0]}))
+    save_model(model, tmp_path / "m", data)
+    loaded = load_model(tmp_path / "m").forecaster
+    assert isinstance(loaded, NeuralForecaster) and loaded.padded_
+    with pytest.warns(Warning, match="shorter than its context"):
+        batch = model.last_contexts([series(10, seed=1)], ["short"])
+    np.testing.assert_array_equal(loaded.predict(batch), model.predict(batch))
+
+
+def test_seq2seq_never_pads_and_leaves_short_series_out() -> None:
+    model = make("rnn", window=6, horizon=2, seq2seq=True)
+    with pytest.warns(Warning, match="left out of training \\(seq2seq cannot pad\\)"):
+        model.fit([series(80), series(5, seed=1)], 1)
+    assert not model.padded_ and not model.accepts_padding and not model.can_pad
+
+
 # ------------------------------------------------------------------------- determinism
 @pytest.mark.parametrize("name", NAMES)
 def test_same_seed_same_forecasts_bit_for_bit(name: str) -> None:

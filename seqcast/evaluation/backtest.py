@@ -87,13 +87,19 @@ class BacktestResult:
 
 
 def check_lengths(
-    data: SeriesData, splits: Sequence[int], context_length: int, horizon: int, model: str
+    data: SeriesData,
+    splits: Sequence[int],
+    context_length: int,
+    horizon: int,
+    model: str,
+    can_pad: bool = False,
 ) -> None:
-    """Raises a clear error when a series is too short for the model, horizon and split."""
+    """Raises a clear error when a series is too short for the model, horizon and split (a
+    model that pads needs only one training point per series)."""
     for series, split in zip(data.series, splits, strict=True):
         label = data.label(series)
         n_val = len(series) - split
-        if split < context_length:
+        if split < (1 if can_pad else context_length):
             raise DataError(
                 f"{label}: {model} needs {context_length} past points before the first forecast "
                 f"but the training part has {split}; the series needs at least "
@@ -137,7 +143,9 @@ def backtest(
     if stride < 1:
         raise DataError(f"stride must be at least 1, got {stride}", arguments=("stride",))
     horizon = forecaster.horizon
-    check_lengths(data, splits, forecaster.context_length, horizon, forecaster.name)
+    check_lengths(
+        data, splits, forecaster.context_length, horizon, forecaster.name, forecaster.can_pad
+    )
 
     fit_seconds = predict_seconds = 0.0
     started = time.perf_counter()
@@ -163,13 +171,19 @@ def backtest(
                 fresh.fit([values[:origin]], data.n_targets, on_epoch=on_epoch)
                 fit_seconds += time.perf_counter() - started
                 started = time.perf_counter()
-                pieces.append(fresh.predict(values[None, origin - context : origin]))
+                past = fresh.last_contexts([values[:origin]], [data.label(series)])
+                pieces.append(fresh.predict(past))
                 predict_seconds += time.perf_counter() - started
                 forecaster = fresh
             predicted = np.concatenate(pieces)
         else:
             started = time.perf_counter()
-            contexts = sliding_windows(values, context)[starts - context]  # (B, C, F)
+            if split < context:  # too short: padded in front (the model checks it may be)
+                before = np.full((context - split, values.shape[1]), np.nan)
+                values, starts_at = np.concatenate([before, values]), starts - split
+            else:
+                starts_at = starts - context
+            contexts = sliding_windows(values, context)[starts_at]  # (B, C, F)
             predicted = forecaster.predict(contexts)
             predict_seconds += time.perf_counter() - started
         forecasts.append(predicted)

@@ -9,6 +9,7 @@ models and the HTTP service only ever use this surface.
 from __future__ import annotations
 
 import inspect
+import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -16,7 +17,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
-from seqcast.errors import DataError, NotFittedError
+from seqcast.errors import DataError, NotFittedError, SeqcastWarning
 
 __all__ = ["EpochEnd", "Forecaster", "first_non_finite"]
 
@@ -264,6 +265,59 @@ class Forecaster(ABC):
             DataError: this model has no learning rate.
         """
         raise DataError(f"lr-find needs a neural model; '{self.name}' has no learning rate")
+
+    # ------------------------------------------------------------------------ short series
+    @property
+    def can_pad(self) -> bool:
+        """Whether :meth:`fit` may pad training series shorter than the context (and then
+        forecasts from padded contexts): neural models say so; baselines need whole contexts."""
+        return False
+
+    @property
+    def accepts_padding(self) -> bool:
+        """Whether this fitted model forecasts from contexts padded in front with NaN (it
+        trained on padded windows, so it knows them)."""
+        return False
+
+    def last_contexts(self, histories: Sequence[np.ndarray], labels: Sequence[str]) -> np.ndarray:
+        """The contexts to forecast each series from: the last C = :attr:`context_length`
+        steps of each (N_i, F) history, stacked (S, C, F); a history shorter than C is padded
+        in front with NaN where the model accepts padding (a warning says how many).
+
+        Raises:
+            DataError: a history is shorter than C and the model does not accept padding
+                (the message names the series by ``labels``), or a history is empty.
+        """
+        steps = self.context_length
+        short = [i for i, h in enumerate(histories) if len(h) < steps]
+        for i in short:
+            if not self.accepts_padding or len(histories[i]) == 0:
+                raise DataError(
+                    f"{labels[i]} has {len(histories[i])} points before its forecast; "
+                    f"{self.name} reads the last {steps}"
+                    + (
+                        " (a model fitted on data with series this short learns to forecast "
+                        "from a padded past)"
+                        if self.can_pad and len(histories[i])
+                        else ""
+                    )
+                )
+        if not histories:
+            return np.empty((0, steps, getattr(self, "n_features_", 1)))
+        contexts = np.full((len(histories), steps, histories[0].shape[1]), np.nan)
+        for i, history in enumerate(histories):
+            tail = history[max(len(history) - steps, 0) :]
+            contexts[i, steps - len(tail) :] = tail
+        if short:
+            warnings.warn(
+                SeqcastWarning(
+                    f"{self.name}: {len(short)} of {len(histories)} series are shorter than "
+                    f"its context ({steps} points); forecast from their padded past, the "
+                    "missing steps flagged to the network"
+                ),
+                stacklevel=3,
+            )
+        return contexts
 
     @property
     def epochs_run(self) -> int | None:

@@ -10,6 +10,12 @@ With ``window_scaling`` each window's target-valued inputs (and its targets) are
 the window's own spread, the mean absolute one-step change of its targets: series of very
 different sizes then look alike to one network (the pooled scaling of many series lets the
 large ones set the scale of the small ones).
+
+With ``masked`` a context may have unobserved values (NaN): the padding in front of a series
+shorter than the context, or a gap. They count for nothing: the level and spread are taken over
+the observed values, an unobserved input is given as the level itself (0 once shifted), and one
+more channel per target (two with a season: the value and its seasonal lag) tells the network
+which inputs were observed (1) and which were not (0).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ class InputSpec:
         n_features: input channels F of the data.
         n_targets: target channels F_target (the first ones).
         window_scaling: divide target-valued inputs by each window's spread.
+        masked: contexts may hold unobserved values (NaN), flagged in extra channels.
     """
 
     window: int
@@ -44,6 +51,7 @@ class InputSpec:
     n_features: int
     n_targets: int
     window_scaling: bool = False
+    masked: bool = False
 
     @property
     def seasonal(self) -> bool:
@@ -80,8 +88,10 @@ class InputSpec:
 
     @property
     def input_size(self) -> int:
-        """Channels per window step: F, plus F_target seasonal channels."""
-        return self.n_features + (self.n_targets if self.seasonal else 0)
+        """Channels per window step: F, plus F_target seasonal channels, plus (``masked``) the
+        observed flags of the target-valued channels."""
+        valued = self.n_targets * (2 if self.seasonal else 1)  # targets, and their lags
+        return self.n_features + valued - self.n_targets + (valued if self.masked else 0)
 
     @property
     def season_size(self) -> int:
@@ -128,59 +138,88 @@ def build_inputs(
     Args:
         contexts: (B, C, F) past values ending just before each origin, C ≥
             ``spec.context_length`` (a strided view is fine: only the needed slices are copied).
+            With ``spec.masked``, NaN marks an unobserved value.
         spec: the input layout.
         scaler: applied to the slices that are used (contexts are then on the original
             scale); None when the contexts are scaled already. Scaling only the slices saves
             transforming all C steps of every context.
 
     Returns:
-        float32 inputs for the network.
+        float32 inputs for the network; with ``spec.masked`` every value is finite.
     """
     length = contexts.shape[1]
+    rows = contexts.shape[0]
     targets = slice(0, spec.n_targets)
 
     def scaled(values: np.ndarray, channels: slice = slice(None)) -> np.ndarray:
         return values if scaler is None else scaler.transform(values, channels)
 
     window = scaled(contexts[:, length - spec.window :])  # (B, L, F)
-    level = window[:, :, targets].mean(axis=1, keepdims=True)  # (B, 1, Ft)
-    spread = window_spread(window[:, :, targets], spec.window_scaling)  # (B, 1, Ft)
-    if not spec.seasonal:
-        shifted = np.array(window, dtype=np.float32)
-        shifted[:, :, targets] -= level
-        shifted[:, :, targets] /= spread
-        empty = np.zeros((contexts.shape[0], 0), dtype=np.float32)
-        return ModelInputs(
-            window=shifted,
-            season=empty,
-            level=level.astype(np.float32),
-            spread=spread.astype(np.float32),
-        )
-    # (B, L, F + Ft): the window, then the targets one period earlier, written in place.
-    inputs = np.empty((*window.shape[:2], spec.input_size), dtype=np.float32)
+    # Target-valued slices: the window's targets, their values one period earlier (B, L, Ft)
+    # and the seasonal neighbourhoods of the forecast steps (B, T·(2K+1), Ft).
+    valued = [window[:, :, targets]]
+    if spec.seasonal:
+        start = length - spec.window - spec.season + spec.lead
+        valued.append(scaled(contexts[:, start : start + spec.window, targets], targets))
+        positions = length + spec.head_offsets.ravel()  # (T·(2K+1),)
+        valued.append(scaled(contexts[:, positions, targets], targets))
+    if spec.masked:
+        observed = [~np.isnan(v) for v in valued]
+        level = _observed_mean(valued[0], observed[0])  # (B, 1, Ft)
+        spread = window_spread(valued[0], spec.window_scaling, observed[0])
+    else:
+        level = valued[0].mean(axis=1, keepdims=True)  # (B, 1, Ft)
+        spread = window_spread(valued[0], spec.window_scaling)  # (B, 1, Ft)
+    shifted = [(v - level) / spread for v in valued]
+    if spec.masked:
+        shifted = [np.where(seen, v, 0.0) for v, seen in zip(shifted, observed, strict=True)]
+    # (B, L, F_in): the window (targets shifted), the lagged targets, the observed flags.
+    inputs = np.empty((rows, spec.window, spec.input_size), dtype=np.float32)
     inputs[:, :, : spec.n_features] = window
-    inputs[:, :, targets] -= level
-    inputs[:, :, targets] /= spread
-    start = length - spec.window - spec.season + spec.lead
-    lagged = scaled(contexts[:, start : start + spec.window, targets], targets) - level
-    inputs[:, :, spec.n_features :] = lagged / spread
-    positions = length + spec.head_offsets.ravel()  # (T·(2K+1),)
+    if spec.masked:  # covariates: unobserved ones at their training mean
+        np.nan_to_num(inputs[:, :, : spec.n_features], copy=False, nan=0.0)
+    inputs[:, :, targets] = shifted[0]
+    channel = spec.n_features
+    if spec.seasonal:
+        inputs[:, :, channel : channel + spec.n_targets] = shifted[1]
+        channel += spec.n_targets
+    if spec.masked:
+        for seen in observed[: 2 if spec.seasonal else 1]:
+            inputs[:, :, channel : channel + spec.n_targets] = seen
+            channel += spec.n_targets
     season = (
-        scaled(contexts[:, positions, targets], targets) - level
-    ) / spread  # (B, T·(2K+1), Ft)
+        shifted[2].reshape(rows, -1).astype(np.float32)
+        if spec.seasonal
+        else np.zeros((rows, 0), dtype=np.float32)
+    )
     return ModelInputs(
         window=inputs,
-        season=season.reshape(contexts.shape[0], -1).astype(np.float32),
+        season=season,
         level=level.astype(np.float32),
         spread=spread.astype(np.float32),
     )
 
 
-def window_spread(targets: np.ndarray, enabled: bool) -> np.ndarray:
+def _observed_mean(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
+    """Mean over steps of the observed values of (B, L, Ft): (B, 1, Ft), 0 where none is."""
+    count = observed.sum(axis=1, keepdims=True)
+    total = np.where(observed, values, 0.0).sum(axis=1, keepdims=True)
+    return np.where(count > 0, total / np.maximum(count, 1), 0.0)
+
+
+def window_spread(
+    targets: np.ndarray, enabled: bool, observed: np.ndarray | None = None
+) -> np.ndarray:
     """Each window's spread: the mean absolute one-step change of its targets (B, L, Ft) ->
-    (B, 1, Ft); ones where ``enabled`` is off, and where a window does not change (a flat
-    window keeps the pooled scale instead of dividing by zero)."""
+    (B, 1, Ft), over the changes between two observed steps when ``observed`` (B, L, Ft) is
+    given; ones where ``enabled`` is off, and where a window does not change (a flat window,
+    or one with no observed change, keeps the pooled scale instead of dividing by zero)."""
     if not enabled or targets.shape[1] < 2:
         return np.ones((targets.shape[0], 1, targets.shape[2]))
-    spread = np.abs(np.diff(targets, axis=1)).mean(axis=1, keepdims=True)
+    changes = np.abs(np.diff(targets, axis=1))
+    if observed is None:
+        spread = changes.mean(axis=1, keepdims=True)
+    else:
+        both = observed[:, 1:] & observed[:, :-1]
+        spread = _observed_mean(np.where(both, changes, 0.0), both)
     return np.where(spread > 1e-8, spread, 1.0)

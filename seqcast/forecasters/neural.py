@@ -15,7 +15,7 @@ import torch
 from seqcast import _native as native
 from seqcast.data.scaling import TRANSFORMS, Scaler, choose_power, transform_power
 from seqcast.data.windows import sliding_windows
-from seqcast.errors import DataError, TrainingWarning
+from seqcast.errors import DataError, SeqcastWarning, TrainingWarning
 from seqcast.forecasters.base import EpochEnd, Forecaster
 from seqcast.forecasters.inputs import InputSpec, ModelInputs, build_inputs, read_mask
 from seqcast.networks import ForecastNet, RecurrentNet
@@ -112,6 +112,7 @@ class NeuralForecaster(Forecaster):
             n_features=self.n_features_,
             n_targets=self.n_targets_,
             window_scaling=self.scaling == "window",
+            masked=getattr(self, "padded_", False),
         )
 
     @property
@@ -212,7 +213,6 @@ class NeuralForecaster(Forecaster):
 
     def _prepare(self, series: list[np.ndarray]) -> tuple[TrainData, TrainData | None]:
         """Fits the scaler and cuts training windows, and the latest ones for early stopping."""
-        spec = self.spec
         power = self._power(series)
         self.scaler_ = Scaler("standard", power).fit(series)
         # Targets are shifted by each window's level, so what remains is of the size of a
@@ -224,15 +224,35 @@ class NeuralForecaster(Forecaster):
         steps = np.concatenate([np.diff(s, axis=0) for s in powered])
         step_scale = steps.std(axis=0) if len(steps) > 1 else np.ones(self.n_targets_)
         self.scaler_.scale_[: self.n_targets_] = np.where(step_scale > 1e-12, step_scale, 1.0)
+        needed = self.context_length + self.horizon
+        short = sum(len(s) < needed for s in series)
+        if short == len(series):
+            raise DataError(
+                f"{self.name} needs training series of at least {needed} points (context "
+                f"{self.context_length} + horizon {self.horizon}); use a shorter window or season",
+                arguments=("window", "season"),
+            )
+        # Series shorter than a context and its horizon, beside longer ones, train from one
+        # sample padded in front, its missing past flagged (not with seq2seq, whose per-step
+        # targets would be missing).
+        self.padded_ = bool(short) and not self.seq2seq
+        spec = self.spec
         windows = [self._windows(self.scaler_.transform(s), spec) for s in series]
         parts = [w for w in windows if w is not None]
-        if not parts:
-            needed = spec.context_length + self.horizon
-            raise DataError(
-                f"{self.name} needs training series of at least {needed} points "
-                f"(context {spec.context_length} + horizon {self.horizon}); use a shorter "
-                "window or season",
-                arguments=("window", "season"),
+        if short:
+            unused = len(series) - len(parts)
+            if self.padded_:
+                what = "each is trained on once, from its past padded in front and flagged"
+                if unused:
+                    what += f" ({unused} shorter than the horizon + 1 are left out)"
+            else:
+                what = "they are left out of training (seq2seq cannot pad)"
+            warnings.warn(
+                SeqcastWarning(
+                    f"{self.name}: {short} of {len(series)} training series are shorter than "
+                    f"its context and horizon ({needed} points); {what}"
+                ),
+                stacklevel=4,
             )
         fit_parts, stop_parts = [], []
         for data in parts:
@@ -266,6 +286,9 @@ class NeuralForecaster(Forecaster):
     def _windows(self, scaled: np.ndarray, spec: InputSpec) -> TrainData | None:
         """Training tensors from one scaled series (N, F); None when it is too short."""
         context, horizon = spec.context_length, self.horizon
+        if spec.masked and horizon < len(scaled) < context + horizon:
+            padding = np.full((context + horizon - len(scaled), scaled.shape[1]), np.nan)
+            scaled = np.concatenate([padding, scaled])
         views = sliding_windows(scaled, context + horizon)  # (B, C+T, F), a view
         if len(views) == 0:
             return None
@@ -320,9 +343,11 @@ class NeuralForecaster(Forecaster):
         """Forecasts (B, T, Ft) for contexts (B, C, F) that start at window ``first`` of the
         caller's batch (for error messages)."""
         inputs = build_inputs(context, self.spec, self.scaler_)
-        if not (np.isfinite(inputs.window).all() and np.isfinite(inputs.season).all()):
-            rows = ~np.isfinite(inputs.window).all(axis=(1, 2))
-            rows |= ~np.isfinite(inputs.season).all(axis=1)
+        parts = (inputs.window, inputs.season, inputs.level, inputs.spread)
+        if not all(np.isfinite(part).all() for part in parts):
+            rows = np.zeros(len(context), dtype=bool)
+            for part in parts:
+                rows |= ~np.isfinite(part.reshape(len(part), -1)).all(axis=1)
             bad = int(np.argmax(rows))
             read = context[bad][read_mask(self.spec, context.shape[1])]
             if np.isfinite(read).all():  # finite, but not once scaled
@@ -375,10 +400,19 @@ class NeuralForecaster(Forecaster):
         self.network_.eval()
 
     def get_info(self) -> dict[str, Any]:
-        return {"history": self.history_.to_json()}
+        return {"history": self.history_.to_json(), "padded": self.padded_}
 
     def set_info(self, info: dict[str, Any]) -> None:
         self.history_ = History.from_json(info.get("history", {}))
+        self.padded_ = bool(info.get("padded", False))  # absent before padding existed
+
+    @property
+    def can_pad(self) -> bool:
+        return not self.seq2seq
+
+    @property
+    def accepts_padding(self) -> bool:
+        return bool(getattr(self, "padded_", False))
 
     @property
     def epochs_run(self) -> int | None:
