@@ -65,7 +65,9 @@ def model_options(
         str | None, Opt("--season", help="Seasonal period P, 'auto', or 1 for none.")
     ] = None,
     seed: Seed = 0,
-    epochs: Annotated[int | None, Opt("--epochs", help="Training epochs (maximum).")] = None,
+    epochs: Annotated[
+        int | None, Opt("--epochs", help="Training epochs (maximum; 0: untrained).")
+    ] = None,
     batch_size: Annotated[int | None, Opt("--batch-size", help="Mini-batch size.")] = None,
     lr: Annotated[float | None, Opt("--lr", help="Learning rate.")] = None,
     hidden_size: Annotated[int | None, Opt("--hidden-size", help="Units H.")] = None,
@@ -98,8 +100,9 @@ def model_options(
         str | None,
         Opt(
             "--scaling",
-            help="Neural models: pooled|window (window: each window also divided by its own "
-            "spread, for series of very different sizes).",
+            help="Neural models: pooled|window|mean (window: each window also divided by its "
+            "own spread; mean: by its mean absolute value, as DeepAR; both for series of very "
+            "different sizes).",
         ),
     ] = None,
 ) -> None:

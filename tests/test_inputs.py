@@ -344,3 +344,14 @@ def test_window_spread_counts_only_changes_between_observed_steps() -> None:
     want = [0, 0, -2 / spread, 0, -1 / spread, 3 / spread]
     np.testing.assert_allclose(got.window[0, :, 0], want, atol=1e-6)
     np.testing.assert_array_equal(got.window[0, :, 1], [0, 0, 1, 1, 1, 1])
+
+
+def test_mean_unit_divides_target_inputs_by_the_windows_mean_absolute_value() -> None:
+    """DeepAR's scale, by hand: spread = mean |y| over the window × unit."""
+    contexts = np.array([[4.0, -2.0, 6.0, 8.0], [0.0, 0.0, 0.0, 0.0]])[:, :, None]
+    spec = InputSpec(window=4, horizon=1, season=1, radius=0, n_features=1, n_targets=1,
+                     mean_unit=0.5)  # fmt: skip
+    got = build_inputs(contexts, spec)
+    np.testing.assert_allclose(got.spread[:, 0, 0], [5.0 * 0.5, 1.0 * 0.5])  # all-zero: 1
+    np.testing.assert_allclose(got.level[:, 0, 0], [4.0, 0.0])
+    np.testing.assert_allclose(got.window[0, :, 0], [0.0, -6 / 2.5, 2 / 2.5, 4 / 2.5], atol=1e-6)

@@ -578,7 +578,7 @@ BAD_SETTINGS = [
     ("rnn", {"lr": 0.0}, SeqcastError, "lr must be a positive number, got 0.0"),
     ("dnn", {"lr": -1e-3}, SeqcastError, "lr must be a positive number, got -0.001"),
     ("rnn", {"lr": float("nan")}, SeqcastError, "lr must be a positive number, got nan"),
-    ("rnn", {"epochs": 0}, SeqcastError, "epochs must be at least 1, got 0"),
+    ("rnn", {"epochs": -1}, SeqcastError, "epochs must be at least 0, got -1"),
     ("dnn", {"batch_size": 0}, SeqcastError, "batch_size must be at least 1, got 0"),
     ("rnn", {"patience": -1}, SeqcastError, "patience must be at least 0, got -1"),
     ("rnn", {"hidden_size": 0}, DataError, "hidden_size must be at least 1, got 0"),
@@ -1246,6 +1246,49 @@ def test_window_scaling_makes_forecasts_follow_any_rescaling_of_the_context(name
         assert np.allclose(moved, base * 250.0 + 7.0, rtol=1e-4) == follows, scaling
 
 
+@pytest.mark.parametrize("name", ["rnn", "dnn"])
+def test_mean_scaling_makes_forecasts_follow_any_positive_multiple_of_the_context(
+    name: str,
+) -> None:
+    """DeepAR's scale: each window divided by its mean absolute value, so c·x gives c·f(x)
+    exactly (c > 0) and a series' size never reaches the network; a shift does not cancel."""
+    values = np.stack([series(160, seed=k)[:, 0] * (10.0**k) for k in range(3)], axis=1)
+    parts = [values[:, k : k + 1] + 50.0 for k in range(3)]
+    context = contexts(parts[0], 30)
+    model = make(name, season=6, transform="none", scaling="mean").fit(parts, 1)
+    base = model.predict(context)
+    np.testing.assert_allclose(model.predict(context * 250.0), base * 250.0, rtol=1e-4)
+    assert not np.allclose(model.predict(context + 7.0), base + 7.0, rtol=1e-4)
+    # The unit: the spread of one-step changes relative to each series' mean absolute value.
+    relative = np.concatenate([np.diff(p[:, 0]) / np.abs(p[:, 0]).mean() for p in parts])
+    assert model.mean_unit_ == pytest.approx(relative.std())
+    np.testing.assert_array_equal(model.scaler_.shift_, [0.0])
+    np.testing.assert_array_equal(model.scaler_.scale_, [1.0])
+
+
+def test_mean_scaling_is_saved_with_the_model(tmp_path: Path) -> None:
+    values = series(120) + 20.0
+    model = make("rnn", season=6, scaling="mean").fit([values], 1)
+    save_model(model, tmp_path / "m", load_series(pd.DataFrame({"y": values[:, 0]})))
+    loaded = load_model(tmp_path / "m").forecaster
+    assert isinstance(loaded, NeuralForecaster) and loaded.spec == model.spec
+    batch = contexts(values, 30)
+    np.testing.assert_array_equal(loaded.predict(batch), model.predict(batch))
+
+
 def test_unknown_scaling_is_refused() -> None:
     with pytest.raises(DataError, match="unknown scaling 'global'; choose from pooled, window"):
         make("rnn", scaling="global").fit([series(100)], 1)
+
+
+@pytest.mark.parametrize("schedule", ["plateau", "onecycle"])
+def test_zero_epochs_keeps_the_least_squares_start(schedule: str) -> None:
+    """epochs=0 is the untrained start: the output layer's ridge fit on the seasonal inputs and
+    the window, the reference the benchmark prints beside every trained network."""
+    values = series(200)
+    model = make("rnn", season=SEASON, horizon=2, epochs=0, schedule=schedule).fit([values], 1)
+    assert model.history_.epochs == 0 and model.history_.best_epoch == 0
+    trained = make("rnn", season=SEASON, horizon=2, epochs=3, lr=0.05).fit([values], 1)
+    batch = contexts(values, model.context_length)
+    assert np.isfinite(model.predict(batch)).all()
+    assert not np.allclose(model.predict(batch), trained.predict(batch))

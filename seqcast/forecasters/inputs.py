@@ -42,6 +42,9 @@ class InputSpec:
         n_targets: target channels F_target (the first ones).
         window_scaling: divide target-valued inputs by each window's spread.
         masked: contexts may hold unobserved values (NaN), flagged in extra channels.
+        mean_unit: when above 0, target-valued inputs are divided by each window's mean
+            absolute target value times ``mean_unit`` (DeepAR's scale: values relative to the
+            window's size), instead of the window's spread.
     """
 
     window: int
@@ -52,6 +55,7 @@ class InputSpec:
     n_targets: int
     window_scaling: bool = False
     masked: bool = False
+    mean_unit: float = 0.0
 
     @property
     def seasonal(self) -> bool:
@@ -167,9 +171,13 @@ def build_inputs(
         observed = [~np.isnan(v) for v in valued]
         level = _observed_mean(valued[0], observed[0])  # (B, 1, Ft)
         spread = window_spread(valued[0], spec.window_scaling, observed[0])
+        size = _observed_mean(np.abs(valued[0]), observed[0])
     else:
         level = valued[0].mean(axis=1, keepdims=True)  # (B, 1, Ft)
         spread = window_spread(valued[0], spec.window_scaling)  # (B, 1, Ft)
+        size = np.abs(valued[0]).mean(axis=1, keepdims=True)
+    if spec.mean_unit > 0:
+        spread = np.where(size > 1e-8, size, 1.0) * spec.mean_unit
     shifted = [(v - level) / spread for v in valued]
     if spec.masked:
         shifted = [np.where(seen, v, 0.0) for v, seen in zip(shifted, observed, strict=True)]

@@ -44,7 +44,8 @@ class TrainConfig:
     """Optimiser and loop settings (the model's own hyperparameters live in its config).
 
     Attributes:
-        epochs: maximum passes over the training windows.
+        epochs: maximum passes over the training windows; 0 keeps the untrained start (for a
+            network, its output layer's least-squares fit: the reference training must beat).
         batch_size: windows per step.
         lr: learning rate (peak rate for one-cycle).
         loss: ``huber`` (δ = 1 on scaled data), ``mse`` or ``mae``.
@@ -75,7 +76,7 @@ class TrainConfig:
 
     def check(self) -> None:
         """Raises a clear error, naming the setting, for impossible settings."""
-        for name, least in (("epochs", 1), ("batch_size", 1), ("patience", 0)):
+        for name, least in (("epochs", 0), ("batch_size", 1), ("patience", 0)):
             value = getattr(self, name)
             if value < least:
                 raise SeqcastError(
@@ -261,7 +262,7 @@ def _train(
     optimizer = make_optimizer(parameters.flat, config, config.lr)
     steps_per_epoch = math.ceil(len(data) / config.batch_size)
     scheduler: OneCycle | Plateau | None = None
-    if config.schedule == "onecycle":
+    if config.schedule == "onecycle" and config.epochs:
         scheduler = OneCycle(
             optimizer, max_lr=config.lr, total_steps=config.epochs * steps_per_epoch
         )
