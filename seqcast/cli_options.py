@@ -96,6 +96,12 @@ def model_options(
             "noise grows with the level; sqrt and log: the targets).",
         ),
     ] = None,
+    ensemble: Annotated[
+        int | None,
+        Opt(
+            "--ensemble", help="Neural models: networks trained from successive seeds and averaged."
+        ),
+    ] = None,
     scaling: Annotated[
         str | None,
         Opt(

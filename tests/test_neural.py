@@ -408,12 +408,12 @@ def test_options_reach_the_model_through_the_registry() -> None:
         window=7, horizon=2, season=4, seed=5, epochs=3, batch_size=16, lr=0.02, hidden_size=5,
         num_layers=3, cell="gru", bidirectional=True, dropout=0.25, loss="mae",
         optimizer="adamw", patience=4, seq2seq=False, schedule="none", transform="sqrt",
-        scaling="window",
+        scaling="window", ensemble=3,
     )  # fmt: skip
     model = create_for("rnn", options)
     assert model.get_config() == {
         "window": 7, "horizon": 2, "season": 4, "transform": "sqrt", "scaling": "window",
-        "epochs": 3,
+        "epochs": 3, "ensemble": 3,
         "batch_size": 16, "lr": 0.02,
         "loss": "mae", "optimizer": "adamw", "patience": 4, "seed": 5, "seq2seq": False,
         "schedule": "none", "cell": "gru", "hidden_size": 5, "num_layers": 3,
@@ -1292,3 +1292,38 @@ def test_zero_epochs_keeps_the_least_squares_start(schedule: str) -> None:
     batch = contexts(values, model.context_length)
     assert np.isfinite(model.predict(batch)).all()
     assert not np.allclose(model.predict(batch), trained.predict(batch))
+
+
+@pytest.mark.parametrize("name", ["rnn", "dnn"])
+def test_an_ensemble_forecasts_the_mean_of_its_members_each_trained_from_its_own_seed(
+    name: str, tmp_path: Path
+) -> None:
+    """Oracle: members fitted alone with seeds 5, 6, 7; the ensemble's forecast is the mean of
+    theirs (in the scaled space, which is affine here), and it is saved and loaded whole."""
+    values = series(160)
+    batch = contexts(values, 30)
+    ensemble = make(name, season=SEASON, horizon=2, seed=5, ensemble=3).fit([values], 1)
+    alone = [make(name, season=SEASON, horizon=2, seed=s).fit([values], 1) for s in (5, 6, 7)]
+    want = np.mean([m.predict(batch) for m in alone], axis=0)
+    np.testing.assert_allclose(ensemble.predict(batch), want, rtol=1e-5, atol=1e-6)
+    assert ensemble.n_params == sum(m.n_params or 0 for m in alone)
+    for got, member in zip(ensemble.histories_, alone, strict=True):  # timings aside
+        assert got.train_loss == member.history_.train_loss
+        assert got.best_epoch == member.history_.best_epoch
+    save_model(ensemble, tmp_path / "m", load_series(pd.DataFrame({"y": values[:, 0]})))
+    loaded = load_model(tmp_path / "m").forecaster
+    np.testing.assert_array_equal(loaded.predict(batch), ensemble.predict(batch))
+    assert isinstance(loaded, NeuralForecaster) and len(loaded.histories_) == 3
+
+
+def test_an_ensemble_reports_progress_over_all_its_epochs() -> None:
+    seen: list[tuple[int, int]] = []
+    make("rnn", epochs=2, patience=0, ensemble=2).fit(
+        [series(120)], 1, on_epoch=lambda e: seen.append((e.epoch, e.epochs))
+    )
+    assert seen == [(1, 4), (2, 4), (3, 4), (4, 4)]
+
+
+def test_ensemble_below_one_is_refused() -> None:
+    with pytest.raises(DataError, match="ensemble must be at least 1, got 0"):
+        make("rnn", ensemble=0).fit([series(100)], 1)

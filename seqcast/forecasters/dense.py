@@ -39,6 +39,7 @@ class DenseForecaster(NeuralForecaster):
         schedule: str = "plateau",
         transform: str = "auto",
         scaling: str = "pooled",
+        ensemble: int = 1,
         hidden_size: int = 10,
         num_layers: int = 2,
         dropout: float = 0.0,
@@ -46,7 +47,7 @@ class DenseForecaster(NeuralForecaster):
         super().__init__(
             window=window, horizon=horizon, season=season, epochs=epochs, batch_size=batch_size,
             lr=lr, loss=loss, optimizer=optimizer, patience=patience, seed=seed, seq2seq=seq2seq,
-            schedule=schedule, transform=transform, scaling=scaling,
+            schedule=schedule, transform=transform, scaling=scaling, ensemble=ensemble,
         )  # fmt: skip
         self.hidden_size = hidden_size
         self.num_layers = num_layers

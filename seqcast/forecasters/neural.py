@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -57,6 +58,8 @@ class NeuralForecaster(Forecaster):
         seq2seq: add a loss on the forecasts made from every window step.
         transform: ``auto``, ``none``, ``sqrt`` or ``log`` (see :mod:`seqcast.data.scaling`).
         scaling: ``pooled``, ``window`` or ``mean`` (see :data:`SCALINGS`).
+        ensemble: networks trained, from seeds ``seed`` to ``seed + ensemble − 1`` (initial
+            weights and shuffling) on the same windows; forecasts are their mean.
     """
 
     any_horizon = False
@@ -79,6 +82,7 @@ class NeuralForecaster(Forecaster):
         schedule: str = "plateau",
         transform: str = "auto",
         scaling: str = "pooled",
+        ensemble: int = 1,
     ) -> None:
         super().__init__(window=window, horizon=horizon)
         self.season = season
@@ -93,6 +97,7 @@ class NeuralForecaster(Forecaster):
         self.schedule = schedule
         self.transform = transform
         self.scaling = scaling
+        self.ensemble = ensemble
 
     @property
     def radius(self) -> int:
@@ -148,6 +153,10 @@ class NeuralForecaster(Forecaster):
                 f"unknown transform '{self.transform}'; choose from auto, {', '.join(TRANSFORMS)}",
                 arguments=("transform",),
             )
+        if self.ensemble < 1:
+            raise DataError(
+                f"ensemble must be at least 1, got {self.ensemble}", arguments=("ensemble",)
+            )
         if self.scaling not in SCALINGS:
             raise DataError(
                 f"unknown scaling '{self.scaling}'; choose from {', '.join(SCALINGS)}",
@@ -169,24 +178,19 @@ class NeuralForecaster(Forecaster):
 
     def _learn(self, series: list[np.ndarray], on_epoch: Callable[[EpochEnd], None] | None) -> None:
         fit_data, stop_data = self._prepare(series)
-        torch.manual_seed(self.seed)  # the network's initial weights
-        self.network_ = self.build_network(self.spec)
-        self.network_.init_linear(fit_data.window, fit_data.season, fit_data.target)
-        report = None
-        if on_epoch is not None:
-            listener = on_epoch
-
-            def report(epoch: int, train_loss: float, val_loss: float | None) -> None:
-                listener(EpochEnd(self.name, epoch, self.epochs, train_loss, val_loss))
-
-        self.history_ = train(
-            self.network_, fit_data, stop_data, self.train_config(), on_epoch=report
-        )
-        if self.history_.stop_reason == "diverged":
+        self.networks_: list[ForecastNet] = []
+        self.histories_: list[History] = []
+        for member in range(self.ensemble):
+            network, history = self._train_one(fit_data, stop_data, member, on_epoch)
+            self.networks_.append(network)
+            self.histories_.append(history)
+        self.network_, self.history_ = self.networks_[0], self.histories_[0]
+        diverged = [h for h in self.histories_ if h.stop_reason == "diverged"]
+        if diverged:
             warnings.warn(
-                TrainingWarning(self.history_.message, arguments=DIVERGENCE_ARGUMENTS), stacklevel=3
+                TrainingWarning(diverged[0].message, arguments=DIVERGENCE_ARGUMENTS), stacklevel=3
             )
-        elif self.history_.best_epoch == 0 and self.history_.epochs > 0:
+        elif all(h.best_epoch == 0 and h.epochs > 0 for h in self.histories_):
             warnings.warn(
                 TrainingWarning(
                     f"{self.name}: no training epoch improved on the network's start (its output "
@@ -195,6 +199,29 @@ class NeuralForecaster(Forecaster):
                 ),
                 stacklevel=3,
             )
+
+    def _train_one(
+        self,
+        fit_data: TrainData,
+        stop_data: TrainData | None,
+        member: int,
+        on_epoch: Callable[[EpochEnd], None] | None,
+    ) -> tuple[ForecastNet, History]:
+        """Trains ensemble member ``member`` (seed ``seed + member``); progress counts the
+        epochs of all members."""
+        seed = self.seed + member
+        torch.manual_seed(seed)  # the network's initial weights
+        network = self.build_network(self.spec)
+        network.init_linear(fit_data.window, fit_data.season, fit_data.target)
+        report = None
+        if on_epoch is not None:
+            listener, total, done = on_epoch, self.epochs * self.ensemble, self.epochs * member
+
+            def report(epoch: int, train_loss: float, val_loss: float | None) -> None:
+                listener(EpochEnd(self.name, done + epoch, total, train_loss, val_loss))
+
+        config = replace(self.train_config(), seed=seed)
+        return network, train(network, fit_data, stop_data, config, on_epoch=report)
 
     def lr_find(self, series: Sequence[np.ndarray], n_targets: int = 1) -> LRFinderResult:
         """Runs the learning-rate range finder on training series (N_i, F); fits nothing.
@@ -376,24 +403,33 @@ class NeuralForecaster(Forecaster):
         return self.scaler_.inverse_transform(out, slice(0, self.n_targets_))
 
     def forward_scaled(self, inputs: ModelInputs, batch_size: int = 8192) -> np.ndarray:
-        """Network forecasts in the scaled space, spread and level put back: (B, T, Ft)
-        float64."""
-        self.network_.eval()
-        pieces = []
-        with torch.inference_mode():
-            for start in range(0, inputs.window.shape[0], batch_size):
-                part = slice(start, start + batch_size)
-                out = self.network_(
-                    torch.from_numpy(inputs.window[part]), torch.from_numpy(inputs.season[part])
-                )
-                pieces.append(out.numpy().astype(np.float64))
+        """Network forecasts in the scaled space (the ensemble's mean), spread and level put
+        back: (B, T, Ft) float64."""
+        total: np.ndarray | None = None
+        for network in self.networks_:
+            network.eval()
+            pieces = []
+            with torch.inference_mode():
+                for start in range(0, inputs.window.shape[0], batch_size):
+                    part = slice(start, start + batch_size)
+                    out = network(
+                        torch.from_numpy(inputs.window[part]),
+                        torch.from_numpy(inputs.season[part]),
+                    )
+                    pieces.append(out.numpy().astype(np.float64))
+            forecast = np.concatenate(pieces)
+            total = forecast if total is None else total + forecast
+        assert total is not None
         spread, level = inputs.spread.astype(np.float64), inputs.level.astype(np.float64)
-        return np.concatenate(pieces) * spread + level
+        return total / len(self.networks_) * spread + level
 
     # ------------------------------------------------------------------- saving, reporting
     def get_state(self) -> dict[str, np.ndarray]:
+        """Member 0's weights under ``net.``, member k's under ``net{k}.``."""
         state = {
-            f"net.{k}": v.detach().cpu().numpy() for k, v in self.network_.state_dict().items()
+            f"{_prefix(k)}{name}": value.detach().cpu().numpy()
+            for k, network in enumerate(self.networks_)
+            for name, value in network.state_dict().items()
         }
         state.update({f"scaler.{k}": v for k, v in self.scaler_.state().items()})
         return state
@@ -403,23 +439,33 @@ class NeuralForecaster(Forecaster):
             "standard",
             {k.removeprefix("scaler."): v for k, v in state.items() if k.startswith("scaler.")},
         )
-        self.network_ = self.build_network(self.spec)
-        weights = {
-            k.removeprefix("net."): torch.from_numpy(np.array(v))
-            for k, v in state.items()
-            if k.startswith("net.")
-        }
-        self.network_.load_state_dict(weights)
-        self.network_.eval()
+        self.networks_ = []
+        for member in range(self.ensemble):
+            network = self.build_network(self.spec)
+            prefix = _prefix(member)
+            weights = {
+                k.removeprefix(prefix): torch.from_numpy(np.array(v))
+                for k, v in state.items()
+                if k.startswith(prefix)
+            }
+            network.load_state_dict(weights)
+            network.eval()
+            self.networks_.append(network)
+        self.network_ = self.networks_[0]
 
     def get_info(self) -> dict[str, Any]:
-        info = {"history": self.history_.to_json(), "padded": self.padded_}
+        info: dict[str, Any] = {"history": self.history_.to_json(), "padded": self.padded_}
+        if self.ensemble > 1:
+            info["histories"] = [h.to_json() for h in self.histories_]
         if self.scaling == "mean":
             info["mean_unit"] = self.mean_unit_
         return info
 
     def set_info(self, info: dict[str, Any]) -> None:
         self.history_ = History.from_json(info.get("history", {}))
+        self.histories_ = [History.from_json(h) for h in info.get("histories", [])] or [
+            self.history_
+        ]
         self.padded_ = bool(info.get("padded", False))  # absent before padding existed
         if self.scaling == "mean":
             self.mean_unit_ = float(info["mean_unit"])
@@ -441,14 +487,20 @@ class NeuralForecaster(Forecaster):
     def n_params(self) -> int | None:
         """Parameters the forecasts use: the per-step output layer counts only with seq2seq
         (without it, it is never trained or read)."""
-        network = getattr(self, "network_", None)
-        if network is None:
+        networks = getattr(self, "networks_", None)
+        if networks is None:
             return None
         return sum(
             int(p.numel())
+            for network in networks
             for name, p in network.named_parameters()
             if self.seq2seq or not name.startswith("step_head.")
         )
+
+
+def _prefix(member: int) -> str:
+    """Where ensemble member ``member``'s weights are saved: ``net.``, ``net1.``, ..."""
+    return "net." if member == 0 else f"net{member}."
 
 
 def _size(values: np.ndarray) -> np.ndarray:

@@ -56,6 +56,7 @@ class RNNForecaster(NeuralForecaster):
         schedule: str = "plateau",
         transform: str = "auto",
         scaling: str = "pooled",
+        ensemble: int = 1,
         cell: str = "rnn",
         hidden_size: int = 40,
         num_layers: int = 2,
@@ -66,7 +67,7 @@ class RNNForecaster(NeuralForecaster):
         super().__init__(
             window=window, horizon=horizon, season=season, epochs=epochs, batch_size=batch_size,
             lr=lr, loss=loss, optimizer=optimizer, patience=patience, seed=seed, seq2seq=seq2seq,
-            schedule=schedule, transform=transform, scaling=scaling,
+            schedule=schedule, transform=transform, scaling=scaling, ensemble=ensemble,
         )  # fmt: skip
         self.cell = cell
         self.hidden_size = hidden_size
