@@ -102,6 +102,10 @@ def model_options(
             "--ensemble", help="Neural models: networks trained from successive seeds and averaged."
         ),
     ] = None,
+    sampling: Annotated[
+        str | None,
+        Opt("--sampling", help="Neural models: windows|series (series: each series as often)."),
+    ] = None,
     scaling: Annotated[
         str | None,
         Opt(

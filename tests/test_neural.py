@@ -408,12 +408,12 @@ def test_options_reach_the_model_through_the_registry() -> None:
         window=7, horizon=2, season=4, seed=5, epochs=3, batch_size=16, lr=0.02, hidden_size=5,
         num_layers=3, cell="gru", bidirectional=True, dropout=0.25, loss="mae",
         optimizer="adamw", patience=4, seq2seq=False, schedule="none", transform="sqrt",
-        scaling="window", ensemble=3,
+        scaling="window", ensemble=3, sampling="series",
     )  # fmt: skip
     model = create_for("rnn", options)
     assert model.get_config() == {
         "window": 7, "horizon": 2, "season": 4, "transform": "sqrt", "scaling": "window",
-        "epochs": 3, "ensemble": 3,
+        "epochs": 3, "ensemble": 3, "sampling": "series",
         "batch_size": 16, "lr": 0.02,
         "loss": "mae", "optimizer": "adamw", "patience": 4, "seed": 5, "seq2seq": False,
         "schedule": "none", "cell": "gru", "hidden_size": 5, "num_layers": 3,
@@ -1327,3 +1327,37 @@ def test_an_ensemble_reports_progress_over_all_its_epochs() -> None:
 def test_ensemble_below_one_is_refused() -> None:
     with pytest.raises(DataError, match="ensemble must be at least 1, got 0"):
         make("rnn", ensemble=0).fit([series(100)], 1)
+
+
+def test_series_sampling_draws_every_series_about_as_often(
+    recorded: list[tuple[TrainData, TrainData | None]],
+) -> None:
+    """Weights 1/n_i per window of series i: a 300-point series and a 40-point one are drawn
+    alike, where plain sampling draws the long one's windows 10 times as often."""
+    long, short = series(300), series(40, seed=1)
+    make("rnn", patience=0, epochs=1, sampling="series").fit([long, short], 1)
+    data, _ = recorded[-1]
+    assert data.weight is not None
+    counts = (len(long) - 6, len(short) - 6)  # windows of 6 inputs and 1 target
+    np.testing.assert_allclose(data.weight[: counts[0]].numpy(), 1 / counts[0], rtol=1e-6)
+    np.testing.assert_allclose(data.weight[counts[0] :].numpy(), 1 / counts[1], rtol=1e-6)
+    drawn = np.concatenate(
+        [b.window[:, 0, 0].numpy() for b in neural_module_batches(data, 64, seed=3)]
+    )
+    assert len(drawn) == len(data)
+    first_short = data.window[counts[0] :, 0, 0].numpy()
+    share = np.isin(drawn, first_short).mean()
+    assert 0.4 < share < 0.6  # plain shuffling: 34 / 328 ≈ 0.10
+    make("rnn", patience=0, epochs=1).fit([long, short], 1)
+    assert recorded[-1][0].weight is None
+
+
+def neural_module_batches(data: TrainData, batch_size: int, seed: int) -> list[TrainData]:
+    from seqcast.training.loop import _batches
+
+    return list(_batches(data, batch_size, seed))
+
+
+def test_unknown_sampling_is_refused() -> None:
+    with pytest.raises(DataError, match="unknown sampling 'random'; choose from windows, series"):
+        make("rnn", sampling="random").fit([series(100)], 1)

@@ -40,6 +40,7 @@ class DenseForecaster(NeuralForecaster):
         transform: str = "auto",
         scaling: str = "pooled",
         ensemble: int = 1,
+        sampling: str = "windows",
         hidden_size: int = 10,
         num_layers: int = 2,
         dropout: float = 0.0,
@@ -48,6 +49,7 @@ class DenseForecaster(NeuralForecaster):
             window=window, horizon=horizon, season=season, epochs=epochs, batch_size=batch_size,
             lr=lr, loss=loss, optimizer=optimizer, patience=patience, seed=seed, seq2seq=seq2seq,
             schedule=schedule, transform=transform, scaling=scaling, ensemble=ensemble,
+            sampling=sampling,
         )  # fmt: skip
         self.hidden_size = hidden_size
         self.num_layers = num_layers

@@ -36,6 +36,9 @@ PREDICT_CHUNK = 8192
 #: scale (M1 yearly, test part: 16.53 against 88.38).
 SCALINGS = ("pooled", "window", "mean")
 
+#: How training windows are drawn: each once per epoch, or as often per series.
+SAMPLINGS = ("windows", "series")
+
 #: Fraction of the training windows (the latest ones) kept aside for early stopping.
 EARLY_STOPPING_FRACTION = 0.1
 
@@ -58,6 +61,8 @@ class NeuralForecaster(Forecaster):
         seq2seq: add a loss on the forecasts made from every window step.
         transform: ``auto``, ``none``, ``sqrt`` or ``log`` (see :mod:`seqcast.data.scaling`).
         scaling: ``pooled``, ``window`` or ``mean`` (see :data:`SCALINGS`).
+        sampling: ``windows`` (every training window once per epoch) or ``series`` (windows
+            drawn so that every series is drawn as often, however long it is).
         ensemble: networks trained, from seeds ``seed`` to ``seed + ensemble − 1`` (initial
             weights and shuffling) on the same windows; forecasts are their mean.
     """
@@ -83,6 +88,7 @@ class NeuralForecaster(Forecaster):
         transform: str = "auto",
         scaling: str = "pooled",
         ensemble: int = 1,
+        sampling: str = "windows",
     ) -> None:
         super().__init__(window=window, horizon=horizon)
         self.season = season
@@ -98,6 +104,7 @@ class NeuralForecaster(Forecaster):
         self.transform = transform
         self.scaling = scaling
         self.ensemble = ensemble
+        self.sampling = sampling
 
     @property
     def radius(self) -> int:
@@ -152,6 +159,11 @@ class NeuralForecaster(Forecaster):
             raise DataError(
                 f"unknown transform '{self.transform}'; choose from auto, {', '.join(TRANSFORMS)}",
                 arguments=("transform",),
+            )
+        if self.sampling not in SAMPLINGS:
+            raise DataError(
+                f"unknown sampling '{self.sampling}'; choose from {', '.join(SAMPLINGS)}",
+                arguments=("sampling",),
             )
         if self.ensemble < 1:
             raise DataError(
@@ -304,6 +316,9 @@ class NeuralForecaster(Forecaster):
                 continue
             fit_parts.append(data.take(slice(0, n_fit)))
             stop_parts.append(data.take(slice(len(data) - n_stop, len(data))))
+        if self.sampling == "series":  # each series as likely, whatever its length
+            for i, part in enumerate(fit_parts):
+                fit_parts[i] = replace(part, weight=torch.full((len(part),), 1.0 / len(part)))
         return _concat(fit_parts), _concat(stop_parts) if stop_parts else None
 
     def _power(self, series: list[np.ndarray]) -> np.ndarray:
@@ -520,4 +535,5 @@ def _concat(parts: list[TrainData]) -> TrainData:
         season=torch.cat([p.season for p in parts]),
         target=torch.cat([p.target for p in parts]),
         step_target=steps,
+        weight=None if parts[0].weight is None else torch.cat([p.weight for p in parts]),  # type: ignore[misc]
     )

@@ -57,6 +57,7 @@ class RNNForecaster(NeuralForecaster):
         transform: str = "auto",
         scaling: str = "pooled",
         ensemble: int = 1,
+        sampling: str = "windows",
         cell: str = "rnn",
         hidden_size: int = 40,
         num_layers: int = 2,
@@ -68,6 +69,7 @@ class RNNForecaster(NeuralForecaster):
             window=window, horizon=horizon, season=season, epochs=epochs, batch_size=batch_size,
             lr=lr, loss=loss, optimizer=optimizer, patience=patience, seed=seed, seq2seq=seq2seq,
             schedule=schedule, transform=transform, scaling=scaling, ensemble=ensemble,
+            sampling=sampling,
         )  # fmt: skip
         self.cell = cell
         self.hidden_size = hidden_size

@@ -102,19 +102,23 @@ class TrainData:
         season: (N, S) seasonal vectors.
         target: (N, T, Ft) targets.
         step_target: (N, L, T, Ft) targets after every step (sequence-to-sequence), or None.
+        weight: (N,) how often each window is drawn, relative to the others (None: each once
+            per epoch, in a shuffled order); an epoch then draws N windows with replacement.
     """
 
     window: torch.Tensor
     season: torch.Tensor
     target: torch.Tensor
     step_target: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.window.shape[0])
 
     def take(self, index: torch.Tensor | slice) -> TrainData:
         step = None if self.step_target is None else self.step_target[index]
-        return TrainData(self.window[index], self.season[index], self.target[index], step)
+        weight = None if self.weight is None else self.weight[index]
+        return TrainData(self.window[index], self.season[index], self.target[index], step, weight)
 
 
 @dataclass
@@ -361,8 +365,15 @@ GATHER_BATCHES = 64
 
 
 def _batches(data: TrainData, batch_size: int, seed: int) -> Iterator[TrainData]:
-    """The shuffled mini-batches of :func:`iterate_batches`, gathered a few dozen at a time."""
-    order = iterate_batches(len(data), batch_size, seed=seed)
+    """The shuffled mini-batches of :func:`iterate_batches` (or, with weights, ``len(data)``
+    windows drawn with replacement in proportion to them), gathered a few dozen at a time."""
+    order: Iterator[np.ndarray]
+    if data.weight is None:
+        order = iterate_batches(len(data), batch_size, seed=seed)
+    else:
+        chance = data.weight.numpy().astype(np.float64)
+        drawn = np.random.default_rng(seed).choice(len(data), len(data), p=chance / chance.sum())
+        order = (drawn[i : i + batch_size] for i in range(0, len(drawn), batch_size))
     while chunk := list(itertools.islice(order, GATHER_BATCHES)):
         block = data.take(torch.from_numpy(np.concatenate(chunk)))
         start = 0
