@@ -223,16 +223,20 @@ def test_build_inputs_accepts_a_strided_view() -> None:
     np.testing.assert_allclose(got.season, want.season, atol=1e-5)
 
 
-def test_window_scaling_divides_target_inputs_by_the_windows_mean_absolute_step() -> None:
+def test_window_scaling_divides_target_inputs_by_the_contexts_mean_absolute_step() -> None:
+    """The spread is taken over the C steps the model reads (window and seasonal lags), not
+    over steps before them."""
     rng = np.random.default_rng(4)
     contexts = rng.normal(size=(3, 30, 2)).cumsum(axis=1)
-    contexts[1, :, 0] = 5.0  # a flat window keeps the pooled scale (spread 1)
+    contexts[1, :, 0] = 5.0  # a flat context keeps the pooled scale (spread 1)
     spec = InputSpec(window=8, horizon=2, season=6, radius=0, n_features=2, n_targets=1,
                      window_scaling=True)  # fmt: skip
+    steps = spec.context_length
+    assert steps == 12 < 30  # window 8 + season 6 − lead 2
     plain = build_inputs(contexts, replace(spec, window_scaling=False))
     scaled = build_inputs(contexts, spec)
-    window = contexts[:, -8:, 0]
-    want = np.abs(np.diff(window, axis=1)).mean(axis=1)
+    context = contexts[:, -steps:, 0]
+    want = np.abs(np.diff(context, axis=1)).mean(axis=1)
     want[1] = 1.0
     np.testing.assert_allclose(scaled.spread[:, 0, 0], want, rtol=1e-6)
     spread = scaled.spread

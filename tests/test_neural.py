@@ -46,7 +46,7 @@ def make(name: str, **settings: Any) -> NeuralForecaster:
     """A tiny model; every training setting is given, none is taken from the defaults."""
     options: dict[str, Any] = dict(
         window=6, horizon=1, season=1, epochs=2, batch_size=64, lr=1e-2, loss="huber",
-        optimizer="adam", patience=2, seed=0, hidden_size=4,
+        optimizer="adam", patience=2, seed=0, hidden_size=4, scaling="pooled",
     )  # fmt: skip
     if name != "dnn":
         options.update(num_layers=2, conv_channels=3 if name == "cnn-lstm" else 0)
@@ -184,7 +184,7 @@ def test_the_too_short_message_names_the_shortest_usable_length() -> None:
 def test_series_shorter_than_the_context_train_padded_and_forecast_from_a_padded_past(
     name: str, recorded: list[tuple[TrainData, TrainData | None]]
 ) -> None:
-    model = make(name, window=6, horizon=2, season=SEASON, patience=0)
+    model = make(name, window=6, horizon=2, season=SEASON, patience=0, scaling="pooled")
     steps = model.context_length
     long, short, tiny = series(steps + 40), series(steps - 5, seed=1), series(2, seed=2)
     message = (
@@ -863,7 +863,7 @@ def fitted(name: str, horizon: int = 1, features: int = 1, targets: int = 1) -> 
     if key not in _FITTED:
         options = dict(
             window=6, horizon=horizon, season=SEASON, epochs=1, batch_size=64, lr=1e-2,
-            hidden_size=4, num_layers=1, patience=2, seed=0,
+            hidden_size=4, num_layers=1, patience=2, seed=0, scaling="pooled",
         )  # fmt: skip
         model = create_for(name, options)
         assert isinstance(model, NeuralForecaster)
@@ -1361,3 +1361,22 @@ def neural_module_batches(data: TrainData, batch_size: int, seed: int) -> list[T
 def test_unknown_sampling_is_refused() -> None:
     with pytest.raises(DataError, match="unknown sampling 'random'; choose from windows, series"):
         make("rnn", sampling="random").fit([series(100)], 1)
+
+
+@pytest.mark.parametrize("name", ["rnn", "dnn"])
+def test_with_window_scaling_every_target_step_of_the_context_is_read(name: str) -> None:
+    """The context's spread reads each target value of the C steps: a missing one anywhere is
+    named; a covariate before the window is still never read."""
+    values = series(200, 2)
+    model = make(name, season=SEASON, scaling="window").fit([values], 1)
+    steps = model.context_length
+    context = values[None, :steps].copy()
+    want = model.predict(context)
+    for step in range(steps):
+        spoiled = context.copy()
+        spoiled[0, step, 0] = np.nan
+        with pytest.raises(DataError, match="missing or infinite"):
+            model.predict(spoiled)
+    spoiled = context.copy()
+    spoiled[0, 0, 1] = np.nan
+    np.testing.assert_array_equal(model.predict(spoiled), want)

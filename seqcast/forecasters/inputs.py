@@ -6,10 +6,12 @@ from the last; and the output layer sees, for each forecast step t + h, the 2K +
 centred on the same phase in the most recent period that lies entirely in the past. Every
 target-valued input is shifted by the window's mean level (a per-window normalisation), so the
 network learns shapes, not levels, and a trend that leaves the training range does no harm.
-With ``window_scaling`` each window's target-valued inputs (and its targets) are also divided by
-the window's own spread, the mean absolute one-step change of its targets: series of very
-different sizes then look alike to one network (the pooled scaling of many series lets the
-large ones set the scale of the small ones).
+With ``window_scaling`` (the default of the neural models) every target-valued input (and the
+targets) is also divided by the context's own spread: the mean absolute one-step change of its
+targets over the whole context the model reads (window and seasonal lags, C steps). Series of
+very different sizes then look alike to one network (the pooled scaling of many series lets the
+large ones set the scale of the small ones), and a long context keeps the spread of one series
+nearly constant from window to window.
 
 With ``masked`` a context may have unobserved values (NaN): the padding in front of a series
 shorter than the context, or a gap. They count for nothing: the level and spread are taken over
@@ -40,11 +42,11 @@ class InputSpec:
         radius: K, half-width of the seasonal neighbourhood given to the output layer.
         n_features: input channels F of the data.
         n_targets: target channels F_target (the first ones).
-        window_scaling: divide target-valued inputs by each window's spread.
+        window_scaling: divide target-valued inputs by each context's spread.
         masked: contexts may hold unobserved values (NaN), flagged in extra channels.
         mean_unit: when above 0, target-valued inputs are divided by each window's mean
             absolute target value times ``mean_unit`` (DeepAR's scale: values relative to the
-            window's size), instead of the window's spread.
+            window's size), instead of the context's spread.
     """
 
     window: int
@@ -114,7 +116,8 @@ class ModelInputs:
         season: (B, S) seasonal neighbourhood of every forecast step, level-shifted (S may be 0).
         level: (B, 1, F_target) the window's mean target level, added back to forecasts.
         spread: (B, 1, F_target) what target-valued inputs were divided by (ones without
-            ``window_scaling``); forecasts are multiplied by it before the level is added.
+            ``window_scaling`` or ``mean_unit``); forecasts are multiplied by it before the
+            level is added.
     """
 
     window: np.ndarray
@@ -127,6 +130,8 @@ def read_mask(spec: InputSpec, length: int) -> np.ndarray:
     """Which values of a (C, F) context :func:`build_inputs` reads, C = ``length``: (C, F) bool."""
     mask = np.zeros((length, spec.n_features), dtype=bool)
     mask[length - spec.window :] = True
+    if spec.window_scaling:  # the spread: every target value of the context
+        mask[length - spec.context_length :, : spec.n_targets] = True
     if spec.seasonal:
         start = length - spec.window - spec.season + spec.lead
         mask[start : start + spec.window, : spec.n_targets] = True
@@ -170,14 +175,16 @@ def build_inputs(
     if spec.masked:
         observed = [~np.isnan(v) for v in valued]
         level = _observed_mean(valued[0], observed[0])  # (B, 1, Ft)
-        spread = window_spread(valued[0], spec.window_scaling, observed[0])
+        whole = scaled(contexts[:, length - spec.context_length :, targets], targets)
+        spread = window_spread(whole, spec.window_scaling, ~np.isnan(whole))
         size = _observed_mean(np.abs(valued[0]), observed[0])
     else:
         level = valued[0].mean(axis=1, keepdims=True)  # (B, 1, Ft)
-        spread = window_spread(valued[0], spec.window_scaling)  # (B, 1, Ft)
+        whole = scaled(contexts[:, length - spec.context_length :, targets], targets)
+        spread = window_spread(whole, spec.window_scaling)  # (B, 1, Ft)
         size = np.abs(valued[0]).mean(axis=1, keepdims=True)
     if spec.mean_unit > 0:
-        spread = np.where(size > 1e-8, size, 1.0) * spec.mean_unit
+        spread = np.where(size <= 1e-8, 1.0, size) * spec.mean_unit  # NaN stays NaN
     shifted = [(v - level) / spread for v in valued]
     if spec.masked:
         shifted = [np.where(seen, v, 0.0) for v, seen in zip(shifted, observed, strict=True)]
@@ -218,7 +225,7 @@ def _observed_mean(values: np.ndarray, observed: np.ndarray) -> np.ndarray:
 def window_spread(
     targets: np.ndarray, enabled: bool, observed: np.ndarray | None = None
 ) -> np.ndarray:
-    """Each window's spread: the mean absolute one-step change of its targets (B, L, Ft) ->
+    """Each context's spread: the mean absolute one-step change of its targets (B, C, Ft) ->
     (B, 1, Ft), over the changes between two observed steps when ``observed`` (B, L, Ft) is
     given; ones where ``enabled`` is off, and where a window does not change (a flat window,
     or one with no observed change, keeps the pooled scale instead of dividing by zero)."""
@@ -230,4 +237,4 @@ def window_spread(
     else:
         both = observed[:, 1:] & observed[:, :-1]
         spread = _observed_mean(np.where(both, changes, 0.0), both)
-    return np.where(spread > 1e-8, spread, 1.0)
+    return np.where(spread <= 1e-8, 1.0, spread)  # NaN stays NaN: a missing value is refused
