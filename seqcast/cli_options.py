@@ -110,9 +110,9 @@ def model_options(
         str | None,
         Opt(
             "--scaling",
-            help="Neural models: pooled|window|mean (window: each window also divided by its "
-            "own spread; mean: by its mean absolute value, as DeepAR; both for series of very "
-            "different sizes).",
+            help="Neural models: auto|pooled|window|mean (auto: pooled for one series, window "
+            "for several; window: each window also divided by its context's spread; mean: by "
+            "its mean absolute value, as DeepAR).",
         ),
     ] = None,
 ) -> None:

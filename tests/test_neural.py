@@ -1277,7 +1277,9 @@ def test_mean_scaling_is_saved_with_the_model(tmp_path: Path) -> None:
 
 
 def test_unknown_scaling_is_refused() -> None:
-    with pytest.raises(DataError, match="unknown scaling 'global'; choose from pooled, window"):
+    with pytest.raises(
+        DataError, match="unknown scaling 'global'; choose from auto, pooled, window"
+    ):
         make("rnn", scaling="global").fit([series(100)], 1)
 
 
@@ -1380,3 +1382,20 @@ def test_with_window_scaling_every_target_step_of_the_context_is_read(name: str)
     spoiled = context.copy()
     spoiled[0, 0, 1] = np.nan
     np.testing.assert_array_equal(model.predict(spoiled), want)
+
+
+def test_auto_scaling_is_pooled_for_one_series_and_window_for_several(tmp_path: Path) -> None:
+    """One series is its own scale (pooled: the course's figures); several series each get
+    their context's spread, so none sets the scale of another."""
+    one = make("rnn", season=SEASON, scaling="auto").fit([series(150)], 1)
+    assert one.scaling_ == "pooled" and not one.spec.window_scaling
+    parts = [series(150), series(150, seed=1) * 1000.0]
+    several = make("rnn", season=SEASON, scaling="auto").fit(parts, 1)
+    assert several.scaling_ == "window" and several.spec.window_scaling
+    window = make("rnn", season=SEASON, scaling="window").fit(parts, 1)
+    batch = contexts(parts[1], 30)
+    np.testing.assert_array_equal(several.predict(batch), window.predict(batch))
+    save_model(several, tmp_path / "m", load_series(pd.DataFrame({"y": parts[0][:, 0]})))
+    loaded = load_model(tmp_path / "m").forecaster
+    assert isinstance(loaded, NeuralForecaster) and loaded.scaling_ == "window"
+    np.testing.assert_array_equal(loaded.predict(batch), several.predict(batch))

@@ -38,7 +38,7 @@ class DenseForecaster(NeuralForecaster):
         seq2seq: bool = False,
         schedule: str = "plateau",
         transform: str = "auto",
-        scaling: str = "window",
+        scaling: str = "auto",
         ensemble: int = 1,
         sampling: str = "windows",
         hidden_size: int = 10,

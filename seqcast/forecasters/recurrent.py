@@ -55,7 +55,7 @@ class RNNForecaster(NeuralForecaster):
         seq2seq: bool = False,
         schedule: str = "plateau",
         transform: str = "auto",
-        scaling: str = "window",
+        scaling: str = "auto",
         ensemble: int = 1,
         sampling: str = "windows",
         cell: str = "rnn",
