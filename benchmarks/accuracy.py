@@ -37,8 +37,13 @@ def block_bootstrap_se(errors: np.ndarray, block: int = 12, draws: int = 2000) -
     return float(errors[index].mean(axis=1).std())
 
 
-def run(dataset: str, model: str, val_size: int, errors: list[np.ndarray] | None = None,
-        **options: object) -> list[float]:
+def run(
+    dataset: str,
+    model: str,
+    val_size: int,
+    errors: list[np.ndarray] | None = None,
+    **options: object,
+) -> list[float]:
     """Each seed's MAE; with ``errors``, each seed's absolute errors (N,) are appended to it."""
     data = load_dataset(dataset)
     splits = split_indices(data, val_size=val_size)
@@ -50,8 +55,11 @@ def run(dataset: str, model: str, val_size: int, errors: list[np.ndarray] | None
         maes.append(result.metrics["mae"] or float("nan"))
         if errors is not None:
             errors.append(np.abs(result.forecasts[0] - result.actuals[0]).ravel())
-        print(f"  {dataset} {model} {options} seed {seed}: MAE {maes[-1]:.3f} "
-              f"({result.epochs} epochs, {time.perf_counter() - started:.1f} s)", flush=True)
+        print(
+            f"  {dataset} {model} {options} seed {seed}: MAE {maes[-1]:.3f} "
+            f"({result.epochs} epochs, {time.perf_counter() - started:.1f} s)",
+            flush=True,
+        )
     return maes
 
 
@@ -62,8 +70,10 @@ def course() -> None:
         for season in (365, 1):
             maes = run("synthetic", model, 461, window=20, season=season)
             rows.append((model, season, statistics.median(maes), min(maes), max(maes)))
-    for name, options in (("linear", {"window": 20}),
-                          ("diff-ma-smooth", {"window": 50, "season": 365})):
+    for name, options in (
+        ("linear", {"window": 20}),
+        ("diff-ma-smooth", {"window": 50, "season": 365}),
+    ):
         maes = run("synthetic", name, 461, **options)
         rows.append((name, options.get("season", 1), maes[0], maes[0], maes[0]))
     print("| model | season | MAE median of 3 seeds | min | max |")
@@ -76,14 +86,27 @@ def sunspots() -> None:
     print("sunspots (train 3,000, validate 235, one-step, window 20, season 132)")
     rows = []
     medians = {}
-    for model, options in (("linear", {}), ("naive", {}), ("rnn", {"season": 132}),
-                           ("lstm", {"season": 132}), ("cnn-lstm", {"season": 132})):
+    for model, options in (
+        ("linear", {}),
+        ("naive", {}),
+        ("rnn", {"season": 132}),
+        ("lstm", {"season": 132}),
+        ("cnn-lstm", {"season": 132}),
+    ):
         errors: list[np.ndarray] = []
         maes = run("sunspots", model, 235, errors, window=20, **options)
         medians[model] = errors[int(np.argsort(maes)[len(maes) // 2])]
         difference = medians[model] - medians["linear"]
-        rows.append((model, statistics.median(maes), min(maes), max(maes),
-                     float(difference.mean()), block_bootstrap_se(difference)))
+        rows.append(
+            (
+                model,
+                statistics.median(maes),
+                min(maes),
+                max(maes),
+                float(difference.mean()),
+                block_bootstrap_se(difference),
+            )
+        )
     # Paired against least squares on the same 235 months (median seeds), with the standard
     # error of that difference (circular block bootstrap, 12-month blocks): whether a gap
     # between two forecasters stands out from which months happened to be scored.
@@ -111,8 +134,12 @@ def etth1() -> None:
     truth = sliding_windows(scaled, horizon)[origins]  # (B, T, 7)
     print("etth1 (7 channels in and out, lookback 96, horizon 96, scaled as in the papers)")
     rows = []
-    for model, options in (("naive", {}), ("linear", {}), ("rnn", {"season": 24}),
-                           ("gru", {"season": 24})):
+    for model, options in (
+        ("naive", {}),
+        ("linear", {}),
+        ("rnn", {"season": 24}),
+        ("gru", {"season": 24}),
+    ):
         started = time.perf_counter()
         forecaster = create_for(model, {"window": window, "horizon": horizon, "seed": 0, **options})
         forecaster.fit([scaled[:8640]], n_targets=7)

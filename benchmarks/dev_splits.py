@@ -60,8 +60,11 @@ def main() -> None:
             result = backtest(create_for(model, options), data, splits, season=season)
             maes.append(result.metrics["mae"] or float("nan"))
             print(f"  {key} seed {seed}: MAE {maes[-1]:.3f} ({result.epochs} epochs)", flush=True)
-        print(f"{model} {extra} {key}: median {statistics.median(maes):.3f} "
-              f"(linear {linear.metrics['mae']:.3f})", flush=True)
+        print(
+            f"{model} {extra} {key}: median {statistics.median(maes):.3f} "
+            f"(linear {linear.metrics['mae']:.3f})",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

