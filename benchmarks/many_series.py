@@ -69,7 +69,7 @@ def model(
 
 
 def run(
-    set_name: str, kind: str, names: list[str], dev: bool, extra: dict[str, Any]
+    set_name: str, kind: str, names: list[str], dev: int, extra: dict[str, Any]
 ) -> dict[str, dict[str, Any]]:
     horizon, season = FREQUENCIES[kind]
     trains, tests = split(set_name, kind, dev)
@@ -107,7 +107,7 @@ def run(
     return figures
 
 
-def peers(set_name: str, kinds: str, models: str, dev: bool) -> dict[str, dict[str, Any]]:
+def peers(set_name: str, kinds: str, models: str, dev: int) -> dict[str, dict[str, Any]]:
     """The peers' figures by frequency and model, from benchmarks/peers_many.py run in its own
     environment."""
     here = Path(__file__).resolve().parent
@@ -126,6 +126,8 @@ def peers(set_name: str, kinds: str, models: str, dev: bool) -> dict[str, dict[s
             "--json",
             str(out),
         ] + (["--kinds", kinds] if kinds else [])
+        if dev > 1:
+            raise SystemExit("--peers runs on the first development fold or the test only")
         subprocess.run(command + (["--dev"] if dev else []), check=True)  # fmt: skip
         figures: dict[str, dict[str, Any]] = json.loads(out.read_text())[set_name]
     return figures
@@ -147,7 +149,8 @@ def main() -> None:
     parser.add_argument("--kinds", default="", help="frequencies to run (default: all)")
     parser.add_argument("--peers", default="", help="statsforecast models, e.g. autoets,theta")
     parser.add_argument("--models", default="snaive,naive,rnn")
-    parser.add_argument("--dev", action="store_true")
+    parser.add_argument("--dev", type=int, nargs="?", const=1, default=0,
+                        help="development fold k: score the k-th last h training points")
     parser.add_argument("--set", action="append", default=[])
     args = parser.parse_args()
     names = args.models.split(",")
@@ -163,7 +166,8 @@ def main() -> None:
             for kind, row in peers(set_name, args.kinds, args.peers, args.dev).items():
                 table[kind].update(row)
             shown += args.peers.split(",")
-        split_name = "development split (last h of each training part)" if args.dev else "test"
+        split_name = f"development fold {args.dev} (the {args.dev}. last h training points)"
+        split_name = split_name if args.dev else "test"
         print_table(f"{set_name.upper()} {split_name} {extra or ''}", table, shown)
         peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
         print(f"peak resident memory of this process so far: {peak:.0f} MiB")

@@ -110,9 +110,9 @@ def model_options(
         str | None,
         Opt(
             "--scaling",
-            help="Neural models: auto|pooled|window|mean (auto: pooled for one series, window "
-            "for several; window: each window also divided by its context's spread; mean: by "
-            "its mean absolute value, as DeepAR).",
+            help="Neural models: auto|pooled|window|mean (auto: pooled, or window where the "
+            "series' sizes lie more than three decades apart; window: each window also divided "
+            "by its context's spread; mean: by its mean absolute value, as DeepAR).",
         ),
     ] = None,
 ) -> None:

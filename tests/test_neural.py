@@ -1384,12 +1384,17 @@ def test_with_window_scaling_every_target_step_of_the_context_is_read(name: str)
     np.testing.assert_array_equal(model.predict(spoiled), want)
 
 
-def test_auto_scaling_is_pooled_for_one_series_and_window_for_several(tmp_path: Path) -> None:
-    """One series is its own scale (pooled: the course's figures); several series each get
-    their context's spread, so none sets the scale of another."""
+def test_auto_scaling_is_window_only_where_series_sizes_lie_decades_apart(
+    tmp_path: Path,
+) -> None:
+    """One series, or series of sizes within three decades, share the pooled scale; series a
+    hundred thousand times apart (M1's yearly set spans 5 to 7 decades) each get their
+    context's spread, so the largest does not set the scale of the smallest."""
     one = make("rnn", season=SEASON, scaling="auto").fit([series(150)], 1)
     assert one.scaling_ == "pooled" and not one.spec.window_scaling
-    parts = [series(150), series(150, seed=1) * 1000.0]
+    near = [series(150), series(150, seed=1) * 100.0]
+    assert make("rnn", season=SEASON, scaling="auto").fit(near, 1).scaling_ == "pooled"
+    parts = [series(150), series(150, seed=1) * 1e5]
     several = make("rnn", season=SEASON, scaling="auto").fit(parts, 1)
     assert several.scaling_ == "window" and several.spec.window_scaling
     window = make("rnn", season=SEASON, scaling="window").fit(parts, 1)

@@ -10,10 +10,16 @@ import pytest
 README = Path(__file__).resolve().parents[1] / "README.md"
 
 
+def test_the_first_python_example_is_the_dataframe_workflow() -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    assert blocks and "seqcast.Forecast(" in blocks[0]
+
+
 def test_python_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    assert blocks, "the README has no Python example"
-    exec(compile(blocks[0], str(README), "exec"), {"__name__": "readme"})
+    arrays = [b for b in blocks if "seqcast.backtest(" in b]
+    assert arrays, "the README has no array example"
+    exec(compile(arrays[0], str(README), "exec"), {"__name__": "readme"})
     printed = capsys.readouterr().out.splitlines()
     assert [line.split()[0] for line in printed[:3]] == ["naive", "snaive", "rnn"]
     assert printed[-1] == "(1, 5, 1)"

@@ -198,3 +198,21 @@ def test_mixed_powers_over_targets_and_covariates_invert_per_channel() -> None:
     back = scaler.inverse_transform(low, targets)
     assert np.isfinite(back).all() and back[0, 0] == 0.0 and -1.0 < back[0, 1] < 0.0
     np.testing.assert_array_equal(transform_power(values, np.ones(3)), values)
+
+
+def test_scale_span_is_the_ratio_of_the_extreme_percentiles_of_step_sizes() -> None:
+    """Oracle: numpy's percentiles of each series' mean absolute step, by hand."""
+    from seqcast.data.scaling import scale_span
+
+    rng = np.random.default_rng(0)
+    sizes = 10.0 ** rng.uniform(0, 6, size=300)
+    series = [rng.normal(size=(40, 1)).cumsum(axis=0) * size for size in sizes]
+    series.append(np.full((30, 1), 7.0))  # flat: counts for nothing
+    steps = np.array([np.abs(np.diff(s[:, 0])).mean() for s in series[:-1]])
+    ordered = np.sort(steps)  # the 1st and 99th percentiles, as observed values
+    want = ordered[int(np.ceil(0.99 * (len(steps) - 1)))] / ordered[int(0.01 * (len(steps) - 1))]
+    assert scale_span(series) == pytest.approx(want)
+    assert scale_span(series[:1]) == 1.0
+    # Several channels: the widest one counts.
+    two = [np.column_stack([s[:, 0], np.ones(len(s)) * k]) for k, s in enumerate(series[:-1])]
+    assert scale_span(two) == pytest.approx(want)

@@ -6,7 +6,15 @@ from typing import Literal
 
 import numpy as np
 
-__all__ = ["SCALERS", "TRANSFORMS", "Scaler", "ScalerKind", "choose_power", "transform_power"]
+__all__ = [
+    "SCALERS",
+    "TRANSFORMS",
+    "Scaler",
+    "ScalerKind",
+    "choose_power",
+    "scale_span",
+    "transform_power",
+]
 
 ScalerKind = Literal["standard", "minmax", "none"]
 SCALERS: tuple[str, ...] = ("standard", "minmax", "none")
@@ -54,6 +62,31 @@ def choose_power(values: list[np.ndarray]) -> np.ndarray:
         stable = 1.0 - float(np.median(slopes))
         power[c] = min((1.0, 0.5, 0.0), key=lambda candidate: abs(candidate - stable))
     return power
+
+
+def scale_span(series: list[np.ndarray]) -> float:
+    """How far apart the sizes of several series lie: the ratio of the 99th to the 1st
+    percentile of their step sizes (each series' mean absolute one-step change, per channel; the
+    widest channel counts). Series that do not change count for nothing; 1 for a single series.
+
+    Example:
+        >>> scale_span([np.array([[0.0], [1.0]]), np.array([[0.0], [1000.0]])]) > 900
+        True
+    """
+    steps = np.array(
+        [np.abs(np.diff(s, axis=0)).mean(axis=0) for s in series if len(s) > 1]
+    )  # (S, F)
+    if len(steps) < 2:
+        return 1.0
+    span = 1.0
+    for column in steps.T:
+        moving = column[column > 0]
+        if len(moving) > 1:
+            # Observed values, not interpolated: two series span their own ratio.
+            low = np.quantile(moving, 0.01, method="lower")
+            high = np.quantile(moving, 0.99, method="higher")
+            span = max(span, float(high / low))
+    return span
 
 
 def transform_power(values: np.ndarray, power: np.ndarray, inverse: bool = False) -> np.ndarray:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from seqcast import _native as native
-from seqcast.data.scaling import TRANSFORMS, Scaler, choose_power, transform_power
+from seqcast.data.scaling import TRANSFORMS, Scaler, choose_power, scale_span, transform_power
 from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError, ModelFormatError, SeqcastWarning, TrainingWarning
 from seqcast.forecasters.base import EpochEnd, Forecaster
@@ -32,12 +32,18 @@ PREDICT_CHUNK = 8192
 #: window shifted by its level is also divided by its context's spread, the mean absolute
 #: one-step change over the C steps the model reads) or ``mean`` (DeepAR's: targets keep their
 #: origin and each window is divided by its mean absolute value). The default, ``auto``, is
-#: ``pooled`` for one series (its own scale: the course's figures stay as they were; ``window``
-#: moved benchmarks/accuracy.py by -3.1 % to +4.8 %) and ``window`` for several, chosen on the
-#: development splits (the last h points of every training part; many_series.py --dev): M3
-#: sMAPE 14.14 (window), 14.35 (pooled), 14.61 (mean); M1 16.52, 32.77 (pooled collapses: the
-#: largest series set the scale of the smallest, M1 yearly 127.74), 16.82.
+#: ``pooled`` unless the training series' step sizes span more than :data:`AUTO_SPAN`
+#: (:func:`seqcast.data.scaling.scale_span`), where one scale cannot serve them all. Chosen on
+#: two development folds of M3 and M1 (many_series.py --dev 1 and --dev 2, the last and the
+#: second-last h points of every training part): pooled collapses on M1 (fold 1: 32.77 against
+#: window's 16.52; yearly 127.74), whose step sizes span 5 to 7 decades, while window failed on
+#: M3 monthly's second fold (18.28 against pooled's 14.71: short, volatile, padded series),
+#: whose step sizes span 1.5 to 2.2 decades; mean collapsed on M1 yearly's second fold (183.81).
+#: One series is always pooled: benchmarks/accuracy.py keeps its figures.
 SCALINGS = ("pooled", "window", "mean")
+#: The spread of step sizes (99th / 1st percentile across series) above which ``auto`` scales
+#: each context by its own spread: M3's sets span 31 to 172, M1's 1.6e5 to 9.6e6.
+AUTO_SPAN = 1000.0
 
 #: How training windows are drawn: each once per epoch, or as often per series.
 SAMPLINGS = ("windows", "series")
@@ -63,8 +69,9 @@ class NeuralForecaster(Forecaster):
             (:class:`seqcast.training.loop.TrainConfig`).
         seq2seq: add a loss on the forecasts made from every window step.
         transform: ``auto``, ``none``, ``sqrt`` or ``log`` (see :mod:`seqcast.data.scaling`).
-        scaling: ``auto`` (``pooled`` for one series, ``window`` for several), ``pooled``,
-            ``window`` or ``mean`` (see :data:`SCALINGS`); the one used is ``scaling_``.
+        scaling: ``auto`` (``pooled``, or ``window`` where the series' sizes lie more than
+            three decades apart), ``pooled``, ``window`` or ``mean`` (see :data:`SCALINGS`);
+            the one used is ``scaling_``.
         sampling: ``windows`` (every training window once per epoch) or ``series`` (windows
             drawn so that every series is drawn as often, however long it is).
         ensemble: networks trained, from seeds ``seed`` to ``seed + ensemble − 1`` (initial
@@ -269,8 +276,9 @@ class NeuralForecaster(Forecaster):
             transform_power(s[:, : self.n_targets_], power[: self.n_targets_]) for s in series
         ]
         self.scaling_ = self.scaling
-        if self.scaling == "auto":  # one series: its own scale; several: each context's
-            self.scaling_ = "pooled" if len(series) == 1 else "window"
+        if self.scaling == "auto":  # one scale where it can serve every series
+            span = scale_span([x[:, : self.n_targets_] for x in powered])
+            self.scaling_ = "window" if span > AUTO_SPAN else "pooled"
         if self.scaling_ == "mean":
             # Targets keep their own origin and size; each window is divided by its mean
             # absolute value, times the spread of one-step changes relative to the series' size.
