@@ -98,12 +98,12 @@ def describe_data(data: SeriesData, ends: list[int] | None = None) -> dict[str, 
 
 
 def check_destination(path: str | os.PathLike[str]) -> None:
-    """Refuses a destination that saving would destroy: a file, or a folder with content that
-    is not a seqcast model (saving replaces the folder whole).
+    """Refuses a destination that saving would destroy: a file, or a folder with anything in it
+    but a seqcast model's own two files (saving replaces the folder whole).
 
     Raises:
-        ModelFormatError: ``path`` is a file, or a non-empty folder without a seqcast
-            ``model.json``.
+        ModelFormatError: ``path`` is a file, a non-empty folder without a seqcast
+            ``model.json``, or a model folder that also holds other entries (named).
     """
     target = Path(path)
     if not target.exists():
@@ -111,7 +111,8 @@ def check_destination(path: str | os.PathLike[str]) -> None:
     advice = "choose another folder or remove it first"
     if not target.is_dir():
         raise ModelFormatError(f"'{target}' is a file, not a model folder; {advice}")
-    if not any(target.iterdir()):
+    entries = sorted(p.name for p in target.iterdir())
+    if not entries:
         return
     try:
         config = json.loads((target / CONFIG_FILE).read_text())
@@ -121,6 +122,14 @@ def check_destination(path: str | os.PathLike[str]) -> None:
         raise ModelFormatError(
             f"folder '{target}' is not empty and holds no seqcast model; saving replaces the "
             f"folder whole, so it was left alone: {advice}"
+        )
+    foreign = [name for name in entries if name not in (CONFIG_FILE, WEIGHTS_FILE)]
+    if foreign:
+        more = f" and {len(foreign) - 5} more" if len(foreign) > 5 else ""
+        shown = ", ".join(foreign[:5]) + more
+        raise ModelFormatError(
+            f"model folder '{target}' also holds {shown}, which seqcast did not write; saving "
+            f"replaces the folder whole, so it was left alone: {advice}"
         )
 
 

@@ -196,6 +196,28 @@ def test_fit_refuses_to_replace_a_folder_that_holds_no_model(
     assert snapshot(folder) == before  # and no training ran: the one line is all of stderr
 
 
+def test_fit_refuses_to_replace_a_model_folder_that_also_holds_the_users_files(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path
+) -> None:
+    """Issue 19's data loss: a model folder holding a user's notes and a nested model was
+    replaced whole, both deleted, with exit code 0."""
+    folder = tmp_path / "M"
+    run = run_main(capsys, "fit", str(csv_file), "-m", "naive", "--out", str(folder), "--quiet")
+    assert run.code == 0, run.err
+    (folder / "notes.txt").write_text("keep me")
+    run = run_main(capsys, "fit", str(csv_file), "-m", "naive", "--out", str(folder / "sub"),
+                   "--quiet")  # fmt: skip
+    assert run.code == 0, run.err
+    before = snapshot(folder)
+    run = run_main(capsys, "fit", str(csv_file), "-m", "linear", "--out", str(folder), "--quiet")
+    assert_one_error_line(run, str(folder), "also holds notes.txt, sub", "left alone")
+    assert snapshot(folder) == before
+    (folder / "notes.txt").unlink()
+    shutil.rmtree(folder / "sub")
+    run = run_main(capsys, "fit", str(csv_file), "-m", "linear", "--out", str(folder), "--quiet")
+    assert run.code == 0, run.err  # the model alone is replaced
+
+
 @pytest.mark.parametrize("horizon", ["0", "-2"])
 def test_predict_refuses_a_horizon_below_one(
     capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path, horizon: str

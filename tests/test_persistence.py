@@ -83,11 +83,18 @@ def test_unfitted_model_cannot_be_saved(tmp_path: Path) -> None:
         save_model(create_for("naive", dict()), tmp_path / "m", daily_data())
 
 
-def test_saving_replaces_the_folder_whole(tmp_path: Path) -> None:
+def test_saving_replaces_a_model_folder_whole_and_never_a_users_file_in_it(
+    tmp_path: Path,
+) -> None:
     data = daily_data()
     folder = tmp_path / "model"
     save_model(fitted("naive", data), folder, data)
-    (folder / "stale.txt").write_text("from before")
+    (folder / "notes.txt").write_text("the user's")
+    with pytest.raises(ModelFormatError, match=r"also holds notes\.txt, which seqcast did not"):
+        save_model(fitted("ma", data), folder, data)
+    assert (folder / "notes.txt").read_text() == "the user's"
+    assert load_model(folder).forecaster.name == "naive"
+    (folder / "notes.txt").unlink()
     save_model(fitted("ma", data), folder, data)
     assert sorted(p.name for p in folder.iterdir()) == ["model.json", "weights.safetensors"]
     assert load_model(folder).forecaster.name == "ma"
