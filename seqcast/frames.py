@@ -17,6 +17,7 @@ end dates are cut alike.
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
@@ -26,7 +27,8 @@ import pandas as pd
 
 from seqcast.data.frame import Series, SeriesData
 from seqcast.data.loading import load_series
-from seqcast.errors import DataError, NotFittedError
+from seqcast.data.seasonality import season_from_freq
+from seqcast.errors import DataError, NotFittedError, SeqcastWarning
 from seqcast.evaluation import metrics as scores_of
 from seqcast.forecasters.base import Forecaster
 
@@ -87,6 +89,7 @@ class Forecast:
         data = self._load(df)
         self.data_ = data
         self.columns_ = _Columns.of(df, self.id_col, self.time_col)
+        self._check_seasons(data)
         self.fitted_ = self._fit_all([s.values for s in data.series])
         return self
 
@@ -153,6 +156,7 @@ class Forecast:
         if step < 1:
             raise DataError(f"step_size must be at least 1, got {step}", arguments=("step_size",))
         data = self._load(df)
+        self._check_seasons(data)
         columns = _Columns.of(df, self.id_col, self.time_col)
         offsets = [horizon + (n_windows - 1 - k) * step for k in range(n_windows)]
         for s in data.series:
@@ -203,6 +207,23 @@ class Forecast:
             id_col=self.id_col,
             fill=self.fill,  # type: ignore[arg-type]
         )
+
+    def _check_seasons(self, data: SeriesData) -> None:
+        """Warns of a model left without a season on data whose frequency has one (a monthly
+        frame and ``season=1``): the model is fitted as given, never changed."""
+        period = season_from_freq(data.freq)
+        if period is None or period < 2:
+            return
+        for alias, model in self.models.items():
+            if "season" in model.param_names() and model.get_params()["season"] == 1:
+                warnings.warn(
+                    SeqcastWarning(
+                        f"{alias} has season 1, but the data's frequency ({data.freq}) has a "
+                        f"season of {period}: pass season={period} to model it",
+                        arguments=("season",),
+                    ),
+                    stacklevel=3,
+                )
 
     def _fit_all(self, parts: list[np.ndarray]) -> dict[str, Forecaster]:
         fitted = {}

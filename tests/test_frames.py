@@ -4,6 +4,7 @@ value after a cutoff."""
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 import numpy as np
@@ -183,3 +184,17 @@ def test_a_series_shorter_than_the_context_is_forecast_from_its_padded_past() ->
     linear = Forecast([LinearRegression(window=8)]).fit(df)
     with pytest.raises(DataError, match="series 'd' has 6 points before its forecast; linear"):
         linear.predict(1)
+
+
+def test_a_model_without_a_season_on_seasonal_data_is_warned_never_changed() -> None:
+    """Daily data has a weekly season: a model left at season 1 hears of it; one given its
+    season, or one without a season, does not. The fitted model keeps season 1."""
+    df = long_frame()
+    with pytest.warns(Warning, match=r"snaive has season 1, but the data's frequency \(D\) has a "
+                      "season of 7: pass season=7"):  # fmt: skip
+        forecast = Forecast([SeasonalNaive(window=3, season=1)]).fit(df)
+    assert forecast.fitted_["snaive"].season == 1  # type: ignore[attr-defined]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        Forecast([SeasonalNaive(window=7, season=7), Naive(window=3)]).fit(df)
+        Forecast([SeasonalNaive(window=3, season=1)]).fit(long_frame(dates=False))
