@@ -79,14 +79,21 @@ class Forecast:
         self.fill = fill
 
     # ------------------------------------------------------------------------------ fitting
-    def fit(self, df: pd.DataFrame) -> Self:
+    def fit(self, df: pd.DataFrame, static_df: pd.DataFrame | None = None) -> Self:
         """Fits every model across all series of ``df`` (long format).
+
+        Args:
+            df: the series.
+            static_df: one row per series id (``id_col``) and numeric columns that do not
+                change in time (a store's size, a product's category code): each reaches the
+                models as an input channel, constant along the series. Forecasts past a
+                model's trained horizon then need a refit with that horizon.
 
         Raises:
             DataError: a column is missing, a value or a timestamp is wrong (the message names
                 the column and row), or a model cannot learn from the series.
         """
-        data = self._load(df)
+        data = self._load(df, static_df)
         self.data_ = data
         self.columns_ = _Columns.of(df, self.id_col, self.time_col)
         self._check_seasons(data)
@@ -127,6 +134,7 @@ class Forecast:
         n_windows: int = 1,
         step_size: int | None = None,
         refit: bool = True,
+        static_df: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Rolling-origin evaluation: ``n_windows`` cutoffs, ``step_size`` steps apart (default
         ``h``), the last one ``h`` steps before each series' end; from each cutoff every model
@@ -139,6 +147,7 @@ class Forecast:
             step_size: steps between cutoffs.
             refit: fit every model again at every cutoff on the data up to it; without, fit
                 once at the first cutoff and forecast the later ones from their true history.
+            static_df: static columns per series id, as in :meth:`fit`.
 
         Returns:
             One row per series, cutoff and step: ``id_col``, ``time_col``, ``cutoff`` (the last
@@ -155,7 +164,7 @@ class Forecast:
         step = horizon if step_size is None else step_size
         if step < 1:
             raise DataError(f"step_size must be at least 1, got {step}", arguments=("step_size",))
-        data = self._load(df)
+        data = self._load(df, static_df)
         self._check_seasons(data)
         columns = _Columns.of(df, self.id_col, self.time_col)
         offsets = [horizon + (n_windows - 1 - k) * step for k in range(n_windows)]
@@ -189,7 +198,7 @@ class Forecast:
         ).reset_index(drop=True)
 
     # ------------------------------------------------------------------------------ helpers
-    def _load(self, df: pd.DataFrame) -> SeriesData:
+    def _load(self, df: pd.DataFrame, static_df: pd.DataFrame | None = None) -> SeriesData:
         if not isinstance(df, pd.DataFrame):
             raise DataError(f"df must be a pandas DataFrame, got {type(df).__name__}")
         missing = [c for c in (self.id_col, self.time_col, self.target_col) if c not in df.columns]
@@ -200,9 +209,15 @@ class Forecast:
                 arguments=("id_col", "time_col", "target_col"),
             )
         frame = df[[self.id_col, self.time_col, self.target_col]]
+        statics: list[str] = []
+        if static_df is not None:
+            frame, statics = _with_statics(
+                frame, static_df, self.id_col, (self.time_col, self.target_col)
+            )
         return load_series(
             frame,
             targets=[self.target_col],
+            features=statics,
             time_col=self.time_col,
             id_col=self.id_col,
             fill=self.fill,  # type: ignore[arg-type]
@@ -283,6 +298,43 @@ class _Columns:
 
     def times(self, values: np.ndarray) -> np.ndarray:
         return values.astype(np.int64) if self.integer_time else values
+
+
+def _with_statics(
+    frame: pd.DataFrame, static_df: pd.DataFrame, id_col: str, reserved: tuple[str, str]
+) -> tuple[pd.DataFrame, list[str]]:
+    """``frame`` with each series' static values repeated on its rows, and their columns.
+
+    Raises:
+        DataError: ``static_df`` is not a frame with ``id_col``, a column is not numeric or
+            clashes with the time or target column, an id appears twice or has no row.
+    """
+    if not isinstance(static_df, pd.DataFrame) or id_col not in static_df.columns:
+        raise DataError(f"static_df must be a DataFrame with the id column '{id_col}'",
+                        arguments=("static_df",))  # fmt: skip
+    columns = [c for c in static_df.columns if c != id_col]
+    for column in columns:
+        if column in reserved:
+            raise DataError(f"static_df has a column '{column}', the name of the time or target "
+                            "column; rename it", arguments=("static_df",))  # fmt: skip
+        values = static_df[column]
+        if not pd.api.types.is_numeric_dtype(values) or not np.isfinite(values).all():
+            raise DataError(f"static_df column '{column}' must hold finite numbers (encode a "
+                            "category as numbers first)", arguments=("static_df",))  # fmt: skip
+    ids = static_df[id_col].astype(str)
+    repeated = ids[ids.duplicated()]
+    if len(repeated):
+        raise DataError(f"static_df has several rows for series '{repeated.iloc[0]}'",
+                        arguments=("static_df",))  # fmt: skip
+    absent = sorted(set(frame[id_col].astype(str)) - set(ids))
+    if absent:
+        raise DataError(f"static_df has no row for series '{absent[0]}' ({len(absent)} series "
+                        "without one)", arguments=("static_df",))  # fmt: skip
+    table = static_df[columns].set_axis(ids.to_numpy())
+    merged = frame.copy()
+    for column in columns:
+        merged[column] = table[column].reindex(frame[id_col].astype(str).to_numpy()).to_numpy()
+    return merged, columns
 
 
 def _named(models: list[Forecaster]) -> dict[str, Forecaster]:

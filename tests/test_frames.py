@@ -198,3 +198,56 @@ def test_a_model_without_a_season_on_seasonal_data_is_warned_never_changed() -> 
         warnings.simplefilter("error")
         Forecast([SeasonalNaive(window=7, season=7), Naive(window=3)]).fit(df)
         Forecast([SeasonalNaive(window=3, season=1)]).fit(long_frame(dates=False))
+
+
+def statics_for(df: pd.DataFrame) -> pd.DataFrame:
+    names = list(dict.fromkeys(df["unique_id"]))
+    return pd.DataFrame(
+        {"unique_id": names, "size": [10.0 * (k + 1) for k in range(len(names))], "kind": 1}
+    )
+
+
+def test_static_columns_reach_every_model_as_constant_input_channels() -> None:
+    """Oracle: the same model fitted on arrays whose extra columns repeat each series' static
+    values; Forecast with static_df gives the same forecasts."""
+    df = long_frame(dates=False)
+    static = statics_for(df)
+    out = Forecast([LinearRegression(window=4)]).fit(df, static_df=static).predict(1)
+    arrays = []
+    for k, (_, group) in enumerate(df.groupby("unique_id", sort=False)):
+        y = group["y"].to_numpy()
+        arrays.append(np.column_stack([y, np.full(len(y), 10.0 * (k + 1)), np.ones(len(y))]))
+    model = LinearRegression(window=4).fit(arrays, 1)
+    want = model.predict(np.stack([a[-4:] for a in arrays]), 1)[:, 0, 0]
+    np.testing.assert_allclose(out["linear"].to_numpy(), want)
+    fitted = Forecast([seqcast.RNNForecaster(window=4, epochs=1, hidden_size=3)])
+    assert fitted.fit(df, static_df=static).fitted_["rnn"].n_features_ == 3
+    cv = Forecast([LinearRegression(window=4)]).cross_validation(df, h=1, static_df=static)
+    assert len(cv) == len(LENGTHS)
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ("missing", "static_df has no row for series 'c' \\(1 series without one\\)"),
+        ("twice", "static_df has several rows for series 'a'"),
+        ("text", "static_df column 'kind' must hold finite numbers"),
+        ("clash", "static_df has a column 'y', the name of the time or target column"),
+        ("no-id", "static_df must be a DataFrame with the id column 'unique_id'"),
+    ],
+)
+def test_bad_static_frames_are_named(change: str, message: str) -> None:
+    df = long_frame()
+    static = statics_for(df)
+    if change == "missing":
+        static = static[static["unique_id"] != "c"]
+    elif change == "twice":
+        static = pd.concat([static, static.iloc[:1]])
+    elif change == "text":
+        static["kind"] = "shop"
+    elif change == "clash":
+        static["y"] = 1.0
+    else:
+        static = static.drop(columns="unique_id")
+    with pytest.raises(DataError, match=message):
+        Forecast([Naive(window=3)]).fit(df, static_df=static)
