@@ -1404,3 +1404,19 @@ def test_auto_scaling_is_window_only_where_series_sizes_lie_decades_apart(
     loaded = load_model(tmp_path / "m").forecaster
     assert isinstance(loaded, NeuralForecaster) and loaded.scaling_ == "window"
     np.testing.assert_array_equal(loaded.predict(batch), several.predict(batch))
+
+
+@pytest.mark.parametrize("transform", ["sqrt", "log"])
+def test_negative_values_are_refused_where_the_model_takes_a_root_or_log(transform: str) -> None:
+    """Issue 19: a model fitted after a square root or a log read negative new values as 0."""
+    values = np.abs(series(160)) + 1.0
+    model = make("rnn", transform=transform).fit([values], 1)
+    batch = contexts(values, 20)
+    assert np.isfinite(model.predict(batch)).all()
+    batch[1, -1, 0] = -5.0
+    name = "square root" if transform == "sqrt" else "log"
+    with pytest.raises(DataError, match=f"window 1 has negative values in target channel 0, "
+                       f"which the model takes the {name} of"):  # fmt: skip
+        model.predict(batch)
+    plain = make("rnn", transform="none").fit([values], 1)
+    assert np.isfinite(plain.predict(batch)).all()  # no transform: negatives are values

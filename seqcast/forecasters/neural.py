@@ -414,6 +414,7 @@ class NeuralForecaster(Forecaster):
     def _predict_rows(self, context: np.ndarray, first: int) -> np.ndarray:
         """Forecasts (B, T, Ft) for contexts (B, C, F) that start at window ``first`` of the
         caller's batch (for error messages)."""
+        self._check_not_negative(context, first)
         inputs = build_inputs(context, self.spec, self.scaler_)
         parts = (inputs.window, inputs.season, inputs.level, inputs.spread)
         if not all(np.isfinite(part).all() for part in parts):
@@ -433,6 +434,22 @@ class NeuralForecaster(Forecaster):
             )
         out = self.forward_scaled(inputs)  # (B, T, Ft)
         return self.scaler_.inverse_transform(out, slice(0, self.n_targets_))
+
+    def _check_not_negative(self, context: np.ndarray, first: int) -> None:
+        """Refuses negative values in a target channel fitted after a square root or a log
+        (they would be read as 0: a silent wrong forecast); channels without one cost nothing."""
+        for channel, power in enumerate(self.scaler_.power_[: self.n_targets_]):
+            if power == 1.0:
+                continue
+            values = context[:, :, channel]
+            if np.nanmin(values, initial=0.0) < 0:
+                row = int(np.argmax((values < 0).any(axis=1)))
+                name = "square root" if power == 0.5 else "log"
+                raise DataError(
+                    f"the context of window {first + row} has negative values in target "
+                    f"channel {channel}, which the model takes the {name} of (it was fitted on "
+                    "values of at least 0)"
+                )
 
     def forward_scaled(self, inputs: ModelInputs, batch_size: int = 8192) -> np.ndarray:
         """Network forecasts in the scaled space (the ensemble's mean), spread and level put
