@@ -46,6 +46,9 @@ from seqcast.serving import (
 
 __all__ = ["app", "main"]
 
+#: The longest forecast ``predict`` makes unless told otherwise (``--max-horizon``).
+MAX_HORIZON = 100_000
+
 app = typer.Typer(
     name="seqcast",
     help="Forecast time series with recurrent networks, compared against honest baselines.",
@@ -194,13 +197,21 @@ def predict(
     out_file: Annotated[
         Path | None, typer.Option("--out", help="CSV file (default: stdout).")
     ] = None,
+    max_horizon: Annotated[
+        int, typer.Option("--max-horizon", help="Refuse a --horizon above this (bounded work).")
+    ] = MAX_HORIZON,
 ) -> None:
     """Forecast past the end of the series with a saved model."""
     from seqcast.prediction import predict_saved
 
-    saved = load_model(model_dir)
     if horizon is not None and horizon < 1:
         raise DataError(f"--horizon must be at least 1, got {horizon}")
+    if horizon is not None and horizon > max_horizon:
+        raise DataError(
+            f"--horizon {horizon} is above --max-horizon {max_horizon}; raise --max-horizon "
+            "if you mean it (the forecast is computed and held in memory whole)"
+        )
+    saved = load_model(model_dir)
     fresh = None
     if data is not None:
         description = saved.data

@@ -218,6 +218,21 @@ def test_fit_refuses_to_replace_a_model_folder_that_also_holds_the_users_files(
     assert run.code == 0, run.err  # the model alone is replaced
 
 
+def test_predict_refuses_a_horizon_above_the_maximum_before_any_work(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path
+) -> None:
+    """Issue 19: --horizon 100000000 grew past 4 GB and kept going."""
+    folder = tmp_path / "m"
+    run = run_main(capsys, "fit", str(csv_file), "-m", "naive", "--out", str(folder), "--quiet")
+    assert run.code == 0, run.err
+    run = run_main(capsys, "predict", str(folder), "--horizon", "100000000")
+    assert_one_error_line(run, "--horizon 100000000 is above --max-horizon 100000")
+    run = run_main(capsys, "predict", str(folder), "--horizon", "30", "--max-horizon", "20")
+    assert_one_error_line(run, "--horizon 30 is above --max-horizon 20")
+    run = run_main(capsys, "predict", str(folder), "--horizon", "20", "--max-horizon", "20")
+    assert run.code == 0, run.err
+
+
 @pytest.mark.parametrize("horizon", ["0", "-2"])
 def test_predict_refuses_a_horizon_below_one(
     capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path, horizon: str

@@ -661,3 +661,21 @@ def test_a_missing_month_is_named_not_the_first_short_month(tmp_path: Path) -> N
     # Before: "row 2" (January to February, 31 days, while most steps were 30 days).
     with pytest.raises(DataError, match=rf"row {row} \(line {row + 1}\): irregular spacing"):
         load_series(path)
+
+
+def test_repeated_column_names_are_refused_not_renamed(tmp_path: Path) -> None:
+    """Issue 19: pandas turned a second 'sales' header into 'sales.1', which was forecast."""
+    path = tmp_path / "dup.csv"
+    path.write_text("date,sales,sales\n2020-01-01,1,2\n2020-01-02,3,4\n")
+    with pytest.raises(DataError, match=r"has several columns named 'sales'; give each column"):
+        load_series(path)
+    frame = pd.DataFrame([[1.0, 2.0], [3.0, 4.0]], columns=["a", "a"])
+    with pytest.raises(DataError, match="several columns named 'a'"):
+        load_series(frame)
+
+
+def test_the_internal_row_column_name_is_refused_not_overwritten(tmp_path: Path) -> None:
+    path = tmp_path / "row.csv"
+    path.write_text("date,_seqcast_row\n2020-01-01,1\n2020-01-02,3\n")
+    with pytest.raises(DataError, match="the column name '_seqcast_row' is reserved; rename it"):
+        load_series(path)

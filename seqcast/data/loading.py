@@ -88,6 +88,15 @@ def load_series(
         raise DataError(f"{where.label} has no columns")
     if len(frame) == 0:
         raise DataError(f"{where.label} has a header but no data rows")
+    names = [str(c) for c in frame.columns]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(
+            f"{where.label} has several columns named '{repeated[0]}'; give each column its "
+            "own name"
+        )
+    if _ROW in names:
+        raise DataError(f"{where.label}: the column name '{_ROW}' is reserved; rename it")
     frame = frame.copy()
     frame[_ROW] = np.arange(len(frame))
 
@@ -205,11 +214,20 @@ def _read(
         return _read_parquet(path, where), where
     try:
         frame = pd.read_csv(path)
+        # pandas renames a repeated header ('sales', 'sales.1'): read the header as written.
+        first_line = pd.read_csv(path, nrows=1, header=None, dtype=str).iloc[0]
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{where.label} is empty") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{where.label} is not a CSV table ({first})") from exc
+    written = [str(v) for v in first_line if isinstance(v, str)]
+    repeated = sorted({n for n in written if written.count(n) > 1})
+    if repeated:
+        raise DataError(
+            f"{where.label} has several columns named '{repeated[0]}'; give each column its "
+            "own name"
+        )
     if frame.shape[1] == 1:
         header = str(frame.columns[0])
         if any(sep in header for sep in (";", "\t", "|")):
