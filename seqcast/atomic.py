@@ -1,8 +1,19 @@
-"""Writing artefacts so that a reader sees the old file or the new one, never half of it."""
+"""Writing artefacts so that a reader sees the old file or the new one, never half of it.
+
+A folder is replaced by swapping it with its complete new version in one system call (Linux's
+``renameat2`` with ``RENAME_EXCHANGE``), so a crash or a kill at any instant leaves the complete
+old or the complete new folder at the path, never none; the old content, now in the temporary
+folder, is removed after. Where the system cannot swap, the old folder is renamed aside first,
+and a crash between the two renames leaves it aside: the next save puts it back. Leftovers of an
+interrupted save (hidden ``.NAME.*.tmp`` and ``.NAME.*.old`` beside the path) are removed by the
+next save to the same path.
+"""
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import errno
 import os
 import shutil
 import tempfile
@@ -27,6 +38,7 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
     """Writes ``data`` to a temporary file beside ``path``, syncs it, then renames it over."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
+    _recover(target)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         # mkstemp makes the file private (0600); give it the mode open() would have.
@@ -51,10 +63,14 @@ def write_text(path: str | os.PathLike[str], text: str) -> None:
 def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
     """Yields a temporary folder beside ``path``; on success it replaces ``path`` whole.
 
-    If the block raises, the temporary folder is removed and ``path`` is left as it was.
+    If the block raises, the temporary folder is removed and ``path`` is left as it was. A
+    symbolic link is followed: the folder it points to is replaced, the link kept.
     """
     target = Path(path)
+    if target.is_symlink():
+        target = target.resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
+    _recover(target)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
     try:
         os.chmod(tmp, 0o777 & ~_umask())  # mkdtemp's 0700 would hide the folder from others
@@ -62,7 +78,11 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
         for child in tmp.iterdir():
             with open(child, "rb") as handle:
                 os.fsync(handle.fileno())
-        if target.exists():
+        if not target.exists():
+            os.replace(tmp, target)
+        elif _exchange(tmp, target):  # one step: the old content is now in tmp
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
             old = Path(
                 tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=target.parent)
             )
@@ -70,8 +90,46 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(target, old)
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
+        _sync_folder(target.parent)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
+
+
+def _exchange(first: Path, second: Path) -> bool:
+    """Swaps two paths in one step (Linux ``renameat2(RENAME_EXCHANGE)``); False where the
+    system or the file system cannot."""
+    swap = getattr(ctypes.CDLL(None, use_errno=True), "renameat2", None)
+    if swap is None:
+        return False
+    here, exchange = -100, 2  # AT_FDCWD, RENAME_EXCHANGE
+    if swap(here, os.fsencode(first), here, os.fsencode(second), exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+        return False
+    raise OSError(code, os.strerror(code), str(first), None, str(second))
+
+
+def _recover(target: Path) -> None:
+    """Cleans what an interrupted save to ``target`` left: puts an old folder renamed aside
+    back when nothing took its place, and removes the other leftovers."""
+    aside = sorted(target.parent.glob(f".{target.name}.*.old"), key=lambda p: p.stat().st_mtime)
+    if aside and not target.exists():
+        os.replace(aside.pop(), target)
+    for leftover in [*aside, *target.parent.glob(f".{target.name}.*.tmp")]:
+        if leftover.is_dir() and not leftover.is_symlink():
+            shutil.rmtree(leftover, ignore_errors=True)
+        else:
+            with contextlib.suppress(FileNotFoundError):
+                leftover.unlink()
+
+
+def _sync_folder(folder: Path) -> None:
+    """Makes the renames in ``folder`` durable (where the system allows opening a folder)."""
+    with contextlib.suppress(OSError):
+        handle = os.open(folder, os.O_RDONLY)
+        try:
+            os.fsync(handle)
+        finally:
+            os.close(handle)

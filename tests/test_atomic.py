@@ -68,3 +68,104 @@ def test_artefacts_get_the_modes_of_open_and_mkdir(tmp_path: Path, mask: int) ->
     assert (tmp_path / "out.csv").stat().st_mode == (tmp_path / "plain.csv").stat().st_mode
     assert (tmp_path / "model").stat().st_mode == (tmp_path / "plain").stat().st_mode
     assert (tmp_path / "out.csv").stat().st_mode & 0o777 == 0o666 & ~mask
+
+
+# ------------------------------------------------------------------- kills during a save
+#: A child process that saves a model to argv[1] and SIGKILLs itself at the K-th call
+#: (argv[2]) of any step of the save that touches the disk; argv[3] == "rename" takes away
+#: the one-step swap (as on a system without renameat2).
+KILLER = """
+import os, shutil, signal, sys
+import numpy as np
+from seqcast import atomic
+from seqcast.data import load_series
+from seqcast.forecasters import LinearRegression
+from seqcast.persistence import save_model
+
+folder, kill_at, mode = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+data = load_series(np.arange(40.0))
+model = LinearRegression(window=3).fit([s.values for s in data.series], 1)
+calls = 0
+
+def step(real):
+    def wrapped(*args, **kwargs):
+        global calls
+        calls += 1
+        if calls == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+        return real(*args, **kwargs)
+    return wrapped
+
+if mode == "rename":
+    atomic._exchange = lambda first, second: False
+for module, name in ((os, "replace"), (os, "fsync"), (os, "rmdir"), (os, "chmod"),
+                     (os, "unlink"), (shutil, "rmtree"), (atomic, "_exchange")):
+    setattr(module, name, step(getattr(module, name)))
+save_model(model, folder, data)
+print(calls)
+"""
+
+
+def _saved_name(folder: Path) -> str:
+    from seqcast.persistence import load_model
+
+    return str(load_model(folder).forecaster.name)
+
+
+@pytest.mark.parametrize("mode", ["swap", "rename"])
+def test_a_save_killed_at_any_step_leaves_the_old_or_the_new_model_and_the_next_save_cleans(
+    tmp_path: Path, mode: str
+) -> None:
+    """SIGKILL, in a real subprocess, at every disk step of replacing a model folder. With
+    the one-step swap the path holds the complete old or the complete new model at every
+    instant; with two renames a kill between them leaves the old model aside, which the next
+    save puts back before replacing it. Either way the next save leaves no leftover."""
+    import subprocess
+    import sys
+
+    import numpy as np
+
+    from seqcast.data import load_series
+    from seqcast.forecasters import MovingAverage, Naive
+    from seqcast.persistence import save_model
+
+    data = load_series(np.arange(40.0))
+    folder = tmp_path / "models" / "M"
+    outcomes = set()
+    for kill_at in range(1, 60):
+        save_model(Naive().fit([s.values for s in data.series], 1), folder, data)
+        child = subprocess.run(
+            [sys.executable, "-c", KILLER, str(folder), str(kill_at), mode],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        if child.returncode == 0:  # the save finished before the K-th step: all covered
+            assert _saved_name(folder) == "linear"
+            break
+        assert child.returncode == -9, child.stderr
+        if mode == "swap" or folder.exists():
+            outcomes.add(_saved_name(folder))
+            assert _saved_name(folder) in ("naive", "linear")
+        else:
+            outcomes.add("aside")
+        save_model(MovingAverage(window=3).fit([s.values for s in data.series], 1), folder, data)
+        assert _saved_name(folder) == "ma"
+        assert sorted(p.name for p in folder.parent.iterdir()) == ["M"]  # no leftovers
+    else:
+        pytest.fail("the save never finished within 59 steps")
+    assert kill_at > 3  # the kills landed inside the save, at several steps
+    assert "naive" in outcomes and "linear" in outcomes
+    if mode == "rename":
+        assert "aside" in outcomes  # the window the swap closes
+
+
+def test_a_symlinked_model_folder_is_replaced_through_the_link(tmp_path: Path) -> None:
+    """Issue 19: `fit --out LINK` left a `.LINK.*.old` behind."""
+    real = tmp_path / "real"
+    with atomic_directory(real) as tmp:
+        (tmp / "a.txt").write_text("old")
+    link = tmp_path / "link"
+    link.symlink_to(real, target_is_directory=True)
+    with atomic_directory(link) as tmp:
+        (tmp / "a.txt").write_text("new")
+    assert link.is_symlink() and (link / "a.txt").read_text() == "new"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
