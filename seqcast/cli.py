@@ -29,7 +29,7 @@ from seqcast.cli_options import (
     split_options,
     with_options,
 )
-from seqcast.console import EpochBar, in_flags, leaderboard_table
+from seqcast.console import EpochBar, in_flags, leaderboard_table, one_line
 from seqcast.data.datasets import DATASETS, default_splits, load_source
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import resolve_season
@@ -419,7 +419,7 @@ def main(argv: list[str] | None = None) -> None:
         message: Warning | str, category: type[Warning], *_: object, **__: object
     ) -> None:
         # Settings are checked before any work and again by fit: say each thing once.
-        text = in_flags(str(message), getattr(message, "arguments", ()))
+        text = one_line(in_flags(str(message), getattr(message, "arguments", ())))
         line = f"seqcast: warning: {text}"
         if line not in shown:
             shown.add(line)
@@ -440,12 +440,12 @@ def main(argv: list[str] | None = None) -> None:
     except click_exceptions.ClickException as exc:
         if debug:
             raise
-        print(f"seqcast: error: {exc.format_message()}", file=sys.stderr)
+        print(f"seqcast: error: {one_line(exc.format_message())}", file=sys.stderr)
         raise SystemExit(2) from None
     except SeqcastError as exc:
         if debug:
             raise
-        print(f"seqcast: error: {in_flags(str(exc), exc.arguments)}", file=sys.stderr)
+        print(f"seqcast: error: {one_line(in_flags(str(exc), exc.arguments))}", file=sys.stderr)
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("seqcast: interrupted", file=sys.stderr)
@@ -467,8 +467,8 @@ def main(argv: list[str] | None = None) -> None:
 
 def _internal_error(exc: Exception) -> NoReturn:
     print(
-        f"seqcast: internal error: {type(exc).__name__}: {exc} (rerun with --debug for "
-        "the traceback)",
+        f"seqcast: internal error: {type(exc).__name__}: {one_line(str(exc))} (rerun with "
+        "--debug for the traceback)",
         file=sys.stderr,
     )
     raise SystemExit(1) from None

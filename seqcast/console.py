@@ -12,7 +12,7 @@ from rich.table import Table
 from seqcast.evaluation.leaderboard import Leaderboard
 from seqcast.forecasters.base import EpochEnd
 
-__all__ = ["FLAGS", "EpochBar", "in_flags", "leaderboard_table"]
+__all__ = ["FLAGS", "EpochBar", "in_flags", "leaderboard_table", "one_line"]
 
 
 class EpochBar:
@@ -102,3 +102,27 @@ def in_flags(message: str, arguments: tuple[str, ...]) -> str:
         # Not inside a path, a quoted name or a file name ('/tmp/window/x.csv', series 'season').
         message = re.sub(rf"(?<![-\w/'.]){re.escape(phrase)}(?![\w/'])", spelt, message)
     return message
+
+
+#: The longest run of characters without a space that a message shows whole.
+LONGEST_WORD = 120
+
+
+def one_line(message: str) -> str:
+    """A message as one line of readable length: line breaks become spaces, and a run longer
+    than :data:`LONGEST_WORD` characters (a 5 MB field quoted in an error) is cut in the
+    middle, saying how much was left out.
+
+    Example:
+        >>> line = one_line("bad value '" + "x" * 5_000_000 + "'\\nin row 2")
+        >>> len(line) < 200, line.endswith("in row 2"), "(4999910 characters left out)" in line
+        (True, True, True)
+    """
+    flat = " ".join(message.splitlines())
+
+    def cut(match: re.Match[str]) -> str:
+        word = match.group(0)
+        head, tail = LONGEST_WORD // 2, LONGEST_WORD // 4
+        return f"{word[:head]}…({len(word) - head - tail} characters left out)…{word[-tail:]}"
+
+    return re.sub(rf"\S{{{LONGEST_WORD + 1},}}", cut, flat)

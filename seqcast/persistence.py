@@ -106,6 +106,12 @@ def check_destination(path: str | os.PathLike[str]) -> None:
             ``model.json``, or a model folder that also holds other entries (named).
     """
     target = Path(path)
+    here = Path.cwd().resolve()
+    if target.resolve() == here or target.resolve() in here.parents:
+        raise ModelFormatError(
+            f"'{target}' is the current folder or holds it; saving replaces the folder whole: "
+            "name a new folder for the model"
+        )
     if not target.exists():
         return
     advice = "choose another folder or remove it first"

@@ -495,3 +495,32 @@ def test_backtest_n_windows_writes_per_series_scores_and_every_forecast(
         "--n-windows", "2", "--val-size", "5",
     )  # fmt: skip
     assert_one_error_line(run, "give --n-windows or one of --val-size")
+
+
+def test_a_huge_field_is_cut_in_the_one_error_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 19: a 5 MB field was echoed whole into one stderr line."""
+    path = tmp_path / "big.csv"
+    path.write_text("date,y\n2020-01-01," + "x" * 5_000_000 + "\n2020-01-02,1\n")
+    run = run_main(capsys, "backtest", str(path), "-m", "naive")
+    assert_one_error_line(run, "column 'y', row 1 (line 2): expected a number, got 'xxx",
+                          "(4999912 characters left out)")  # fmt: skip
+    assert len(run.err) < 400
+
+
+@pytest.mark.parametrize("out", [".", ".."])
+def test_fit_out_the_current_folder_is_refused_before_training(
+    capsys: pytest.CaptureFixture[str],
+    csv_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    out: str,
+) -> None:
+    """Issue 19: `fit --out .` trained, then failed ('Device or resource busy')."""
+    empty = tmp_path / "empty" / "here"
+    empty.mkdir(parents=True)
+    monkeypatch.chdir(empty)
+    run = run_main(capsys, "fit", str(csv_file), "-m", "naive", "--out", out)
+    assert_one_error_line(run, f"'{out}' is the current folder or holds it")
+    assert "fitting" not in run.err and list(empty.iterdir()) == []
