@@ -29,7 +29,7 @@ from seqcast.cli_options import (
     split_options,
     with_options,
 )
-from seqcast.console import EpochBar, in_flags, leaderboard_table, one_line
+from seqcast.console import EpochBar, csv_text, in_flags, leaderboard_table, one_line
 from seqcast.data.datasets import DATASETS, default_splits, load_source
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import resolve_season
@@ -152,7 +152,7 @@ def backtest_command(
         write_text(json_out, json.dumps(board.to_json(), indent=2) + "\n")
         _say(quiet, f"wrote {json_out}")
     if forecasts_out is not None:
-        write_text(forecasts_out, board.forecast_frame(series).to_csv(index=False))
+        write_text(forecasts_out, csv_text(board.forecast_frame(series)))
         _say(quiet, f"wrote {forecasts_out}")
 
 
@@ -230,7 +230,7 @@ def predict(
         if data is None:
             raise
         raise DataError(f"--data {data}: {exc}", arguments=exc.arguments) from exc
-    csv = table.to_csv(index=False)
+    csv = csv_text(table)
     if out_file is None:
         sys.stdout.write(csv)
     else:

@@ -6,13 +6,14 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import pandas as pd
 from rich.console import Console
 from rich.table import Table
 
 from seqcast.evaluation.leaderboard import Leaderboard
 from seqcast.forecasters.base import EpochEnd
 
-__all__ = ["FLAGS", "EpochBar", "in_flags", "leaderboard_table", "one_line"]
+__all__ = ["FLAGS", "EpochBar", "csv_text", "in_flags", "leaderboard_table", "one_line"]
 
 
 class EpochBar:
@@ -115,7 +116,7 @@ def one_line(message: str) -> str:
 
     Example:
         >>> line = one_line("bad value '" + "x" * 5_000_000 + "'\\nin row 2")
-        >>> len(line) < 200, line.endswith("in row 2"), "(4999910 characters left out)" in line
+        >>> len(line) < 200, line.endswith("in row 2"), "(4999912 characters left out)" in line
         (True, True, True)
     """
     flat = " ".join(message.splitlines())
@@ -126,3 +127,30 @@ def one_line(message: str) -> str:
         return f"{word[:head]}…({len(word) - head - tail} characters left out)…{word[-tail:]}"
 
     return re.sub(rf"\S{{{LONGEST_WORD + 1},}}", cut, flat)
+
+
+#: What a spreadsheet reads as the start of a formula (OWASP's CSV injection list).
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_text(frame: pd.DataFrame) -> str:
+    """``frame`` as CSV for people to open: a header or a text cell that a spreadsheet would
+    run as a formula (``=cmd|' /C calc'!A0``) is written with a leading apostrophe, which
+    shows it as text; numbers, negative ones included, are written as they are.
+
+    Example:
+        >>> csv_text(pd.DataFrame({"=1+1": ["@x", "ok"], "y": [-1.5, 2.0]}))
+        "'=1+1,y\\n'@x,-1.5\\nok,2.0\\n"
+    """
+
+    def safe(value: object) -> object:
+        if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+            return "'" + value
+        return value
+
+    columns = [safe(str(c)) for c in frame.columns]
+    cells = frame.copy()
+    for column in cells.columns:
+        if not pd.api.types.is_numeric_dtype(cells[column]):
+            cells[column] = cells[column].map(safe)
+    return str(cells.set_axis(columns, axis=1).to_csv(index=False))

@@ -524,3 +524,22 @@ def test_fit_out_the_current_folder_is_refused_before_training(
     run = run_main(capsys, "fit", str(csv_file), "-m", "naive", "--out", out)
     assert_one_error_line(run, f"'{out}' is the current folder or holds it")
     assert "fitting" not in run.err and list(empty.iterdir()) == []
+
+
+def test_predict_csv_never_hands_a_spreadsheet_a_formula(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 19: a header `=cmd|' /C calc'!A0` reached predict's CSV as a live formula."""
+    data = tmp_path / "f.csv"
+    name = "=cmd|' /C calc'!A0"
+    frame = pd.DataFrame({"step": range(30), name: np.arange(30.0) - 40.0})
+    frame.to_csv(data, index=False)
+    folder = tmp_path / "m"
+    run = run_main(capsys, "fit", str(data), "-m", "naive", "--time-col", "step", "--out",
+                   str(folder), "--quiet")  # fmt: skip
+    assert run.code == 0, run.err
+    run = run_main(capsys, "predict", str(folder), "--horizon", "2")
+    assert run.code == 0, run.err
+    header, first = run.out.splitlines()[:2]
+    assert header == "step,'=cmd|' /C calc'!A0"  # shown as text, not run
+    assert first == "30.0,-11.0"  # a negative number stays a number
