@@ -48,9 +48,10 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, target)
-    except BaseException:
+    except BaseException as exc:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
+        _name_target(exc, target, Path(tmp))
         raise
 
 
@@ -91,9 +92,22 @@ def atomic_directory(path: str | os.PathLike[str]) -> Iterator[Path]:
             os.replace(tmp, target)
             shutil.rmtree(old, ignore_errors=True)
         _sync_folder(target.parent)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(tmp, ignore_errors=True)
+        _name_target(exc, target, tmp)
         raise
+
+
+def _name_target(exc: BaseException, target: Path, tmp: Path) -> None:
+    """Makes an OS error of a save name the user's path (a full disk raises with no file
+    name, or with the hidden temporary one) instead of nothing or a path the user never gave."""
+    if not isinstance(exc, OSError) or exc.errno is None:
+        return
+    named = exc.filename is None or str(tmp) in str(exc.filename)
+    if named and (exc.filename2 is None or str(tmp) in str(exc.filename2)):
+        exc.filename = str(target)
+        if exc.filename2 is not None:
+            exc.filename2 = str(target)
 
 
 def _exchange(first: Path, second: Path) -> bool:

@@ -209,6 +209,8 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
     """
     folder = Path(path)
     label = f"model folder '{folder}'"
+    if folder.is_file():
+        raise ModelFormatError(f"'{folder}' is a file, not a model folder written by 'seqcast fit'")
     if not folder.is_dir():
         raise ModelFormatError(f"{label} does not exist")
     for name in (CONFIG_FILE, WEIGHTS_FILE):
@@ -218,12 +220,16 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
         config = json.loads((folder / CONFIG_FILE).read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise ModelFormatError(f"{label}: {CONFIG_FILE} is not valid JSON ({exc})") from exc
+    except RecursionError as exc:
+        raise ModelFormatError(
+            f"{label}: {CONFIG_FILE} is nested too deeply to be a seqcast model description"
+        ) from exc
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFormatError(f"{label}: {CONFIG_FILE} is not a seqcast model description")
     version = config.get("format_version")
-    if version != FORMAT_VERSION:
+    if version != FORMAT_VERSION or type(version) is not int:
         raise ModelFormatError(
-            f"{label} uses model format version {version} (written by seqcast "
+            f"{label} uses model format version {version!r} (written by seqcast "
             f"{config.get('seqcast_version', '?')}); this seqcast {__version__} reads version "
             f"{FORMAT_VERSION}: refit the model"
         )

@@ -169,3 +169,24 @@ def test_a_symlinked_model_folder_is_replaced_through_the_link(tmp_path: Path) -
         (tmp / "a.txt").write_text("new")
     assert link.is_symlink() and (link / "a.txt").read_text() == "new"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
+
+
+def test_a_full_disk_names_the_users_path_not_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19: a full disk was 'internal error: OSError: [Errno 28]' with no path."""
+    import errno
+
+    def full(*args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(os, "fsync", full)
+    target = tmp_path / "out.csv"
+    with pytest.raises(OSError) as info:
+        write_text(target, "a\n")
+    assert info.value.filename == str(target) and info.value.errno == errno.ENOSPC
+    folder = tmp_path / "model"
+    with pytest.raises(OSError) as info, atomic_directory(folder) as tmp:
+        (tmp / "weights").write_bytes(b"w")
+    assert info.value.filename == str(folder)
+    assert sorted(p.name for p in tmp_path.iterdir()) == []  # nothing half-written

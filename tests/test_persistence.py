@@ -162,15 +162,15 @@ def test_json_with_a_different_checksum(saved: Path) -> None:
         load_model(saved)
 
 
-@pytest.mark.parametrize("version", [2, 0, None])
-def test_other_format_version(saved: Path, version: int | None) -> None:
+@pytest.mark.parametrize("version", [2, 0, None, "1", 1.0])
+def test_other_format_version(saved: Path, version: int | str | float | None) -> None:
     config = json.loads((saved / "model.json").read_text())
     config["format_version"] = version
     (saved / "model.json").write_text(json.dumps(config))
     with pytest.raises(ModelFormatError) as info:
         load_model(saved)
     message = str(info.value)
-    assert f"uses model format version {version}" in message
+    assert f"uses model format version {version!r}" in message  # '1', not 1: told apart
     assert f"reads version {FORMAT_VERSION}" in message
     assert "refit the model" in message
 
@@ -258,3 +258,16 @@ def test_failed_first_save_leaves_nothing(tmp_path: Path, monkeypatch: pytest.Mo
     with pytest.raises(OSError):
         save_model(fitted("naive", data), tmp_path / "model", data)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_given_as_a_model_folder_is_named_as_a_file(tmp_path: Path) -> None:
+    path = tmp_path / "model.csv"
+    path.write_text("a,b\n")
+    with pytest.raises(ModelFormatError, match="is a file, not a model folder"):
+        load_model(path)
+
+
+def test_a_deeply_nested_model_json_is_refused_not_a_recursion_error(saved: Path) -> None:
+    (saved / "model.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(ModelFormatError, match="nested too deeply"):
+        load_model(saved)
