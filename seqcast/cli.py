@@ -33,7 +33,7 @@ from seqcast.console import EpochBar, csv_text, in_flags, leaderboard_table, one
 from seqcast.data.datasets import DATASETS, default_splits, load_source
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import resolve_season
-from seqcast.errors import DataError, SeqcastError
+from seqcast.errors import DataError, SeqcastError, SeqcastWarning
 from seqcast.evaluation.leaderboard import run_leaderboard
 from seqcast.forecasters.registry import create_for
 from seqcast.persistence import check_destination, load_model, save_model
@@ -350,8 +350,10 @@ def _run_report(
     out_dir: Path,
     quiet: bool,
 ) -> None:
-    from seqcast.report import build_report
+    from seqcast.report import build_report, check_report_destination
 
+    if check_report_destination(out_dir):
+        warnings.warn(SeqcastWarning(f"replacing the earlier report in '{out_dir}'"), stacklevel=2)
     steps = len(models) + 2
     counter = iter(range(1, steps + 1))
     with EpochBar(quiet, err) as bar:

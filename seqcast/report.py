@@ -19,9 +19,10 @@ import numpy as np
 
 from seqcast import plotting
 from seqcast._version import __version__
-from seqcast.atomic import write_text
+from seqcast.atomic import atomic_directory, write_text
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import estimate_season
+from seqcast.errors import DataError
 from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
 from seqcast.forecasters.base import EpochEnd
 from seqcast.forecasters.registry import create_for
@@ -77,6 +78,37 @@ def summarise(data: SeriesData, splits: Sequence[int], season: int) -> dict[str,
     return summary
 
 
+#: What a report folder holds; a folder with anything else is not replaced.
+REPORT_FILES = frozenset(
+    {"report.html", "series.png", "forecasts.png", "residuals.png", "training.png",
+     "lr_finder.png", "leaderboard.png"}
+)  # fmt: skip
+
+
+def check_report_destination(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` holds an earlier report, which a new one replaces whole.
+
+    Raises:
+        DataError: ``path`` is a file, or a folder holding anything a report does not write
+            (named), which writing the report would mix with or replace.
+    """
+    target = Path(path)
+    if not target.exists():
+        return False
+    if not target.is_dir():
+        raise DataError(f"'{target}' is a file, not a report folder; choose another folder")
+    entries = sorted(p.name for p in target.iterdir())
+    foreign = [name for name in entries if name not in REPORT_FILES]
+    if foreign:
+        raise DataError(
+            f"folder '{target}' holds {', '.join(foreign[:5])}"
+            f"{f' and {len(foreign) - 5} more' if len(foreign) > 5 else ''}, which a report "
+            "does not write; a report replaces its folder whole, so it was left alone: choose "
+            "another folder"
+        )
+    return bool(entries)
+
+
 def build_report(
     data: SeriesData,
     splits: Sequence[int],
@@ -102,8 +134,33 @@ def build_report(
     """
     started = time.perf_counter()
     settings = dict(settings or {})
-    folder = Path(out_dir)
-    folder.mkdir(parents=True, exist_ok=True)
+    final = Path(out_dir)
+    check_report_destination(final)  # before any work
+    with atomic_directory(final) as folder:  # the old report or the new one, never half
+        board, figures, html_name = _write_report(
+            data, splits, folder, models, settings, title, on_start, on_epoch
+        )
+    return ReportResult(
+        board=board,
+        html_path=final / html_name,
+        figures={name: final / path.name for name, path in figures.items()},
+        summary=summarise(data, splits, board.season),
+        seconds=time.perf_counter() - started,
+    )
+
+
+def _write_report(
+    data: SeriesData,
+    splits: Sequence[int],
+    folder: Path,
+    models: Sequence[str],
+    settings: dict[str, Any],
+    title: str,
+    on_start: Callable[[str], None] | None,
+    on_epoch: Callable[[EpochEnd], None] | None,
+) -> tuple[Leaderboard, dict[str, Path], str]:
+    """:func:`build_report`'s work, written into ``folder``: the leaderboard, the figures and
+    the report's file name."""
     say = on_start or (lambda _: None)
     board = run_leaderboard(
         data,
@@ -154,13 +211,7 @@ def build_report(
         html_path,
         render_html(board, summary, shown, figures, title or f"seqcast report: {data.source}"),
     )
-    return ReportResult(
-        board=board,
-        html_path=html_path,
-        figures=figures,
-        summary=summary,
-        seconds=time.perf_counter() - started,
-    )
+    return board, figures, html_path.name
 
 
 def _cell(value: float | int | None, digits: int = 3) -> str:

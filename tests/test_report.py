@@ -123,3 +123,30 @@ def test_report_renders_in_headless_chromium(report: ReportResult, tmp_path: Pat
     assert '<table id="leaderboard">' in dom.stdout
     for name in MODELS:
         assert f"<td>{name}</td>" in dom.stdout
+
+
+def test_a_report_replaces_only_an_earlier_report_and_never_a_users_folder(
+    tmp_path: Path,
+) -> None:
+    """Issue 19: `report --out` overwrote what was there without a word. A report folder is
+    replaced whole (the old report or the new one, never half); a folder holding anything a
+    report does not write is refused before any backtest."""
+    from seqcast.errors import DataError
+    from seqcast.report import REPORT_FILES, check_report_destination
+
+    data = load_series(synthetic_series(length=200, period=20).astype(np.float64))
+    splits = split_indices(data, val_size=40)
+    out = tmp_path / "report"
+    assert not check_report_destination(out)
+    first = build_report(data, splits, out, models=("naive",), settings={"window": 5})
+    assert {p.name for p in out.iterdir()} <= REPORT_FILES and first.html_path.exists()
+    assert check_report_destination(out)  # an earlier report: the CLI says it replaces it
+    build_report(data, splits, out, models=("naive", "linear"), settings={"window": 5})
+    assert "linear" in (out / "report.html").read_text()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["report"]  # no leftovers
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(DataError, match=r"holds notes\.txt, which a report does not write"):
+        build_report(data, splits, out, models=("naive",), settings={"window": 5})
+    assert (out / "notes.txt").read_text() == "mine"
+    with pytest.raises(DataError, match="is a file, not a report folder"):
+        check_report_destination(out / "notes.txt")
