@@ -35,6 +35,7 @@ from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import resolve_season
 from seqcast.errors import DataError, SeqcastError, SeqcastWarning
 from seqcast.evaluation.leaderboard import run_leaderboard
+from seqcast.forecasters.average import SmoothedDiffMovingAverage
 from seqcast.forecasters.registry import create_for
 from seqcast.persistence import check_destination, load_model, save_model
 from seqcast.serving import (
@@ -337,6 +338,16 @@ def report(
     settings = _settings(model_options, period)
     seasonal = ("snaive", "diff-ma", "diff-ma-smooth")
     names = model or [m for m in LADDER if period > 1 or m not in seasonal]
+    smoothing = SmoothedDiffMovingAverage().smooth
+    if not model and 1 < period <= smoothing and "diff-ma-smooth" in names:
+        names.remove("diff-ma-smooth")
+        warnings.warn(
+            SeqcastWarning(
+                f"diff-ma-smooth is left out of the ladder: its smoothing over {smoothing} "
+                f"values needs a seasonal period above {smoothing}, and this one is {period}"
+            ),
+            stacklevel=2,
+        )
     for name in names:
         create_for(name, settings)
     _run_report(series, splits, settings, names, out_dir, quiet)
@@ -428,6 +439,11 @@ def main(argv: list[str] | None = None) -> None:
             print(line, file=sys.stderr)
 
     warnings.showwarning = one_line_warning
+    # numpy's arithmetic warnings say nothing a user can act on: seqcast's own checks name
+    # the value or the setting behind them.
+    warnings.filterwarnings(
+        "ignore", r"(overflow|invalid value|divide by zero) encountered", RuntimeWarning
+    )
     try:
         code = app(args=args, prog_name="seqcast", standalone_mode=False)
         if code == 130:  # typer turns Ctrl-C into this exit code

@@ -298,7 +298,14 @@ def test_leaderboard_reports_each_series_validation_size() -> None:
     assert (same["val_size"], same["val_sizes"]) == (10, [10, 10])
 
 
-def test_leaderboard_json_is_strict_json_when_a_metric_overflows() -> None:
+def test_leaderboard_json_is_strict_json_when_a_metric_overflows(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Defence in depth: loading refuses values whose squares overflow (tests/test_loading.py);
+    data built past that check still gives strict JSON."""
+    import seqcast.data.loading as loading
+
+    monkeypatch.setattr(loading, "LARGEST_VALUE", np.inf)
     values = np.tile([1e160, -1e160], 15)
     data = load_series(values)
     splits = split_indices(data, val_size=6)

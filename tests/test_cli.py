@@ -543,3 +543,25 @@ def test_predict_csv_never_hands_a_spreadsheet_a_formula(
     header, first = run.out.splitlines()[:2]
     assert header == "step,'=cmd|' /C calc'!A0"  # shown as text, not run
     assert first == "30.0,-11.0"  # a negative number stays a number
+
+
+def test_report_on_daily_data_leaves_out_the_smoothing_its_season_cannot_hold(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Issue 17/19: `report births.csv` failed with '--smooth must lie in 0..6' (daily data,
+    season 7, diff-ma-smooth's smoothing of 10), naming an option that does not exist."""
+    days = pd.date_range("2021-01-01", periods=120, freq="D")
+    path = tmp_path / "daily.csv"
+    y = 10 + np.sin(np.arange(120) * 2 * np.pi / 7)
+    pd.DataFrame({"date": days.date, "y": y}).to_csv(path, index=False)
+    run = run_main(capsys, "report", str(path), "--out", str(tmp_path / "r"), "-m", "naive",
+                   "--quiet")  # fmt: skip
+    assert run.code == 0, run.err
+    run = run_main(capsys, "report", str(path), "--out", str(tmp_path / "r2"), "--epochs", "1",
+                   "--quiet")  # fmt: skip
+    assert run.code == 0, run.err
+    assert (
+        "diff-ma-smooth is left out of the ladder: its smoothing over 10 values needs a "
+        "seasonal period above 10, and this one is 7" in run.err
+    )
+    assert "diff-ma " in run.out and "diff-ma-smooth" not in run.out

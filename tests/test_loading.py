@@ -679,3 +679,13 @@ def test_the_internal_row_column_name_is_refused_not_overwritten(tmp_path: Path)
     path.write_text("date,_seqcast_row\n2020-01-01,1\n2020-01-02,3\n")
     with pytest.raises(DataError, match="the column name '_seqcast_row' is reserved; rename it"):
         load_series(path)
+
+
+def test_values_whose_squares_overflow_are_refused_by_row(tmp_path: Path) -> None:
+    """Issue 19: values near 1e308 crashed the report ('arange: cannot compute length')."""
+    path = tmp_path / "huge.csv"
+    path.write_text("y\n1.0\n2.0\n-3e200\n4.0\n")
+    with pytest.raises(DataError, match=r"column 'y' has 1 value\(s\) beyond ±1e\+150, the "
+                       r"first -3e\+200 at row 3 \(line 4\): their squares overflow"):  # fmt: skip
+        load_series(path)
+    assert load_series(pd.DataFrame({"y": [1e149, -1e149, 0.0]})).series[0].values.shape == (3, 1)

@@ -26,6 +26,9 @@ FillPolicy = Literal["error", "ffill", "interpolate", "drop"]
 FILL_POLICIES: tuple[str, ...] = get_args(FillPolicy)
 TIME_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "ds")
 _ROW = "_seqcast_row"
+#: The largest magnitude a value may have: variances and squared errors of larger ones
+#: overflow float64 (about 1.8e308).
+LARGEST_VALUE = 1e150
 
 
 @dataclass(frozen=True)
@@ -336,6 +339,15 @@ def _check_finite(frame: pd.DataFrame, where: _Where, col: str) -> None:
         raise DataError(
             f"{where.label}, column '{col}' has {int(infinite.sum())} infinite value(s), "
             f"the first at {where.row(position)}; expected finite numbers"
+        )
+    huge = np.abs(frame[col].to_numpy()) > LARGEST_VALUE
+    if huge.any():
+        first = int(np.flatnonzero(huge)[0])
+        position = int(frame[_ROW].to_numpy()[first])
+        raise DataError(
+            f"{where.label}, column '{col}' has {int(huge.sum())} value(s) beyond "
+            f"±{LARGEST_VALUE:.0e}, the first {frame[col].iloc[first]:.3g} at "
+            f"{where.row(position)}: their squares overflow; divide the column by a power of ten"
         )
 
 
