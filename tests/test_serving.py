@@ -33,7 +33,7 @@ from fastapi.testclient import TestClient
 
 from seqcast.data import load_dataset
 from seqcast.data.loading import load_series
-from seqcast.errors import ModelFormatError, SeqcastError
+from seqcast.errors import DataError, ModelFormatError, SeqcastError
 from seqcast.forecasters.registry import create_for
 from seqcast.persistence import load_model, save_model
 from seqcast.serving import create_app
@@ -658,3 +658,34 @@ def test_an_undecodable_body_is_told_why(app_client: TestClient, body: bytes, re
     assert reason in detail
     assert ("UTF-8" in detail) is not is_utf8
     assert "sys.set_int_max_str_digits" not in detail
+
+
+def test_a_model_trained_with_padding_serves_a_history_shorter_than_its_context(
+    tmp_path: Path,
+) -> None:
+    """The service pads a short history as `predict` does, for a model that trained on padded
+    series; a model that did not still names the steps it needs."""
+    from seqcast.data import load_series
+    from seqcast.forecasters import RNNForecaster
+    from seqcast.persistence import load_model, save_model
+    from seqcast.serving.models import ServedModel
+
+    rng = np.random.default_rng(0)
+    long, short = rng.normal(size=(80, 1)).cumsum(axis=0), rng.normal(size=(5, 1))
+    model = RNNForecaster(window=8, horizon=2, epochs=1, hidden_size=3)
+    with pytest.warns(Warning, match="shorter than its context"):
+        model.fit([long, short], 1)
+    save_model(model, tmp_path / "padded", load_series(long[:, 0]))
+    served = ServedModel("padded", tmp_path / "padded", load_model(tmp_path / "padded"), 2)
+    assert served.info().padded and served.info().context_length == model.context_length
+    context = served.context(short[:, 0])
+    assert context.shape == (model.context_length, 1) and np.isnan(context[:3]).all()
+    with pytest.warns(Warning, match="shorter than its context"):
+        want = model.predict(model.last_contexts([short], ["s"]))
+    np.testing.assert_array_equal(served.forecaster.predict(context[None]), want)
+    plain = RNNForecaster(window=8, horizon=2, epochs=1, hidden_size=3).fit([long], 1)
+    save_model(plain, tmp_path / "plain", load_series(long[:, 0]))
+    refusing = ServedModel("plain", tmp_path / "plain", load_model(tmp_path / "plain"), 2)
+    assert not refusing.info().padded
+    with pytest.raises(DataError, match="history has 5 steps; model 'plain' needs at least 8"):
+        refusing.context(short[:, 0])

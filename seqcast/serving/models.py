@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 import threading
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from seqcast.errors import DataError, ModelFormatError, SeqcastError
+from seqcast.errors import DataError, ModelFormatError, SeqcastError, SeqcastWarning
 from seqcast.forecasters.base import Forecaster
 from seqcast.persistence import SavedModel, load_model
 from seqcast.serving.schemas import ModelInfo
@@ -65,6 +66,7 @@ class ServedModel:
             window=self.forecaster.window,
             horizon=self.forecaster.horizon,
             context_length=self.context_length,
+            padded=self.forecaster.accepts_padding,
             max_horizon=self.max_horizon,
             targets=targets,
             features=self.columns[len(targets) :],
@@ -83,7 +85,8 @@ class ServedModel:
             (C, F) float64 context.
 
         Raises:
-            DataError: the history has the wrong number of columns or too few steps.
+            DataError: the history has the wrong number of columns or too few steps (a model
+                trained with padding takes a shorter history, padded in front).
         """
         n_features = self.forecaster.n_features_
         values = history
@@ -100,6 +103,13 @@ class ServedModel:
                 f"{n_features} per step ({', '.join(self.columns)})"
             )
         steps = self.context_length
+        if len(values) < steps and self.forecaster.accepts_padding and len(values) > 0:
+            # A model trained on padded short series forecasts from a padded past (the note
+            # that says so is for a command line, not for every request).
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", SeqcastWarning)
+                padded: np.ndarray = self.forecaster.last_contexts([values], ["the history"])[0]
+            return padded
         if len(values) < steps:
             reason = ""
             if steps > self.forecaster.window:

@@ -185,7 +185,8 @@ History = Annotated[
             "description": "The most recent steps, oldest first. A list of numbers for models "
             "with one input column; else one row per step with a value per column, targets "
             "first, then features (GET /models lists them). Only the last `context_length` "
-            "steps are used.",
+            "steps are used; a model trained on series shorter than its context also takes "
+            "fewer, padded in front.",
         }
     ),
 ]
@@ -251,7 +252,13 @@ class ModelInfo(BaseModel):
     model: str = Field(description="The forecaster, as `seqcast fit --model` names it.")
     window: int
     horizon: int = Field(description="The horizon the model was trained for.")
-    context_length: int = Field(description="History steps a request must send at least.")
+    context_length: int = Field(
+        description="History steps a request must send at least (fewer for a model trained "
+        "with padding: see padded)."
+    )
+    padded: bool = Field(
+        default=False, description="Whether the model takes a shorter history, padded in front."
+    )
     max_horizon: int = Field(description="The largest horizon a request may ask for.")
     targets: list[str]
     features: list[str] = Field(description="Input columns that are not forecast.")
