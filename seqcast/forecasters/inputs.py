@@ -172,20 +172,26 @@ def build_inputs(
         valued.append(scaled(contexts[:, start : start + spec.window, targets], targets))
         positions = length + spec.head_offsets.ravel()  # (T·(2K+1),)
         valued.append(scaled(contexts[:, positions, targets], targets))
+    observed = [~np.isnan(v) for v in valued] if spec.masked else []
     if spec.masked:
-        observed = [~np.isnan(v) for v in valued]
         level = _observed_mean(valued[0], observed[0])  # (B, 1, Ft)
-        whole = scaled(contexts[:, length - spec.context_length :, targets], targets)
-        spread = window_spread(whole, spec.window_scaling, ~np.isnan(whole))
-        size = _observed_mean(np.abs(valued[0]), observed[0])
     else:
         level = valued[0].mean(axis=1, keepdims=True)  # (B, 1, Ft)
+    spread = np.ones_like(level)
+    if spec.window_scaling:  # every target value of the context: C steps, scaled only here
         whole = scaled(contexts[:, length - spec.context_length :, targets], targets)
-        spread = window_spread(whole, spec.window_scaling)  # (B, 1, Ft)
-        size = np.abs(valued[0]).mean(axis=1, keepdims=True)
+        spread = window_spread(whole, True, ~np.isnan(whole) if spec.masked else None)
     if spec.mean_unit > 0:
+        absolute = np.abs(valued[0])
+        size = (
+            _observed_mean(absolute, observed[0])
+            if spec.masked
+            else absolute.mean(axis=1, keepdims=True)
+        )
         spread = np.where(size <= 1e-8, 1.0, size) * spec.mean_unit  # NaN stays NaN
-    shifted = [(v - level) / spread for v in valued]
+    shifted = [v - level for v in valued]
+    if spec.window_scaling or spec.mean_unit > 0:
+        shifted = [v / spread for v in shifted]
     if spec.masked:
         shifted = [np.where(seen, v, 0.0) for v, seen in zip(shifted, observed, strict=True)]
     # (B, L, F_in): the window (targets shifted), the lagged targets, the observed flags.
