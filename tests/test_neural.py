@@ -1420,3 +1420,24 @@ def test_negative_values_are_refused_where_the_model_takes_a_root_or_log(transfo
         model.predict(batch)
     plain = make("rnn", transform="none").fit([values], 1)
     assert np.isfinite(plain.predict(batch)).all()  # no transform: negatives are values
+
+
+def test_a_many_series_fit_that_kept_its_start_names_what_trained_further(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The warning's hint names the settings that trained further on M3's development split,
+    for many series only; a single series gets the warning without it."""
+    import seqcast.forecasters.neural as neural
+
+    real = neural.train
+
+    def kept_start(*args: Any, **kwargs: Any) -> Any:
+        history = real(*args, **kwargs)
+        history.best_epoch = 0  # as if no epoch had improved
+        return history
+
+    monkeypatch.setattr(neural, "train", kept_start)
+    with pytest.warns(Warning, match="on many series try loss mae with ensemble 5"):
+        make("rnn").fit([series(100), series(100, seed=1)], 1)
+    with pytest.warns(Warning, match=r"epoch\(s\) run\)$"):
+        make("rnn").fit([series(100)], 1)

@@ -216,11 +216,22 @@ class NeuralForecaster(Forecaster):
                 TrainingWarning(diverged[0].message, arguments=DIVERGENCE_ARGUMENTS), stacklevel=3
             )
         elif all(h.best_epoch == 0 and h.epochs > 0 for h in self.histories_):
+            hint, named = "", tuple[str, ...]()
+            if len(series) > 1 and (self.loss != "mae" or self.ensemble == 1):
+                # What trained further on M3's development split (README, many series).
+                hint, named = (
+                    "; on many series try loss mae with ensemble 5",
+                    (
+                        "loss mae",
+                        "ensemble 5",
+                    ),
+                )
             warnings.warn(
                 TrainingWarning(
                     f"{self.name}: no training epoch improved on the network's start (its output "
                     "layer's least-squares fit), so that start was kept: its forecasts are "
-                    f"close to the linear baseline's ({self.history_.epochs} epoch(s) run)"
+                    f"close to the linear baseline's ({self.history_.epochs} epoch(s) run){hint}",
+                    arguments=named,
                 ),
                 stacklevel=3,
             )
