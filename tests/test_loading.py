@@ -689,3 +689,56 @@ def test_values_whose_squares_overflow_are_refused_by_row(tmp_path: Path) -> Non
                        r"first -3e\+200 at row 3 \(line 4\): their squares overflow"):  # fmt: skip
         load_series(path)
     assert load_series(pd.DataFrame({"y": [1e149, -1e149, 0.0]})).series[0].values.shape == (3, 1)
+
+
+def test_missing_timestamps_are_added_and_filled_as_missing_values(tmp_path: Path) -> None:
+    """Issue 17: the course's Melbourne temperatures miss two New Year's Eves, and --fill
+    filled only missing values. Oracle: pandas reindexing to the full daily range, then the
+    same fill."""
+    days = pd.date_range("2020-01-01", periods=60, freq="D")
+    keep = np.ones(60, dtype=bool)
+    keep[[10, 11, 40]] = False
+    values = np.sin(np.arange(60) / 5.0) * 10
+    path = tmp_path / "temps.csv"
+    pd.DataFrame({"date": days[keep], "temp": values[keep]}).to_csv(path, index=False)
+    with pytest.raises(DataError, match="or pass fill ffill or interpolate to add missing"):
+        load_series(path)
+    for fill in ("ffill", "interpolate"):
+        with pytest.warns(UserWarning, match=r"added 3 missing timestamp\(s\) at frequency D "
+                          r"\(2020-01-11, 2020-01-12, 2020-02-10\)"):  # fmt: skip
+            data = load_series(path, fill=fill)  # type: ignore[arg-type]
+        full = pd.Series(values[keep], index=days[keep]).reindex(days)
+        want = full.ffill() if fill == "ffill" else full.interpolate()
+        np.testing.assert_allclose(data.series[0].values[:, 0], want.to_numpy())
+        assert data.freq == "D" and list(data.series[0].time) == list(days)
+
+
+def test_missing_months_follow_the_calendar_in_every_series(tmp_path: Path) -> None:
+    months = pd.date_range("2000-01-01", periods=30, freq="MS")
+    parts = []
+    for name, gaps in (("a", [4, 5]), ("b", [20])):
+        keep = np.ones(30, dtype=bool)
+        keep[gaps] = False
+        parts.append(pd.DataFrame({"id": name, "month": months[keep], "y": np.arange(30.0)[keep]}))
+    path = tmp_path / "monthly.csv"
+    pd.concat(parts).to_csv(path, index=False)
+    with pytest.warns(UserWarning, match=r"added \d missing timestamp"):
+        data = load_series(path, id_col="id", time_col="month", fill="interpolate")
+    assert data.freq == "MS"
+    assert [n.split(": ")[1][:28] for n in data.notes if "timestamp" in n] == [
+        "added 2 missing timestamp(s)",
+        "added 1 missing timestamp(s)",
+    ]
+    for series in data.series:
+        np.testing.assert_allclose(series.values[:, 0], np.arange(30.0))  # a line: exact
+
+
+def test_timestamps_off_any_grid_are_still_refused(tmp_path: Path) -> None:
+    """Filling never invents a frequency: steps of 1, 3 and 7 hours fit no grid the data
+    shows without inserting more than ten times its rows."""
+    times = pd.to_datetime(["2020-01-01 00:00", "2020-01-01 01:00", "2020-01-01 04:00",
+                            "2020-01-01 11:00", "2020-01-05 11:30"])  # fmt: skip
+    path = tmp_path / "odd.csv"
+    pd.DataFrame({"t": times, "y": np.arange(5.0)}).to_csv(path, index=False)
+    with pytest.raises(DataError, match="irregular spacing"):
+        load_series(path, time_col="t", fill="ffill")

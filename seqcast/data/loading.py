@@ -12,7 +12,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
@@ -157,6 +157,8 @@ def load_series(
         label = where.label if series_id is None else f"{where.label}, series '{series_id}'"
         if time_col is not None:
             group = _sort_by_time(group, where, label, time_col, notes)
+            if fill in ("ffill", "interpolate"):
+                group = _insert_missing_times(group, label, time_col, fill, notes)
             group_freq, group_step = _check_spacing(group, where, label, time_col)
             if series and group_freq != freq:
                 raise DataError(
@@ -431,6 +433,61 @@ def _sort_by_time(
     return group
 
 
+#: Gap filling refuses a grid this many times longer than the data (a wrong frequency).
+MOST_INSERTED = 10
+
+
+def _insert_missing_times(
+    group: pd.DataFrame, label: str, time_col: str, fill: str, notes: list[str]
+) -> pd.DataFrame:
+    """Rows for the timestamps missing from a regular grid (their values then filled like
+    missing values): the grid of the usual step, or of the calendar frequency of the first
+    timestamps (months, quarters). Timestamps off every such grid are left for
+    :func:`_check_spacing` to name."""
+    time = group[time_col]
+    if len(time) < 3 or not pd.api.types.is_datetime64_any_dtype(time):
+        return group
+    index = pd.DatetimeIndex(time)
+    if _infer_freq(index) is not None:
+        return group  # regular already
+    steps = np.diff(index.asi8)
+    candidates: list[Any] = [pd.Timedelta(int(_mode(steps)), unit=index.unit)]
+    start_freq = _infer_freq(index[:3])
+    if start_freq is not None:
+        candidates.insert(0, start_freq)
+    for freq in candidates:
+        try:
+            grid = pd.date_range(index[0], index[-1], freq=freq)
+        except (ValueError, OverflowError):
+            continue
+        if len(grid) > MOST_INSERTED * len(index) or not index.isin(grid).all():
+            continue
+        missing = grid.difference(index)
+        if len(missing) == 0:
+            continue
+        added = pd.DataFrame({time_col: missing})
+        for column in group.columns:
+            if column == _ROW:  # the row before each gap names it in later messages
+                before = np.searchsorted(index.asi8, missing.asi8) - 1
+                added[column] = group[_ROW].to_numpy()[np.maximum(before, 0)]
+            elif column != time_col:
+                # Ids and other constant columns repeat; values become missing, then filled.
+                constant = group[column].nunique(dropna=False) == 1
+                added[column] = group[column].iloc[0] if constant else np.nan
+        group = pd.concat([group, added], ignore_index=True).sort_values(time_col, kind="stable")
+        shown = ", ".join(str(t.date()) if t == t.normalize() else str(t) for t in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        step = freq if isinstance(freq, str) else str(pd.tseries.frequencies.to_offset(freq))
+        message = (
+            f"{label}: added {len(missing)} missing timestamp(s) at frequency {step} "
+            f"({shown}{more}); their values are filled with {fill}"
+        )
+        warnings.warn(message, UserWarning, stacklevel=4)
+        notes.append(message)
+        return group
+    return group
+
+
 def _check_spacing(
     group: pd.DataFrame, where: _Where, label: str, time_col: str
 ) -> tuple[str | None, float]:
@@ -461,12 +518,16 @@ def _check_spacing(
                     f"{label}, column '{time_col}', {where.row(int(rows[position]))}: irregular "
                     f"spacing ({index[position - 1]} to {index[position]}, while the frequency "
                     f"'{start_freq}' of the first timestamps expects {expected[position]}); "
-                    "resample to a regular frequency first"
+                    "resample to a regular frequency first, or pass fill ffill or interpolate "
+                    "to add the missing timestamps",
+                    arguments=("fill",),
                 )
         raise DataError(
             f"{label}, column '{time_col}', {where.row(int(rows[position]))}: irregular spacing "
             f"({index[position - 1]} to {index[position]}, while most steps are "
-            f"{pd.Timedelta(int(usual), unit=index.unit)}); resample to a regular frequency first"
+            f"{pd.Timedelta(int(usual), unit=index.unit)}); resample to a regular frequency "
+            "first, or pass fill ffill or interpolate to add missing timestamps",
+            arguments=("fill",),
         )
     values = time.to_numpy(dtype=np.float64)
     steps_f = np.diff(values)
