@@ -41,7 +41,8 @@ def data_options(
         str,
         Opt(
             "--fill",
-            help="Missing values: error|ffill|interpolate|drop. ffill looks back only (a "
+            help="Missing values and timestamps: error|ffill|interpolate|drop (ffill and "
+            "interpolate also add timestamps missing from the frequency). ffill looks back only (a "
             "leading gap takes the first value); interpolate reads the value after each gap, "
             "so backtest forecasts from filled points have seen a later value.",
         ),
