@@ -70,6 +70,7 @@ def _load(source: str, options: dict[str, Any]) -> SeriesData:
         time_col=options["time_col"],
         id_col=options["id_col"],
         fill=options["fill"],
+        date_format=options["date_format"],
     )
 
 
@@ -224,6 +225,7 @@ def predict(
             time_col=description["time_col"],
             id_col=description["id_col"],
             fill=fill,
+            date_format=description.get("date_format"),
         )
     try:
         table = predict_saved(saved, horizon, fresh)

@@ -37,6 +37,13 @@ def data_options(
     ] = None,
     time_col: Annotated[str | None, Opt("--time-col", help="Timestamp column.")] = None,
     id_col: Annotated[str | None, Opt("--id-col", help="Series id column (long format).")] = None,
+    date_format: Annotated[
+        str | None,
+        Opt(
+            "--date-format",
+            help="How the dates are written, e.g. %d/%m/%Y; needed only where they read two ways.",
+        ),
+    ] = None,
     fill: Annotated[
         str,
         Opt(

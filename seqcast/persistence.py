@@ -93,6 +93,7 @@ def describe_data(data: SeriesData, ends: list[int] | None = None) -> dict[str, 
         "freq": data.freq,
         "step": data.step,
         "season": data.season,
+        "date_format": data.date_format,
         "series": series,
     }
 

@@ -125,6 +125,7 @@ def load_source(
     time_col: str | None = None,
     id_col: str | None = None,
     fill: str = "error",
+    date_format: str | None = None,
 ) -> SeriesData:
     """A built-in dataset by name (unless a file of that name exists), else a CSV or Parquet
     file, loaded with :func:`seqcast.data.loading.load_series`'s options.
@@ -136,6 +137,8 @@ def load_source(
     options: dict[str, Any] = dict(
         targets=targets or None, features=features, time_col=time_col, id_col=id_col, fill=fill
     )
+    if date_format is not None:
+        options["date_format"] = date_format
     if source in DATASETS and not Path(source).exists():
         return DATASETS[source].load(**options)
     return load_series(source, **options)

@@ -42,6 +42,7 @@ class SeriesData:
         time_col: name of the time column, or None.
         id_col: name of the id column (long format), or None.
         season: the natural seasonal period when known (built-in data), else None.
+        date_format: how the time column's dates were written, when it was given.
         notes: what validation did to the data (filled values, sorted rows), for the report.
     """
 
@@ -54,6 +55,7 @@ class SeriesData:
     time_col: str | None = None
     id_col: str | None = None
     season: int | None = None
+    date_format: str | None = None
     notes: tuple[str, ...] = field(default=())
 
     @property

@@ -7,7 +7,9 @@ given too.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -16,6 +18,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 import pandas as pd
+from pandas.tseries.api import guess_datetime_format
 
 from seqcast.data.frame import Series, SeriesData
 from seqcast.errors import DataError
@@ -54,6 +57,7 @@ def load_series(
     id_col: str | None = None,
     fill: FillPolicy = "error",
     season: int | None = None,
+    date_format: str | None = None,
 ) -> SeriesData:
     """Reads, validates and arranges one or many series.
 
@@ -67,10 +71,14 @@ def load_series(
         features: extra input columns (past covariates).
         time_col: column of timestamps or numeric steps; found by name when omitted
             (date, datetime, timestamp, time, ds), else the one column holding dates (a
-            DataFrame's DatetimeIndex counts as one, named after the index or ``ds``).
+            DataFrame's DatetimeIndex counts as one, named after the index or ``ds``), else
+            the one text column whose every value reads as a date (a note says which; two such
+            columns are an error naming both).
         id_col: column naming the series in long format.
         fill: what to do with missing values: ``error``, ``ffill``, ``interpolate`` or ``drop``.
         season: the natural seasonal period, when known.
+        date_format: how the time column's dates are written (``strftime`` codes, such as
+            ``%d/%m/%Y``); needed only where they read two ways (day or month first).
 
     Returns:
         The validated data: values (N, C) per series, targets first.
@@ -109,9 +117,12 @@ def load_series(
             raise DataError(_unknown_column(where, name, option, available))
     if time_col is None:
         time_col = next((c for c in available if str(c).lower() in TIME_COLUMN_NAMES), None)
+    notes: list[str] = []
     if time_col is None:  # a Parquet or pandas column of dates is the time, whatever its name
         dated = [c for c in available if pd.api.types.is_datetime64_any_dtype(frame[c])]
         time_col = dated[0] if len(dated) == 1 else None
+    if time_col is None:  # else a text column of dates, such as Month holding 1949-01
+        time_col = _find_date_column(frame, where, available, id_col, date_format, notes)
     reserved = {time_col, id_col}
     for name in [*(targets or []), *(features or [])]:
         if name in reserved:
@@ -132,10 +143,9 @@ def load_series(
 
     time: pd.Series | None = None
     if time_col is not None:
-        time = _parse_time(frame, where, time_col)
+        time = _parse_time(frame, where, time_col, date_format)
         frame[time_col] = time
 
-    notes: list[str] = []
     groups: list[tuple[str | None, pd.DataFrame]]
     if id_col is not None:
         missing_id = frame[id_col].isna().to_numpy()
@@ -181,6 +191,7 @@ def load_series(
         time_col=time_col,
         id_col=id_col,
         season=season,
+        date_format=date_format,
         notes=tuple(notes),
     )
 
@@ -353,7 +364,108 @@ def _check_finite(frame: pd.DataFrame, where: _Where, col: str) -> None:
         )
 
 
-def _parse_time(frame: pd.DataFrame, where: _Where, time_col: str) -> pd.Series:
+def _find_date_column(
+    frame: pd.DataFrame,
+    where: _Where,
+    available: Sequence[object],
+    id_col: str | None,
+    date_format: str | None,
+    notes: list[str],
+) -> str | None:
+    """The one text column whose every value reads as a date, or None; two are refused."""
+    found = []
+    for column in available:
+        values = frame[column]
+        if column == id_col or not _is_text(values) or _is_numeric_like(values):
+            continue
+        try:
+            dates = _read_dates(values.dropna(), date_format)
+        except DataError as exc:
+            raise DataError(
+                f"{where.label}, column '{column}': {exc}", arguments=exc.arguments
+            ) from exc
+        if dates is not None:
+            found.append(str(column))
+        elif values.dropna().astype(str).str.match(_DATE_SHAPE).all():
+            _parse_time(frame, where, str(column))  # dates but one unreadable: names its row
+    if len(found) > 1:
+        raise DataError(
+            f"{where.label}: columns '{found[0]}' and '{found[1]}' both hold dates; name the "
+            "time column with time_col",
+            arguments=("time_col",),
+        )
+    if found:
+        notes.append(
+            f"{where.label}: column '{found[0]}' holds dates and is the time column (name "
+            "another with time_col)"
+        )
+        return found[0]
+    return None
+
+
+def _is_text(values: pd.Series) -> bool:
+    return pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
+
+
+#: What a written date looks like: digits with - / . or space between them, or a month name.
+_DATE_SHAPE = re.compile(
+    r"^\s*(\d{1,4}[-/. ]\d{1,2}([-/. ]\d{1,4})?|\d{1,2}[-/. ]?[A-Za-z]{3,9}[-/. ]?\d{2,4}|"
+    r"[A-Za-z]{3,9}[-/. ]?\d{1,2},?[-/. ]?\d{2,4}|[A-Za-z]{3,9}[-/. ]\d{4}|"
+    r"\d{4}[-/. ]?[A-Za-z]{3,9})"
+)
+
+
+def _read_dates(values: pd.Series, date_format: str | None) -> pd.Series | None:
+    """``values`` (no missing ones) read as dates, or None where one cannot be read.
+
+    ISO 8601 (``1949-01``, ``2020-01-02 03:00``) is read as such; other forms must read one way
+    only: where every value reads both day-first and month-first (``01/02/2020``) and the two
+    readings differ, :class:`DataError` asks for ``date_format``.
+    """
+    if len(values) == 0:
+        return None
+    text = values.astype(str)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        if date_format is not None:
+            try:
+                return pd.to_datetime(text, format=date_format)
+            except (ValueError, TypeError, OverflowError):
+                return None
+        if not text.str.match(_DATE_SHAPE).all():
+            return None
+        try:
+            return pd.to_datetime(text, format="ISO8601")
+        except (ValueError, TypeError, OverflowError):
+            pass
+        readings = []
+        first = text.iloc[0]
+        for dayfirst in (False, True):
+            guessed = guess_datetime_format(first, dayfirst=dayfirst)
+            if guessed is None:
+                continue
+            with contextlib.suppress(ValueError, TypeError, OverflowError):
+                readings.append((guessed, pd.to_datetime(text, format=guessed)))
+        if not readings:  # forms pandas guesses no format for, such as "Jan 1949"
+            try:
+                return pd.to_datetime(text, format="mixed")
+            except (ValueError, TypeError, OverflowError):
+                return None
+    (format_a, reading), *others = readings
+    for format_b, other in others:
+        if not reading.equals(other):
+            raise DataError(
+                f"dates such as {first!r} read both as {reading.iloc[0]:%Y-%m-%d} "
+                f"({format_a}) and as {other.iloc[0]:%Y-%m-%d} ({format_b}); say which with "
+                "date_format",
+                arguments=("date_format",),
+            )
+    return reading
+
+
+def _parse_time(
+    frame: pd.DataFrame, where: _Where, time_col: str, date_format: str | None = None
+) -> pd.Series:
     raw = frame[time_col]
     missing = raw.isna().to_numpy()
     if missing.any():
@@ -365,6 +477,22 @@ def _parse_time(frame: pd.DataFrame, where: _Where, time_col: str) -> pd.Series:
         return raw.astype(np.float64)
     if pd.api.types.is_datetime64_any_dtype(raw):
         return raw
+    try:
+        dates = _read_dates(raw, date_format)
+    except DataError as exc:
+        raise DataError(
+            f"{where.label}, column '{time_col}': {exc}", arguments=exc.arguments
+        ) from exc
+    if dates is not None:
+        return pd.Series(dates, index=raw.index)
+    if date_format is not None:
+        unread = pd.to_datetime(raw.astype(str), format=date_format, errors="coerce").isna()
+        position = int(np.flatnonzero(unread.to_numpy())[0]) if unread.any() else 0
+        raise DataError(
+            f"{where.label}, column '{time_col}', {where.row(position)}: cannot read "
+            f"{raw.iloc[position]!r} as a date written {date_format}",
+            arguments=("date_format",),
+        )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         try:
