@@ -35,6 +35,7 @@ from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import resolve_season
 from seqcast.errors import DataError, SeqcastError, SeqcastWarning
 from seqcast.evaluation.leaderboard import run_leaderboard
+from seqcast.evaluation.probabilistic import check_quantiles, levels_to_quantiles
 from seqcast.forecasters.average import SmoothedDiffMovingAverage
 from seqcast.forecasters.registry import create_for
 from seqcast.persistence import check_destination, load_model, save_model
@@ -85,6 +86,26 @@ def _say(quiet: bool, message: str) -> None:
         err.print(message, highlight=False)
 
 
+def _quantile_levels(quantiles: str | None, level: str | None) -> tuple[float, ...] | None:
+    """The quantile levels of ``--quantiles`` and ``--level`` together, or None for neither."""
+    if quantiles is None and level is None:
+        return None
+    found: list[float] = []
+    for flag, text in (("--quantiles", quantiles), ("--level", level)):
+        if text is None:
+            continue
+        try:
+            values = [float(part) for part in text.split(",") if part.strip()]
+        except ValueError:
+            raise DataError(f"{flag} takes numbers separated by commas, got {text!r}") from None
+        if flag == "--level":
+            values = list(levels_to_quantiles(values))
+        else:
+            values = list(check_quantiles(values, "quantiles"))
+        found += values
+    return check_quantiles(found)
+
+
 # ------------------------------------------------------------------------------ commands
 @app.command()
 def datasets() -> None:
@@ -119,6 +140,21 @@ def backtest_command(
         ),
     ] = None,
     refit: Annotated[bool, typer.Option("--refit", help="Refit before every origin.")] = False,
+    quantiles: Annotated[
+        str | None,
+        typer.Option(
+            "--quantiles",
+            help="Also forecast these quantiles, e.g. 0.1,0.5,0.9 (conformal intervals "
+            "calibrated on the training part), scored by WQL and coverage.",
+        ),
+    ] = None,
+    level: Annotated[
+        str | None,
+        typer.Option(
+            "--level",
+            help="Central intervals in percent, e.g. 80,95 (the quantiles that bound them).",
+        ),
+    ] = None,
     quiet: Quiet = False,
     json_out: Annotated[
         Path | None,
@@ -138,6 +174,7 @@ def backtest_command(
     settings = _settings(model_options, resolve_season(model_options["season"], series, splits))
     for name in model:
         create_for(name, settings)  # unknown names and bad settings fail before any work
+    levels = _quantile_levels(quantiles, level)
     with EpochBar(quiet, err) as bar:
         board = run_leaderboard(
             series,
@@ -148,6 +185,7 @@ def backtest_command(
             refit=refit,
             on_start=lambda name: _say(quiet, f"backtesting {name} ..."),
             on_epoch=bar,
+            quantiles=levels,
         )
     out.print(leaderboard_table(board))
     if json_out is not None:

@@ -64,7 +64,10 @@ def leaderboard_table(board: Leaderboard) -> Table:
         title=f"{board.dataset}: window {board.window}, horizon {board.horizon}, "
         f"{board.describe_validation()} per series, season {board.season}"
     )
-    columns = ("model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs (kept)")
+    columns = ["model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs (kept)"]
+    coverages = [k for k in board.results[0].probabilistic if k.startswith("coverage_")]
+    if board.quantiles:
+        columns[5:5] = ["WQL"] + [f"cover {k.removeprefix('coverage_')}%" for k in coverages]
     for name in columns:
         if name == "model":
             table.add_column(name, no_wrap=True)
@@ -76,12 +79,19 @@ def leaderboard_table(board: Leaderboard) -> Table:
         def fmt(value: float | None, digits: int = 3) -> str:
             return "-" if value is None else f"{value:.{digits}f}"
 
+        probabilistic = (
+            [fmt(result.probabilistic.get("wql"), 4)]
+            + [fmt(100.0 * (result.probabilistic.get(k) or 0.0), 1) for k in coverages]
+            if board.quantiles
+            else []
+        )
         table.add_row(
             result.model,
             fmt(m["mae"]),
             fmt(m["rmse"]),
             fmt(m["smape"], 2),
             fmt(m["mase"]),
+            *probabilistic,
             f"{result.fit_seconds:.2f}",
             f"{result.predict_seconds:.3f}",
             "-" if result.epochs is None else f"{result.epochs} ({result.best_epoch})",

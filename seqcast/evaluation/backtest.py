@@ -18,6 +18,8 @@ from seqcast.data.frame import Series, SeriesData
 from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError
 from seqcast.evaluation import metrics
+from seqcast.evaluation.conformal import calibrate, series_scales
+from seqcast.evaluation.probabilistic import check_quantiles, score_quantiles
 from seqcast.forecasters.base import EpochEnd, Forecaster
 
 __all__ = ["METRIC_NAMES", "BacktestResult", "backtest", "check_lengths"]
@@ -42,7 +44,12 @@ class BacktestResult:
         forecaster: the fitted forecaster (the last refit when ``refit`` is on).
         per_series: per series, each metric over its own forecasts, averaged over targets
             (MASE with the series' own scale): what a scale-free comparison across series of
-            different levels averages.
+            different levels averages; with quantiles, the probabilistic scores too.
+        quantiles: the levels of the quantile forecasts (empty: point forecasts only).
+        quantile_forecasts: per series, (n_origins, T, F_target, Q) quantile forecasts from
+            conformal intervals calibrated on the training parts.
+        probabilistic: ``wql``, ``coverage_<level>`` and ``msis`` (see
+            :func:`seqcast.evaluation.probabilistic.score_quantiles`), averaged over targets.
     """
 
     model: str
@@ -58,6 +65,9 @@ class BacktestResult:
     params: int | None = None
     forecaster: Forecaster | None = field(default=None, repr=False)
     per_series: list[dict[str, float | None]] = field(default_factory=list)
+    quantiles: tuple[float, ...] = ()
+    quantile_forecasts: list[np.ndarray] = field(default_factory=list)
+    probabilistic: dict[str, float | None] = field(default_factory=dict)
 
     @property
     def series_means(self) -> dict[str, float | None]:
@@ -75,6 +85,10 @@ class BacktestResult:
         for name in METRIC_NAMES:
             value = self.metrics.get(name)
             row[name] = value if value is None or math.isfinite(value) else None
+        for name, value in self.probabilistic.items():
+            row[name] = metrics.finite_or_none(value)
+        if self.quantiles:
+            row["quantiles"] = list(self.quantiles)
         row.update(
             fit_seconds=round(self.fit_seconds, 4),
             predict_seconds=round(self.predict_seconds, 4),
@@ -123,6 +137,8 @@ def backtest(
     refit: bool = False,
     season: int = 1,
     on_epoch: Callable[[EpochEnd], None] | None = None,
+    quantiles: Sequence[float] | None = None,
+    calibration_windows: int = 2,
 ) -> BacktestResult:
     """Fits on the training parts and scores rolling-origin forecasts of the validation parts.
 
@@ -136,6 +152,10 @@ def backtest(
             on every series' training part.
         season: seasonal period of the MASE scale.
         on_epoch: hears of every training epoch (see :meth:`Forecaster.fit`).
+        quantiles: levels in (0, 1) to forecast besides the points, from conformal intervals
+            calibrated on a backtest inside the training parts
+            (:func:`seqcast.evaluation.conformal.calibrate`; ``calibration_windows`` horizons
+            of each series held out at least); scored by WQL, coverage and MSIS.
 
     Returns:
         The scores, per target and averaged, with every forecast.
@@ -147,8 +167,15 @@ def backtest(
         data, splits, forecaster.context_length, horizon, forecaster.name, forecaster.can_pad
     )
 
+    levels = () if quantiles is None else check_quantiles(quantiles)
+    trains = [s.values[:split] for s, split in zip(data.series, splits, strict=True)]
     fit_seconds = predict_seconds = 0.0
     started = time.perf_counter()
+    conformal = (
+        calibrate(forecaster, trains, data.n_targets, horizon, n_windows=calibration_windows)
+        if levels
+        else None
+    )
     if not refit:
         forecaster.fit(
             [s.values[:split] for s, split in zip(data.series, splits, strict=True)],
@@ -200,6 +227,22 @@ def backtest(
     averaged = {
         name: metrics.mean_or_none([scores[t][name] for t in scores]) for name in METRIC_NAMES
     }
+    quantile_forecasts: list[np.ndarray] = []
+    probabilistic: dict[str, float | None] = {}
+    if conformal is not None:
+        scales = series_scales(trains, data.n_targets)  # (S, 1, Ft)
+        quantile_forecasts = [
+            conformal.quantiles(predicted, scales[i : i + 1], levels)
+            for i, predicted in enumerate(forecasts)
+        ]
+        probabilistic, each = score_quantiles(
+            actuals,
+            quantile_forecasts,
+            levels,
+            [t[:, : data.n_targets] for t in trains],
+            season,
+        )
+        per_series = [{**row, **extra} for row, extra in zip(per_series, each, strict=True)]
     return BacktestResult(
         model=forecaster.name,
         metrics=averaged,
@@ -214,6 +257,9 @@ def backtest(
         params=forecaster.n_params,
         forecaster=forecaster,
         per_series=per_series,
+        quantiles=levels,
+        quantile_forecasts=quantile_forecasts,
+        probabilistic=probabilistic,
     )
 
 

@@ -13,6 +13,7 @@ from seqcast.data.frame import SeriesData
 from seqcast.errors import DataError
 from seqcast.evaluation.backtest import BacktestResult, backtest, check_lengths
 from seqcast.evaluation.metrics import finite_or_none
+from seqcast.evaluation.probabilistic import quantile_name
 from seqcast.forecasters.base import EpochEnd
 from seqcast.forecasters.registry import create_for
 
@@ -31,6 +32,7 @@ class Leaderboard:
     season: int
     results: list[BacktestResult]
     series_ids: list[str | None] = field(default_factory=list)
+    quantiles: tuple[float, ...] = ()
 
     @property
     def val_size(self) -> int | None:
@@ -53,9 +55,13 @@ class Leaderboard:
             "val_size": self.val_size,
             "val_sizes": self.val_sizes,
             "season": self.season,
+            "quantiles": list(self.quantiles),
             "pooling": "each metric pools every series' forecast errors; series_mean is the "
             "mean over series of each series' own score (mae, mse and rmse mix the series' "
-            "units either way: compare series of different levels on smape, mape or mase)",
+            "units either way: compare series of different levels on smape, mape or mase); "
+            "wql weighs every series by its size (2·Σ pinball / Σ |y| over all series and steps, "
+            "the mean over the quantiles), coverage_<level> is the share of actual values inside "
+            "each central interval, msis the mean over series of M4's scaled interval score",
             "results": [r.summary() for r in self.results],
             "series": [
                 {
@@ -94,6 +100,10 @@ class Leaderboard:
                 for result in self.results:
                     column = result.model if data.n_targets == 1 else f"{result.model}:{target}"
                     frame[column] = result.forecasts[i][..., k].ravel()
+                    for j, q in enumerate(result.quantiles):
+                        frame[quantile_name(column, q)] = result.quantile_forecasts[i][
+                            ..., k, j
+                        ].ravel()
             frames.append(frame)
         return pd.concat(frames, ignore_index=True)
 
@@ -108,6 +118,7 @@ def run_leaderboard(
     refit: bool = False,
     on_start: Callable[[str], None] | None = None,
     on_epoch: Callable[[EpochEnd], None] | None = None,
+    quantiles: Sequence[float] | None = None,
 ) -> Leaderboard:
     """Backtests each model (built from ``settings``) on the same split and ranks them by MAE.
 
@@ -121,6 +132,8 @@ def run_leaderboard(
         refit: refit before every origin (cheap models only).
         on_start: called with each model name before it runs (progress display).
         on_epoch: hears of every training epoch of the neural models.
+        quantiles: levels in (0, 1) each model also forecasts, from conformal intervals
+            calibrated on the training parts (see :func:`backtest`).
     """
     if not models:
         raise DataError("give at least one model to backtest", arguments=("models",))
@@ -141,6 +154,7 @@ def run_leaderboard(
                 refit=refit,
                 season=season,
                 on_epoch=on_epoch,
+                quantiles=quantiles,
             )
         )
     results.sort(key=lambda r: (r.metrics["mae"] is None, r.metrics["mae"]))
@@ -153,4 +167,5 @@ def run_leaderboard(
         season=season,
         results=results,
         series_ids=[s.series_id for s in data.series],
+        quantiles=results[0].quantiles,
     )
