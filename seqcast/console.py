@@ -7,7 +7,7 @@ import re
 from typing import Any
 
 import pandas as pd
-from rich.console import Console
+from rich.console import Console, Group
 from rich.table import Table
 
 from seqcast.evaluation.leaderboard import Leaderboard
@@ -59,43 +59,64 @@ class EpochBar:
         self.close()  # on errors and Ctrl-C too: the terminal gets its cursor back
 
 
-def leaderboard_table(board: Leaderboard) -> Table:
-    table = Table(
-        title=f"{board.dataset}: window {board.window}, horizon {board.horizon}, "
+def leaderboard_table(board: Leaderboard) -> Group:
+    """The leaderboard for a terminal: the point scores, and with quantiles a second table of
+    the interval scores. No number is ever cut short: a cell too wide for the terminal wraps."""
+    title = (
+        f"{board.dataset}: window {board.window}, horizon {board.horizon}, "
         f"{board.describe_validation()} per series, season {board.season}"
     )
-    columns = ["model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs (kept)"]
-    coverages = [k for k in board.results[0].probabilistic if k.startswith("coverage_")]
-    if board.quantiles:
-        columns[5:5] = ["WQL"] + [f"cover {k.removeprefix('coverage_')}%" for k in coverages]
-    for name in columns:
-        if name == "model":
-            table.add_column(name, no_wrap=True)
-        else:
-            table.add_column(name, justify="right")
-    for result in board.results:
-        m = result.metrics
-
-        def fmt(value: float | None, digits: int = 3) -> str:
-            return "-" if value is None else f"{value:.{digits}f}"
-
-        probabilistic = (
-            [fmt(result.probabilistic.get("wql"), 4)]
-            + [fmt(100.0 * (result.probabilistic.get(k) or 0.0), 1) for k in coverages]
-            if board.quantiles
-            else []
-        )
-        table.add_row(
+    point = [
+        [
             result.model,
-            fmt(m["mae"]),
-            fmt(m["rmse"]),
-            fmt(m["smape"], 2),
-            fmt(m["mase"]),
-            *probabilistic,
+            _number(result.metrics["mae"]),
+            _number(result.metrics["rmse"]),
+            _number(result.metrics["smape"], 2),
+            _number(result.metrics["mase"]),
             f"{result.fit_seconds:.2f}",
             f"{result.predict_seconds:.3f}",
             "-" if result.epochs is None else f"{result.epochs} ({result.best_epoch})",
+        ]
+        for result in board.results
+    ]
+    heads = ["model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs (kept)"]
+    tables = [_table(title, heads, point)]
+    if board.quantiles:
+        scores = board.results[0].probabilistic
+        coverages = sorted(
+            (k for k in scores if k.startswith("coverage_")),
+            key=lambda k: float(k.removeprefix("coverage_")),
         )
+        heads = ["model", "WQL", *(f"cover {k.removeprefix('coverage_')}%" for k in coverages)]
+        heads += ["MSIS"] if "msis" in scores else []
+        rows = []
+        for result in board.results:
+            found = result.probabilistic
+            row = [result.model, _number(found.get("wql"), 4)]
+            row += [_number(None if found.get(k) is None else 100.0 * found[k], 1)  # type: ignore[operator]
+                    for k in coverages]  # fmt: skip
+            row += [_number(found.get("msis"))] if "msis" in scores else []
+            rows.append(row)
+        quantiles = ", ".join(f"{q:g}" for q in board.quantiles)
+        tables.append(_table(f"intervals (quantiles {quantiles}; conformal)", heads, rows))
+    return Group(*tables)
+
+
+def _number(value: float | None, digits: int = 3) -> str:
+    return "-" if value is None else f"{value:.{digits}f}"
+
+
+def _table(title: str, heads: list[str], rows: list[list[str]]) -> Table:
+    """A table whose value columns are as wide as their longest value (headers may wrap)."""
+    table = Table(title=title)
+    for k, head in enumerate(heads):
+        widest = max((len(row[k]) for row in rows), default=1)
+        if k == 0:
+            table.add_column(head, no_wrap=True, min_width=widest)
+        else:
+            table.add_column(head, justify="right", min_width=widest, overflow="fold")
+    for row in rows:
+        table.add_row(*row)
     return table
 
 
