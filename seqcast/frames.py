@@ -7,12 +7,17 @@ all series (a global model) and forecasts every series in one batched call::
 
     forecast = seqcast.Forecast([seqcast.RNNForecaster(window=24, horizon=18, season=12)])
     future = forecast.fit(train).predict(18)            # unique_id, ds, rnn
+    bands = forecast.predict(18, level=[80, 95])        # ... rnn-lo-80, rnn-hi-80, ...
     cv = forecast.cross_validation(train, h=18, n_windows=3)
     scores = seqcast.evaluate(cv, train_df=train, season=12)   # unique_id, metric, rnn
 
 Cross-validation refits every model at each cutoff on the data up to it and never shows it a
 later value; cutoffs count back from each series' own end, so series of different lengths and
 end dates are cut alike.
+
+Intervals (``level``) and quantiles (``quantiles``) of every model are conformal: calibrated on
+a backtest inside the data the model was fitted on (:mod:`seqcast.evaluation.conformal`), so
+cross-validation's intervals never see past their cutoff either.
 """
 
 from __future__ import annotations
@@ -30,12 +35,15 @@ from seqcast.data.loading import load_series
 from seqcast.data.seasonality import season_from_freq
 from seqcast.errors import DataError, NotFittedError, SeqcastWarning
 from seqcast.evaluation import metrics as scores_of
+from seqcast.evaluation import probabilistic
+from seqcast.evaluation.conformal import Conformal, calibrate, series_scales
+from seqcast.evaluation.probabilistic import check_quantiles, levels_to_quantiles, quantile_name
 from seqcast.forecasters.base import Forecaster
 
 __all__ = ["METRICS", "Forecast", "evaluate"]
 
 #: The metrics :func:`evaluate` computes, by name.
-METRICS = ("mae", "mse", "rmse", "mape", "smape", "mase")
+METRICS = ("mae", "mse", "rmse", "mape", "smape", "mase", "wql", "coverage")
 
 
 class Forecast:
@@ -98,19 +106,32 @@ class Forecast:
         self.columns_ = _Columns.of(df, self.id_col, self.time_col)
         self._check_seasons(data)
         self.fitted_ = self._fit_all([s.values for s in data.series])
+        self.conformal_: dict[tuple[str, int], Conformal] = {}
         return self
 
-    def predict(self, h: int | None = None, ids: Sequence[Any] | None = None) -> pd.DataFrame:
+    def predict(
+        self,
+        h: int | None = None,
+        ids: Sequence[Any] | None = None,
+        level: Sequence[float] | None = None,
+        quantiles: Sequence[float] | None = None,
+    ) -> pd.DataFrame:
         """Forecasts ``h`` steps past the end of every series (or of ``ids``).
 
         Args:
             h: the horizon (default: each model's own; models with different horizons need
                 it); past a model's trained horizon its forecasts are rolled out.
             ids: the series to forecast, by id (default: all, in the order of ``fit``).
+            level: central intervals in percent (``[80, 95]``): columns ``<model>-lo-80``
+                and ``<model>-hi-80`` ...
+            quantiles: levels in (0, 1): columns ``<model>-q0.1`` ...; intervals and
+                quantiles are conformal, calibrated on a backtest inside the fitted data the
+                first time a horizon asks for them (one more fit of each model).
 
         Returns:
             One row per series and step: ``id_col``, ``time_col`` (the timestamps after each
-            series' end, at its frequency or step) and one column per model.
+            series' end, at its frequency or step) and one column per model, followed by its
+            interval and quantile columns.
 
         Raises:
             NotFittedError: before :meth:`fit`.
@@ -119,12 +140,21 @@ class Forecast:
         if not hasattr(self, "fitted_"):
             raise NotFittedError("Forecast is not fitted yet; call fit() first")
         horizon = self._horizon(h)
+        _check_bands(level, quantiles)
         data = self.data_
         chosen = list(data.series) if ids is None else [self._series(i) for i in ids]
         ends = [len(s) for s in chosen]
         frame = self._frame(data, chosen, ends, horizon, self.columns_)
+        histories = [s.values for s in data.series]
         for alias, model in self.fitted_.items():
-            frame[alias] = _forecast(model, data, chosen, ends, horizon).ravel()
+            point = _forecast(model, data, chosen, ends, horizon)
+            frame[alias] = point.ravel()
+            if level is not None or quantiles is not None:
+                key = (alias, horizon)
+                if key not in self.conformal_:
+                    self.conformal_[key] = calibrate(self.models[alias], histories, 1, horizon)
+                scales = series_scales([s.values for s in chosen], 1)
+                _add_bands(frame, alias, point, self.conformal_[key], scales, level, quantiles)
         return frame
 
     def cross_validation(
@@ -135,6 +165,8 @@ class Forecast:
         step_size: int | None = None,
         refit: bool = True,
         static_df: pd.DataFrame | None = None,
+        level: Sequence[float] | None = None,
+        quantiles: Sequence[float] | None = None,
     ) -> pd.DataFrame:
         """Rolling-origin evaluation: ``n_windows`` cutoffs, ``step_size`` steps apart (default
         ``h``), the last one ``h`` steps before each series' end; from each cutoff every model
@@ -148,6 +180,8 @@ class Forecast:
             refit: fit every model again at every cutoff on the data up to it; without, fit
                 once at the first cutoff and forecast the later ones from their true history.
             static_df: static columns per series id, as in :meth:`fit`.
+            level, quantiles: intervals and quantiles as in :meth:`predict`, calibrated on the
+                data up to each cutoff the models were fitted on.
 
         Returns:
             One row per series, cutoff and step: ``id_col``, ``time_col``, ``cutoff`` (the last
@@ -157,6 +191,7 @@ class Forecast:
             DataError: impossible settings, or a series too short for its first cutoff.
         """
         horizon = self._horizon(h)
+        _check_bands(level, quantiles)
         if n_windows < 1:
             raise DataError(
                 f"n_windows must be at least 1, got {n_windows}", arguments=("n_windows",)
@@ -177,20 +212,30 @@ class Forecast:
                 )
         pieces = []
         fitted: dict[str, Forecaster] = {}
+        conformal: dict[str, Conformal] = {}
+        bands = level is not None or quantiles is not None
         for k, offset in enumerate(offsets):
             ends = [len(s) - offset for s in data.series]  # the first forecast step of each
+            parts = [s.values[:end] for s, end in zip(data.series, ends, strict=True)]
             if refit or k == 0:
-                fitted = self._fit_all(
-                    [s.values[:end] for s, end in zip(data.series, ends, strict=True)]
-                )
+                fitted = self._fit_all(parts)
+                if bands:
+                    conformal = {
+                        alias: calibrate(model, parts, 1, horizon)
+                        for alias, model in self.models.items()
+                    }
             frame = self._frame(data, list(data.series), ends, horizon, columns)
             frame.insert(2, "cutoff", columns.times(_cutoffs(data.series, ends, horizon)))
             actual = [
                 s.values[end : end + horizon, 0] for s, end in zip(data.series, ends, strict=True)
             ]
             frame.insert(3, self.target_col, np.concatenate(actual))
+            scales = series_scales(parts, 1) if bands else None
             for alias, model in fitted.items():
-                frame[alias] = _forecast(model, data, list(data.series), ends, horizon).ravel()
+                point = _forecast(model, data, list(data.series), ends, horizon)
+                frame[alias] = point.ravel()
+                if scales is not None:
+                    _add_bands(frame, alias, point, conformal[alias], scales, level, quantiles)
             pieces.append(frame)
         result = pd.concat(pieces, ignore_index=True)
         return result.sort_values(
@@ -359,6 +404,39 @@ def _times(data: SeriesData, series: Series, end: int, horizon: int) -> pd.Index
     return data.future_time(head, horizon)
 
 
+def _check_bands(level: Sequence[float] | None, quantiles: Sequence[float] | None) -> None:
+    """Refuses bad levels and quantiles before any work."""
+    if level is not None:
+        levels_to_quantiles(level)
+    if quantiles is not None:
+        check_quantiles(quantiles)
+
+
+def _add_bands(
+    frame: pd.DataFrame,
+    alias: str,
+    point: np.ndarray,
+    conformal: Conformal,
+    scales: np.ndarray,
+    level: Sequence[float] | None,
+    quantiles: Sequence[float] | None,
+) -> None:
+    """Adds ``alias``'s interval columns (``-lo-80``, ``-hi-80``) and quantile columns
+    (``-q0.1``) around its point forecasts ``point`` (S, T), series' scales (S, 1, 1)."""
+    if level is not None:
+        for value in sorted(level):
+            low, high = levels_to_quantiles([value])[0::2]
+            bounds = conformal.quantiles(point[:, :, None], scales, (low, high))  # (S, T, 1, 2)
+            name = f"{value:g}"
+            frame[f"{alias}-lo-{name}"] = bounds[:, :, 0, 0].ravel()
+            frame[f"{alias}-hi-{name}"] = bounds[:, :, 0, 1].ravel()
+    if quantiles is not None:
+        levels = check_quantiles(quantiles)
+        values = conformal.quantiles(point[:, :, None], scales, levels)  # (S, T, 1, Q)
+        for k, q in enumerate(levels):
+            frame[quantile_name(alias, q)] = values[:, :, 0, k].ravel()
+
+
 def _cutoffs(series: Sequence[Series], ends: list[int], horizon: int) -> np.ndarray:
     """The last time each model saw, repeated for the ``horizon`` rows of each series."""
     last = [
@@ -398,7 +476,12 @@ def evaluate(
         metrics: names among :data:`METRICS`. ``smape`` is 200·|y − ŷ| / (|y| + |ŷ|) in
             percent; ``mase`` divides by the in-sample MAE of the seasonal naive forecast on
             the series' values in ``train_df`` up to each cutoff (or all of them without one).
-        models: the model columns (default: every column but id, time, cutoff and target).
+            ``wql`` (the weighted quantile loss of each series) reads a model's quantile
+            columns (``rnn-q0.1`` ...) or its interval columns (``rnn-lo-80``, ``rnn-hi-80``,
+            with the point forecast as the median); ``coverage`` gives one row per interval
+            (``coverage_80``: the share of actual values inside it).
+        models: the model columns (default: every column but id, time, cutoff, target and
+            the models' quantile and interval columns).
         train_df: the training data (long format, same column names), for ``mase``.
         season: the seasonal period of the ``mase`` scale.
         aggregate: the mean over series of each per-series score instead (scale-dependent
@@ -423,9 +506,20 @@ def evaluate(
     if missing:
         raise DataError(f"df has no column {', '.join(map(repr, missing))}")
     fixed = {id_col, time_col, target_col, "cutoff"}
-    names = list(models) if models is not None else [c for c in df.columns if c not in fixed]
+    candidates = [c for c in df.columns if c not in fixed]
+    bands_of = {str(c): _band_columns(candidates, str(c)) for c in candidates}
+    in_bands = {c for c in map(str, candidates) for m in bands_of if _band_level(c, m) is not None}
+    names = list(models) if models is not None else [c for c in candidates if c not in in_bands]
     if not names or any(m not in df.columns for m in names):
         raise DataError(f"models: no forecast column {names!r} in df", arguments=("models",))
+    for name in ("wql", "coverage"):
+        bare = [m for m in names if name in metrics and not bands_of.get(m)]
+        if bare:
+            raise DataError(
+                f"{name} needs quantile or interval columns of model '{bare[0]}' (such as "
+                f"'{bare[0]}-q0.1' or '{bare[0]}-lo-80'): pass level or quantiles when forecasting",
+                arguments=("metrics",),
+            )
     if "mase" in metrics and train_df is None:
         raise DataError("mase needs train_df, the series' training values", arguments=("train_df",))
     history = {} if train_df is None else _histories(train_df, id_col, time_col, target_col)
@@ -435,6 +529,9 @@ def evaluate(
         series_id = key[0] if isinstance(key, tuple) else key
         actual = window[target_col].to_numpy(dtype=np.float64)
         for name in metrics:
+            if name in ("wql", "coverage"):
+                rows += _band_rows(window, actual, names, bands_of, name, id_col, series_id)
+                continue
             row: dict[str, Any] = {id_col: series_id, "metric": name}
             for model in names:
                 predicted = window[model].to_numpy(dtype=np.float64)
@@ -458,6 +555,64 @@ def evaluate(
     if not aggregate:
         return per_series
     return per_series.groupby("metric", sort=False)[names].mean().reset_index()
+
+
+def _band_columns(columns: Sequence[Any], model: str) -> dict[float, str]:
+    """Quantile level -> column of ``model``'s quantile (``-q0.1``) and interval (``-lo-80``,
+    ``-hi-80``) columns; the point forecast is the median where intervals alone are given."""
+    found: dict[float, str] = {}
+    for column in map(str, columns):
+        level = _band_level(column, model)
+        if level is not None:
+            found.setdefault(level, column)
+    if found and 0.5 not in found:
+        found[0.5] = model
+    return dict(sorted(found.items()))
+
+
+def _band_level(column: str, model: str) -> float | None:
+    """The quantile level of ``column`` when it is one of ``model``'s quantile (``-q0.1``) or
+    interval (``-lo-80``: 0.1, ``-hi-80``: 0.9) columns, else None."""
+    for prefix in ("-q", "-lo-", "-hi-"):
+        if not column.startswith(model + prefix):
+            continue
+        try:
+            value = float(column[len(model) + len(prefix) :])
+        except ValueError:
+            return None
+        if prefix == "-q":
+            return round(value, 6)
+        low = round((100.0 - value) / 200.0, 6)
+        return low if prefix == "-lo-" else round(1.0 - low, 6)
+    return None
+
+
+def _band_rows(
+    window: pd.DataFrame,
+    actual: np.ndarray,
+    names: list[str],
+    bands_of: dict[str, dict[float, str]],
+    metric: str,
+    id_col: str,
+    series_id: Any,
+) -> list[dict[str, Any]]:
+    """The ``wql`` row, or one ``coverage_<level>`` row per interval, of one series window."""
+    values: dict[str, dict[str, float]] = {}
+    for model in names:
+        bands = bands_of[model]
+        levels = tuple(bands)
+        predicted = window[list(bands.values())].to_numpy(dtype=np.float64)  # (T, Q)
+        if metric == "wql":
+            try:
+                values.setdefault("wql", {})[model] = probabilistic.wql(actual, predicted, levels)
+            except DataError:
+                values.setdefault("wql", {})[model] = float("nan")
+            continue
+        for level, (low, high) in probabilistic.interval_bounds(levels).items():
+            values.setdefault(f"coverage_{level}", {})[model] = probabilistic.coverage(
+                actual, predicted[:, low], predicted[:, high]
+            )
+    return [{id_col: series_id, "metric": name, **row} for name, row in values.items()]
 
 
 def _histories(
