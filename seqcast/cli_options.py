@@ -123,6 +123,14 @@ def model_options(
             "by its context's spread; mean: by its mean absolute value, as DeepAR).",
         ),
     ] = None,
+    likelihood: Annotated[
+        str | None,
+        Opt(
+            "--likelihood",
+            help="Neural models: none|quantile (quantile: a network trained with the pinball "
+            "loss forecasts quantiles that never cross; its median is the point forecast).",
+        ),
+    ] = None,
 ) -> None:
     """Forecaster settings: constructor arguments, passed to each model that takes them
     (``--season`` is resolved first: a number, 'auto', or the data's own)."""

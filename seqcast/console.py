@@ -87,18 +87,19 @@ def leaderboard_table(board: Leaderboard) -> Group:
             (k for k in scores if k.startswith("coverage_")),
             key=lambda k: float(k.removeprefix("coverage_")),
         )
-        heads = ["model", "WQL", *(f"cover {k.removeprefix('coverage_')}%" for k in coverages)]
+        heads = ["model", "from", "WQL"]
+        heads += [f"cover {k.removeprefix('coverage_')}%" for k in coverages]
         heads += ["MSIS"] if "msis" in scores else []
         rows = []
         for result in board.results:
             found = result.probabilistic
-            row = [result.model, _number(found.get("wql"), 4)]
+            row = [result.model, str(result.quantile_source), _number(found.get("wql"), 4)]
             row += [_number(None if found.get(k) is None else 100.0 * found[k], 1)  # type: ignore[operator]
                     for k in coverages]  # fmt: skip
             row += [_number(found.get("msis"))] if "msis" in scores else []
             rows.append(row)
         quantiles = ", ".join(f"{q:g}" for q in board.quantiles)
-        tables.append(_table(f"intervals (quantiles {quantiles}; conformal)", heads, rows))
+        tables.append(_table(f"quantiles {quantiles}", heads, rows))
     return Group(*tables)
 
 

@@ -23,7 +23,7 @@ cross-validation's intervals never see past their cutoff either.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Self
 
@@ -149,12 +149,17 @@ class Forecast:
         for alias, model in self.fitted_.items():
             point = _forecast(model, data, chosen, ends, horizon)
             frame[alias] = point.ravel()
-            if level is not None or quantiles is not None:
+            if level is None and quantiles is None:
+                continue
+            if model.has_quantiles and horizon <= model.horizon:
+                bands = _native_bands(model, data, chosen, ends, horizon)
+            else:
                 key = (alias, horizon)
                 if key not in self.conformal_:
                     self.conformal_[key] = calibrate(self.models[alias], histories, 1, horizon)
                 scales = series_scales([s.values for s in chosen], 1)
-                _add_bands(frame, alias, point, self.conformal_[key], scales, level, quantiles)
+                bands = _conformal_bands(self.conformal_[key], point, scales)
+            _add_bands(frame, alias, bands, level, quantiles)
         return frame
 
     def cross_validation(
@@ -223,6 +228,7 @@ class Forecast:
                     conformal = {
                         alias: calibrate(model, parts, 1, horizon)
                         for alias, model in self.models.items()
+                        if not (model.has_quantiles and horizon <= model.horizon)
                     }
             frame = self._frame(data, list(data.series), ends, horizon, columns)
             frame.insert(2, "cutoff", columns.times(_cutoffs(data.series, ends, horizon)))
@@ -234,8 +240,13 @@ class Forecast:
             for alias, model in fitted.items():
                 point = _forecast(model, data, list(data.series), ends, horizon)
                 frame[alias] = point.ravel()
-                if scales is not None:
-                    _add_bands(frame, alias, point, conformal[alias], scales, level, quantiles)
+                if scales is None:
+                    continue
+                if alias in conformal:
+                    found = _conformal_bands(conformal[alias], point, scales)
+                else:
+                    found = _native_bands(model, data, list(data.series), ends, horizon)
+                _add_bands(frame, alias, found, level, quantiles)
             pieces.append(frame)
         result = pd.concat(pieces, ignore_index=True)
         return result.sort_values(
@@ -412,27 +423,43 @@ def _check_bands(level: Sequence[float] | None, quantiles: Sequence[float] | Non
         check_quantiles(quantiles)
 
 
+#: Quantile forecasts (S, T, 1, Q) of the levels given.
+Bands = Callable[[Sequence[float]], np.ndarray]
+
+
+def _conformal_bands(conformal: Conformal, point: np.ndarray, scales: np.ndarray) -> Bands:
+    """Conformal quantiles around point forecasts (S, T) of series with scales (S, 1, 1)."""
+    return lambda levels: conformal.quantiles(point[:, :, None], scales, levels)
+
+
+def _native_bands(
+    model: Forecaster, data: SeriesData, chosen: list[Series], ends: list[int], horizon: int
+) -> Bands:
+    """A quantile model's own quantiles of every chosen series from before ``ends[i]``."""
+    histories = [s.values[:end] for s, end in zip(chosen, ends, strict=True)]
+    contexts = model.last_contexts(histories, [data.label(s) for s in chosen])
+    return lambda levels: model.predict_quantiles(contexts, levels, horizon)
+
+
 def _add_bands(
     frame: pd.DataFrame,
     alias: str,
-    point: np.ndarray,
-    conformal: Conformal,
-    scales: np.ndarray,
+    bands: Bands,
     level: Sequence[float] | None,
     quantiles: Sequence[float] | None,
 ) -> None:
     """Adds ``alias``'s interval columns (``-lo-80``, ``-hi-80``) and quantile columns
-    (``-q0.1``) around its point forecasts ``point`` (S, T), series' scales (S, 1, 1)."""
+    (``-q0.1``) from its quantile forecasts."""
     if level is not None:
         for value in sorted(level):
             low, high = levels_to_quantiles([value])[0::2]
-            bounds = conformal.quantiles(point[:, :, None], scales, (low, high))  # (S, T, 1, 2)
+            bounds = bands((low, high))  # (S, T, 1, 2)
             name = f"{value:g}"
             frame[f"{alias}-lo-{name}"] = bounds[:, :, 0, 0].ravel()
             frame[f"{alias}-hi-{name}"] = bounds[:, :, 0, 1].ravel()
     if quantiles is not None:
         levels = check_quantiles(quantiles)
-        values = conformal.quantiles(point[:, :, None], scales, levels)  # (S, T, 1, Q)
+        values = bands(levels)  # (S, T, 1, Q)
         for k, q in enumerate(levels):
             frame[quantile_name(alias, q)] = values[:, :, 0, k].ravel()
 

@@ -50,6 +50,7 @@ class BacktestResult:
             conformal intervals calibrated on the training parts.
         probabilistic: ``wql``, ``coverage_<level>`` and ``msis`` (see
             :func:`seqcast.evaluation.probabilistic.score_quantiles`), averaged over targets.
+        quantile_source: ``network`` (the model's own quantiles) or ``conformal``.
     """
 
     model: str
@@ -68,6 +69,7 @@ class BacktestResult:
     quantiles: tuple[float, ...] = ()
     quantile_forecasts: list[np.ndarray] = field(default_factory=list)
     probabilistic: dict[str, float | None] = field(default_factory=dict)
+    quantile_source: str | None = None
 
     @property
     def series_means(self) -> dict[str, float | None]:
@@ -89,6 +91,7 @@ class BacktestResult:
             row[name] = metrics.finite_or_none(value)
         if self.quantiles:
             row["quantiles"] = list(self.quantiles)
+            row["quantile_source"] = self.quantile_source
         row.update(
             fit_seconds=round(self.fit_seconds, 4),
             predict_seconds=round(self.predict_seconds, 4),
@@ -173,7 +176,7 @@ def backtest(
     started = time.perf_counter()
     conformal = (
         calibrate(forecaster, trains, data.n_targets, horizon, n_windows=calibration_windows)
-        if levels
+        if levels and not forecaster.has_quantiles
         else None
     )
     if not refit:
@@ -186,6 +189,7 @@ def backtest(
 
     context = forecaster.context_length
     forecasts, actuals, origins = [], [], []
+    quantile_forecasts: list[np.ndarray] = []  # a quantile model's own
     for series, split in zip(data.series, splits, strict=True):
         values = series.values
         starts = np.arange(split, len(series) - horizon + 1, stride)
@@ -200,9 +204,14 @@ def backtest(
                 started = time.perf_counter()
                 past = fresh.last_contexts([values[:origin]], [data.label(series)])
                 pieces.append(fresh.predict(past))
+                if levels and fresh.has_quantiles:
+                    quantile_forecasts.append(fresh.predict_quantiles(past, levels))
                 predict_seconds += time.perf_counter() - started
                 forecaster = fresh
             predicted = np.concatenate(pieces)
+            if levels and forecaster.has_quantiles:
+                count = len(pieces)
+                quantile_forecasts[-count:] = [np.concatenate(quantile_forecasts[-count:])]
         else:
             started = time.perf_counter()
             if split < context:  # too short: padded in front (the model checks it may be)
@@ -212,6 +221,8 @@ def backtest(
                 starts_at = starts - context
             contexts = sliding_windows(values, context)[starts_at]  # (B, C, F)
             predicted = forecaster.predict(contexts)
+            if levels and forecaster.has_quantiles:
+                quantile_forecasts.append(forecaster.predict_quantiles(contexts, levels))
             predict_seconds += time.perf_counter() - started
         forecasts.append(predicted)
         actuals.append(np.array(truth))
@@ -227,7 +238,6 @@ def backtest(
     averaged = {
         name: metrics.mean_or_none([scores[t][name] for t in scores]) for name in METRIC_NAMES
     }
-    quantile_forecasts: list[np.ndarray] = []
     probabilistic: dict[str, float | None] = {}
     if conformal is not None:
         scales = series_scales(trains, data.n_targets)  # (S, 1, Ft)
@@ -235,6 +245,7 @@ def backtest(
             conformal.quantiles(predicted, scales[i : i + 1], levels)
             for i, predicted in enumerate(forecasts)
         ]
+    if levels:
         probabilistic, each = score_quantiles(
             actuals,
             quantile_forecasts,
@@ -260,6 +271,7 @@ def backtest(
         quantiles=levels,
         quantile_forecasts=quantile_forecasts,
         probabilistic=probabilistic,
+        quantile_source=(None if not levels else "conformal" if conformal else "network"),
     )
 
 

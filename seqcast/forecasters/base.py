@@ -152,6 +152,33 @@ class Forecaster(ABC):
         self.is_fitted_ = True
         return self
 
+    @property
+    def has_quantiles(self) -> bool:
+        """Whether the model forecasts quantiles itself (:meth:`predict_quantiles`); the others
+        get them from conformal intervals (:mod:`seqcast.evaluation.conformal`)."""
+        return False
+
+    def predict_quantiles(
+        self, context: np.ndarray, quantiles: Sequence[float], horizon: int | None = None
+    ) -> np.ndarray:
+        """(B, T, F_target, Q) quantile forecasts, for a model with :attr:`has_quantiles`."""
+        raise DataError(f"{self.name} forecasts points only", arguments=("likelihood",))
+
+    def ready_context(self, context: np.ndarray) -> np.ndarray:
+        """The last :attr:`context_length` steps of a fitted model's (B, C', F) contexts,
+        checked: (B, C, F) float64."""
+        if not getattr(self, "is_fitted_", False):
+            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit() first")
+        context = np.asarray(context, dtype=np.float64)
+        if context.ndim == 2:
+            context = context[None]
+        steps = self.context_length
+        if context.ndim != 3 or context.shape[2] != self.n_features_ or context.shape[1] < steps:
+            raise DataError(
+                f"context must have shape (B, >={steps}, {self.n_features_}), got {context.shape}"
+            )
+        return context[:, context.shape[1] - steps :]
+
     def predict(self, context: np.ndarray, horizon: int | None = None) -> np.ndarray:
         """Forecasts from a batch of past contexts.
 
@@ -164,21 +191,11 @@ class Forecaster(ABC):
         Returns:
             (B, T, F_target) forecasts on the original scale.
         """
-        if not getattr(self, "is_fitted_", False):
-            raise NotFittedError(f"{type(self).__name__} is not fitted yet; call fit() first")
-        context = np.asarray(context, dtype=np.float64)
-        if context.ndim == 2:
-            context = context[None]
-        steps = self.context_length
-        if context.ndim != 3 or context.shape[2] != self.n_features_ or context.shape[1] < steps:
-            raise DataError(
-                f"context must have shape (B, >={steps}, {self.n_features_}), got {context.shape}"
-            )
-        self._check_context(context[:, context.shape[1] - steps :])
+        context = self.ready_context(context)
+        self._check_context(context)
         horizon = self.horizon if horizon is None else int(horizon)
         if horizon < 1:
             raise DataError(f"horizon must be at least 1, got {horizon}", arguments=("horizon",))
-        context = context[:, context.shape[1] - steps :]
         if self.any_horizon or horizon <= self.horizon:
             forecast = self._predict(context, max(horizon, 1))[:, :horizon]
         else:

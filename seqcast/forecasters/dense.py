@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from seqcast.errors import DataError
 from seqcast.forecasters.inputs import InputSpec
 from seqcast.forecasters.neural import NeuralForecaster
@@ -41,6 +43,8 @@ class DenseForecaster(NeuralForecaster):
         scaling: str = "auto",
         ensemble: int = 1,
         sampling: str = "windows",
+        likelihood: str = "none",
+        quantile_levels: Sequence[float] | None = None,
         hidden_size: int = 10,
         num_layers: int = 2,
         dropout: float = 0.0,
@@ -49,7 +53,7 @@ class DenseForecaster(NeuralForecaster):
             window=window, horizon=horizon, season=season, epochs=epochs, batch_size=batch_size,
             lr=lr, loss=loss, optimizer=optimizer, patience=patience, seed=seed, seq2seq=seq2seq,
             schedule=schedule, transform=transform, scaling=scaling, ensemble=ensemble,
-            sampling=sampling,
+            sampling=sampling, likelihood=likelihood, quantile_levels=quantile_levels,
         )  # fmt: skip
         self.hidden_size = hidden_size
         self.num_layers = num_layers
@@ -64,14 +68,14 @@ class DenseForecaster(NeuralForecaster):
                 arguments=("seq2seq",),
             )
 
-    def build_network(self, spec: InputSpec) -> DenseNet:
+    def build_network(self, spec: InputSpec, outputs: int = 1) -> DenseNet:
         return DenseNet(
             DenseConfig(
                 input_size=spec.input_size,
                 window=spec.window,
                 season_size=spec.season_size,
                 horizon=spec.horizon,
-                n_targets=spec.n_targets,
+                n_targets=spec.n_targets * outputs,
                 hidden_sizes=(self.hidden_size,) * self.num_layers,
                 dropout=self.dropout,
             )

@@ -19,7 +19,7 @@ from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError, ModelFormatError, SeqcastWarning, TrainingWarning
 from seqcast.forecasters.base import EpochEnd, Forecaster
 from seqcast.forecasters.inputs import InputSpec, ModelInputs, build_inputs, read_mask
-from seqcast.networks import ForecastNet, RecurrentNet
+from seqcast.networks import ForecastNet, QuantileNet, RecurrentNet
 from seqcast.training.loop import DIVERGENCE_ARGUMENTS, History, TrainConfig, TrainData, train
 from seqcast.training.lr_finder import LRFinderResult, find_lr
 
@@ -47,6 +47,13 @@ AUTO_SPAN = 1000.0
 
 #: How training windows are drawn: each once per epoch, or as often per series.
 SAMPLINGS = ("windows", "series")
+
+#: What the network forecasts: ``none`` (a point), ``quantile`` (several quantiles that never
+#: cross, trained with the pinball loss; the median is the point forecast).
+LIKELIHOODS = ("none", "quantile")
+#: The quantile levels a ``quantile`` network forecasts unless told: M3's 0.1 … 0.9 and the
+#: bounds of the 80 %, 90 % and 95 % intervals.
+QUANTILE_LEVELS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975)
 
 #: Fraction of the training windows (the latest ones) kept aside for early stopping.
 EARLY_STOPPING_FRACTION = 0.1
@@ -76,6 +83,10 @@ class NeuralForecaster(Forecaster):
             drawn so that every series is drawn as often, however long it is).
         ensemble: networks trained, from seeds ``seed`` to ``seed + ensemble − 1`` (initial
             weights and shuffling) on the same windows; forecasts are their mean.
+        likelihood: ``none`` or ``quantile`` (see :data:`LIKELIHOODS`); a quantile network
+            answers :meth:`predict_quantiles` itself, others through conformal intervals.
+        quantile_levels: the levels a quantile network is trained for (default
+            :data:`QUANTILE_LEVELS`; 0.5 is always added); others are interpolated.
     """
 
     any_horizon = False
@@ -100,6 +111,8 @@ class NeuralForecaster(Forecaster):
         scaling: str = "auto",
         ensemble: int = 1,
         sampling: str = "windows",
+        likelihood: str = "none",
+        quantile_levels: Sequence[float] | None = None,
     ) -> None:
         super().__init__(window=window, horizon=horizon)
         self.season = season
@@ -116,6 +129,8 @@ class NeuralForecaster(Forecaster):
         self.scaling = scaling
         self.ensemble = ensemble
         self.sampling = sampling
+        self.likelihood = likelihood
+        self.quantile_levels = quantile_levels
 
     @property
     def radius(self) -> int:
@@ -147,6 +162,25 @@ class NeuralForecaster(Forecaster):
         spec = InputSpec(self.window, self.horizon, self.season, self.radius, 1, 1)
         return spec.context_length
 
+    @property
+    def levels(self) -> tuple[float, ...]:
+        """The quantile levels the network forecasts (empty without ``likelihood`` quantile)."""
+        if self.likelihood != "quantile":
+            return ()
+        given = QUANTILE_LEVELS if self.quantile_levels is None else self.quantile_levels
+        return tuple(sorted({round(float(q), 6) for q in given} | {0.5}))
+
+    @property
+    def has_quantiles(self) -> bool:
+        return bool(self.levels)
+
+    def network(self, spec: InputSpec) -> ForecastNet:
+        """The untrained network, with its quantile output when the likelihood asks."""
+        levels = self.levels
+        if not levels:
+            return self.build_network(spec)
+        return QuantileNet(self.build_network(spec, outputs=len(levels)), levels)
+
     def train_config(self) -> TrainConfig:
         return TrainConfig(
             epochs=self.epochs,
@@ -158,10 +192,12 @@ class NeuralForecaster(Forecaster):
             seed=self.seed,
             seq2seq=self.seq2seq,
             schedule=self.schedule,
+            quantiles=self.levels,
         )
 
-    def build_network(self, spec: InputSpec) -> ForecastNet:
-        """The untrained network for this input layout."""
+    def build_network(self, spec: InputSpec, outputs: int = 1) -> ForecastNet:
+        """The untrained network for this input layout, forecasting ``outputs`` values per
+        target and step."""
         raise NotImplementedError
 
     def _check_hyperparameters(self) -> None:
@@ -182,6 +218,23 @@ class NeuralForecaster(Forecaster):
             raise DataError(
                 f"ensemble must be at least 1, got {self.ensemble}", arguments=("ensemble",)
             )
+        if self.likelihood not in LIKELIHOODS:
+            raise DataError(
+                f"unknown likelihood '{self.likelihood}'; choose from {', '.join(LIKELIHOODS)}",
+                arguments=("likelihood",),
+            )
+        if self.likelihood == "quantile":
+            if self.seq2seq:
+                raise DataError(
+                    "likelihood quantile cannot train seq2seq; turn one off",
+                    arguments=("likelihood", "seq2seq"),
+                )
+            for q in self.levels:
+                if not 0.0 < q < 1.0:
+                    raise DataError(
+                        f"quantile_levels must lie strictly between 0 and 1, got {q}",
+                        arguments=("quantile_levels",),
+                    )
         if self.scaling not in ("auto", *SCALINGS):
             raise DataError(
                 f"unknown scaling '{self.scaling}'; choose from auto, {', '.join(SCALINGS)}",
@@ -247,7 +300,7 @@ class NeuralForecaster(Forecaster):
         epochs of all members."""
         seed = self.seed + member
         torch.manual_seed(seed)  # the network's initial weights
-        network = self.build_network(self.spec)
+        network = self.network(self.spec)
         network.init_linear(fit_data.window, fit_data.season, fit_data.target)
         report = None
         if on_epoch is not None:
@@ -274,7 +327,7 @@ class NeuralForecaster(Forecaster):
         twin.n_targets_ = int(n_targets)
         fit_data, _ = twin._prepare([np.asarray(s, dtype=np.float64) for s in series])
         torch.manual_seed(twin.seed)  # the network's initial weights
-        return find_lr(twin.build_network(twin.spec), fit_data, twin.train_config())
+        return find_lr(twin.network(twin.spec), fit_data, twin.train_config())
 
     def _prepare(self, series: list[np.ndarray]) -> tuple[TrainData, TrainData | None]:
         """Fits the scaler and cuts training windows, and the latest ones for early stopping."""
@@ -443,8 +496,48 @@ class NeuralForecaster(Forecaster):
                 "the context has missing or infinite values in the steps the model reads "
                 f"(first in window {first + bad})"
             )
-        out = self.forward_scaled(inputs)  # (B, T, Ft)
+        out = self.forward_scaled(inputs)  # (B, T, Ft), or (B, T, Ft, Q) quantiles
+        if out.ndim == 4:
+            out = out[..., self.levels.index(0.5)]  # the median is the point forecast
         return self.scaler_.inverse_transform(out, slice(0, self.n_targets_))
+
+    def predict_quantiles(
+        self, context: np.ndarray, quantiles: Sequence[float], horizon: int | None = None
+    ) -> np.ndarray:
+        """Quantile forecasts of a quantile network (``likelihood`` quantile).
+
+        Args:
+            context: (B, C, F) past values ending just before each origin.
+            quantiles: Q levels in (0, 1); levels the network was not trained for are
+                linear between the nearest trained ones (the outermost trained level beyond).
+            horizon: T, at most the trained horizon (default: it).
+
+        Returns:
+            (B, T, F_target, Q) forecasts, non-decreasing along the last axis.
+        """
+        context = self.ready_context(context)
+        if not self.levels:
+            raise DataError(
+                f"{self.name} forecasts points; fit it with likelihood quantile for quantiles",
+                arguments=("likelihood",),
+            )
+        steps = self.horizon if horizon is None else horizon
+        if not 1 <= steps <= self.horizon:
+            raise DataError(
+                f"a quantile network forecasts up to its horizon {self.horizon}, not {steps}",
+                arguments=("horizon",),
+            )
+        self._check_not_negative(context, 0)
+        inputs = build_inputs(context, self.spec, self.scaler_)
+        if not all(np.isfinite(part).all() for part in (inputs.window, inputs.season)):
+            raise DataError("the context has missing or infinite values in the steps read")
+        scaled = self.forward_scaled(inputs)[:, :steps]  # (B, T, Ft, Qn)
+        rows, _, targets, trained = scaled.shape
+        # (B, T, Ft, Qn) -> (B, T·Qn, Ft): the inverse transform works on the channel axis.
+        flat = np.moveaxis(scaled, 3, 2).reshape(rows, steps * trained, targets)
+        back = self.scaler_.inverse_transform(flat, slice(0, targets))
+        values = np.moveaxis(back.reshape(rows, steps, trained, targets), 2, 3)
+        return _interpolate_levels(values, self.levels, quantiles)
 
     def _check_not_negative(self, context: np.ndarray, first: int) -> None:
         """Refuses negative values in a target channel fitted after a square root or a log
@@ -464,7 +557,7 @@ class NeuralForecaster(Forecaster):
 
     def forward_scaled(self, inputs: ModelInputs, batch_size: int = 8192) -> np.ndarray:
         """Network forecasts in the scaled space (the ensemble's mean), spread and level put
-        back: (B, T, Ft) float64."""
+        back: (B, T, Ft) float64, or (B, T, Ft, Q) quantiles from a quantile network."""
         total: np.ndarray | None = None
         for network in self.networks_:
             network.eval()
@@ -481,6 +574,8 @@ class NeuralForecaster(Forecaster):
             total = forecast if total is None else total + forecast
         assert total is not None
         spread, level = inputs.spread.astype(np.float64), inputs.level.astype(np.float64)
+        if total.ndim == 4:  # quantiles (B, T, Ft, Q)
+            spread, level = spread[..., None], level[..., None]
         return total / len(self.networks_) * spread + level
 
     # ------------------------------------------------------------------- saving, reporting
@@ -501,7 +596,7 @@ class NeuralForecaster(Forecaster):
         )
         self.networks_ = []
         for member in range(self.ensemble):
-            network = self.build_network(self.spec)
+            network = self.network(self.spec)
             prefix = _prefix(member)
             weights = {
                 k.removeprefix(prefix): torch.from_numpy(np.array(v))
@@ -561,6 +656,24 @@ class NeuralForecaster(Forecaster):
             for name, p in network.named_parameters()
             if self.seq2seq or not name.startswith("step_head.")
         )
+
+
+def _interpolate_levels(
+    values: np.ndarray, trained: Sequence[float], wanted: Sequence[float]
+) -> np.ndarray:
+    """Quantiles (..., Qn) at the ``trained`` levels -> (..., Q) at the ``wanted`` ones, linear
+    in the level between the nearest trained ones, the outermost trained beyond them."""
+    levels = np.asarray(trained)
+    out = np.empty((*values.shape[:-1], len(wanted)))
+    for k, q in enumerate(wanted):
+        q = min(max(float(q), float(levels[0])), float(levels[-1]))
+        upper = int(np.searchsorted(levels, q))
+        if levels[upper] == q:
+            out[..., k] = values[..., upper]
+            continue
+        share = (q - levels[upper - 1]) / (levels[upper] - levels[upper - 1])
+        out[..., k] = values[..., upper - 1] + share * (values[..., upper] - values[..., upper - 1])
+    return out
 
 
 def _prefix(member: int) -> str:

@@ -7,6 +7,7 @@ registry and saved models know them by name).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from functools import partialmethod
 
 from seqcast.errors import DataError, SeqcastWarning
@@ -58,6 +59,8 @@ class RNNForecaster(NeuralForecaster):
         scaling: str = "auto",
         ensemble: int = 1,
         sampling: str = "windows",
+        likelihood: str = "none",
+        quantile_levels: Sequence[float] | None = None,
         cell: str = "rnn",
         hidden_size: int = 40,
         num_layers: int = 2,
@@ -69,7 +72,7 @@ class RNNForecaster(NeuralForecaster):
             window=window, horizon=horizon, season=season, epochs=epochs, batch_size=batch_size,
             lr=lr, loss=loss, optimizer=optimizer, patience=patience, seed=seed, seq2seq=seq2seq,
             schedule=schedule, transform=transform, scaling=scaling, ensemble=ensemble,
-            sampling=sampling,
+            sampling=sampling, likelihood=likelihood, quantile_levels=quantile_levels,
         )  # fmt: skip
         self.cell = cell
         self.hidden_size = hidden_size
@@ -105,14 +108,14 @@ class RNNForecaster(NeuralForecaster):
                 arguments=("seq2seq", "bidirectional"),
             )
 
-    def build_network(self, spec: InputSpec) -> RecurrentNet:
+    def build_network(self, spec: InputSpec, outputs: int = 1) -> RecurrentNet:
         return RecurrentNet(
             RecurrentConfig(
                 input_size=spec.input_size,
                 window=spec.window,
                 season_size=spec.season_size,
                 horizon=spec.horizon,
-                n_targets=spec.n_targets,
+                n_targets=spec.n_targets * outputs,
                 cell=self.cell,
                 hidden_size=self.hidden_size,
                 num_layers=self.num_layers,

@@ -3,17 +3,20 @@ forecasts (B, T, Ft) in the scaled space. ``forward`` and the least-squares star
 layer, nothing else: the forecasters prepare the inputs, the training code trains."""
 
 from seqcast.networks.dense import DenseConfig, DenseNet
+from seqcast.networks.quantile import PinballLoss, QuantileNet
 from seqcast.networks.recurrent import CELLS, RecurrentConfig, RecurrentNet
 from seqcast.networks.ridge import ridge_fit
 
-#: Either network; both take (window, season) and have ``init_linear``.
-ForecastNet = RecurrentNet | DenseNet
+#: Any network; each takes (window, season) and has ``init_linear``.
+ForecastNet = RecurrentNet | DenseNet | QuantileNet
 
 __all__ = [
     "CELLS",
     "DenseConfig",
     "DenseNet",
     "ForecastNet",
+    "PinballLoss",
+    "QuantileNet",
     "RecurrentConfig",
     "RecurrentNet",
     "ridge_fit",

@@ -19,6 +19,7 @@ from torch import nn
 
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
+from seqcast.networks.quantile import PinballLoss
 from seqcast.training.compiled_step import CompiledStep
 from seqcast.training.optimizer import FlatOptimizer, FlatParameters
 from seqcast.training.schedules import OneCycle, Plateau
@@ -59,6 +60,8 @@ class TrainConfig:
             or ``none``.
         seed: seed of the shuffling.
         seq2seq: add a loss on the forecasts made from every step.
+        quantiles: the levels of a quantile network's outputs (B, T, Ft, Q); when given, the
+            loss is their mean pinball loss instead of ``loss``.
     """
 
     epochs: int = 200
@@ -73,6 +76,7 @@ class TrainConfig:
     schedule: str = "plateau"
     seed: int = 0
     seq2seq: bool = False
+    quantiles: tuple[float, ...] = ()
 
     def check(self) -> None:
         """Raises a clear error, naming the setting, for impossible settings."""
@@ -163,8 +167,10 @@ class History:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
-def loss_function(name: str) -> nn.Module:
-    """The loss module for a loss name."""
+def loss_function(name: str, quantiles: tuple[float, ...] = ()) -> nn.Module:
+    """The loss module for a loss name, or the pinball loss of ``quantiles`` when given."""
+    if quantiles:
+        return PinballLoss(quantiles)
     return {"huber": nn.HuberLoss(delta=1.0), "mse": nn.MSELoss(), "mae": nn.L1Loss()}[name]
 
 
@@ -224,7 +230,7 @@ def train(
             not finite.
     """
     config.check()
-    loss_fn = loss_function(config.loss)
+    loss_fn = loss_function(config.loss, config.quantiles)
     parameters = FlatParameters(model, used_parameters(model, data, config))
     try:
         return _train(model, parameters, data, validation, config, loss_fn, on_epoch)
@@ -284,7 +290,9 @@ def _train(
     best_score = evaluate(model, validation, loss_fn) if validation else reference
     best_state = copy.deepcopy(model.state_dict())
     since_best = 0
-    compiled = CompiledStep.create(model, parameters, config.loss, config.seq2seq)
+    compiled = CompiledStep.create(
+        model, parameters, "pinball" if config.quantiles else config.loss, config.seq2seq
+    )
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()
         model.train()

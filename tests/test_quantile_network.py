@@ -1,0 +1,136 @@
+"""Neural models trained for quantiles (``likelihood="quantile"``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from seqcast.data import load_series
+from seqcast.errors import DataError
+from seqcast.evaluation.backtest import backtest
+from seqcast.forecasters.registry import create
+from seqcast.networks import DenseConfig, DenseNet, PinballLoss, QuantileNet, RecurrentConfig
+from seqcast.networks.recurrent import RecurrentNet
+from seqcast.persistence import load_model, save_model
+
+LEVELS = (0.1, 0.5, 0.9)
+
+
+def noisy_sine(n: int = 700, sigma: float = 1.0, seed: int = 0) -> np.ndarray:
+    """A sine of period 25 plus Gaussian noise of known spread: (N, 1)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n)
+    return (20.0 + 5.0 * np.sin(2 * np.pi * t / 25) + sigma * rng.normal(size=n))[:, None]
+
+
+def quick(name: str = "rnn", **settings: object) -> object:
+    base = dict(window=12, horizon=2, epochs=15, hidden_size=8, batch_size=64,
+                likelihood="quantile")  # fmt: skip
+    return create(name, **{**base, **settings})
+
+
+def test_pinball_loss_by_hand() -> None:
+    loss = PinballLoss((0.1, 0.9))
+    forecast = torch.tensor([[[[8.0, 12.0]]]])  # (1, 1, 1, 2)
+    target = torch.tensor([[[10.0]]])
+    # q0.1 under by 2: 0.1·2; q0.9 over by 2: 0.1·2.
+    assert float(loss(forecast, target)) == pytest.approx((0.2 + 0.2) / 2)
+
+
+@pytest.mark.parametrize("network", ["recurrent", "dense"])
+def test_quantile_outputs_never_cross_whatever_the_weights(network: str) -> None:
+    torch.manual_seed(0)
+    levels = (0.05, 0.25, 0.5, 0.75, 0.95)
+    if network == "recurrent":
+        base: torch.nn.Module = RecurrentNet(RecurrentConfig(3, 6, 0, 4, 2 * len(levels)))
+    else:
+        base = DenseNet(DenseConfig(input_size=3, window=6, season_size=0, horizon=4,
+                                    n_targets=2 * len(levels)))  # fmt: skip
+    net = QuantileNet(base, levels)
+    with torch.no_grad():
+        for p in net.parameters():
+            p.normal_(0, 3.0)
+    out = net(torch.randn(50, 6, 3), torch.zeros(50, 0))
+    assert out.shape == (50, 4, 2, 5)
+    assert bool((out.diff(dim=-1) >= 0).all())
+
+
+def test_the_start_is_the_least_squares_fit_with_gaussian_gaps() -> None:
+    torch.manual_seed(0)
+    window = torch.randn(400, 5, 1)
+    target = (window[:, -1:, :] * 2.0 + 0.5 * torch.randn(400, 1, 1)).float()  # (N, 1, 1)
+    net = QuantileNet(RecurrentNet(RecurrentConfig(1, 5, 0, 1, 3)), LEVELS)
+    net.init_linear(window, torch.zeros(400, 0), target)
+    with torch.no_grad():
+        out = net(window, torch.zeros(400, 0))  # (N, 1, 1, 3)
+    residual = (target[:, 0, 0] - out[:, 0, 0, 1]).std()
+    gap = (out[:, 0, 0, 2] - out[:, 0, 0, 1]).mean()
+    assert float(gap) == pytest.approx(1.2816 * float(residual), rel=0.1)
+    inside = ((target[:, 0, 0] >= out[:, 0, 0, 0]) & (target[:, 0, 0] <= out[:, 0, 0, 2])).float()
+    assert 0.7 <= float(inside.mean()) <= 0.9
+
+
+def test_the_median_is_the_point_forecast_and_levels_interpolate() -> None:
+    model = quick()
+    series = noisy_sine()
+    model.fit([series[:500]])  # type: ignore[attr-defined]
+    contexts = np.stack([series[i - model.context_length : i] for i in range(500, 560)])  # type: ignore[attr-defined]
+    point = model.predict(contexts)  # type: ignore[attr-defined]
+    q = model.predict_quantiles(contexts, (0.1, 0.25, 0.5, 0.9))  # type: ignore[attr-defined]
+    assert q.shape == (60, 2, 1, 4)
+    np.testing.assert_allclose(q[..., 2], point)
+    assert np.all(np.diff(q, axis=-1) >= 0)
+    # 0.25 is not trained: halfway between 0.2 and 0.3.
+    trained = model.predict_quantiles(contexts, (0.2, 0.3))  # type: ignore[attr-defined]
+    np.testing.assert_allclose(q[..., 1], 0.5 * (trained[..., 0] + trained[..., 1]))
+
+
+def test_backtest_intervals_of_a_quantile_network_cover_known_noise() -> None:
+    data = load_series(noisy_sine(1500, seed=1))
+    model = quick(epochs=40, horizon=1, window=25)
+    result = backtest(model, data, [1000], quantiles=(0.1, 0.5, 0.9))  # type: ignore[arg-type]
+    assert result.quantile_source == "network"
+    assert 0.72 <= result.probabilistic["coverage_80"] <= 0.88  # type: ignore[operator]
+
+
+def test_quantile_models_are_saved_and_loaded_whole(tmp_path: Path) -> None:
+    model = quick(ensemble=2)
+    series = noisy_sine(300)
+    model.fit([series])  # type: ignore[attr-defined]
+    save_model(model, tmp_path / "m", load_series(series))  # type: ignore[arg-type]
+    loaded = load_model(tmp_path / "m").forecaster
+    contexts = series[None, -model.context_length :]  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(
+        loaded.predict_quantiles(contexts, LEVELS),
+        model.predict_quantiles(contexts, LEVELS),  # type: ignore[attr-defined]
+    )
+
+
+def test_same_seed_same_quantiles() -> None:
+    series = noisy_sine(300)
+    runs = []
+    for _ in range(2):
+        model = quick()
+        model.fit([series])  # type: ignore[attr-defined]
+        runs.append(model.predict_quantiles(series[None, -40:], LEVELS))  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_bad_quantile_settings_are_named() -> None:
+    with pytest.raises(DataError, match="unknown likelihood 'gauss'"):
+        quick(likelihood="gauss").validate()  # type: ignore[attr-defined]
+    with pytest.raises(DataError, match="quantile_levels must lie"):
+        quick(quantile_levels=(0.1, 1.0)).validate()  # type: ignore[attr-defined]
+    with pytest.raises(DataError, match="cannot train seq2seq"):
+        quick(seq2seq=True).validate()  # type: ignore[attr-defined]
+    model = quick()
+    model.fit([noisy_sine(200)])  # type: ignore[attr-defined]
+    with pytest.raises(DataError, match="up to its horizon 2, not 3"):
+        model.predict_quantiles(noisy_sine(200)[None, -40:], LEVELS, 3)  # type: ignore[attr-defined]
+    point = create("linear", window=5)
+    point.fit([noisy_sine(100)])
+    with pytest.raises(DataError, match="forecasts points only"):
+        point.predict_quantiles(noisy_sine(100)[None, -5:], LEVELS)
