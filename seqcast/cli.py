@@ -34,6 +34,7 @@ from seqcast.data.datasets import DATASETS, default_splits, load_source
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import resolve_season
 from seqcast.errors import DataError, SeqcastError, SeqcastWarning
+from seqcast.evaluation.conformal import calibrate, series_scales
 from seqcast.evaluation.leaderboard import run_leaderboard
 from seqcast.evaluation.probabilistic import check_quantiles, levels_to_quantiles
 from seqcast.forecasters.average import SmoothedDiffMovingAverage
@@ -204,6 +205,22 @@ def fit(
     out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
     data_options: dict[str, Any],
     model_options: dict[str, Any],
+    intervals: Annotated[
+        bool,
+        typer.Option(
+            "--intervals",
+            help="Also calibrate conformal intervals on a backtest inside the data (one more "
+            "fit), so that predict can give --quantiles and --level.",
+        ),
+    ] = False,
+    interval_steps: Annotated[
+        int | None,
+        typer.Option(
+            "--interval-steps",
+            help="Steps the --intervals are calibrated for (default: the horizon); predict "
+            "gives quantiles that far.",
+        ),
+    ] = None,
     quiet: Quiet = False,
 ) -> None:
     """Fit a model on the whole series and save it to a folder."""
@@ -222,7 +239,17 @@ def fit(
     _say(quiet, f"fitting {model} on {series.source} ...")
     with EpochBar(quiet, err) as bar:
         forecaster.fit([s.values for s in series.series], series.n_targets, on_epoch=bar)
-    save_model(forecaster, out_dir, series)
+    extras = None
+    if intervals and not forecaster.has_quantiles:
+        _say(quiet, f"calibrating the intervals of {model} ...")
+        histories = [s.values for s in series.series]
+        steps = forecaster.horizon if interval_steps is None else interval_steps
+        if steps < 1:
+            raise DataError(f"--interval-steps must be at least 1, got {steps}")
+        conformal = calibrate(forecaster, histories, series.n_targets, steps)
+        extras = conformal.to_state()
+        extras["conformal.scales"] = series_scales(histories, series.n_targets)
+    save_model(forecaster, out_dir, series, extras=extras)
     _say(quiet, f"saved {model} to {out_dir} ({time.perf_counter() - started:.2f} s)")
 
 
@@ -240,6 +267,18 @@ def predict(
     max_horizon: Annotated[
         int, typer.Option("--max-horizon", help="Refuse a --horizon above this (bounded work).")
     ] = MAX_HORIZON,
+    quantiles: Annotated[
+        str | None,
+        typer.Option(
+            "--quantiles",
+            help="Also forecast these quantiles, e.g. 0.1,0.5,0.9 (a model trained with "
+            "--likelihood quantile, or fitted with --intervals).",
+        ),
+    ] = None,
+    level: Annotated[
+        str | None,
+        typer.Option("--level", help="Central intervals in percent, e.g. 80,95."),
+    ] = None,
 ) -> None:
     """Forecast past the end of the series with a saved model."""
     from seqcast.prediction import predict_saved
@@ -251,6 +290,7 @@ def predict(
             f"--horizon {horizon} is above --max-horizon {max_horizon}; raise --max-horizon "
             "if you mean it (the forecast is computed and held in memory whole)"
         )
+    levels = _quantile_levels(quantiles, level)
     saved = load_model(model_dir)
     fresh = None
     if data is not None:
@@ -266,7 +306,7 @@ def predict(
             date_format=description.get("date_format"),
         )
     try:
-        table = predict_saved(saved, horizon, fresh)
+        table = predict_saved(saved, horizon, fresh, levels, level_names=quantiles is None)
     except DataError as exc:
         if data is None:
             raise

@@ -13,7 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,12 +47,15 @@ class SavedModel:
         data: description of the training data (columns, targets, frequency, series ends).
         contexts: per training series, its last ``context_length`` rows (C, F).
         metadata: the rest of ``model.json`` (versions, time of training, metrics).
+        extras: arrays saved beside the model by name (the conformal calibration of
+            ``seqcast fit --intervals``), read by the layers that wrote them.
     """
 
     forecaster: Forecaster
     data: dict[str, Any]
     contexts: list[np.ndarray]
     metadata: dict[str, Any]
+    extras: dict[str, np.ndarray] = field(default_factory=dict)
 
     @property
     def targets(self) -> list[str]:
@@ -147,6 +150,7 @@ def save_model(
     *,
     training_ends: list[int] | None = None,
     metrics: dict[str, Any] | None = None,
+    extras: dict[str, np.ndarray] | None = None,
 ) -> Path:
     """Writes a fitted forecaster to a model folder, atomically.
 
@@ -157,6 +161,7 @@ def save_model(
         training_ends: per series, how many leading steps were used (default: all); the stored
             context is the end of that part.
         metrics: validation scores to keep with the model.
+        extras: named arrays to keep beside the weights (:attr:`SavedModel.extras`).
 
     Returns:
         The folder's path.
@@ -170,6 +175,7 @@ def save_model(
     check_destination(path)
     ends = training_ends or [len(s) for s in data.series]
     arrays = {f"state.{k}": np.ascontiguousarray(v) for k, v in forecaster.get_state().items()}
+    arrays.update({f"extra.{k}": np.ascontiguousarray(v) for k, v in (extras or {}).items()})
     steps = forecaster.context_length
     description = describe_data(data, ends)
     for i, (series, end) in enumerate(zip(data.series, ends, strict=True)):
@@ -257,7 +263,8 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
         contexts = [arrays[f"context.{i}"] for i in range(len(data["series"]))]
         forecaster.is_fitted_ = True
         metadata = {k: v for k, v in config.items() if k not in ("config", "data", "info")}
-        saved = SavedModel(forecaster=forecaster, data=data, contexts=contexts, metadata=metadata)
+        extras = {k.removeprefix("extra."): v for k, v in arrays.items() if k.startswith("extra.")}
+        saved = SavedModel(forecaster, data, contexts, metadata, extras)
         _check_description(saved)
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, SafetensorError) as exc:
         detail = " ".join(str(exc).split())  # one line: torch lists mismatches on several

@@ -14,16 +14,25 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from seqcast.data.frame import SeriesData, future_index
-from seqcast.errors import DataError
+from seqcast.errors import DataError, ModelFormatError
+from seqcast.evaluation.conformal import Conformal, series_scales
+from seqcast.evaluation.probabilistic import check_quantiles, interval_bounds
 from seqcast.persistence import SavedModel
 
-__all__ = ["continue_timestamps", "future_times", "predict_saved", "step_numbers"]
+__all__ = [
+    "continue_timestamps",
+    "future_times",
+    "predict_saved",
+    "saved_quantiles",
+    "step_numbers",
+]
 
 
 def step_numbers(horizon: int) -> list[int]:
@@ -173,15 +182,28 @@ def _check_increasing(increasing: np.ndarray) -> None:
 
 
 def predict_saved(
-    saved: SavedModel, horizon: int | None = None, data: SeriesData | None = None
+    saved: SavedModel,
+    horizon: int | None = None,
+    data: SeriesData | None = None,
+    quantiles: Sequence[float] | None = None,
+    level_names: bool = False,
 ) -> pd.DataFrame:
     """Forecasts ``horizon`` steps (default: the trained horizon) past the end of every series
     the model was trained on, or, given ``data`` (newer rows of the same columns, at the
     model's frequency), past the end of each of its series.
 
+    Args:
+        saved: the loaded model.
+        horizon: T.
+        data: newer data to forecast from.
+        quantiles: levels in (0, 1) to forecast too: the model's own (a quantile network,
+            up to its horizon) or its saved conformal intervals (``seqcast fit --intervals``).
+        level_names: name the pairs q, 1 − q of ``quantiles`` as intervals (``-lo-80``,
+            ``-hi-80``) instead of quantiles (``-q0.1``).
+
     Returns:
         One row per series and step: the id column (long format), the time column (or
-        ``step``) and one column per target.
+        ``step``) and one column per target, then its quantile or interval columns.
 
     Raises:
         DataError: ``horizon`` is below 1, a series of ``data`` is shorter than the context,
@@ -213,13 +235,78 @@ def predict_saved(
         labels = ["the saved series" if i is None else f"series '{i}'" for i in ids]
     else:
         labels = [data.label(s) for s in data.series]
-    forecast = forecaster.predict(forecaster.last_contexts(contexts, labels), steps)  # (S, T, Ft)
+    ready = forecaster.last_contexts(contexts, labels)
+    forecast = forecaster.predict(ready, steps)  # (S, T, Ft)
+    bands = None
+    if quantiles is not None:
+        levels = check_quantiles(quantiles)
+        bands = saved_quantiles(saved, ready, forecast, contexts, data is None, levels)
     frames = []
     time_name = description["time_col"] or "step"
     for i, index in enumerate(indexes):
         frame = pd.DataFrame(forecast[i], columns=saved.targets)
+        if bands is not None:
+            _add_band_columns(frame, bands[i], levels, saved.targets, level_names)
         frame.insert(0, time_name, np.asarray(index))
         if description["id_col"]:
             frame.insert(0, description["id_col"], ids[i])
         frames.append(frame)
     return pd.concat(frames, ignore_index=True)
+
+
+def saved_quantiles(
+    saved: SavedModel,
+    ready: np.ndarray,
+    point: np.ndarray,
+    histories: list[np.ndarray],
+    own: bool,
+    levels: tuple[float, ...],
+) -> np.ndarray:
+    """(S, T, Ft, Q) quantiles of a saved model: its own, or from its saved calibration
+    around the point forecasts (S, T, Ft); ``own``: the histories are its saved contexts."""
+    forecaster = saved.forecaster
+    steps = point.shape[1]
+    if forecaster.has_quantiles and steps <= forecaster.horizon:
+        return forecaster.predict_quantiles(ready, levels, steps)
+    if "conformal.widths" not in saved.extras:
+        why = (
+            f"it forecasts quantiles up to its horizon {forecaster.horizon} only"
+            if forecaster.has_quantiles
+            else "it was fitted without intervals"
+        )
+        raise DataError(
+            f"quantiles: {why}; fit the model with intervals (seqcast fit --intervals) or, "
+            "for a neural model, likelihood quantile",
+            arguments=("quantiles", "likelihood quantile"),
+        )
+    try:
+        conformal = Conformal.from_state(saved.extras)
+    except (KeyError, ValueError) as exc:
+        raise ModelFormatError(f"the model folder is inconsistent: {exc}") from exc
+    if own:
+        scales = np.asarray(saved.extras.get("conformal.scales"), dtype=np.float64)
+        wanted = (len(histories), 1, forecaster.n_targets_)
+        if scales.shape != wanted or not (np.isfinite(scales).all() and (scales > 0).all()):
+            raise ModelFormatError("the model folder is inconsistent: bad conformal.scales")
+    else:
+        scales = series_scales(histories, forecaster.n_targets_)
+    return conformal.quantiles(point, scales, levels)
+
+
+def _add_band_columns(
+    frame: pd.DataFrame,
+    bands: np.ndarray,
+    levels: tuple[float, ...],
+    targets: list[str],
+    level_names: bool,
+) -> None:
+    """Adds one series' (T, Ft, Q) quantiles as ``<target>-q0.1`` columns, or as
+    ``<target>-lo-80`` and ``<target>-hi-80`` (with ``level_names``) for each interval."""
+    for k, target in enumerate(targets):
+        if level_names:
+            for level, (low, high) in sorted(interval_bounds(levels).items()):
+                frame[f"{target}-lo-{level:g}"] = bands[:, k, low]
+                frame[f"{target}-hi-{level:g}"] = bands[:, k, high]
+        else:
+            for j, q in enumerate(levels):
+                frame[f"{target}-q{q:g}"] = bands[:, k, j]

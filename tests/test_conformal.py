@@ -91,7 +91,7 @@ def test_half_width_interpolates_between_calibrated_levels() -> None:
     point, scales = np.zeros((1, 2, 1)), np.full((1, 1, 1), 10.0)
     q = conformal.quantiles(point, scales, (0.1, 0.5, 0.9))
     np.testing.assert_allclose(q[0, :, 0], [[-8.0, 0.0, 8.0]] * 2)
-    with pytest.raises(DataError, match="calibrated for 2 steps, not 3"):
+    with pytest.raises(DataError, match=r"calibrated for 2 step\(s\), not 3"):
         conformal.quantiles(np.zeros((1, 3, 1)), scales, (0.1,))
     state = Conformal.from_state(conformal.to_state())
     np.testing.assert_array_equal(state.widths, widths)

@@ -79,8 +79,9 @@ class Conformal:
         steps = point.shape[1]
         if steps > self.horizon:
             raise DataError(
-                f"the intervals were calibrated for {self.horizon} steps, not {steps}",
-                arguments=("horizon",),
+                f"the intervals were calibrated for {self.horizon} step(s), not {steps}: "
+                "calibrate them for more (interval_steps)",
+                arguments=("interval_steps",),
             )
         out = np.empty((*point.shape, len(quantiles)))
         for k, q in enumerate(quantiles):
@@ -90,11 +91,28 @@ class Conformal:
         return out
 
     def to_state(self) -> dict[str, np.ndarray]:
-        return {"conformal.widths": self.widths, "conformal.n_scores": np.array(self.n_scores)}
+        return {"conformal.widths": self.widths, "conformal.n_scores": np.array([self.n_scores])}
 
     @classmethod
     def from_state(cls, state: dict[str, np.ndarray]) -> Conformal:
-        return cls(np.asarray(state["conformal.widths"]), int(state["conformal.n_scores"]))
+        """The calibration saved by :meth:`to_state`.
+
+        Raises:
+            ValueError: the arrays are not a calibration (a tampered or foreign file).
+        """
+        widths = np.asarray(state["conformal.widths"], dtype=np.float64)
+        count = np.asarray(state["conformal.n_scores"]).reshape(-1)
+        if (
+            widths.ndim != 3
+            or widths.shape[0] != len(GRID)
+            or widths.shape[1] < 1
+            or not np.isfinite(widths).all()
+            or (widths < 0).any()
+            or (np.diff(widths, axis=0) < 0).any()
+            or count.size != 1
+        ):
+            raise ValueError("the saved conformal calibration is not one seqcast wrote")
+        return cls(widths, int(count[0]))
 
 
 def series_scales(histories: Sequence[np.ndarray], n_targets: int) -> np.ndarray:

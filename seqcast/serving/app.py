@@ -33,6 +33,7 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
 
 from seqcast._version import __version__
 from seqcast.errors import DataError, SeqcastError
+from seqcast.evaluation.probabilistic import check_quantiles
 from seqcast.prediction import continue_timestamps, step_numbers
 from seqcast.serving import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HORIZON
 from seqcast.serving.limits import BodySizeLimit
@@ -155,12 +156,21 @@ def create_app(
             times = continue_timestamps(request.timestamps, horizon, model.saved.data, name)
         values = model.forecast(context, horizon)  # (T, Ft)
         targets = model.saved.targets
+        quantiles = None
+        if request.quantiles is not None:
+            levels = check_quantiles(request.quantiles)
+            bands = model.forecast_quantiles(context, values, levels)  # (T, Ft, Q)
+            quantiles = {
+                f"{q:g}": bands[:, 0, k].tolist() if len(targets) == 1 else bands[..., k].tolist()
+                for k, q in enumerate(levels)
+            }
         return ForecastResponse(
             model=name,
             horizon=horizon,
             targets=targets,
             forecast=values[:, 0].tolist() if len(targets) == 1 else values.tolist(),
             timestamps=times,
+            quantiles=quantiles,
         )
 
     return app

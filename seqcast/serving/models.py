@@ -20,6 +20,7 @@ import numpy as np
 from seqcast.errors import DataError, ModelFormatError, SeqcastError, SeqcastWarning
 from seqcast.forecasters.base import Forecaster
 from seqcast.persistence import SavedModel, load_model
+from seqcast.prediction import saved_quantiles
 from seqcast.serving.schemas import ModelInfo
 
 __all__ = ["ServedModel", "load_served_models"]
@@ -67,6 +68,8 @@ class ServedModel:
             horizon=self.forecaster.horizon,
             context_length=self.context_length,
             padded=self.forecaster.accepts_padding,
+            quantiles=self.quantile_source,
+            quantile_steps=self.quantile_steps,
             max_horizon=self.max_horizon,
             targets=targets,
             features=self.columns[len(targets) :],
@@ -138,6 +141,36 @@ class ServedModel:
             f"horizon {horizon} is above the maximum of {self.max_horizon} for model "
             f"'{self.name}'{reason}"
         )
+
+    @property
+    def quantile_source(self) -> str | None:
+        if self.forecaster.has_quantiles:
+            return "network"
+        return "conformal" if "conformal.widths" in self.saved.extras else None
+
+    @property
+    def quantile_steps(self) -> int:
+        if self.forecaster.has_quantiles:
+            return self.forecaster.horizon
+        widths = self.saved.extras.get("conformal.widths")
+        return 0 if widths is None or widths.ndim != 3 else int(widths.shape[1])
+
+    def forecast_quantiles(
+        self, context: np.ndarray, point: np.ndarray, levels: tuple[float, ...]
+    ) -> np.ndarray:
+        """(T, F_target, Q) quantiles around the point forecasts (T, F_target) of one
+        context (C, F).
+
+        Raises:
+            DataError: the model forecasts no quantiles, or not that far.
+        """
+        with self.lock, np.errstate(over="ignore", invalid="ignore"):
+            ready = self.forecaster.last_contexts([context], ["the history"])
+            bands = saved_quantiles(self.saved, ready, point[None], [context], False, levels)
+        if not np.isfinite(bands).all():
+            raise DataError(f"model '{self.name}' produced non-finite quantiles")
+        one: np.ndarray = bands[0]
+        return one
 
     def forecast(self, context: np.ndarray, horizon: int) -> np.ndarray:
         """Forecasts from one context.

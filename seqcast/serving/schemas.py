@@ -212,6 +212,10 @@ Timestamps = Annotated[
 ]
 
 
+#: The most quantile levels one request may ask for.
+MAX_QUANTILES = 99
+
+
 class ForecastRequest(BaseModel):
     """Body of ``POST /models/{name}/forecast``."""
 
@@ -228,6 +232,12 @@ class ForecastRequest(BaseModel):
         "(GET /models); default: the horizon it was trained for.",
     )
     timestamps: Timestamps | None = None
+    quantiles: list[Annotated[float, Field(gt=0.0, lt=1.0)]] | None = Field(
+        default=None,
+        max_length=MAX_QUANTILES,
+        description="Quantile levels in (0, 1) to forecast too (a model that can: GET /models "
+        "`quantiles`); the response's `quantiles` holds them.",
+    )
 
 
 class ForecastResponse(BaseModel):
@@ -242,6 +252,11 @@ class ForecastResponse(BaseModel):
     timestamps: list[str] | list[float] | list[int] = Field(
         description="The time of each forecast step: continuing the request's timestamps, or "
         "step numbers 1..T after the last history step when none were sent."
+    )
+    quantiles: dict[str, list[float] | list[list[float]]] | None = Field(
+        default=None,
+        description="Per requested level (as text, '0.1'), T numbers for a model with one "
+        "target, else T rows of one value per target; non-decreasing across levels.",
     )
 
 
@@ -259,6 +274,12 @@ class ModelInfo(BaseModel):
     padded: bool = Field(
         default=False, description="Whether the model takes a shorter history, padded in front."
     )
+    quantiles: str | None = Field(
+        default=None,
+        description="How the model forecasts quantiles: 'network' (trained for them, up to its "
+        "horizon), 'conformal' (calibrated intervals, up to `quantile_steps`), or none.",
+    )
+    quantile_steps: int = Field(default=0, description="The farthest step with quantiles.")
     max_horizon: int = Field(description="The largest horizon a request may ask for.")
     targets: list[str]
     features: list[str] = Field(description="Input columns that are not forecast.")
