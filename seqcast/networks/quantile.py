@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["PinballLoss", "QuantileNet"]
+__all__ = ["PinballLoss", "QuantileNet", "ordered"]
 
 
 class QuantileNet(nn.Module):
@@ -43,7 +43,7 @@ class QuantileNet(nn.Module):
         """(B, L, F_in), (B, S) -> (B, T, Ft, Q), non-decreasing along the last axis."""
         raw = self.base(window, season)  # (B, T, Ft·Q)
         raw = raw.reshape(*raw.shape[:2], -1, len(self.levels))  # (B, T, Ft, Q)
-        return _ordered(raw, self.median)
+        return ordered(raw, self.median)
 
     def init_linear(self, window: torch.Tensor, season: torch.Tensor, target: torch.Tensor) -> None:
         """The base network's least-squares start for every channel on the target, then the
@@ -80,7 +80,7 @@ class QuantileNet(nn.Module):
                         weight[:, :, k] = 0.0
 
 
-def _ordered(raw: torch.Tensor, median: int) -> torch.Tensor:
+def ordered(raw: torch.Tensor, median: int) -> torch.Tensor:
     """Non-crossing quantiles from raw values (..., Q): the median channel as it is, the others
     cumulative softplus steps away from it."""
     centre = raw[..., median : median + 1]

@@ -23,10 +23,11 @@ from __future__ import annotations
 import torch
 
 from seqcast import _native as native
-from seqcast.networks import RecurrentNet
+from seqcast.networks import QuantileNet, RecurrentNet
+from seqcast.networks.quantile import PinballLoss, ordered
 from seqcast.training.optimizer import FlatParameters
 
-__all__ = ["HEAD_IN_C", "CompiledStep"]
+__all__ = ["HEAD_IN_C", "CompiledStep", "QuantileStep"]
 
 #: Largest output layer (weights) whose products run in the compiled call. Its plain loops beat
 #: PyTorch's per-operation cost on small layers; MKL's matrix products win on large ones
@@ -52,8 +53,10 @@ class CompiledStep:
     @classmethod
     def create(
         cls, model: torch.nn.Module, parameters: FlatParameters, loss: str, seq2seq: bool
-    ) -> CompiledStep | None:
+    ) -> CompiledStep | QuantileStep | None:
         """The compiled step for ``model``, or None where training must use autograd."""
+        if isinstance(model, QuantileNet) and loss == "pinball":
+            return QuantileStep.create(model, parameters, seq2seq)
         if not isinstance(model, RecurrentNet) or seq2seq or model.conv is not None:
             return None
         config = model.config
@@ -113,6 +116,87 @@ class CompiledStep:
         widths = [config.season_size] + ([steps * features] if config.skip else [])
         head = native.HeadLoss(self.net.head.weight, self.net.head.bias, self.loss, fixed, widths)
         return stack, head
+
+
+class QuantileStep:
+    """The training step of a :class:`QuantileNet` over the standard recurrent network: the
+    compiled recurrence forward and backward (as :class:`CompiledStep`), the output layer, the
+    ordering of the quantiles and the pinball loss with their derivatives written out in a
+    dozen tensor operations (autograd's bookkeeping over them cost as much as the recurrence)."""
+
+    def __init__(self, net: QuantileNet, parameters: FlatParameters) -> None:
+        self.net = net
+        self.base: RecurrentNet = net.base  # type: ignore[assignment]
+        self.parameters = parameters
+        self.loss_fn = PinballLoss(net.levels)
+        self.weights = [getattr(self.base.rnn, name) for name in self.base.weight_names]
+        self.grads: list[torch.Tensor] = [w.grad for w in self.weights]
+        self.plan: tuple[tuple[int, ...], native.CompiledStack] | None = None
+
+    @classmethod
+    def create(
+        cls, model: QuantileNet, parameters: FlatParameters, seq2seq: bool
+    ) -> QuantileStep | None:
+        base = model.base
+        if not isinstance(base, RecurrentNet) or seq2seq or base.conv is not None:
+            return None
+        config = base.config
+        if config.bidirectional or (config.dropout and config.num_layers > 1):
+            return None
+        weights = [getattr(base.rnn, name) for name in base.weight_names]
+        trained = {id(t) for t in parameters.tensors}
+        expected = {id(t) for t in (*weights, base.head.weight, base.head.bias)}
+        if trained != expected or not native.compiled(*parameters.tensors, cell=config.cell):
+            return None
+        return cls(model, parameters)
+
+    def __call__(self, window: torch.Tensor, season: torch.Tensor, target: torch.Tensor) -> float:
+        """The batch's mean pinball loss; its gradients are left in the trained tensors'
+        ``.grad``. Shapes: window (B, L, F_in), season (B, S), target (B, T, Ft)."""
+        if self.plan is None or self.plan[0] != tuple(window.shape):
+            stack = self._prepare(*window.shape)
+            if self.plan is None:
+                self.plan = (tuple(window.shape), stack)
+        else:
+            stack = self.plan[1]
+        with torch.no_grad():
+            config = self.base.config
+            hidden = config.hidden_size
+            top = stack.forward(window)  # (L, B, H)
+            parts = [top[-1], season] + ([window.flatten(1)] if config.skip else [])
+            inputs = torch.cat(parts, dim=1)  # (B, I)
+            head = self.base.head
+            levels: torch.Tensor = self.loss_fn.levels  # type: ignore[assignment]  # (Q,)
+            count = len(levels)
+            median = self.net.median
+            raw = torch.addmm(head.bias, inputs, head.weight.t())  # (B, O), O = T·Ft·Q
+            raw = raw.reshape(-1, count)  # (B·T·Ft, Q)
+            forecast = ordered(raw, median)  # (B·T·Ft, Q)
+            error = target.reshape(-1, 1) - forecast
+            value = torch.maximum(levels * error, (levels - 1.0) * error).mean()
+            # Backward by hand: d/d(forecast) of the mean pinball loss, through the ordering
+            # (the centre moves every level; a step above the median moves the levels from it
+            # up, one below it the levels from it down) and softplus, to the output layer.
+            grad_out = torch.where(error > 0, -levels, 1.0 - levels) / error.numel()  # (N, Q)
+            grad_raw = torch.empty_like(raw)
+            grad_raw[:, median] = grad_out.sum(dim=1)
+            above = grad_out[:, median + 1 :].flip(1).cumsum(1).flip(1)
+            below = -grad_out[:, :median].cumsum(1)
+            slope = torch.sigmoid(raw)
+            grad_raw[:, median + 1 :] = above * slope[:, median + 1 :]
+            grad_raw[:, :median] = below * slope[:, :median]
+            grad_raw = grad_raw.reshape(inputs.shape[0], -1)  # (B, O)
+            torch.mm(grad_raw.t(), inputs, out=head.weight.grad)
+            torch.sum(grad_raw, dim=0, out=head.bias.grad)
+            stack.grad_top[-1, :, :hidden].copy_(grad_raw @ head.weight[:, :hidden])
+            stack.backward()
+        return float(value)
+
+    def _prepare(self, rows: int, steps: int, features: int) -> native.CompiledStack:
+        config = self.base.config
+        return native.CompiledStack(
+            self.weights, config.cell, config.num_layers, 1, steps, rows, features, self.grads
+        )
 
 
 def _rows(matrix: torch.Tensor) -> torch.Tensor:
