@@ -44,3 +44,16 @@ def test_first_commands_are_setup_and_tests() -> None:
     assert "constraints.txt" in lines[0] and "seqcast demo" in lines[0]
     ci = (README.parent / ".ci" / "run").read_text()
     assert lines[1] in ci  # CI runs exactly the README's test command
+
+
+def test_quantile_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
+    blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
+    frame = [b for b in blocks if "seqcast.Forecast(" in b][0]
+    bands = [b for b in blocks if "level=[80, 95]" in b]
+    assert bands, "the README has no quantile example"
+    exec(compile(frame + bands[0], str(README), "exec"), {"__name__": "readme"})
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[4].split() == ["metric", "snaive", "rnn"]
+    assert [line.split()[0] for line in printed[5:]] == ["wql", "coverage_80"]
+    for line in printed[5:]:
+        assert all(0.0 <= float(v) <= 1.0 for v in line.split()[1:])
