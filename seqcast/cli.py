@@ -34,7 +34,7 @@ from seqcast.data.datasets import DATASETS, default_splits, load_source
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import resolve_season
 from seqcast.errors import DataError, SeqcastError, SeqcastWarning
-from seqcast.evaluation.conformal import calibrate, series_scales
+from seqcast.evaluation.conformal import calibrate, series_floors, series_scales
 from seqcast.evaluation.leaderboard import run_leaderboard
 from seqcast.evaluation.probabilistic import check_quantiles, levels_to_quantiles
 from seqcast.forecasters.average import SmoothedDiffMovingAverage
@@ -249,6 +249,7 @@ def fit(
         conformal = calibrate(forecaster, histories, series.n_targets, steps)
         extras = conformal.to_state()
         extras["conformal.scales"] = series_scales(histories, series.n_targets)
+        extras["conformal.floors"] = series_floors(histories, series.n_targets)
     save_model(forecaster, out_dir, series, extras=extras)
     _say(quiet, f"saved {model} to {out_dir} ({time.perf_counter() - started:.2f} s)")
 

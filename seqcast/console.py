@@ -82,7 +82,7 @@ def leaderboard_table(board: Leaderboard) -> Group:
     heads = ["model", "MAE", "RMSE", "sMAPE %", "MASE", "fit s", "predict s", "epochs (kept)"]
     tables = [_table(title, heads, point)]
     if board.quantiles:
-        scores = board.results[0].probabilistic
+        scores = next((r.probabilistic for r in board.results if r.probabilistic), {})
         coverages = sorted(
             (k for k in scores if k.startswith("coverage_")),
             key=lambda k: float(k.removeprefix("coverage_")),
@@ -93,7 +93,7 @@ def leaderboard_table(board: Leaderboard) -> Group:
         rows = []
         for result in board.results:
             found = result.probabilistic
-            row = [result.model, str(result.quantile_source), _number(found.get("wql"), 4)]
+            row = [result.model, result.quantile_source or "-", _number(found.get("wql"), 4)]
             row += [_number(None if found.get(k) is None else 100.0 * found[k], 1)  # type: ignore[operator]
                     for k in coverages]  # fmt: skip
             row += [_number(found.get("msis"))] if "msis" in scores else []

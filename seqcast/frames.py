@@ -36,7 +36,7 @@ from seqcast.data.seasonality import season_from_freq
 from seqcast.errors import DataError, NotFittedError, SeqcastWarning
 from seqcast.evaluation import metrics as scores_of
 from seqcast.evaluation import probabilistic
-from seqcast.evaluation.conformal import Conformal, calibrate, series_scales
+from seqcast.evaluation.conformal import Conformal, calibrate, series_floors, series_scales
 from seqcast.evaluation.probabilistic import check_quantiles, levels_to_quantiles, quantile_name
 from seqcast.forecasters.base import Forecaster
 
@@ -157,8 +157,8 @@ class Forecast:
                 key = (alias, horizon)
                 if key not in self.conformal_:
                     self.conformal_[key] = calibrate(self.models[alias], histories, 1, horizon)
-                scales = series_scales([s.values for s in chosen], 1)
-                bands = _conformal_bands(self.conformal_[key], point, scales)
+                seen = [s.values for s in chosen]
+                bands = _conformal_bands(self.conformal_[key], point, seen)
             _add_bands(frame, alias, bands, level, quantiles)
         return frame
 
@@ -236,14 +236,13 @@ class Forecast:
                 s.values[end : end + horizon, 0] for s, end in zip(data.series, ends, strict=True)
             ]
             frame.insert(3, self.target_col, np.concatenate(actual))
-            scales = series_scales(parts, 1) if bands else None
             for alias, model in fitted.items():
                 point = _forecast(model, data, list(data.series), ends, horizon)
                 frame[alias] = point.ravel()
-                if scales is None:
+                if not bands:
                     continue
                 if alias in conformal:
-                    found = _conformal_bands(conformal[alias], point, scales)
+                    found = _conformal_bands(conformal[alias], point, parts)
                 else:
                     found = _native_bands(model, data, list(data.series), ends, horizon)
                 _add_bands(frame, alias, found, level, quantiles)
@@ -427,9 +426,11 @@ def _check_bands(level: Sequence[float] | None, quantiles: Sequence[float] | Non
 Bands = Callable[[Sequence[float]], np.ndarray]
 
 
-def _conformal_bands(conformal: Conformal, point: np.ndarray, scales: np.ndarray) -> Bands:
-    """Conformal quantiles around point forecasts (S, T) of series with scales (S, 1, 1)."""
-    return lambda levels: conformal.quantiles(point[:, :, None], scales, levels)
+def _conformal_bands(conformal: Conformal, point: np.ndarray, seen: list[np.ndarray]) -> Bands:
+    """Conformal quantiles around point forecasts (S, T) of the series whose past is
+    ``seen`` (its scale sets the widths; a series never negative keeps quantiles ≥ 0)."""
+    scales, floors = series_scales(seen, 1), series_floors(seen, 1)
+    return lambda levels: conformal.quantiles(point[:, :, None], scales, levels, floors)
 
 
 def _native_bands(

@@ -15,6 +15,7 @@ import numpy as np
 
 from seqcast.atomic import write_bytes
 from seqcast.errors import SeqcastError
+from seqcast.evaluation.probabilistic import interval_bounds
 
 if TYPE_CHECKING:
     from seqcast.data.frame import SeriesData
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from seqcast.training.lr_finder import LRFinderResult
 
 __all__ = [
+    "plot_fan",
     "plot_forecasts",
     "plot_histories",
     "plot_leaderboard",
@@ -137,6 +139,40 @@ def plot_forecasts(
     full.set_title(f"{data.source}: one-step-ahead forecasts on the validation part")
     close.set_title(f"zoom: the last {min(zoom, len(origins))} validation points")
     full.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_fan(
+    data: SeriesData,
+    result: BacktestResult,
+    path: str | os.PathLike[str],
+    target: int = 0,
+    last: int = 200,
+) -> Path:
+    """A fan chart of one model's forecasts on the validation part: the actual values, the
+    first forecast step from each origin and the central intervals its quantiles hold (the
+    widest palest), over the last ``last`` origins of the first series."""
+    plt = pyplot()
+    x, xlabel = _x_axis(data)
+    values = data.series[0].values[:, target]
+    origins = result.origins[0][-last:]
+    bands = result.quantile_forecasts[0][-last:, 0, target]  # (n, Q)
+    figure, axes = plt.subplots(figsize=(10, 4.5))
+    intervals = sorted(interval_bounds(result.quantiles).items(), reverse=True)
+    for shade, (level, (low, high)) in enumerate(intervals):
+        axes.fill_between(x[origins], bands[:, low], bands[:, high], color="C0",
+                          alpha=0.15 + 0.15 * shade, linewidth=0,
+                          label=f"{level} % interval")  # fmt: skip
+    point = result.forecasts[0][-last:, 0, target]
+    axes.plot(x[origins], point, color="C0", linewidth=1.0, label=f"{result.model} forecast")
+    axes.plot(x[origins], values[origins], color="black", linewidth=1.0, label="actual")
+    source = "its own quantiles" if result.quantile_source == "network" else "conformal"
+    axes.set_title(f"{data.source}: {result.model}, first forecast step with intervals ({source})")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(data.targets[target])
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
     return save_figure(figure, path)
 

@@ -22,7 +22,7 @@ import pandas as pd
 
 from seqcast.data.frame import SeriesData, future_index
 from seqcast.errors import DataError, ModelFormatError
-from seqcast.evaluation.conformal import Conformal, series_scales
+from seqcast.evaluation.conformal import Conformal, series_floors, series_scales
 from seqcast.evaluation.probabilistic import check_quantiles, interval_bounds
 from seqcast.persistence import SavedModel
 
@@ -285,12 +285,16 @@ def saved_quantiles(
         raise ModelFormatError(f"the model folder is inconsistent: {exc}") from exc
     if own:
         scales = np.asarray(saved.extras.get("conformal.scales"), dtype=np.float64)
+        floors = np.asarray(saved.extras.get("conformal.floors"), dtype=np.float64)
         wanted = (len(histories), 1, forecaster.n_targets_)
         if scales.shape != wanted or not (np.isfinite(scales).all() and (scales > 0).all()):
             raise ModelFormatError("the model folder is inconsistent: bad conformal.scales")
+        if floors.shape != wanted or not np.isin(floors, (0.0, -np.inf)).all():
+            raise ModelFormatError("the model folder is inconsistent: bad conformal.floors")
     else:
         scales = series_scales(histories, forecaster.n_targets_)
-    return conformal.quantiles(point, scales, levels)
+        floors = series_floors(histories, forecaster.n_targets_)
+    return conformal.quantiles(point, scales, levels, floors)
 
 
 def _add_band_columns(

@@ -24,6 +24,7 @@ from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import estimate_season
 from seqcast.errors import DataError
 from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
+from seqcast.evaluation.probabilistic import interval_bounds
 from seqcast.forecasters.base import EpochEnd
 from seqcast.forecasters.registry import create_for
 
@@ -50,6 +51,10 @@ class ReportResult:
     figures: dict[str, Path] = field(default_factory=dict)
     summary: dict[str, str] = field(default_factory=dict)
     seconds: float = 0.0
+
+
+#: The levels the report forecasts: the bounds of the 80 % and 95 % intervals and the median.
+REPORT_QUANTILES = (0.025, 0.1, 0.5, 0.9, 0.975)
 
 
 def summarise(data: SeriesData, splits: Sequence[int], season: int) -> dict[str, str]:
@@ -80,7 +85,7 @@ def summarise(data: SeriesData, splits: Sequence[int], season: int) -> dict[str,
 
 #: What a report folder holds; a folder with anything else is not replaced.
 REPORT_FILES = frozenset(
-    {"report.html", "series.png", "forecasts.png", "residuals.png", "training.png",
+    {"report.html", "series.png", "fan.png", "forecasts.png", "residuals.png", "training.png",
      "lr_finder.png", "leaderboard.png"}
 )  # fmt: skip
 
@@ -119,6 +124,7 @@ def build_report(
     title: str = "",
     on_start: Callable[[str], None] | None = None,
     on_epoch: Callable[[EpochEnd], None] | None = None,
+    quantiles: Sequence[float] | None = REPORT_QUANTILES,
 ) -> ReportResult:
     """Backtests ``models`` on the split, draws the figures and writes ``report.html``.
 
@@ -131,6 +137,9 @@ def build_report(
         title: heading of the report.
         on_start: progress callback with a short description of each step.
         on_epoch: hears of every training epoch of the neural models.
+        quantiles: the levels each model also forecasts (its own, or conformal where a
+            series is long enough to calibrate them), for the fan chart and the calibration
+            table; None for point forecasts only.
     """
     started = time.perf_counter()
     settings = dict(settings or {})
@@ -138,7 +147,7 @@ def build_report(
     check_report_destination(final)  # before any work
     with atomic_directory(final) as folder:  # the old report or the new one, never half
         board, figures, html_name = _write_report(
-            data, splits, folder, models, settings, title, on_start, on_epoch
+            data, splits, folder, models, settings, title, on_start, on_epoch, quantiles
         )
     return ReportResult(
         board=board,
@@ -158,6 +167,7 @@ def _write_report(
     title: str,
     on_start: Callable[[str], None] | None,
     on_epoch: Callable[[EpochEnd], None] | None,
+    quantiles: Sequence[float] | None,
 ) -> tuple[Leaderboard, dict[str, Path], str]:
     """:func:`build_report`'s work, written into ``folder``: the leaderboard, the figures and
     the report's file name."""
@@ -169,6 +179,8 @@ def _write_report(
         splits,
         on_start=lambda name: say(f"backtesting {name}"),
         on_epoch=on_epoch,
+        quantiles=quantiles,
+        intervals="optional",
     )
     figures: dict[str, Path] = {}
     say("drawing the figures")
@@ -176,6 +188,9 @@ def _write_report(
     scored = [r for r in board.results if r.metrics["mae"] is not None]
     figures["forecasts"] = plotting.plot_forecasts(data, scored[:3], folder / "forecasts.png")
     figures["residuals"] = plotting.plot_residuals(data, scored[0], folder / "residuals.png")
+    banded = [r for r in scored if r.quantiles]
+    if banded:
+        figures["fan"] = plotting.plot_fan(data, banded[0], folder / "fan.png")
     histories = {
         r.model: r.forecaster.history_  # type: ignore[attr-defined]
         for r in board.results
@@ -212,6 +227,45 @@ def _write_report(
         render_html(board, summary, shown, figures, title or f"seqcast report: {data.source}"),
     )
     return board, figures, html_path.name
+
+
+def _calibration_table(board: Leaderboard) -> str:
+    """The intervals' section: each model's requested level against the share of validation
+    points its interval held, WQL and MSIS, and why a model has none."""
+    esc = html.escape
+    banded = [r for r in board.results if r.quantiles or r.quantile_note]
+    if not banded:
+        return ""
+    levels = sorted(interval_bounds(board.quantiles))
+    heads = ["model", "quantiles from", "WQL", *(f"{level} % interval held" for level in levels)]
+    heads.append("MSIS")
+    rows = []
+    for r in banded:
+        found = r.probabilistic
+        cells = [esc(r.model), esc(r.quantile_source or "none"), _cell(found.get("wql"), 4)]
+        cells += [
+            "-"
+            if found.get(f"coverage_{level}") is None
+            else f"{100 * float(found[f'coverage_{level}']):.1f} %"  # type: ignore[arg-type]
+            for level in levels
+        ]
+        cells.append(_cell(found.get("msis")))
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    notes = "".join(
+        f"<li>{esc(r.model)}: no intervals ({esc(r.quantile_note)})</li>"
+        for r in banded
+        if r.quantile_note
+    )
+    return (
+        "<h2>Intervals</h2><p>Requested level against the share of validation points inside "
+        "each model's central interval: a calibrated model holds about its level.</p>"
+        '<table id="calibration"><thead><tr>'
+        + "".join(f"<th>{h}</th>" for h in heads)
+        + "</tr></thead><tbody>"
+        + "".join(rows)
+        + "</tbody></table>"
+        + (f"<ul>{notes}</ul>" if notes else "")
+    )
 
 
 def _cell(value: float | int | None, digits: int = 3) -> str:
@@ -297,6 +351,8 @@ def render_html(
         "training": "Training and early-stopping loss per epoch of each neural model.",
         "lr_finder": "Learning-rate range finder (loss against an exponentially growing rate).",
         "leaderboard": "Mean absolute error of every model.",
+        "fan": "The best model with quantiles: its first forecast step from every origin of "
+        "the validation part with its central intervals.",
     }
     images = []
     for name, path in figures.items():
@@ -334,6 +390,7 @@ footer {{ margin-top: 3rem; color: #777; font-size: 0.8rem; }}
 {board.describe_validation()} per series.</p>
 <h2>Leaderboard</h2>
 {table}
+{_calibration_table(board)}
 <h2>Data</h2>
 {definition_list(summary)}
 <h2>Settings</h2>

@@ -13,7 +13,7 @@ from cli_runner import assert_one_error_line, run_main
 from seqcast.data import load_series
 from seqcast.errors import DataError
 from seqcast.evaluation.backtest import backtest
-from seqcast.evaluation.conformal import GRID, Conformal, calibrate, series_scales
+from seqcast.evaluation.conformal import GRID, Conformal, calibrate, series_floors, series_scales
 from seqcast.forecasters.average import MovingAverage
 from seqcast.forecasters.linear import LinearRegression
 
@@ -153,3 +153,14 @@ def test_cli_refuses_bad_levels_in_one_line(
 ) -> None:
     run = run_main(capsys, "backtest", "synthetic", "-m", "naive", flag, value, "--quiet")
     assert_one_error_line(run, fragment)
+
+
+def test_series_never_negative_keep_quantiles_at_or_above_zero() -> None:
+    histories = [np.array([[0.0], [1.0], [3.0]]), np.array([[-1.0], [2.0], [0.0]])]
+    floors = series_floors(histories, 1)
+    assert floors[:, 0, 0].tolist() == [0.0, -np.inf]
+    widths = np.repeat(GRID[:, None, None], 1, axis=1) * 10.0  # half-width 8 at level 0.8
+    conformal = Conformal(widths=widths, n_scores=100)
+    point = np.array([[[1.0]], [[1.0]]])  # (2, 1, 1)
+    q = conformal.quantiles(point, np.ones((2, 1, 1)), (0.1, 0.9), floors)
+    np.testing.assert_allclose(q[:, 0, 0], [[0.0, 9.0], [-7.0, 9.0]])

@@ -48,7 +48,7 @@ def test_first_commands_are_setup_and_tests() -> None:
 
 def test_quantile_example_runs(capsys: pytest.CaptureFixture[str]) -> None:
     blocks = re.findall(r"```python\n(.*?)```", README.read_text(), flags=re.S)
-    frame = [b for b in blocks if "seqcast.Forecast(" in b][0]
+    frame = next(b for b in blocks if "seqcast.Forecast(" in b)
     bands = [b for b in blocks if "level=[80, 95]" in b]
     assert bands, "the README has no quantile example"
     exec(compile(frame + bands[0], str(README), "exec"), {"__name__": "readme"})

@@ -65,9 +65,10 @@ def test_report_is_self_contained_and_well_formed(report: ReportResult) -> None:
     without_images = re.sub(r"data:image/png;base64,[A-Za-z0-9+/=]+", "", text)
     assert not re.search(r"(https?:)?//[a-z]", without_images)
     assert "<script" not in text
-    # The figures of the issue: split, forecasts, residuals, training, lr finder, leaderboard.
+    # The figures of the issue: split, forecasts, residuals, training, lr finder, leaderboard,
+    # and the fan chart of the best model's intervals.
     assert set(report.figures) == {
-        "series", "forecasts", "residuals", "training", "lr_finder", "leaderboard"
+        "series", "forecasts", "residuals", "training", "lr_finder", "leaderboard", "fan"
     }  # fmt: skip
     assert parser.tags.count("img") == len(report.figures)
 
@@ -84,6 +85,17 @@ def test_report_shows_the_leaderboard_and_the_data_summary(report: ReportResult)
     for key in ("length", "frequency", "missing values", "seasonal period"):
         assert f"<dt>{key}</dt>" in text
     assert "the autocorrelation of the training part suggests 50" in text
+
+
+def test_report_holds_a_calibration_table_of_every_model(report: ReportResult) -> None:
+    text = report.html_path.read_text()
+    table = text[text.index('<table id="calibration">') :]
+    table = table[: table.index("</table>")]
+    rows = re.findall(r"<tr><td>([^<]+)</td><td>(conformal|network|none)</td>", table)
+    assert sorted(name for name, _ in rows) == sorted(MODELS)
+    for result in report.board.results:
+        held = result.probabilistic["coverage_80"]
+        assert held is not None and f"{100 * held:.1f} %" in table
 
 
 def _chromium() -> str | None:

@@ -18,7 +18,7 @@ from seqcast.data.frame import Series, SeriesData
 from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError
 from seqcast.evaluation import metrics
-from seqcast.evaluation.conformal import calibrate, series_scales
+from seqcast.evaluation.conformal import calibrate, series_floors, series_scales
 from seqcast.evaluation.probabilistic import check_quantiles, score_quantiles
 from seqcast.forecasters.base import EpochEnd, Forecaster
 
@@ -51,6 +51,7 @@ class BacktestResult:
         probabilistic: ``wql``, ``coverage_<level>`` and ``msis`` (see
             :func:`seqcast.evaluation.probabilistic.score_quantiles`), averaged over targets.
         quantile_source: ``network`` (the model's own quantiles) or ``conformal``.
+        quantile_note: why quantiles were asked for but not given (``intervals="optional"``).
     """
 
     model: str
@@ -70,6 +71,7 @@ class BacktestResult:
     quantile_forecasts: list[np.ndarray] = field(default_factory=list)
     probabilistic: dict[str, float | None] = field(default_factory=dict)
     quantile_source: str | None = None
+    quantile_note: str = ""
 
     @property
     def series_means(self) -> dict[str, float | None]:
@@ -142,6 +144,7 @@ def backtest(
     on_epoch: Callable[[EpochEnd], None] | None = None,
     quantiles: Sequence[float] | None = None,
     calibration_windows: int = 2,
+    intervals: str = "required",
 ) -> BacktestResult:
     """Fits on the training parts and scores rolling-origin forecasts of the validation parts.
 
@@ -159,6 +162,8 @@ def backtest(
             calibrated on a backtest inside the training parts
             (:func:`seqcast.evaluation.conformal.calibrate`; ``calibration_windows`` horizons
             of each series held out at least); scored by WQL, coverage and MSIS.
+        intervals: ``required`` (a series too short to calibrate on is an error) or
+            ``optional`` (the result then has no quantiles and says why in ``quantile_note``).
 
     Returns:
         The scores, per target and averaged, with every forecast.
@@ -174,11 +179,16 @@ def backtest(
     trains = [s.values[:split] for s, split in zip(data.series, splits, strict=True)]
     fit_seconds = predict_seconds = 0.0
     started = time.perf_counter()
-    conformal = (
-        calibrate(forecaster, trains, data.n_targets, horizon, n_windows=calibration_windows)
-        if levels and not forecaster.has_quantiles
-        else None
-    )
+    conformal, note = None, ""
+    if levels and not forecaster.has_quantiles:
+        try:
+            conformal = calibrate(
+                forecaster, trains, data.n_targets, horizon, n_windows=calibration_windows
+            )
+        except DataError as exc:
+            if intervals == "required":
+                raise
+            levels, note = (), str(exc)
     if not refit:
         forecaster.fit(
             [s.values[:split] for s, split in zip(data.series, splits, strict=True)],
@@ -241,8 +251,9 @@ def backtest(
     probabilistic: dict[str, float | None] = {}
     if conformal is not None:
         scales = series_scales(trains, data.n_targets)  # (S, 1, Ft)
+        floors = series_floors(trains, data.n_targets)  # (S, 1, Ft)
         quantile_forecasts = [
-            conformal.quantiles(predicted, scales[i : i + 1], levels)
+            conformal.quantiles(predicted, scales[i : i + 1], levels, floors[i : i + 1])
             for i, predicted in enumerate(forecasts)
         ]
     if levels:
@@ -272,6 +283,7 @@ def backtest(
         quantile_forecasts=quantile_forecasts,
         probabilistic=probabilistic,
         quantile_source=(None if not levels else "conformal" if conformal else "network"),
+        quantile_note=note,
     )
 
 

@@ -27,7 +27,7 @@ from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError, SeqcastWarning
 from seqcast.forecasters.base import Forecaster
 
-__all__ = ["GRID", "Conformal", "calibrate", "series_scales"]
+__all__ = ["GRID", "Conformal", "calibrate", "series_floors", "series_scales"]
 
 #: The interval levels whose half-widths are kept; others are interpolated between them.
 GRID = np.concatenate([np.arange(1, 100) / 100.0, [0.995, 0.999]])
@@ -64,7 +64,11 @@ class Conformal:
         return widths[upper - 1] + share * (widths[upper] - widths[upper - 1])  # type: ignore[no-any-return]
 
     def quantiles(
-        self, point: np.ndarray, scales: np.ndarray, quantiles: Sequence[float]
+        self,
+        point: np.ndarray,
+        scales: np.ndarray,
+        quantiles: Sequence[float],
+        floors: np.ndarray | None = None,
     ) -> np.ndarray:
         """Quantile forecasts around point forecasts.
 
@@ -72,6 +76,8 @@ class Conformal:
             point: (B, T', F_target) point forecasts, T' ≤ T.
             scales: (B, 1, F_target) each forecast series' scale (:func:`series_scales`).
             quantiles: Q levels in (0, 1).
+            floors: (B, 1, F_target) the least value each series can take (0 for a series
+                never negative: :func:`series_floors`); quantiles below it are raised to it.
 
         Returns:
             (B, T', F_target, Q) forecasts, non-decreasing along the last axis for sorted levels.
@@ -88,6 +94,8 @@ class Conformal:
             width = self.half_width(abs(2.0 * q - 1.0))[:steps]  # (T', Ft)
             sign = -1.0 if q < 0.5 else 1.0
             out[..., k] = point + sign * width[None] * scales
+        if floors is not None:
+            np.maximum(out, floors[..., None], out=out)
         return out
 
     def to_state(self) -> dict[str, np.ndarray]:
@@ -113,6 +121,16 @@ class Conformal:
         ):
             raise ValueError("the saved conformal calibration is not one seqcast wrote")
         return cls(widths, int(count[0]))
+
+
+def series_floors(histories: Sequence[np.ndarray], n_targets: int) -> np.ndarray:
+    """Each series' floor per target: 0 where its observed values are never negative
+    (counts, sales, sunspots), else −∞: (S, 1, F_target)."""
+    floors = np.full((len(histories), 1, n_targets), -np.inf)
+    for i, history in enumerate(histories):
+        values = history[:, :n_targets]
+        floors[i, 0] = np.where(np.nanmin(values, axis=0) >= 0, 0.0, -np.inf)
+    return floors
 
 
 def series_scales(histories: Sequence[np.ndarray], n_targets: int) -> np.ndarray:

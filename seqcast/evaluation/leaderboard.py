@@ -119,6 +119,7 @@ def run_leaderboard(
     on_start: Callable[[str], None] | None = None,
     on_epoch: Callable[[EpochEnd], None] | None = None,
     quantiles: Sequence[float] | None = None,
+    intervals: str = "required",
 ) -> Leaderboard:
     """Backtests each model (built from ``settings``) on the same split and ranks them by MAE.
 
@@ -133,7 +134,9 @@ def run_leaderboard(
         on_start: called with each model name before it runs (progress display).
         on_epoch: hears of every training epoch of the neural models.
         quantiles: levels in (0, 1) each model also forecasts, from conformal intervals
-            calibrated on the training parts (see :func:`backtest`).
+            calibrated on the training parts (see :func:`backtest`); ``intervals`` says
+            whether a model that cannot calibrate them is an error (``required``) or goes
+            without (``optional``).
     """
     if not models:
         raise DataError("give at least one model to backtest", arguments=("models",))
@@ -155,6 +158,7 @@ def run_leaderboard(
                 season=season,
                 on_epoch=on_epoch,
                 quantiles=quantiles,
+                intervals=intervals,
             )
         )
     results.sort(key=lambda r: (r.metrics["mae"] is None, r.metrics["mae"]))
@@ -167,5 +171,5 @@ def run_leaderboard(
         season=season,
         results=results,
         series_ids=[s.series_id for s in data.series],
-        quantiles=results[0].quantiles,
+        quantiles=next((r.quantiles for r in results if r.quantiles), ()),
     )
