@@ -46,9 +46,9 @@ def first_row(lines: list[str], predicate: object) -> int:
 # --------------------------------------------------------------------------- sources
 def test_csv_wide(write_file: WriteFile) -> None:
     path = write_file("daily.csv", DAILY)
-    data = load_series(path)
+    data = load_series(path, targets=["y", "x"])
     assert data.columns == ("y", "x")
-    assert data.n_targets == 2  # without targets every numeric column is forecast
+    assert data.n_targets == 2  # both named as targets
     assert data.source == f"file '{path}'"
     assert data.time_col == "date"
     assert data.freq == "D"
@@ -138,8 +138,20 @@ def test_long_format_interleaved_rows() -> None:
 
 def test_long_format_needs_a_named_value_column_when_several() -> None:
     frame = pd.DataFrame({"id": ["a", "a"], "y": [1.0, 2.0], "z": [3.0, 4.0]})
-    with pytest.raises(DataError, match=r"several numeric columns \('y', 'z'\); name the value"):
+    with pytest.raises(DataError, match=r"several numeric columns \('y', 'z'\); name the col"):
         load_series(frame, id_col="id")
+
+
+def test_several_numeric_columns_are_never_all_forecast_silently(write_file: WriteFile) -> None:
+    # A weekday column beside the births: without targets, the file names both and asks.
+    path = write_file("births.csv", DAILY)
+    with pytest.raises(DataError, match=r"several numeric columns \('y', 'x'\); name") as caught:
+        load_series(path)
+    assert caught.value.arguments == ("targets",)
+    data = load_series(path, targets=["y"])
+    assert (data.columns, data.n_targets) == (("y", "x"), 1)  # the other one is an input
+    # An array's columns have no names to choose by: all of them are forecast.
+    assert load_series(np.ones((4, 3))).n_targets == 3
 
 
 def test_long_format_series_must_share_a_frequency() -> None:
@@ -159,20 +171,22 @@ def test_long_format_series_must_share_a_frequency() -> None:
 
 @pytest.mark.parametrize("name", ["date", "Date", "datetime", "timestamp", "TIME", "ds"])
 def test_time_column_is_found_by_name(write_file: WriteFile, name: str) -> None:
-    data = load_series(write_file("t.csv", DAILY.replace("date", name, 1)))
+    data = load_series(write_file("t.csv", DAILY.replace("date", name, 1)), targets=["y", "x"])
     assert data.time_col == name
     assert data.columns == ("y", "x")
     assert data.freq == "D"
 
 
 def test_time_column_by_option(write_file: WriteFile) -> None:
-    data = load_series(write_file("t.csv", DAILY.replace("date", "when", 1)), time_col="when")
+    data = load_series(
+        write_file("t.csv", DAILY.replace("date", "when", 1)), time_col="when", targets=["y", "x"]
+    )
     assert data.time_col == "when"
     assert data.series[0].time[0] == pd.Timestamp("2020-01-01")
 
 
 def test_without_a_time_column_rows_are_steps(write_file: WriteFile) -> None:
-    data = load_series(write_file("t.csv", "a,b\n1,2\n3,4\n5,6\n"))
+    data = load_series(write_file("t.csv", "a,b\n1,2\n3,4\n5,6\n"), targets=["a", "b"])
     assert data.time_col is None and data.series[0].time is None
     assert list(data.future_time(data.series[0], 2)) == [3, 4]
 
@@ -408,7 +422,7 @@ def test_non_numeric_value_names_column_row_and_line(write_file: WriteFile, bad_
         "expected a number, got 'n/a\\?' \\(1 non-numeric value\\(s\\) in the column\\)"
     )
     with pytest.raises(DataError, match=f"^{expected}$"):
-        load_series(path)
+        load_series(path, targets=["y", "x"])
 
 
 def test_non_numeric_value_counts_them_all(write_file: WriteFile) -> None:
@@ -442,7 +456,7 @@ def test_missing_values_with_policy_error(write_file: WriteFile) -> None:
         r"row 1 \(line 2\); pass fill ffill, interpolate or drop"
     )
     with pytest.raises(DataError, match=expected):
-        load_series(path)
+        load_series(path, targets=["y", "x"])
 
 
 def test_missing_value_row_refers_to_the_file_in_long_format(write_file: WriteFile) -> None:
@@ -467,7 +481,7 @@ def test_fill_policies_by_hand(
 ) -> None:
     with warnings.catch_warnings():
         warnings.simplefilter("error", UserWarning)  # filling is reported in notes, not warned
-        data = load_series(write_file("t.csv", MISSING), fill=fill)  # type: ignore[arg-type]
+        data = load_series(write_file("t.csv", MISSING), fill=fill, targets=["y", "x"])  # type: ignore[arg-type]
     values = data.series[0].values
     np.testing.assert_allclose(values[:, 0], y)
     np.testing.assert_allclose(values[:, 1], x)
@@ -489,7 +503,7 @@ def test_fill_policies_against_pandas(tmp_path: Path, fill: str) -> None:
     frame.insert(0, "date", pd.date_range("2020-01-01", periods=60, freq="D"))
     path = tmp_path / "t.csv"
     frame.to_csv(path, index=False)
-    data = load_series(path, fill=fill)  # type: ignore[arg-type]
+    data = load_series(path, fill=fill, targets=["a", "b", "c"])  # type: ignore[arg-type]
     numbers = pd.read_csv(path)[["a", "b", "c"]]
     if fill == "ffill":
         want = numbers.ffill().bfill()
@@ -509,7 +523,7 @@ def test_drop_that_leaves_nothing(write_file: WriteFile) -> None:
 def test_fill_of_an_empty_column(write_file: WriteFile) -> None:
     path = write_file("t.csv", csv("date,y,x", [f"{d},1," for d in days(3)]))
     with pytest.raises(DataError, match="a column has no values at all; cannot fill it"):
-        load_series(path, fill="ffill")
+        load_series(path, fill="ffill", targets=["y", "x"])
 
 
 @pytest.mark.parametrize("token", ["inf", "-inf", "Infinity"])
@@ -628,7 +642,7 @@ def test_loading_emits_no_pandas_deprecation_warning(write_file: WriteFile) -> N
     path = write_file("daily.csv", DAILY)
     with warnings.catch_warnings():
         warnings.simplefilter("error", DeprecationWarning)
-        load_series(path)
+        load_series(path, targets=["y", "x"])
 
 
 def test_timestamps_with_different_utc_offsets_name_the_row(tmp_path: Path) -> None:

@@ -62,8 +62,9 @@ def load_series(
     """Reads, validates and arranges one or many series.
 
     Wide format: an optional time column and numeric columns. Long format (``id_col`` given):
-    one row per series and time step. Without ``targets`` every numeric column is a target;
-    with them, the other numeric columns become input features (unless ``features`` says which).
+    one row per series and time step. Without ``targets`` the one numeric column is the target
+    (several are an error listing them; an array's columns are all targets); with them, the
+    other numeric columns become input features (unless ``features`` says which).
 
     Args:
         source: a CSV or Parquet path, a DataFrame, or an array of shape (N,) or (N, C).
@@ -134,7 +135,10 @@ def load_series(
                 arguments=("time_col",),
             )
     candidates = [c for c in available if c not in reserved]
-    targets, features = _choose_columns(frame, where, candidates, targets, features, id_col)
+    named = not isinstance(source, np.ndarray)  # an array's columns have no names to give
+    targets, features = _choose_columns(
+        frame, where, candidates, targets, features, id_col, named
+    )
     columns = [*targets, *features]
 
     for col in columns:
@@ -301,6 +305,7 @@ def _choose_columns(
     targets: Sequence[str] | None,
     features: Sequence[str] | None,
     id_col: str | None,
+    named: bool = True,
 ) -> tuple[list[str], list[str]]:
     for name in [*(targets or []), *(features or [])]:
         if name not in candidates:
@@ -311,11 +316,11 @@ def _choose_columns(
     else:
         if not numeric:
             raise DataError(f"{where.label} has no numeric column to forecast")
-        if id_col is not None and len(numeric) > 1:
+        if len(numeric) > 1 and (named or id_col is not None):  # never a silent choice
             listed = ", ".join(f"'{c}'" for c in numeric)
             raise DataError(
-                f"{where.label} has several numeric columns ({listed}); "
-                "name the value column with targets",
+                f"{where.label} has several numeric columns ({listed}); name the column(s) to "
+                "forecast with targets (the others become input features)",
                 arguments=("targets",),
             )
         chosen_targets = numeric
