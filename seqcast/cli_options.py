@@ -127,8 +127,9 @@ def model_options(
         str | None,
         Opt(
             "--likelihood",
-            help="Neural models: none|quantile (quantile: a network trained with the pinball "
-            "loss forecasts quantiles that never cross; its median is the point forecast).",
+            help="Neural models: none|quantile|studentt (quantile: a network trained with the "
+            "pinball loss forecasts quantiles that never cross; studentt: a Student-t "
+            "distribution per step, trained by likelihood; the median is the point forecast).",
         ),
     ] = None,
 ) -> None:

@@ -174,3 +174,42 @@ def test_the_quantile_step_gives_autograds_loss_and_gradients(changes: dict[str,
     assert value == pytest.approx(float(want_value), rel=1e-6)
     for ours, theirs in zip(got, want, strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
+
+
+def test_student_t_loss_is_the_negative_log_density_by_hand() -> None:
+    from seqcast.networks import StudentTLoss
+
+    params = torch.tensor([[[[1.0, 2.0, 5.0]]]])  # loc 1, scale 2, 5 degrees of freedom
+    target = torch.tensor([[[3.0]]])
+    # t density with ν = 5 at z = (3 − 1)/2 = 1: Γ(3)/(√(5π)Γ(2.5))·(1 + 1/5)^(−3) / scale.
+    density = 2.0 / (np.sqrt(5 * np.pi) * 1.329340388) * (1.2**-3) / 2.0
+    assert float(StudentTLoss()(params, target)) == pytest.approx(-np.log(density), rel=1e-6)
+
+
+def test_a_student_t_network_gives_quantiles_of_its_distribution() -> None:
+    from scipy import stats
+
+    model = quick(likelihood="studentt")
+    series = noisy_sine()
+    model.fit([series[:500]])  # type: ignore[attr-defined]
+    contexts = np.stack([series[i - 40 : i] for i in range(500, 520)])
+    q = model.predict_quantiles(contexts, (0.1, 0.5, 0.9))  # type: ignore[attr-defined]
+    np.testing.assert_allclose(q[..., 1], model.predict(contexts))  # type: ignore[attr-defined]
+    assert np.all(np.diff(q, axis=-1) > 0)
+    # In the scaled space the quantiles are loc + scale · t_ν⁻¹(q): check one by hand.
+    from seqcast.forecasters.inputs import build_inputs
+
+    inputs = build_inputs(contexts[:, -model.context_length :], model.spec, model.scaler_)  # type: ignore[attr-defined]
+    loc, scale, df = model.forward_scaled(inputs)[0, 0, 0]  # type: ignore[attr-defined]
+    want = model.scaler_.inverse_transform(  # type: ignore[attr-defined]
+        np.array([[[loc + scale * stats.t.ppf(0.9, df)]]]), slice(0, 1)
+    )
+    assert q[0, 0, 0, 2] == pytest.approx(float(want[0, 0, 0]))
+
+
+def test_backtest_intervals_of_a_student_t_network_cover_known_noise() -> None:
+    data = load_series(noisy_sine(1500, seed=1))
+    model = quick(epochs=40, horizon=1, window=25, likelihood="studentt")
+    result = backtest(model, data, [1000], quantiles=(0.1, 0.5, 0.9))  # type: ignore[arg-type]
+    assert result.quantile_source == "network"
+    assert 0.72 <= result.probabilistic["coverage_80"] <= 0.88  # type: ignore[operator]

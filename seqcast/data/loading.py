@@ -136,9 +136,7 @@ def load_series(
             )
     candidates = [c for c in available if c not in reserved]
     named = not isinstance(source, np.ndarray)  # an array's columns have no names to give
-    targets, features = _choose_columns(
-        frame, where, candidates, targets, features, id_col, named
-    )
+    targets, features = _choose_columns(frame, where, candidates, targets, features, id_col, named)
     columns = [*targets, *features]
 
     for col in columns:

@@ -19,7 +19,7 @@ from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError, ModelFormatError, SeqcastWarning, TrainingWarning
 from seqcast.forecasters.base import EpochEnd, Forecaster
 from seqcast.forecasters.inputs import InputSpec, ModelInputs, build_inputs, read_mask
-from seqcast.networks import ForecastNet, QuantileNet, RecurrentNet
+from seqcast.networks import ForecastNet, QuantileNet, RecurrentNet, StudentTNet
 from seqcast.training.loop import DIVERGENCE_ARGUMENTS, History, TrainConfig, TrainData, train
 from seqcast.training.lr_finder import LRFinderResult, find_lr
 
@@ -49,8 +49,10 @@ AUTO_SPAN = 1000.0
 SAMPLINGS = ("windows", "series")
 
 #: What the network forecasts: ``none`` (a point), ``quantile`` (several quantiles that never
-#: cross, trained with the pinball loss; the median is the point forecast).
-LIKELIHOODS = ("none", "quantile")
+#: cross, trained with the pinball loss; the median is the point forecast) or ``studentt`` (a
+#: Student-t distribution per step, trained by negative log-likelihood; its location, the
+#: median, is the point forecast).
+LIKELIHOODS = ("none", "quantile", "studentt")
 #: The quantile levels a ``quantile`` network forecasts unless told: M3's 0.1 … 0.9 and the
 #: bounds of the 80 %, 90 % and 95 % intervals.
 QUANTILE_LEVELS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975)
@@ -172,10 +174,13 @@ class NeuralForecaster(Forecaster):
 
     @property
     def has_quantiles(self) -> bool:
-        return bool(self.levels)
+        return self.likelihood != "none"
 
     def network(self, spec: InputSpec) -> ForecastNet:
-        """The untrained network, with its quantile output when the likelihood asks."""
+        """The untrained network, with its quantile or distribution output when the
+        likelihood asks."""
+        if self.likelihood == "studentt":
+            return StudentTNet(self.build_network(spec, outputs=3))
         levels = self.levels
         if not levels:
             return self.build_network(spec)
@@ -193,6 +198,7 @@ class NeuralForecaster(Forecaster):
             seq2seq=self.seq2seq,
             schedule=self.schedule,
             quantiles=self.levels,
+            distribution="studentt" if self.likelihood == "studentt" else "",
         )
 
     def build_network(self, spec: InputSpec, outputs: int = 1) -> ForecastNet:
@@ -223,12 +229,12 @@ class NeuralForecaster(Forecaster):
                 f"unknown likelihood '{self.likelihood}'; choose from {', '.join(LIKELIHOODS)}",
                 arguments=("likelihood",),
             )
+        if self.likelihood != "none" and self.seq2seq:
+            raise DataError(
+                f"likelihood {self.likelihood} cannot train seq2seq; turn one off",
+                arguments=("likelihood", "seq2seq"),
+            )
         if self.likelihood == "quantile":
-            if self.seq2seq:
-                raise DataError(
-                    "likelihood quantile cannot train seq2seq; turn one off",
-                    arguments=("likelihood", "seq2seq"),
-                )
             for q in self.levels:
                 if not 0.0 < q < 1.0:
                     raise DataError(
@@ -496,8 +502,10 @@ class NeuralForecaster(Forecaster):
                 "the context has missing or infinite values in the steps the model reads "
                 f"(first in window {first + bad})"
             )
-        out = self.forward_scaled(inputs)  # (B, T, Ft), or (B, T, Ft, Q) quantiles
-        if out.ndim == 4:
+        out = self.forward_scaled(inputs)  # (B, T, Ft), or (B, T, Ft, Q | 3)
+        if self.likelihood == "studentt":
+            out = out[..., 0]  # the location, the median, is the point forecast
+        elif out.ndim == 4:
             out = out[..., self.levels.index(0.5)]  # the median is the point forecast
         return self.scaler_.inverse_transform(out, slice(0, self.n_targets_))
 
@@ -516,7 +524,7 @@ class NeuralForecaster(Forecaster):
             (B, T, F_target, Q) forecasts, non-decreasing along the last axis.
         """
         context = self.ready_context(context)
-        if not self.levels:
+        if not self.has_quantiles:
             raise DataError(
                 f"{self.name} forecasts points; fit it with likelihood quantile for quantiles",
                 arguments=("likelihood",),
@@ -531,13 +539,20 @@ class NeuralForecaster(Forecaster):
         inputs = build_inputs(context, self.spec, self.scaler_)
         if not all(np.isfinite(part).all() for part in (inputs.window, inputs.season)):
             raise DataError("the context has missing or infinite values in the steps read")
-        scaled = self.forward_scaled(inputs)[:, :steps]  # (B, T, Ft, Qn)
+        scaled = self.forward_scaled(inputs)[:, :steps]  # (B, T, Ft, Qn) or (B, T, Ft, 3)
+        levels = self.levels
+        if self.likelihood == "studentt":
+            from scipy.special import stdtrit  # the Student-t quantile function
+
+            levels = tuple(sorted(set(quantiles)))
+            loc, scale, df = (scaled[..., k, None] for k in range(3))  # (B, T, Ft, 1) each
+            scaled = loc + scale * stdtrit(df, np.asarray(levels))  # (B, T, Ft, Q)
         rows, _, targets, trained = scaled.shape
         # (B, T, Ft, Qn) -> (B, T·Qn, Ft): the inverse transform works on the channel axis.
         flat = np.moveaxis(scaled, 3, 2).reshape(rows, steps * trained, targets)
         back = self.scaler_.inverse_transform(flat, slice(0, targets))
         values = np.moveaxis(back.reshape(rows, steps, trained, targets), 2, 3)
-        return _interpolate_levels(values, self.levels, quantiles)
+        return _interpolate_levels(values, levels, quantiles)
 
     def _check_not_negative(self, context: np.ndarray, first: int) -> None:
         """Refuses negative values in a target channel fitted after a square root or a log
@@ -574,9 +589,14 @@ class NeuralForecaster(Forecaster):
             total = forecast if total is None else total + forecast
         assert total is not None
         spread, level = inputs.spread.astype(np.float64), inputs.level.astype(np.float64)
+        total /= len(self.networks_)
+        if self.likelihood == "studentt":  # (B, T, Ft, 3): location, scale, freedom
+            total[..., 0] = total[..., 0] * spread + level
+            total[..., 1] *= spread
+            return total
         if total.ndim == 4:  # quantiles (B, T, Ft, Q)
             spread, level = spread[..., None], level[..., None]
-        return total / len(self.networks_) * spread + level
+        return total * spread + level
 
     # ------------------------------------------------------------------- saving, reporting
     def get_state(self) -> dict[str, np.ndarray]:

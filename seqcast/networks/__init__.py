@@ -3,12 +3,13 @@ forecasts (B, T, Ft) in the scaled space. ``forward`` and the least-squares star
 layer, nothing else: the forecasters prepare the inputs, the training code trains."""
 
 from seqcast.networks.dense import DenseConfig, DenseNet
+from seqcast.networks.distribution import StudentTLoss, StudentTNet
 from seqcast.networks.quantile import PinballLoss, QuantileNet
 from seqcast.networks.recurrent import CELLS, RecurrentConfig, RecurrentNet
 from seqcast.networks.ridge import ridge_fit
 
 #: Any network; each takes (window, season) and has ``init_linear``.
-ForecastNet = RecurrentNet | DenseNet | QuantileNet
+ForecastNet = RecurrentNet | DenseNet | QuantileNet | StudentTNet
 
 __all__ = [
     "CELLS",
@@ -19,5 +20,7 @@ __all__ = [
     "QuantileNet",
     "RecurrentConfig",
     "RecurrentNet",
+    "StudentTLoss",
+    "StudentTNet",
     "ridge_fit",
 ]

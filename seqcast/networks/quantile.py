@@ -15,7 +15,7 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["PinballLoss", "QuantileNet", "ordered"]
+__all__ = ["PinballLoss", "QuantileNet", "ordered", "output_layers"]
 
 
 class QuantileNet(nn.Module):
@@ -66,18 +66,21 @@ class QuantileNet(nn.Module):
             # (T, Ft, Q) gap sizes -> the raw value whose softplus gives them.
             wanted = spread[:, :, None] * gaps[None, None, :]
             raw = torch.where(wanted > 20, wanted, torch.log(torch.expm1(wanted.clamp(min=1e-4))))
-            # The layers whose outputs sum to the forecasts: the first carries the start.
-            base: Any = self.base
-            layers: list[nn.Linear] = (
-                [base.head] if hasattr(base, "head") else [base.shortcut, base.body[-1]]
-            )
-            for n, layer in enumerate(layers):
+            for n, layer in enumerate(output_layers(self.base)):
                 bias = layer.bias.view(target.shape[1], -1, n_levels)  # (T, Ft, Q)
                 weight = layer.weight.view(target.shape[1], -1, n_levels, layer.in_features)
                 for k in range(n_levels):
                     if k != self.median:
                         bias[:, :, k] = raw[:, :, k] if n == 0 else 0.0
                         weight[:, :, k] = 0.0
+
+
+def output_layers(base: nn.Module) -> list[nn.Linear]:
+    """The linear layers whose outputs sum to a network's forecasts (B, T·O): the recurrent
+    network's output layer, or the dense network's shortcut and last layer; the first carries
+    the least-squares start."""
+    net: Any = base
+    return [net.head] if hasattr(net, "head") else [net.shortcut, net.body[-1]]
 
 
 def ordered(raw: torch.Tensor, median: int) -> torch.Tensor:

@@ -19,6 +19,7 @@ from torch import nn
 
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
+from seqcast.networks.distribution import StudentTLoss
 from seqcast.networks.quantile import PinballLoss
 from seqcast.training.compiled_step import CompiledStep
 from seqcast.training.optimizer import FlatOptimizer, FlatParameters
@@ -62,6 +63,8 @@ class TrainConfig:
         seq2seq: add a loss on the forecasts made from every step.
         quantiles: the levels of a quantile network's outputs (B, T, Ft, Q); when given, the
             loss is their mean pinball loss instead of ``loss``.
+        distribution: ``studentt`` for a network forecasting Student-t parameters
+            (B, T, Ft, 3), trained by negative log-likelihood instead of ``loss``; else empty.
     """
 
     epochs: int = 200
@@ -77,6 +80,7 @@ class TrainConfig:
     seed: int = 0
     seq2seq: bool = False
     quantiles: tuple[float, ...] = ()
+    distribution: str = ""
 
     def check(self) -> None:
         """Raises a clear error, naming the setting, for impossible settings."""
@@ -167,8 +171,13 @@ class History:
         return cls(**{k: data[k] for k in cls.__dataclass_fields__ if k in data})
 
 
-def loss_function(name: str, quantiles: tuple[float, ...] = ()) -> nn.Module:
-    """The loss module for a loss name, or the pinball loss of ``quantiles`` when given."""
+def loss_function(
+    name: str, quantiles: tuple[float, ...] = (), distribution: str = ""
+) -> nn.Module:
+    """The loss module for a loss name, or the pinball loss of ``quantiles``, or the negative
+    log-likelihood of a ``distribution``, when given."""
+    if distribution == "studentt":
+        return StudentTLoss()
     if quantiles:
         return PinballLoss(quantiles)
     return {"huber": nn.HuberLoss(delta=1.0), "mse": nn.MSELoss(), "mae": nn.L1Loss()}[name]
@@ -230,7 +239,7 @@ def train(
             not finite.
     """
     config.check()
-    loss_fn = loss_function(config.loss, config.quantiles)
+    loss_fn = loss_function(config.loss, config.quantiles, config.distribution)
     parameters = FlatParameters(model, used_parameters(model, data, config))
     try:
         return _train(model, parameters, data, validation, config, loss_fn, on_epoch)
@@ -291,7 +300,10 @@ def _train(
     best_state = copy.deepcopy(model.state_dict())
     since_best = 0
     compiled = CompiledStep.create(
-        model, parameters, "pinball" if config.quantiles else config.loss, config.seq2seq
+        model,
+        parameters,
+        config.distribution or ("pinball" if config.quantiles else config.loss),
+        config.seq2seq,
     )
     for epoch in range(1, config.epochs + 1):
         started = time.perf_counter()

@@ -73,7 +73,7 @@ def find_lr(
         raise ValueError(f"need 0 < start_lr < end_lr, got {start_lr} and {end_lr}")
     config.check()  # before the model is bound to the flat buffer
     saved = copy.deepcopy(model.state_dict())
-    loss_fn = loss_function(config.loss, config.quantiles)
+    loss_fn = loss_function(config.loss, config.quantiles, config.distribution)
     parameters = FlatParameters(model, used_parameters(model, data, config))
     optimizer = make_optimizer(parameters.flat, config, start_lr)
     total_steps = math.floor(math.log10(end_lr / start_lr) * steps_per_decade + 1e-9) + 1
