@@ -151,7 +151,7 @@ class Forecast:
             frame[alias] = point.ravel()
             if level is None and quantiles is None:
                 continue
-            if model.has_quantiles and horizon <= model.horizon:
+            if model.quantiles_reach(horizon):
                 bands = _native_bands(model, data, chosen, ends, horizon)
             else:
                 key = (alias, horizon)
@@ -226,9 +226,9 @@ class Forecast:
                 fitted = self._fit_all(parts)
                 if bands:
                     conformal = {
-                        alias: calibrate(model, parts, 1, horizon)
-                        for alias, model in self.models.items()
-                        if not (model.has_quantiles and horizon <= model.horizon)
+                        alias: calibrate(self.models[alias], parts, 1, horizon)
+                        for alias, model in fitted.items()
+                        if not model.quantiles_reach(horizon)
                     }
             frame = self._frame(data, list(data.series), ends, horizon, columns)
             frame.insert(2, "cutoff", columns.times(_cutoffs(data.series, ends, horizon)))

@@ -266,11 +266,12 @@ def saved_quantiles(
     around the point forecasts (S, T, Ft); ``own``: the histories are its saved contexts."""
     forecaster = saved.forecaster
     steps = point.shape[1]
-    if forecaster.has_quantiles and steps <= forecaster.horizon:
+    if forecaster.quantiles_reach(steps):
         return forecaster.predict_quantiles(ready, levels, steps)
     if "conformal.widths" not in saved.extras:
         why = (
-            f"it forecasts quantiles up to its horizon {forecaster.horizon} only"
+            f"it forecasts quantiles up to its horizon {forecaster.horizon} only (its input "
+            "features have no future values)"
             if forecaster.has_quantiles
             else "it was fitted without intervals"
         )

@@ -126,10 +126,11 @@ def test_bad_quantile_settings_are_named() -> None:
         quick(quantile_levels=(0.1, 1.0)).validate()  # type: ignore[attr-defined]
     with pytest.raises(DataError, match="cannot train seq2seq"):
         quick(seq2seq=True).validate()  # type: ignore[attr-defined]
-    model = quick()
-    model.fit([noisy_sine(200)])  # type: ignore[attr-defined]
-    with pytest.raises(DataError, match="up to its horizon 2, not 3"):
-        model.predict_quantiles(noisy_sine(200)[None, -40:], LEVELS, 3)  # type: ignore[attr-defined]
+    with_feature = quick()
+    both = np.concatenate([noisy_sine(200), noisy_sine(200, seed=5)], axis=1)  # target, feature
+    with_feature.fit([both], 1)  # type: ignore[attr-defined]
+    with pytest.raises(DataError, match="input features have no future values"):
+        with_feature.predict_quantiles(both[None, -40:], LEVELS, 3)  # type: ignore[attr-defined]
     point = create("linear", window=5)
     point.fit([noisy_sine(100)])
     with pytest.raises(DataError, match="forecasts points only"):
@@ -213,3 +214,24 @@ def test_backtest_intervals_of_a_student_t_network_cover_known_noise() -> None:
     result = backtest(model, data, [1000], quantiles=(0.1, 0.5, 0.9))  # type: ignore[arg-type]
     assert result.quantile_source == "network"
     assert 0.72 <= result.probabilistic["coverage_80"] <= 0.88  # type: ignore[operator]
+
+
+@pytest.mark.parametrize("likelihood", ["quantile", "studentt"])
+def test_quantiles_past_the_horizon_come_from_sampled_paths(likelihood: str) -> None:
+    model = quick(likelihood=likelihood, epochs=10)
+    series = noisy_sine(400)
+    model.fit([series])  # type: ignore[attr-defined]
+    contexts = np.stack([series[i - 40 : i] for i in range(300, 340)])
+    near = model.predict_quantiles(contexts, LEVELS)  # type: ignore[attr-defined]
+    far = model.predict_quantiles(contexts, LEVELS, 8)  # type: ignore[attr-defined]
+    assert far.shape == (40, 8, 1, 3)
+    np.testing.assert_allclose(far[:, :2], near)  # the network's own up to its horizon
+    assert np.all(np.diff(far, axis=-1) >= 0)
+    width = (far[..., 2] - far[..., 0]).mean(axis=(0, 2))  # (8,) mean 80 % width per step
+    assert width[2:].mean() > width[0]  # fed-back draws widen the later steps
+    again = model.predict_quantiles(contexts, LEVELS, 8)  # type: ignore[attr-defined]
+    np.testing.assert_array_equal(again, far)  # the model's seed: the same paths
+    paths = model.sample_paths(contexts[:2], 5, n_paths=7, seed=3)  # type: ignore[attr-defined]
+    assert paths.shape == (2, 7, 5, 1)
+    np.testing.assert_array_equal(paths, model.sample_paths(contexts[:2], 5, 7, seed=3))  # type: ignore[attr-defined]
+    assert not np.array_equal(paths, model.sample_paths(contexts[:2], 5, 7, seed=4))  # type: ignore[attr-defined]

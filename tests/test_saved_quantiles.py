@@ -117,7 +117,9 @@ def test_the_service_answers_requested_quantiles(
     assert (listed["conformal"]["quantiles"], listed["conformal"]["quantile_steps"]) == (
         "conformal", 1)  # fmt: skip
     assert listed["plain"]["quantiles"] is None
-    assert (listed["network"]["quantiles"], listed["network"]["quantile_steps"]) == ("network", 2)
+    # Past its horizon of 2 a quantile network samples paths: as far as any request may ask.
+    network = listed["network"]
+    assert (network["quantiles"], network["quantile_steps"]) == ("network", network["max_horizon"])
 
     history = load_dataset("sunspots").series[0].values[-40:, 0].tolist()
     body = client.post("/models/conformal/forecast",

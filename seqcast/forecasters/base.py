@@ -152,6 +152,13 @@ class Forecaster(ABC):
         self.is_fitted_ = True
         return self
 
+    def quantiles_reach(self, horizon: int) -> bool:
+        """Whether :meth:`predict_quantiles` forecasts ``horizon`` steps: a model with
+        quantiles of its own, up to its horizon or (without input features) past it."""
+        return self.has_quantiles and (
+            horizon <= self.horizon or self.n_features_ == self.n_targets_
+        )
+
     @property
     def has_quantiles(self) -> bool:
         """Whether the model forecasts quantiles itself (:meth:`predict_quantiles`); the others

@@ -57,6 +57,9 @@ LIKELIHOODS = ("none", "quantile", "studentt")
 #: bounds of the 80 %, 90 % and 95 % intervals.
 QUANTILE_LEVELS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975)
 
+#: Paths rolled out to give quantiles past the trained horizon.
+SAMPLE_PATHS = 200
+
 #: Fraction of the training windows (the latest ones) kept aside for early stopping.
 EARLY_STOPPING_FRACTION = 0.1
 
@@ -512,13 +515,20 @@ class NeuralForecaster(Forecaster):
     def predict_quantiles(
         self, context: np.ndarray, quantiles: Sequence[float], horizon: int | None = None
     ) -> np.ndarray:
-        """Quantile forecasts of a quantile network (``likelihood`` quantile).
+        """Quantile forecasts of a network trained for them (``likelihood`` quantile or
+        studentt).
+
+        Up to the trained horizon they are the network's own (a quantile network's levels it
+        was not trained for are linear between the nearest trained ones, the outermost beyond;
+        a Student-t's come from its quantile function). Past it, :data:`SAMPLE_PATHS` paths
+        are rolled out, each step drawn from the forecast distribution and fed back, and the
+        later steps' quantiles are those of the paths: their spread grows with the step.
 
         Args:
             context: (B, C, F) past values ending just before each origin.
-            quantiles: Q levels in (0, 1); levels the network was not trained for are
-                linear between the nearest trained ones (the outermost trained level beyond).
-            horizon: T, at most the trained horizon (default: it).
+            quantiles: Q levels in (0, 1).
+            horizon: T (default: the trained horizon); past it only for a model without
+                input features (their future values are unknown).
 
         Returns:
             (B, T, F_target, Q) forecasts, non-decreasing along the last axis.
@@ -530,29 +540,77 @@ class NeuralForecaster(Forecaster):
                 arguments=("likelihood",),
             )
         steps = self.horizon if horizon is None else horizon
-        if not 1 <= steps <= self.horizon:
+        if steps < 1:
+            raise DataError(f"horizon must be at least 1, got {steps}", arguments=("horizon",))
+        if steps > self.horizon and self.n_features_ != self.n_targets_:
             raise DataError(
-                f"a quantile network forecasts up to its horizon {self.horizon}, not {steps}",
+                f"cannot forecast quantiles {steps} steps ahead with a model trained for "
+                f"{self.horizon}: its input features have no future values; refit with "
+                f"horizon {steps}",
                 arguments=("horizon",),
             )
         self._check_not_negative(context, 0)
+        first = self._distribution(context)[:, : min(steps, self.horizon)]
+        levels = np.asarray(quantiles, dtype=np.float64)
+        own = self._inverse_cdf(first, np.broadcast_to(levels, (*first.shape[:3], len(levels))))
+        if steps <= self.horizon:
+            return own
+        paths = self.sample_paths(context, steps)  # (B, P, T, Ft)
+        later = np.moveaxis(np.quantile(paths[:, :, self.horizon :], levels, axis=1), 0, -1)
+        return np.concatenate([own, later], axis=1)
+
+    def sample_paths(
+        self, context: np.ndarray, horizon: int, n_paths: int = 0, seed: int | None = None
+    ) -> np.ndarray:
+        """Sample paths of a model trained for quantiles: each block of T steps drawn from the
+        forecast distribution (by its inverse CDF at uniform levels) and fed back as the next
+        block's past.
+
+        Args:
+            context: (B, C, F) past values, F = F_target (no input features).
+            horizon: steps per path.
+            n_paths: P (default :data:`SAMPLE_PATHS`).
+            seed: of the draws (default: the model's seed): the same seed, the same paths.
+
+        Returns:
+            (B, P, horizon, F_target) paths.
+        """
+        paths = n_paths or SAMPLE_PATHS
+        rng = np.random.default_rng(self.seed if seed is None else seed)
+        context = np.repeat(self.ready_context(context), paths, axis=0)  # (B·P, C, F)
+        pieces, done = [], 0
+        while done < horizon:
+            params = self._distribution(context)  # (B·P, T, Ft, K)
+            draws = self._inverse_cdf(params, rng.uniform(size=(*params.shape[:3], 1)))[..., 0]
+            pieces.append(draws)  # (B·P, T, Ft)
+            done += draws.shape[1]
+            context = np.concatenate([context, draws], axis=1)[:, draws.shape[1] :]
+        stacked = np.concatenate(pieces, axis=1)[:, :horizon]
+        return stacked.reshape(-1, paths, horizon, self.n_targets_)
+
+    def _distribution(self, context: np.ndarray) -> np.ndarray:
+        """The scaled-space forecast distribution of each (B, C, F) context: quantiles at
+        the trained levels (B, T, Ft, Qn), or Student-t parameters (B, T, Ft, 3)."""
         inputs = build_inputs(context, self.spec, self.scaler_)
         if not all(np.isfinite(part).all() for part in (inputs.window, inputs.season)):
             raise DataError("the context has missing or infinite values in the steps read")
-        scaled = self.forward_scaled(inputs)[:, :steps]  # (B, T, Ft, Qn) or (B, T, Ft, 3)
-        levels = self.levels
+        return self.forward_scaled(inputs)
+
+    def _inverse_cdf(self, params: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """Values of the distributions ``params`` (B, T, Ft, K) at ``levels`` (B, T, Ft, Q)
+        on the original scale: (B, T, Ft, Q), non-decreasing in the level."""
         if self.likelihood == "studentt":
             from scipy.special import stdtrit  # the Student-t quantile function
 
-            levels = tuple(sorted(set(quantiles)))
-            loc, scale, df = (scaled[..., k, None] for k in range(3))  # (B, T, Ft, 1) each
-            scaled = loc + scale * stdtrit(df, np.asarray(levels))  # (B, T, Ft, Q)
-        rows, _, targets, trained = scaled.shape
-        # (B, T, Ft, Qn) -> (B, T·Qn, Ft): the inverse transform works on the channel axis.
-        flat = np.moveaxis(scaled, 3, 2).reshape(rows, steps * trained, targets)
+            loc, scale, df = (params[..., k, None] for k in range(3))  # (B, T, Ft, 1) each
+            scaled = loc + scale * stdtrit(df, levels)  # (B, T, Ft, Q)
+        else:
+            scaled = _interpolate_each(params, self.levels, levels)
+        rows, steps, targets, count = scaled.shape
+        # (B, T, Ft, Q) -> (B, T·Q, Ft): the inverse transform works on the channel axis.
+        flat = np.moveaxis(scaled, 3, 2).reshape(rows, steps * count, targets)
         back = self.scaler_.inverse_transform(flat, slice(0, targets))
-        values = np.moveaxis(back.reshape(rows, steps, trained, targets), 2, 3)
-        return _interpolate_levels(values, levels, quantiles)
+        return np.moveaxis(back.reshape(rows, steps, count, targets), 2, 3)
 
     def _check_not_negative(self, context: np.ndarray, first: int) -> None:
         """Refuses negative values in a target channel fitted after a square root or a log
@@ -678,22 +736,20 @@ class NeuralForecaster(Forecaster):
         )
 
 
-def _interpolate_levels(
-    values: np.ndarray, trained: Sequence[float], wanted: Sequence[float]
+def _interpolate_each(
+    values: np.ndarray, trained: Sequence[float], wanted: np.ndarray
 ) -> np.ndarray:
-    """Quantiles (..., Qn) at the ``trained`` levels -> (..., Q) at the ``wanted`` ones, linear
-    in the level between the nearest trained ones, the outermost trained beyond them."""
+    """Quantiles (..., Qn) at the ``trained`` levels -> (..., Q) at the levels ``wanted``
+    (..., Q), each element its own: linear in the level between the nearest trained ones, the
+    outermost trained beyond them."""
     levels = np.asarray(trained)
-    out = np.empty((*values.shape[:-1], len(wanted)))
-    for k, q in enumerate(wanted):
-        q = min(max(float(q), float(levels[0])), float(levels[-1]))
-        upper = int(np.searchsorted(levels, q))
-        if levels[upper] == q:
-            out[..., k] = values[..., upper]
-            continue
-        share = (q - levels[upper - 1]) / (levels[upper] - levels[upper - 1])
-        out[..., k] = values[..., upper - 1] + share * (values[..., upper] - values[..., upper - 1])
-    return out
+    clipped = np.clip(wanted, levels[0], levels[-1])
+    upper = np.clip(np.searchsorted(levels, clipped), 1, len(levels) - 1)  # (..., Q)
+    low_level, high_level = levels[upper - 1], levels[upper]
+    share = (clipped - low_level) / (high_level - low_level)
+    low = np.take_along_axis(values, upper - 1, axis=-1)
+    high = np.take_along_axis(values, upper, axis=-1)
+    return low + share * (high - low)  # type: ignore[no-any-return]
 
 
 def _prefix(member: int) -> str:

@@ -151,7 +151,8 @@ class ServedModel:
     @property
     def quantile_steps(self) -> int:
         if self.forecaster.has_quantiles:
-            return self.forecaster.horizon
+            return self.max_horizon if self.forecaster.quantiles_reach(self.max_horizon) else (
+                self.forecaster.horizon)  # fmt: skip
         widths = self.saved.extras.get("conformal.widths")
         return 0 if widths is None or widths.ndim != 3 else int(widths.shape[1])
 
