@@ -114,7 +114,7 @@ def synthetic(names: list[str], extra: dict[str, Any]) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--models", default="snaive,naive,rnn,rnn:quantile")
+    parser.add_argument("--models", default="snaive,naive,rnn,rnn:quantile,rnn:studentt")
     parser.add_argument("--dev", action="store_true")
     parser.add_argument("--skip-synthetic", action="store_true")
     parser.add_argument("--set", action="append", default=[])

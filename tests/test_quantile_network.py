@@ -74,7 +74,7 @@ def test_the_start_is_the_least_squares_fit_with_gaussian_gaps() -> None:
 
 
 def test_the_median_is_the_point_forecast_and_levels_interpolate() -> None:
-    model = quick()
+    model = quick(calibrate_intervals=False)  # the network's own levels, unmoved
     series = noisy_sine()
     model.fit([series[:500]])  # type: ignore[attr-defined]
     contexts = np.stack([series[i - model.context_length : i] for i in range(500, 560)])  # type: ignore[attr-defined]
@@ -190,7 +190,7 @@ def test_student_t_loss_is_the_negative_log_density_by_hand() -> None:
 def test_a_student_t_network_gives_quantiles_of_its_distribution() -> None:
     from scipy import stats
 
-    model = quick(likelihood="studentt")
+    model = quick(likelihood="studentt", calibrate_intervals=False)
     series = noisy_sine()
     model.fit([series[:500]])  # type: ignore[attr-defined]
     contexts = np.stack([series[i - 40 : i] for i in range(500, 520)])
@@ -235,3 +235,26 @@ def test_quantiles_past_the_horizon_come_from_sampled_paths(likelihood: str) -> 
     assert paths.shape == (2, 7, 5, 1)
     np.testing.assert_array_equal(paths, model.sample_paths(contexts[:2], 5, 7, seed=3))  # type: ignore[attr-defined]
     assert not np.array_equal(paths, model.sample_paths(contexts[:2], 5, 7, seed=4))  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("likelihood", ["quantile", "studentt"])
+def test_interval_calibration_moves_bounds_by_the_held_out_misses(likelihood: str) -> None:
+    series = noisy_sine(800, sigma=2.0)
+    raw = quick(likelihood=likelihood, calibrate_intervals=False, epochs=8)
+    raw.fit([series[:600]])  # type: ignore[attr-defined]
+    tuned = quick(likelihood=likelihood, epochs=8)
+    tuned.fit([series[:600]])  # type: ignore[attr-defined]
+    calibration = tuned.calibration_  # type: ignore[attr-defined]
+    from seqcast.forecasters.levels import GRID
+
+    assert calibration.shape == (len(GRID), 2, 1)
+    contexts = np.stack([series[i - 40 : i] for i in range(600, 700)])
+    levels = (0.1, 0.5, 0.9)
+    a = raw.predict_quantiles(contexts, levels)  # type: ignore[attr-defined]
+    b = tuned.predict_quantiles(contexts, levels)  # type: ignore[attr-defined]
+    np.testing.assert_allclose(b[..., 1], a[..., 1])  # the median never moves
+    # The 80 % interval widens (or narrows) by twice the calibrated move of level 0.8, in each
+    # window's own units times its spread: the same sign for every window.
+    change = (b[..., 2] - b[..., 0]) - (a[..., 2] - a[..., 0])
+    move = calibration[79, :, 0]  # level 0.80
+    assert np.all(np.sign(change[:, :, 0]) == np.sign(move)[None, :])

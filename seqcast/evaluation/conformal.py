@@ -26,11 +26,10 @@ import numpy as np
 from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError, SeqcastWarning
 from seqcast.forecasters.base import Forecaster
+from seqcast.forecasters.levels import GRID, conformal_levels, on_grid
 
 __all__ = ["GRID", "Conformal", "calibrate", "series_floors", "series_scales"]
 
-#: The interval levels whose half-widths are kept; others are interpolated between them.
-GRID = np.concatenate([np.arange(1, 100) / 100.0, [0.995, 0.999]])
 #: The smallest share of a training series held out for calibration.
 HELD_OUT_FRACTION = 0.2
 
@@ -54,14 +53,9 @@ class Conformal:
     def half_width(self, level: float) -> np.ndarray:
         """(T, F_target) half-widths of the central interval of ``level`` in (0, 1), linear
         between the calibrated levels (0 at level 0)."""
-        grid = np.concatenate([[0.0], GRID])
-        widths = np.concatenate([np.zeros_like(self.widths[:1]), self.widths])
-        level = min(max(level, 0.0), float(GRID[-1]))
-        upper = int(np.searchsorted(grid, level))
-        if grid[upper] == level:
-            return widths[upper]  # type: ignore[no-any-return]
-        share = (level - grid[upper - 1]) / (grid[upper] - grid[upper - 1])
-        return widths[upper - 1] + share * (widths[upper] - widths[upper - 1])  # type: ignore[no-any-return]
+        return on_grid(self.widths, np.full((1, *self.widths.shape[1:], 1), float(level)))[
+            0, ..., 0
+        ]
 
     def quantiles(
         self,
@@ -213,6 +207,5 @@ def calibrate(
         scores.append(np.abs(truth - predicted) / scale)
     pooled = np.concatenate(scores)  # (n, T, Ft)
     count = pooled.shape[0]
-    corrected = np.minimum(1.0, np.ceil((count + 1) * GRID) / count)
-    widths = np.quantile(pooled, corrected, axis=0, method="inverted_cdf")  # (G, T, Ft)
+    widths = np.quantile(pooled, conformal_levels(count), axis=0, method="inverted_cdf")
     return Conformal(widths=np.asarray(widths, dtype=np.float64), n_scores=count)

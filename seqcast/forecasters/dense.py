@@ -45,6 +45,7 @@ class DenseForecaster(NeuralForecaster):
         sampling: str = "windows",
         likelihood: str = "none",
         quantile_levels: Sequence[float] | None = None,
+        calibrate_intervals: bool = True,
         hidden_size: int = 10,
         num_layers: int = 2,
         dropout: float = 0.0,
@@ -54,6 +55,7 @@ class DenseForecaster(NeuralForecaster):
             lr=lr, loss=loss, optimizer=optimizer, patience=patience, seed=seed, seq2seq=seq2seq,
             schedule=schedule, transform=transform, scaling=scaling, ensemble=ensemble,
             sampling=sampling, likelihood=likelihood, quantile_levels=quantile_levels,
+            calibrate_intervals=calibrate_intervals,
         )  # fmt: skip
         self.hidden_size = hidden_size
         self.num_layers = num_layers

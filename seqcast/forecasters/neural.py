@@ -19,6 +19,7 @@ from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError, ModelFormatError, SeqcastWarning, TrainingWarning
 from seqcast.forecasters.base import EpochEnd, Forecaster
 from seqcast.forecasters.inputs import InputSpec, ModelInputs, build_inputs, read_mask
+from seqcast.forecasters.levels import GRID, conformal_levels, on_grid
 from seqcast.networks import ForecastNet, QuantileNet, RecurrentNet, StudentTNet
 from seqcast.training.loop import DIVERGENCE_ARGUMENTS, History, TrainConfig, TrainData, train
 from seqcast.training.lr_finder import LRFinderResult, find_lr
@@ -92,6 +93,9 @@ class NeuralForecaster(Forecaster):
             answers :meth:`predict_quantiles` itself, others through conformal intervals.
         quantile_levels: the levels a quantile network is trained for (default
             :data:`QUANTILE_LEVELS`; 0.5 is always added); others are interpolated.
+        calibrate_intervals: move a probabilistic network's interval bounds by how far the
+            early-stopping windows (never trained on) fell outside them (conformalised
+            quantile regression), so that an 80 % interval holds about 80 % of new points.
     """
 
     any_horizon = False
@@ -118,6 +122,7 @@ class NeuralForecaster(Forecaster):
         sampling: str = "windows",
         likelihood: str = "none",
         quantile_levels: Sequence[float] | None = None,
+        calibrate_intervals: bool = True,
     ) -> None:
         super().__init__(window=window, horizon=horizon)
         self.season = season
@@ -136,6 +141,7 @@ class NeuralForecaster(Forecaster):
         self.sampling = sampling
         self.likelihood = likelihood
         self.quantile_levels = quantile_levels
+        self.calibrate_intervals = calibrate_intervals
 
     @property
     def radius(self) -> int:
@@ -272,6 +278,9 @@ class NeuralForecaster(Forecaster):
             self.networks_.append(network)
             self.histories_.append(history)
         self.network_, self.history_ = self.networks_[0], self.histories_[0]
+        self.calibration_: np.ndarray | None = None
+        if self.has_quantiles and self.calibrate_intervals and stop_data is not None:
+            self._calibrate_intervals(stop_data)
         diverged = [h for h in self.histories_ if h.stop_reason == "diverged"]
         if diverged:
             warnings.warn(
@@ -550,9 +559,10 @@ class NeuralForecaster(Forecaster):
                 arguments=("horizon",),
             )
         self._check_not_negative(context, 0)
-        first = self._distribution(context)[:, : min(steps, self.horizon)]
+        inputs = self._distribution(context)
         levels = np.asarray(quantiles, dtype=np.float64)
-        own = self._inverse_cdf(first, np.broadcast_to(levels, (*first.shape[:3], len(levels))))
+        shape = (len(context), min(steps, self.horizon), self.n_targets_, len(levels))
+        own = self._inverse_cdf(inputs, np.broadcast_to(levels, shape))
         if steps <= self.horizon:
             return own
         paths = self.sample_paths(context, steps)  # (B, P, T, Ft)
@@ -580,37 +590,69 @@ class NeuralForecaster(Forecaster):
         context = np.repeat(self.ready_context(context), paths, axis=0)  # (B·P, C, F)
         pieces, done = [], 0
         while done < horizon:
-            params = self._distribution(context)  # (B·P, T, Ft, K)
-            draws = self._inverse_cdf(params, rng.uniform(size=(*params.shape[:3], 1)))[..., 0]
+            inputs = self._distribution(context)
+            shape = (len(context), self.horizon, self.n_targets_, 1)
+            draws = self._inverse_cdf(inputs, rng.uniform(size=shape))[..., 0]
             pieces.append(draws)  # (B·P, T, Ft)
             done += draws.shape[1]
             context = np.concatenate([context, draws], axis=1)[:, draws.shape[1] :]
         stacked = np.concatenate(pieces, axis=1)[:, :horizon]
         return stacked.reshape(-1, paths, horizon, self.n_targets_)
 
-    def _distribution(self, context: np.ndarray) -> np.ndarray:
-        """The scaled-space forecast distribution of each (B, C, F) context: quantiles at
-        the trained levels (B, T, Ft, Qn), or Student-t parameters (B, T, Ft, 3)."""
+    def _distribution(self, context: np.ndarray) -> ModelInputs:
+        """The inputs of each (B, C, F) context, checked: what :meth:`_inverse_cdf` reads."""
         inputs = build_inputs(context, self.spec, self.scaler_)
         if not all(np.isfinite(part).all() for part in (inputs.window, inputs.season)):
             raise DataError("the context has missing or infinite values in the steps read")
-        return self.forward_scaled(inputs)
+        return inputs
 
-    def _inverse_cdf(self, params: np.ndarray, levels: np.ndarray) -> np.ndarray:
-        """Values of the distributions ``params`` (B, T, Ft, K) at ``levels`` (B, T, Ft, Q)
-        on the original scale: (B, T, Ft, Q), non-decreasing in the level."""
-        if self.likelihood == "studentt":
-            from scipy.special import stdtrit  # the Student-t quantile function
-
-            loc, scale, df = (params[..., k, None] for k in range(3))  # (B, T, Ft, 1) each
-            scaled = loc + scale * stdtrit(df, levels)  # (B, T, Ft, Q)
-        else:
-            scaled = _interpolate_each(params, self.levels, levels)
-        rows, steps, targets, count = scaled.shape
+    def _inverse_cdf(self, inputs: ModelInputs, levels: np.ndarray) -> np.ndarray:
+        """Values of the forecast distributions at ``levels`` (B, T, Ft, Q) on the original
+        scale, each interval's bounds moved by its calibration: (B, T, Ft, Q)."""
+        params = self._outputs(inputs.window, inputs.season)  # (B, T, Ft, K)
+        steps = levels.shape[1]
+        values = self._normalized_quantiles(params[:, :steps], levels)
+        calibration = getattr(self, "calibration_", None)
+        if calibration is not None:
+            # q < 0.5 moves down by the adjustment of the interval 1 − 2q, q > 0.5 up.
+            move = on_grid(calibration, np.abs(2.0 * levels - 1.0))
+            values = values + np.sign(levels - 0.5) * move
+        spread = inputs.spread.astype(np.float64)[..., None]  # (B, 1, Ft, 1)
+        scaled = values * spread + inputs.level.astype(np.float64)[..., None]
+        rows, _, targets, count = scaled.shape
         # (B, T, Ft, Q) -> (B, T·Q, Ft): the inverse transform works on the channel axis.
         flat = np.moveaxis(scaled, 3, 2).reshape(rows, steps * count, targets)
         back = self.scaler_.inverse_transform(flat, slice(0, targets))
         return np.moveaxis(back.reshape(rows, steps, count, targets), 2, 3)
+
+    def _normalized_quantiles(self, params: np.ndarray, levels: np.ndarray) -> np.ndarray:
+        """Quantiles at ``levels`` (B, T, Ft, Q) of network outputs ``params`` (B, T, Ft, K)
+        in each window's own units."""
+        if self.likelihood == "studentt":
+            from scipy.special import stdtrit  # the Student-t quantile function
+
+            loc, scale, df = (params[..., k, None] for k in range(3))  # (B, T, Ft, 1) each
+            return loc + scale * stdtrit(df, levels)  # type: ignore[no-any-return]
+        return _interpolate_each(params, self.levels, levels)
+
+    def _calibrate_intervals(self, held: TrainData) -> None:
+        """Conformalised quantile regression on the early-stopping windows (never trained
+        on): for each interval level of the grid and each step, the conformal quantile of
+        how far the targets fall outside the network's interval, max(low − y, y − high), in
+        each window's own units; :meth:`_inverse_cdf` moves the bounds by it."""
+        params = self._outputs(held.window.numpy(), held.season.numpy())  # (N, T, Ft, K)
+        target = held.target.numpy().astype(np.float64)  # (N, T, Ft)
+        count = len(target)
+        half = GRID / 2.0
+        bounds = np.concatenate([0.5 - half, 0.5 + half])  # (2G,)
+        wanted = np.broadcast_to(bounds, (*target.shape, len(bounds)))
+        values = self._normalized_quantiles(params, wanted)  # (N, T, Ft, 2G)
+        low, high = values[..., : len(GRID)], values[..., len(GRID) :]
+        outside = np.maximum(low - target[..., None], target[..., None] - high)  # (N, T, Ft, G)
+        chosen = np.quantile(outside, conformal_levels(count), axis=0, method="inverted_cdf")
+        # (G, T, Ft, G): level g's own scores at its own conformal level.
+        grid = np.arange(len(GRID))
+        self.calibration_ = np.ascontiguousarray(chosen[grid, ..., grid])  # (G, T, Ft)
 
     def _check_not_negative(self, context: np.ndarray, first: int) -> None:
         """Refuses negative values in a target channel fitted after a square root or a log
@@ -631,23 +673,8 @@ class NeuralForecaster(Forecaster):
     def forward_scaled(self, inputs: ModelInputs, batch_size: int = 8192) -> np.ndarray:
         """Network forecasts in the scaled space (the ensemble's mean), spread and level put
         back: (B, T, Ft) float64, or (B, T, Ft, Q) quantiles from a quantile network."""
-        total: np.ndarray | None = None
-        for network in self.networks_:
-            network.eval()
-            pieces = []
-            with torch.inference_mode():
-                for start in range(0, inputs.window.shape[0], batch_size):
-                    part = slice(start, start + batch_size)
-                    out = network(
-                        torch.from_numpy(inputs.window[part]),
-                        torch.from_numpy(inputs.season[part]),
-                    )
-                    pieces.append(out.numpy().astype(np.float64))
-            forecast = np.concatenate(pieces)
-            total = forecast if total is None else total + forecast
-        assert total is not None
+        total = self._outputs(inputs.window, inputs.season, batch_size)
         spread, level = inputs.spread.astype(np.float64), inputs.level.astype(np.float64)
-        total /= len(self.networks_)
         if self.likelihood == "studentt":  # (B, T, Ft, 3): location, scale, freedom
             total[..., 0] = total[..., 0] * spread + level
             total[..., 1] *= spread
@@ -655,6 +682,25 @@ class NeuralForecaster(Forecaster):
         if total.ndim == 4:  # quantiles (B, T, Ft, Q)
             spread, level = spread[..., None], level[..., None]
         return total * spread + level
+
+    def _outputs(
+        self, window: np.ndarray, season: np.ndarray, batch_size: int = 8192
+    ) -> np.ndarray:
+        """The ensemble's mean network output for inputs (B, L, F_in), (B, S), in each
+        window's own units (shifted by its level, divided by its spread): float64."""
+        total: np.ndarray | None = None
+        for network in self.networks_:
+            network.eval()
+            pieces = []
+            with torch.inference_mode():
+                for start in range(0, window.shape[0], batch_size):
+                    part = slice(start, start + batch_size)
+                    out = network(torch.from_numpy(window[part]), torch.from_numpy(season[part]))
+                    pieces.append(out.numpy().astype(np.float64))
+            forecast = np.concatenate(pieces)
+            total = forecast if total is None else total + forecast
+        assert total is not None
+        return total / len(self.networks_)
 
     # ------------------------------------------------------------------- saving, reporting
     def get_state(self) -> dict[str, np.ndarray]:
@@ -665,6 +711,8 @@ class NeuralForecaster(Forecaster):
             for name, value in network.state_dict().items()
         }
         state.update({f"scaler.{k}": v for k, v in self.scaler_.state().items()})
+        if getattr(self, "calibration_", None) is not None:
+            state["calibration"] = self.calibration_
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -672,6 +720,13 @@ class NeuralForecaster(Forecaster):
             "standard",
             {k.removeprefix("scaler."): v for k, v in state.items() if k.startswith("scaler.")},
         )
+        calibration = state.get("calibration")
+        if calibration is not None and (
+            calibration.shape != (len(GRID), self.horizon, self.n_targets_)
+            or not np.isfinite(calibration).all()
+        ):
+            raise ValueError(f"the interval calibration has shape {calibration.shape}")
+        self.calibration_ = None if calibration is None else np.asarray(calibration, np.float64)
         self.networks_ = []
         for member in range(self.ensemble):
             network = self.network(self.spec)

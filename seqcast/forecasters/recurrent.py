@@ -61,6 +61,7 @@ class RNNForecaster(NeuralForecaster):
         sampling: str = "windows",
         likelihood: str = "none",
         quantile_levels: Sequence[float] | None = None,
+        calibrate_intervals: bool = True,
         cell: str = "rnn",
         hidden_size: int = 40,
         num_layers: int = 2,
@@ -73,6 +74,7 @@ class RNNForecaster(NeuralForecaster):
             lr=lr, loss=loss, optimizer=optimizer, patience=patience, seed=seed, seq2seq=seq2seq,
             schedule=schedule, transform=transform, scaling=scaling, ensemble=ensemble,
             sampling=sampling, likelihood=likelihood, quantile_levels=quantile_levels,
+            calibrate_intervals=calibrate_intervals,
         )  # fmt: skip
         self.cell = cell
         self.hidden_size = hidden_size
