@@ -642,17 +642,14 @@ class NeuralForecaster(Forecaster):
         each window's own units; :meth:`_inverse_cdf` moves the bounds by it."""
         params = self._outputs(held.window.numpy(), held.season.numpy())  # (N, T, Ft, K)
         target = held.target.numpy().astype(np.float64)  # (N, T, Ft)
-        count = len(target)
-        half = GRID / 2.0
-        bounds = np.concatenate([0.5 - half, 0.5 + half])  # (2G,)
-        wanted = np.broadcast_to(bounds, (*target.shape, len(bounds)))
-        values = self._normalized_quantiles(params, wanted)  # (N, T, Ft, 2G)
-        low, high = values[..., : len(GRID)], values[..., len(GRID) :]
-        outside = np.maximum(low - target[..., None], target[..., None] - high)  # (N, T, Ft, G)
-        chosen = np.quantile(outside, conformal_levels(count), axis=0, method="inverted_cdf")
-        # (G, T, Ft, G): level g's own scores at its own conformal level.
-        grid = np.arange(len(GRID))
-        self.calibration_ = np.ascontiguousarray(chosen[grid, ..., grid])  # (G, T, Ft)
+        at = conformal_levels(len(target))
+        calibration = np.empty((len(GRID), *target.shape[1:]))
+        for g, level in enumerate(GRID):  # one level at a time: (N, T, Ft, 2) at most
+            wanted = np.broadcast_to([0.5 - level / 2, 0.5 + level / 2], (*target.shape, 2))
+            bounds = self._normalized_quantiles(params, wanted)
+            outside = np.maximum(bounds[..., 0] - target, target - bounds[..., 1])
+            calibration[g] = np.quantile(outside, at[g], axis=0, method="inverted_cdf")
+        self.calibration_ = calibration
 
     def _check_not_negative(self, context: np.ndarray, first: int) -> None:
         """Refuses negative values in a target channel fitted after a square root or a log
