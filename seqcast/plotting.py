@@ -5,6 +5,7 @@ matplotlib is an optional dependency (``pip install 'seqcast[plot]'``).
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ __all__ = [
     "plot_fan",
     "plot_forecasts",
     "plot_histories",
+    "plot_horizon",
     "plot_leaderboard",
     "plot_lr_finder",
     "plot_residuals",
@@ -49,7 +51,16 @@ def pyplot() -> Any:
 
 
 def save_figure(figure: Any, path: str | os.PathLike[str]) -> Path:
-    """Writes a figure as PNG atomically and closes it."""
+    """Writes a figure as PNG atomically and closes it; value axes read as plain numbers
+    (never an offset or a power of ten), date axes as concise dates."""
+    import matplotlib.dates as mdates
+
+    for axes in figure.axes:
+        with contextlib.suppress(AttributeError):  # a log axis keeps its own labels
+            axes.ticklabel_format(axis="y", style="plain", useOffset=False)
+        if isinstance(axes.xaxis.get_major_formatter(), mdates.AutoDateFormatter):
+            locator = axes.xaxis.get_major_locator()
+            axes.xaxis.set_major_formatter(mdates.ConciseDateFormatter(locator))  # type: ignore[no-untyped-call]
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=110, bbox_inches="tight")
     pyplot().close(figure)
@@ -114,13 +125,19 @@ def plot_forecasts(
     zoom: int = 100,
 ) -> Path:
     """Actual against the first-step forecasts of a few models on the validation part, with a
-    zoomed panel on its last ``zoom`` points."""
+    zoomed panel on its last ``zoom`` points when there are more than twice as many."""
     plt = pyplot()
     x, xlabel = _x_axis(data)
     values = data.series[0].values[:, target]
-    figure, (full, close) = plt.subplots(2, 1, figsize=(10, 7.5))
     origins = results[0].origins[0]
+    zoomed = len(origins) > 2 * zoom
+    figure, panels = plt.subplots(2 if zoomed else 1, 1, figsize=(10, 7.5 if zoomed else 4.2))
+    full, close = (panels[0], panels[1]) if zoomed else (panels, None)
+    horizon = results[0].forecasts[0].shape[1]
+    steps = "all steps" if horizon == 1 else f"all {horizon} steps"
     for axes, keep in ((full, slice(None)), (close, slice(-zoom, None))):
+        if axes is None:
+            continue
         shown = origins[keep]
         axes.plot(x[shown], values[shown], color="black", linewidth=1.1, label="actual")
         for i, result in enumerate(results):
@@ -131,14 +148,56 @@ def plot_forecasts(
                 color=f"C{i}",
                 linewidth=1.0,
                 alpha=0.9,
-                label=f"{result.model} (MAE {result.metrics['mae']:.3f})",
+                label=f"{result.model} (MAE {result.metrics['mae']:.3f} over {steps})",
             )
         axes.set_xlabel(xlabel)
         axes.set_ylabel(data.targets[target])
         axes.grid(True, alpha=0.3)
-    full.set_title(f"{data.source}: one-step-ahead forecasts on the validation part")
-    close.set_title(f"zoom: the last {min(zoom, len(origins))} validation points")
+    what = "one-step-ahead forecasts" if horizon == 1 else f"step 1 of {horizon}-step forecasts"
+    full.set_title(f"{data.source}: {what} on the validation part")
+    if close is not None:
+        close.set_title(f"zoom: the last {zoom} validation points")
     full.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_horizon(
+    data: SeriesData, results: Sequence[BacktestResult], path: str | os.PathLike[str]
+) -> Path:
+    """Multi-step forecasts as such: each model's MAE at each horizon step (left), and the
+    best model's whole paths from a few origins of the first series against the actual values
+    (right)."""
+    plt = pyplot()
+    figure, (errors, paths) = plt.subplots(1, 2, figsize=(12, 4.2))
+    horizon = results[0].forecasts[0].shape[1]
+    steps = np.arange(1, horizon + 1)
+    for i, result in enumerate(results):
+        pairs = zip(result.forecasts, result.actuals, strict=True)
+        misses = np.concatenate([np.abs(f - a).mean(axis=2) for f, a in pairs])  # (n, T)
+        errors.plot(steps, misses.mean(axis=0), marker="o", markersize=3, color=f"C{i}",
+                    label=result.model)  # fmt: skip
+    errors.set_title("MAE at each forecast step (all series)")
+    errors.set_xlabel("forecast step")
+    errors.set_ylabel("MAE")
+    errors.grid(True, alpha=0.3)
+    errors.legend(fontsize=8)
+    best = results[0]
+    x, xlabel = _x_axis(data)
+    values = data.series[0].values[:, 0]
+    origins = best.origins[0]
+    first, last = int(origins[0]), int(origins[-1]) + horizon
+    paths.plot(x[first:last], values[first:last], color="black", linewidth=1.0, label="actual")
+    chosen = np.linspace(0, len(origins) - 1, num=min(6, len(origins))).astype(int)
+    for k, row in enumerate(chosen):
+        start = int(origins[row])
+        paths.plot(x[start : start + horizon], best.forecasts[0][row, :, 0], color="C0",
+                   linewidth=1.4, label=f"{best.model} paths" if k == 0 else None)  # fmt: skip
+    paths.set_title(f"{best.model}: whole {horizon}-step paths from {len(chosen)} origins")
+    paths.set_xlabel(xlabel)
+    paths.set_ylabel(data.targets[0])
+    paths.grid(True, alpha=0.3)
+    paths.legend(fontsize=8)
     figure.tight_layout()
     return save_figure(figure, path)
 

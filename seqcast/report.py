@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from seqcast import plotting
 from seqcast._version import __version__
@@ -57,6 +58,41 @@ class ReportResult:
 REPORT_QUANTILES = (0.025, 0.1, 0.5, 0.9, 0.975)
 
 
+#: Readable names of pandas frequency codes (their first letters, anchors dropped).
+FREQUENCY_NAMES = {"D": "daily", "B": "business days", "h": "hourly", "H": "hourly",
+                   "min": "every minute", "T": "every minute", "s": "every second",
+                   "S": "every second", "W": "weekly", "MS": "monthly, month start",
+                   "ME": "monthly, month end", "M": "monthly, month end",
+                   "QS": "quarterly, quarter start", "QE": "quarterly, quarter end",
+                   "Q": "quarterly, quarter end", "YS": "yearly, year start",
+                   "AS": "yearly, year start", "YE": "yearly, year end",
+                   "A": "yearly, year end", "Y": "yearly, year end"}  # fmt: skip
+
+
+def describe_freq(freq: str | None) -> str | None:
+    """A pandas frequency code in words, with the code: ``MS`` -> ``monthly, month start
+    (pandas 'MS')``; ``15min`` -> ``every 15 minutes (pandas '15min')``; None for None."""
+    if freq is None:
+        return None
+    count = "".join(ch for ch in freq if ch.isdigit())
+    code = freq[len(count) :].split("-")[0]
+    name = FREQUENCY_NAMES.get(code)
+    if name is None:
+        return f"pandas frequency '{freq}'"
+    if count and count != "1":
+        unit = {"every minute": "minutes", "every second": "seconds", "hourly": "hours",
+                "daily": "days", "weekly": "weeks"}.get(name)  # fmt: skip
+        name = f"every {count} {unit}" if unit else f"{name}, every {count}"
+    return f"{name} (pandas '{freq}')"
+
+
+def _stamp(value: object) -> str:
+    """A timestamp without a midnight time of day: ``1949-01-01``, not ``1949-01-01 00:00:00``."""
+    if isinstance(value, pd.Timestamp) and value == value.normalize():
+        return str(value.strftime("%Y-%m-%d"))
+    return str(value)
+
+
 def summarise(data: SeriesData, splits: Sequence[int], season: int) -> dict[str, str]:
     """Length, frequency, time range, filled values and seasonal period, as display strings."""
     first = data.series[0]
@@ -69,10 +105,11 @@ def summarise(data: SeriesData, splits: Sequence[int], season: int) -> dict[str,
         else f"{min(lengths)} to {max(lengths)}",
         "targets": ", ".join(data.targets),
         "input features": ", ".join(data.features) or "none",
-        "frequency": data.freq or ("numeric steps" if first.time is not None else "rows are steps"),
+        "frequency": describe_freq(data.freq)
+        or ("numeric steps" if first.time is not None else "rows are steps"),
     }
     if first.time is not None:
-        summary["time range"] = f"{first.time[0]} to {first.time[-1]}"
+        summary["time range"] = f"{_stamp(first.time[0])} to {_stamp(first.time[-1])}"
     summary["training / validation"] = f"{splits[0]} / {len(first) - splits[0]} points"
     summary["missing values"] = "; ".join(data.notes) or "none"
     guess = estimate_season(first.values[: splits[0], 0])
@@ -85,8 +122,8 @@ def summarise(data: SeriesData, splits: Sequence[int], season: int) -> dict[str,
 
 #: What a report folder holds; a folder with anything else is not replaced.
 REPORT_FILES = frozenset(
-    {"report.html", "series.png", "fan.png", "forecasts.png", "residuals.png", "training.png",
-     "lr_finder.png", "leaderboard.png"}
+    {"report.html", "series.png", "fan.png", "horizon.png", "forecasts.png", "residuals.png",
+     "training.png", "lr_finder.png", "leaderboard.png"}
 )  # fmt: skip
 
 
@@ -188,6 +225,8 @@ def _write_report(
     scored = [r for r in board.results if r.metrics["mae"] is not None]
     figures["forecasts"] = plotting.plot_forecasts(data, scored[:3], folder / "forecasts.png")
     figures["residuals"] = plotting.plot_residuals(data, scored[0], folder / "residuals.png")
+    if board.horizon > 1:
+        figures["horizon"] = plotting.plot_horizon(data, scored[:4], folder / "horizon.png")
     banded = [r for r in scored if r.quantiles]
     if banded:
         figures["fan"] = plotting.plot_fan(data, banded[0], folder / "fan.png")
@@ -351,6 +390,8 @@ def render_html(
         "training": "Training and early-stopping loss per epoch of each neural model.",
         "lr_finder": "Learning-rate range finder (loss against an exponentially growing rate).",
         "leaderboard": "Mean absolute error of every model.",
+        "horizon": "Multi-step forecasts: each model's error at each step, and the best model's "
+        "whole paths from a few origins.",
         "fan": "The best model with quantiles: its first forecast step from every origin of "
         "the validation part with its central intervals.",
     }

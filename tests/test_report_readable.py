@@ -1,0 +1,64 @@
+"""What a report's reader sees: multi-step forecasts drawn as such, frequencies in words,
+dates without a midnight time, plain axis numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from seqcast.data import load_series, split_indices
+from seqcast.plotting import pyplot, save_figure
+from seqcast.report import _stamp, build_report, describe_freq
+
+
+@pytest.mark.parametrize(
+    ("freq", "words"),
+    [
+        ("MS", "monthly, month start (pandas 'MS')"),
+        ("D", "daily (pandas 'D')"),
+        ("W-SUN", "weekly (pandas 'W-SUN')"),
+        ("15min", "every 15 minutes (pandas '15min')"),
+        ("QE-DEC", "quarterly, quarter end (pandas 'QE-DEC')"),
+        ("2h", "every 2 hours (pandas '2h')"),
+        ("C", "pandas frequency 'C'"),
+        (None, None),
+    ],
+)
+def test_frequencies_read_in_words(freq: str | None, words: str | None) -> None:
+    assert describe_freq(freq) == words
+
+
+def test_timestamps_drop_a_midnight_time_of_day() -> None:
+    assert _stamp(pd.Timestamp("1949-01-01")) == "1949-01-01"
+    assert _stamp(pd.Timestamp("1949-01-01 06:30")) == "1949-01-01 06:30:00"
+    assert _stamp(3.0) == "3.0"
+
+
+def test_value_axes_never_show_an_offset_or_a_power_of_ten(tmp_path: Path) -> None:
+    plt = pyplot()
+    figure, axes = plt.subplots()
+    axes.plot([0.35501, 0.35502, 0.35504])  # matplotlib alone labels these "+3.55e-1"
+    save_figure(figure, tmp_path / "f.png")
+    figure.canvas.draw()
+    assert axes.yaxis.get_offset_text().get_text() == ""
+    assert all("e" not in t.get_text() for t in axes.get_yticklabels())
+
+
+def test_a_multi_step_report_draws_errors_by_step_and_whole_paths(tmp_path: Path) -> None:
+    months = pd.date_range("1990-01-01", periods=120, freq="MS")
+    y = 100 + 10 * np.sin(np.arange(120) * 2 * np.pi / 12) + np.arange(120)
+    frame = pd.DataFrame({"Month": months.strftime("%Y-%m"), "sales": y})
+    path = tmp_path / "sales.csv"
+    frame.to_csv(path, index=False)
+    data = load_series(path)
+    splits = split_indices(data, val_size=24)
+    result = build_report(data, splits, tmp_path / "report", models=("naive", "snaive"),
+                          settings={"horizon": 6, "season": 12})  # fmt: skip
+    assert "horizon" in result.figures and result.figures["horizon"].is_file()
+    text = result.html_path.read_text()
+    assert "monthly, month start (pandas &#x27;MS&#x27;)" in text
+    assert "1990-01-01 to 1999-12-01" in text
+    assert "00:00:00" not in text
