@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 __all__ = [
     "plot_fan",
     "plot_forecasts",
+    "plot_future",
     "plot_histories",
     "plot_horizon",
     "plot_leaderboard",
@@ -158,6 +159,43 @@ def plot_forecasts(
     if close is not None:
         close.set_title(f"zoom: the last {zoom} validation points")
     full.legend(loc="upper left", fontsize=8)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def plot_future(
+    data: SeriesData,
+    model: str,
+    point: np.ndarray,
+    bands: np.ndarray | None,
+    levels: Sequence[float],
+    path: str | os.PathLike[str],
+    target: int = 0,
+) -> Path:
+    """The end of the first series and a model's forecast past it (T, F_target), with the
+    central intervals its quantiles (T, F_target, Q) at ``levels`` hold."""
+    plt = pyplot()
+    series = data.series[0]
+    steps = len(point)
+    x, xlabel = _x_axis(data)
+    ahead = np.asarray(data.future_time(series, steps))
+    shown = slice(max(0, len(series) - 4 * steps), None)
+    figure, axes = plt.subplots(figsize=(10, 4.2))
+    axes.plot(x[shown], series.values[shown, target], color="black", linewidth=1.0,
+              label="actual")  # fmt: skip
+    if bands is not None:
+        intervals = sorted(interval_bounds(levels).items(), reverse=True)
+        for shade, (level, (low, high)) in enumerate(intervals):
+            axes.fill_between(ahead, bands[:, target, low], bands[:, target, high], color="C0",
+                              alpha=0.15 + 0.15 * shade, linewidth=0,
+                              label=f"{level} % interval")  # fmt: skip
+    axes.plot(ahead, point[:, target], color="C0", linewidth=1.4, label=f"{model} forecast")
+    note = "" if bands is not None or not levels else " (no intervals: too short to calibrate)"
+    axes.set_title(f"{data.source}: {model}, {steps} steps past the end of the data{note}")
+    axes.set_xlabel(xlabel)
+    axes.set_ylabel(data.targets[target])
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
     return save_figure(figure, path)
 

@@ -24,6 +24,7 @@ from seqcast.atomic import atomic_directory, write_text
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import estimate_season
 from seqcast.errors import DataError
+from seqcast.evaluation.conformal import calibrate, series_floors, series_scales
 from seqcast.evaluation.leaderboard import Leaderboard, run_leaderboard
 from seqcast.evaluation.probabilistic import interval_bounds
 from seqcast.forecasters.base import EpochEnd
@@ -122,7 +123,8 @@ def summarise(data: SeriesData, splits: Sequence[int], season: int) -> dict[str,
 
 #: What a report folder holds; a folder with anything else is not replaced.
 REPORT_FILES = frozenset(
-    {"report.html", "series.png", "fan.png", "horizon.png", "forecasts.png", "residuals.png",
+    {"report.html", "series.png", "fan.png", "future.png", "horizon.png", "forecasts.png",
+     "residuals.png",
      "training.png", "lr_finder.png", "leaderboard.png"}
 )  # fmt: skip
 
@@ -230,6 +232,9 @@ def _write_report(
     banded = [r for r in scored if r.quantiles]
     if banded:
         figures["fan"] = plotting.plot_fan(data, banded[0], folder / "fan.png")
+    say(f"forecasting past the end of the data with {scored[0].model}")
+    future = forecast_ahead(data, scored[0].model, settings, board.season, quantiles)
+    figures["future"] = plotting.plot_future(data, *future, folder / "future.png")
     histories = {
         r.model: r.forecaster.history_  # type: ignore[attr-defined]
         for r in board.results
@@ -266,6 +271,45 @@ def _write_report(
         render_html(board, summary, shown, figures, title or f"seqcast report: {data.source}"),
     )
     return board, figures, html_path.name
+
+
+def forecast_ahead(
+    data: SeriesData,
+    model: str,
+    settings: Mapping[str, Any],
+    season: int,
+    quantiles: Sequence[float] | None,
+) -> tuple[str, np.ndarray, np.ndarray | None, tuple[float, ...]]:
+    """The model refitted on every series whole, forecasting past the end of the first: its
+    horizon, or (rolled out, where no input feature needs future values) at least one season
+    and at most 60 steps.
+
+    Returns:
+        The model's name, the (T, F_target) forecast, its (T, F_target, Q) quantiles (None
+        where intervals cannot be calibrated: a note in the figure says so) and their levels.
+    """
+    forecaster = create_for(model, settings)
+    histories = [s.values for s in data.series]
+    forecaster.fit(histories, data.n_targets)
+    steps = forecaster.horizon
+    if data.n_targets == len(data.columns):
+        steps = max(steps, min(max(season, 12), 60))
+    context = forecaster.last_contexts(histories[:1], [data.label(data.series[0])])
+    point = forecaster.predict(context, steps)[0]  # (T, Ft)
+    levels = tuple(quantiles or ())
+    bands = None
+    if levels:
+        try:
+            if forecaster.quantiles_reach(steps):
+                bands = forecaster.predict_quantiles(context, levels, steps)[0]
+            else:
+                conformal = calibrate(create_for(model, settings), histories, data.n_targets, steps)
+                scale = series_scales(histories[:1], data.n_targets)
+                floor = series_floors(histories[:1], data.n_targets)
+                bands = conformal.quantiles(point[None], scale, levels, floor)[0]
+        except DataError:
+            bands = None
+    return model, point, bands, levels
 
 
 def _calibration_table(board: Leaderboard) -> str:
@@ -390,6 +434,8 @@ def render_html(
         "training": "Training and early-stopping loss per epoch of each neural model.",
         "lr_finder": "Learning-rate range finder (loss against an exponentially growing rate).",
         "leaderboard": "Mean absolute error of every model.",
+        "future": "The best model refitted on all the data, forecasting past its end (with its "
+        "80 % and 95 % intervals where it has them).",
         "horizon": "Multi-step forecasts: each model's error at each step, and the best model's "
         "whole paths from a few origins.",
         "fan": "The best model with quantiles: its first forecast step from every origin of "

@@ -66,9 +66,10 @@ def test_report_is_self_contained_and_well_formed(report: ReportResult) -> None:
     assert not re.search(r"(https?:)?//[a-z]", without_images)
     assert "<script" not in text
     # The figures of the issue: split, forecasts, residuals, training, lr finder, leaderboard,
-    # and the fan chart of the best model's intervals.
+    # the fan chart of the best model's intervals and its forecast past the end of the data.
     assert set(report.figures) == {
-        "series", "forecasts", "residuals", "training", "lr_finder", "leaderboard", "fan"
+        "series", "forecasts", "residuals", "training", "lr_finder", "leaderboard", "fan",
+        "future",
     }  # fmt: skip
     assert parser.tags.count("img") == len(report.figures)
 

@@ -62,3 +62,23 @@ def test_a_multi_step_report_draws_errors_by_step_and_whole_paths(tmp_path: Path
     assert "monthly, month start (pandas &#x27;MS&#x27;)" in text
     assert "1990-01-01 to 1999-12-01" in text
     assert "00:00:00" not in text
+
+
+def test_the_report_forecasts_past_the_end_of_the_data_with_bands(tmp_path: Path) -> None:
+    from seqcast.report import forecast_ahead
+
+    values = 50 + 10 * np.sin(np.arange(300) * 2 * np.pi / 12) + np.random.default_rng(0).normal(
+        size=300)  # fmt: skip
+    data = load_series(values)
+    model, point, bands, _ = forecast_ahead(
+        data, "snaive", {"season": 12}, 12, (0.025, 0.1, 0.5, 0.9, 0.975)
+    )
+    assert (model, point.shape) == ("snaive", (12, 1))
+    np.testing.assert_allclose(point[:, 0], values[-12:])  # a season back, rolled out
+    assert bands is not None and bands.shape == (12, 1, 5)
+    np.testing.assert_allclose(bands[:, 0, 2], point[:, 0])
+    assert np.all(np.diff(bands, axis=-1) >= 0)
+    # Too short to calibrate intervals: the forecast still comes, without bands.
+    short = load_series(values[:10])
+    _, point, bands, _ = forecast_ahead(short, "naive", {}, 1, (0.1, 0.9))
+    assert point.shape == (12, 1) and bands is None
