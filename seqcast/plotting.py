@@ -184,16 +184,29 @@ def plot_future(
     axes.plot(x[shown], series.values[shown, target], color="black", linewidth=1.0,
               label="actual")  # fmt: skip
     if bands is not None:
-        intervals = sorted(interval_bounds(levels).items(), reverse=True)
-        for shade, (level, (low, high)) in enumerate(intervals):
-            axes.fill_between(ahead, bands[:, target, low], bands[:, target, high], color="C0",
-                              alpha=0.15 + 0.15 * shade, linewidth=0,
-                              label=f"{level} % interval")  # fmt: skip
+        _draw_bands(axes, ahead, bands[:, target], levels)
     axes.plot(ahead, point[:, target], color="C0", linewidth=1.4, label=f"{model} forecast")
     note = "" if bands is not None or not levels else " (no intervals: too short to calibrate)"
-    axes.set_title(f"{data.source}: {model}, {steps} steps past the end of the data{note}")
+    title = f"{data.source}: {model}, {steps} steps past the end of the data{note}"
+    return _finish(figure, axes, title, xlabel, data.targets[target], path)
+
+
+def _draw_bands(axes: Any, x: np.ndarray, bands: np.ndarray, levels: Sequence[float]) -> None:
+    """Shades the central intervals that quantiles (n, Q) at ``levels`` hold, the widest
+    palest."""
+    intervals = sorted(interval_bounds(levels).items(), reverse=True)
+    for shade, (level, (low, high)) in enumerate(intervals):
+        axes.fill_between(x, bands[:, low], bands[:, high], color="C0", alpha=0.15 + 0.15 * shade,
+                          linewidth=0, label=f"{level} % interval")  # fmt: skip
+
+
+def _finish(
+    figure: Any, axes: Any, title: str, xlabel: str, ylabel: str, path: str | os.PathLike[str]
+) -> Path:
+    """Titles, labels, grid and legend of a one-panel figure, then saves it."""
+    axes.set_title(title)
     axes.set_xlabel(xlabel)
-    axes.set_ylabel(data.targets[target])
+    axes.set_ylabel(ylabel)
     axes.grid(True, alpha=0.3)
     axes.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
@@ -256,22 +269,13 @@ def plot_fan(
     origins = result.origins[0][-last:]
     bands = result.quantile_forecasts[0][-last:, 0, target]  # (n, Q)
     figure, axes = plt.subplots(figsize=(10, 4.5))
-    intervals = sorted(interval_bounds(result.quantiles).items(), reverse=True)
-    for shade, (level, (low, high)) in enumerate(intervals):
-        axes.fill_between(x[origins], bands[:, low], bands[:, high], color="C0",
-                          alpha=0.15 + 0.15 * shade, linewidth=0,
-                          label=f"{level} % interval")  # fmt: skip
+    _draw_bands(axes, x[origins], bands, result.quantiles)
     point = result.forecasts[0][-last:, 0, target]
     axes.plot(x[origins], point, color="C0", linewidth=1.0, label=f"{result.model} forecast")
     axes.plot(x[origins], values[origins], color="black", linewidth=1.0, label="actual")
     source = "its own quantiles" if result.quantile_source == "network" else "conformal"
-    axes.set_title(f"{data.source}: {result.model}, first forecast step with intervals ({source})")
-    axes.set_xlabel(xlabel)
-    axes.set_ylabel(data.targets[target])
-    axes.grid(True, alpha=0.3)
-    axes.legend(loc="upper left", fontsize=8)
-    figure.tight_layout()
-    return save_figure(figure, path)
+    title = f"{data.source}: {result.model}, first forecast step with intervals ({source})"
+    return _finish(figure, axes, title, xlabel, data.targets[target], path)
 
 
 def plot_residuals(
