@@ -42,8 +42,10 @@ from seqcast.forecasters.registry import create_for
 from seqcast.persistence import check_destination, load_model, save_model
 from seqcast.serving import (
     DEFAULT_HOST,
+    DEFAULT_KEEP_ALIVE,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_HORIZON,
+    DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_PORT,
 )
 
@@ -478,6 +480,16 @@ def serve(
     max_body_bytes: Annotated[
         int, typer.Option("--max-body-bytes", help="Largest request body; larger get 413.")
     ] = DEFAULT_MAX_BODY_BYTES,
+    max_in_flight: Annotated[
+        int,
+        typer.Option(
+            "--max-in-flight",
+            help="Forecasts computed at once; more are answered 503 with Retry-After.",
+        ),
+    ] = DEFAULT_MAX_IN_FLIGHT,
+    keep_alive: Annotated[
+        int, typer.Option("--keep-alive", help="Seconds an idle connection is kept open.")
+    ] = DEFAULT_KEEP_ALIVE,
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
     ] = True,
@@ -494,6 +506,8 @@ def serve(
         port=port,
         max_horizon=max_horizon,
         max_body_bytes=max_body_bytes,
+        max_in_flight=max_in_flight,
+        keep_alive=keep_alive,
         access_log=access_log,
     )
 

@@ -12,8 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 __all__ = [
     "DEFAULT_HOST",
+    "DEFAULT_KEEP_ALIVE",
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_HORIZON",
+    "DEFAULT_MAX_IN_FLIGHT",
     "DEFAULT_PORT",
     "create_app",
     "serve",
@@ -27,6 +29,10 @@ DEFAULT_PORT = 8000
 DEFAULT_MAX_HORIZON = 1000
 #: Largest request body, 1 MiB: about 50,000 history values.
 DEFAULT_MAX_BODY_BYTES = 1 << 20
+#: Forecasts computed at once; more are answered 503 with Retry-After at once.
+DEFAULT_MAX_IN_FLIGHT = 8
+#: Seconds an idle keep-alive connection is kept open.
+DEFAULT_KEEP_ALIVE = 5
 
 if TYPE_CHECKING:
     from seqcast.serving.app import create_app

@@ -35,8 +35,8 @@ from seqcast._version import __version__
 from seqcast.errors import DataError, SeqcastError
 from seqcast.evaluation.probabilistic import check_quantiles
 from seqcast.prediction import continue_timestamps, step_numbers
-from seqcast.serving import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HORIZON
-from seqcast.serving.limits import BodySizeLimit
+from seqcast.serving import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HORIZON, DEFAULT_MAX_IN_FLIGHT
+from seqcast.serving.limits import BodySizeLimit, ConcurrencyLimit
 from seqcast.serving.models import ServedModel, load_served_models
 from seqcast.serving.schemas import (
     ErrorBody,
@@ -68,6 +68,7 @@ def create_app(
     model_dirs: Sequence[str | os.PathLike[str]],
     max_horizon: int = DEFAULT_MAX_HORIZON,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
 ) -> FastAPI:
     """Loads the model folders and builds the app that serves them.
 
@@ -76,6 +77,8 @@ def create_app(
         max_horizon: the largest horizon T a request may ask for (less for a model with input
             features, which cannot forecast past its trained horizon).
         max_body_bytes: the largest request body; larger ones get 413 before being parsed.
+        max_in_flight: forecasts computed at once; more get 503 with ``Retry-After`` at once,
+            while ``/health`` and ``/models`` always answer.
 
     Returns:
         The application, ready for any ASGI server; ``app.state.models`` maps each name to
@@ -89,11 +92,9 @@ def create_app(
         >>> app = create_app(["models/rnn"])  # doctest: +SKIP
         >>> # uvicorn.run(app, host="127.0.0.1", port=8000)
     """
-    if max_body_bytes < 1:
-        raise SeqcastError(
-            f"max_body_bytes must be at least 1, got {max_body_bytes}",
-            arguments=("max_body_bytes",),
-        )
+    for name, value in (("max_body_bytes", max_body_bytes), ("max_in_flight", max_in_flight)):
+        if value < 1:
+            raise SeqcastError(f"{name} must be at least 1, got {value}", arguments=(name,))
     models = load_served_models(model_dirs, max_horizon)
     app = FastAPI(
         title="seqcast",
@@ -107,6 +108,7 @@ def create_app(
     )
     app.state.models = models
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    app.add_middleware(ConcurrencyLimit, max_in_flight=max_in_flight)  # outermost: first
     _add_error_handlers(app)
     _list_names_in_schema(app, list(models))
 
@@ -120,7 +122,7 @@ def create_app(
         return model
 
     @app.get("/health", response_model=Health)
-    def health() -> Health:
+    async def health() -> Health:  # on the event loop: never waits for a worker thread
         """Whether the server is up, and how many models it serves."""
         return Health(status="ok", models=len(models))
 

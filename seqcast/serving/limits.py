@@ -1,9 +1,14 @@
-"""A request-body size limit, enforced before anything parses the body.
+"""Limits enforced before anything parses a request: the body's size and the forecasts in
+flight.
 
-The middleware reads the body itself, counting bytes as they arrive, so a chunked body (no
-``Content-Length``) is cut off as soon as it passes the limit; a declared length above the
+:class:`BodySizeLimit` reads the body itself, counting bytes as they arrive, so a chunked body
+(no ``Content-Length``) is cut off as soon as it passes the limit; a declared length above the
 limit is refused without reading at all. Bodies within the limit are replayed to the app.
 Memory held per request is therefore bounded by the limit.
+
+:class:`ConcurrencyLimit` answers 503 with ``Retry-After`` at once to a forecast beyond the
+number allowed in flight, instead of queueing it behind the others (where every client would
+wait longer and longer); everything else, ``/health`` first, passes untouched.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodySizeLimit"]
+__all__ = ["BodySizeLimit", "ConcurrencyLimit"]
 
 
 class BodySizeLimit:
@@ -71,6 +76,54 @@ class BodySizeLimit:
             }
         )
         await send({"type": "http.response.body", "body": body})
+
+
+class ConcurrencyLimit:
+    """ASGI middleware answering 503 (``Retry-After: 1``) to a forecast request beyond
+    ``max_in_flight`` forecasts being computed.
+
+    Args:
+        app: the application to protect.
+        max_in_flight: forecasts computed at once, at least 1.
+    """
+
+    def __init__(self, app: ASGIApp, max_in_flight: int) -> None:
+        if max_in_flight < 1:
+            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
+        self.app = app
+        self.max_in_flight = max_in_flight
+        self.in_flight = 0
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        limited = scope["type"] == "http" and scope.get("method") == "POST"
+        if not limited:
+            await self.app(scope, receive, send)
+            return
+        if self.in_flight >= self.max_in_flight:  # one event loop: no lock needed
+            body = json.dumps(
+                {
+                    "detail": f"the server is computing {self.in_flight} forecasts, its limit; "
+                    "retry in a second"
+                }
+            ).encode()
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": 503,
+                    "headers": [
+                        (b"content-type", b"application/json"),
+                        (b"content-length", str(len(body)).encode()),
+                        (b"retry-after", b"1"),
+                    ],
+                }
+            )
+            await send({"type": "http.response.body", "body": body})
+            return
+        self.in_flight += 1
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            self.in_flight -= 1
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -27,8 +27,10 @@ except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installe
 from seqcast.errors import SeqcastError
 from seqcast.serving import (
     DEFAULT_HOST,
+    DEFAULT_KEEP_ALIVE,
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_HORIZON,
+    DEFAULT_MAX_IN_FLIGHT,
     DEFAULT_PORT,
 )
 from seqcast.serving.app import create_app
@@ -43,6 +45,8 @@ def serve(
     *,
     max_horizon: int = DEFAULT_MAX_HORIZON,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    keep_alive: int = DEFAULT_KEEP_ALIVE,
     access_log: bool = True,
     torch_threads: int = 1,
     graceful_timeout: int = 10,
@@ -55,6 +59,8 @@ def serve(
         port: port to listen on.
         max_horizon: the largest horizon a request may ask for.
         max_body_bytes: the largest request body; larger ones get 413.
+        max_in_flight: forecasts computed at once; more get 503 with ``Retry-After``.
+        keep_alive: seconds an idle connection is kept open.
         access_log: log one line per request.
         torch_threads: PyTorch's intra-op threads. One suits serving: each forecast is
             small, and concurrent requests bring their own threads.
@@ -68,7 +74,12 @@ def serve(
     """
     if not 0 <= port <= 65535:  # uvicorn would fail with a traceback, after loading the models
         raise SeqcastError(f"port must lie between 0 and 65535, got {port}", arguments=("port",))
-    app = create_app(model_dirs, max_horizon=max_horizon, max_body_bytes=max_body_bytes)
+    app = create_app(
+        model_dirs,
+        max_horizon=max_horizon,
+        max_body_bytes=max_body_bytes,
+        max_in_flight=max_in_flight,
+    )
     if "torch" in sys.modules:  # imported by the neural forecasters, only when loaded
         import torch
 
@@ -79,6 +90,7 @@ def serve(
         port=port,
         access_log=access_log,
         timeout_graceful_shutdown=graceful_timeout,
+        timeout_keep_alive=keep_alive,
         log_level="info",
     )
     server = uvicorn.Server(config)
