@@ -60,22 +60,9 @@ class BodySizeLimit:
         await self.app(scope, _replay(b"".join(chunks), receive), send)
 
     async def _refuse(self, send: Send, what: str) -> None:
-        body = json.dumps(
-            {"detail": f"{what} is larger than the limit of {self.max_bytes} bytes"}
-        ).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": 413,
-                "headers": [
-                    (b"content-type", b"application/json"),
-                    (b"content-length", str(len(body)).encode()),
-                    # The rest of the body is never read, so the connection cannot be reused.
-                    (b"connection", b"close"),
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        detail = f"{what} is larger than the limit of {self.max_bytes} bytes"
+        # The rest of the body is never read, so the connection cannot be reused.
+        await _answer(send, 413, detail, [(b"connection", b"close")])
 
 
 class ConcurrencyLimit:
@@ -100,30 +87,22 @@ class ConcurrencyLimit:
             await self.app(scope, receive, send)
             return
         if self.in_flight >= self.max_in_flight:  # one event loop: no lock needed
-            body = json.dumps(
-                {
-                    "detail": f"the server is computing {self.in_flight} forecasts, its limit; "
-                    "retry in a second"
-                }
-            ).encode()
-            await send(
-                {
-                    "type": "http.response.start",
-                    "status": 503,
-                    "headers": [
-                        (b"content-type", b"application/json"),
-                        (b"content-length", str(len(body)).encode()),
-                        (b"retry-after", b"1"),
-                    ],
-                }
-            )
-            await send({"type": "http.response.body", "body": body})
+            detail = f"the server is computing {self.in_flight} forecasts, its limit; retry soon"
+            await _answer(send, 503, detail, [(b"retry-after", b"1")])
             return
         self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
             self.in_flight -= 1
+
+
+async def _answer(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
+    """Sends a JSON error ``{"detail": ...}`` with ``status`` and extra ``headers``."""
+    body = json.dumps({"detail": detail}).encode()
+    start = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": start + headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def _content_length(scope: Scope) -> int | None:
