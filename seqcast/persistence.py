@@ -30,7 +30,14 @@ from seqcast.errors import ModelFormatError, SeqcastError
 from seqcast.forecasters.base import Forecaster
 from seqcast.forecasters.registry import forecaster_class
 
-__all__ = ["FORMAT_VERSION", "SavedModel", "check_destination", "load_model", "save_model"]
+__all__ = [
+    "FORMAT_VERSION",
+    "SavedModel",
+    "check_destination",
+    "description_checksum",
+    "load_model",
+    "save_model",
+]
 
 FORMAT = "seqcast-model"
 FORMAT_VERSION = 1
@@ -194,11 +201,25 @@ def save_model(
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "weights_sha256": hashlib.sha256(weights).hexdigest(),
     }
+    config[DESCRIPTION_KEY] = description_checksum(config)
     target = Path(path)
     with atomic_directory(target) as tmp:
         (tmp / WEIGHTS_FILE).write_bytes(weights)
         (tmp / CONFIG_FILE).write_text(json.dumps(config, indent=2, default=_json_default) + "\n")
     return target
+
+
+#: Where ``model.json`` keeps the checksum of the rest of itself.
+DESCRIPTION_KEY = "description_sha256"
+
+
+def description_checksum(config: dict[str, Any]) -> str:
+    """The SHA-256 of a model description (``model.json`` without its own checksum), over its
+    canonical JSON (keys sorted, no spaces): any change of a value changes it, a change of
+    layout alone does not."""
+    rest = {k: v for k, v in config.items() if k != DESCRIPTION_KEY}
+    text = json.dumps(rest, sort_keys=True, separators=(",", ":"), default=_json_default)
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def _json_default(value: Any) -> Any:
@@ -239,6 +260,11 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
             f"{label} uses model format version {version!r} (written by seqcast "
             f"{config.get('seqcast_version', '?')}); this seqcast {__version__} reads version "
             f"{FORMAT_VERSION}: refit the model"
+        )
+    if config.get(DESCRIPTION_KEY) != description_checksum(config):
+        raise ModelFormatError(
+            f"{label}: {CONFIG_FILE} was changed after seqcast wrote it (its checksum, "
+            f"{DESCRIPTION_KEY}, does not match its content); restore the file or refit the model"
         )
     weights = (folder / WEIGHTS_FILE).read_bytes()
     if hashlib.sha256(weights).hexdigest() != config.get("weights_sha256"):

@@ -1,11 +1,15 @@
 """Saved model folders in tests: a snapshot of a folder's files, and edits of a saved
-``model.json`` that leave its checksum intact (the ``linear_folder`` fixture in conftest.py
-saves the folder they are made to)."""
+``model.json`` that leave its checksums intact (the weights' and, signed again, its own: they
+reach the checks behind them; the ``linear_folder`` fixture in conftest.py saves the folder
+they are made to)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
+
+from seqcast.persistence import description_checksum
 
 
 def snapshot(folder: Path) -> dict[str, bytes]:
@@ -27,6 +31,13 @@ def edit(folder: Path, change: str) -> None:
         config["data"]["series"] = []
     elif change == "last-time":
         config["data"]["series"][0]["last_time"] = "yesterday"
+    write_signed(folder, config)
+
+
+def write_signed(folder: Path, config: dict[str, Any]) -> None:
+    """Writes ``config`` as the folder's ``model.json`` with its own checksum made again, as
+    a forger who knows the format would."""
+    config["description_sha256"] = description_checksum(config)
     (folder / "model.json").write_text(json.dumps(config))
 
 

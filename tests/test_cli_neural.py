@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from cli_runner import TINY, assert_one_error_line, run_main
+from model_folders import write_signed
 
 from seqcast.data import load_dataset
 from seqcast.data.seasonality import estimate_season
@@ -246,7 +247,7 @@ def test_a_neural_model_json_that_does_not_fit_is_one_error_line(
     config = json.loads((folder / "model.json").read_text())
     for key, value in change.items():
         config[key] = {**config[key], **value} if isinstance(value, dict) else value
-    (folder / "model.json").write_text(json.dumps(config))
+    write_signed(folder, config)  # past the checksum, to the checks behind it
     run = run_main(capsys, "predict", str(folder))
     assert_one_error_line(run, "is inconsistent", fragment)
 

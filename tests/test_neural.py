@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from model_folders import write_signed
 from torch import nn
 
 import seqcast.forecasters.neural as neural_module
@@ -712,7 +713,7 @@ def test_config_that_disagrees_with_the_weights_is_refused(tmp_path: Path) -> No
     folder = save_model(model, tmp_path / "model", data)
     document = json.loads((folder / "model.json").read_text())
     document["config"]["hidden_size"] = 5  # the weights were saved with 4
-    (folder / "model.json").write_text(json.dumps(document))
+    write_signed(folder, document)  # past the checksum, to the checks behind it
     with pytest.raises(ModelFormatError, match="inconsistent"):
         load_model(folder)
 

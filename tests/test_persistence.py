@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from model_folders import CHANGES, edit, snapshot
+from model_folders import CHANGES, edit, snapshot, write_signed
 
 from seqcast.data import load_series
 from seqcast.data.frame import SeriesData
@@ -138,13 +138,39 @@ def test_json_that_does_not_parse(saved: Path) -> None:
 
 
 def edit_json(folder: Path, **changes: object) -> None:
+    """Edits model.json and signs it again (see model_folders.write_signed)."""
     config = json.loads((folder / "model.json").read_text())
     for key, value in changes.items():
         if value is None:
             del config[key]
         else:
             config[key] = value
-    (folder / "model.json").write_text(json.dumps(config))
+    write_signed(folder, config)
+
+
+@pytest.mark.parametrize(
+    "change",
+    ["value", "key", "unsigned", "nested"],
+)
+def test_any_edit_of_model_json_is_refused_naming_the_file(saved: Path, change: str) -> None:
+    config = json.loads((saved / "model.json").read_text())
+    if change == "value":
+        config["trained_at"] = "2000-01-01T00:00:00+00:00"
+    elif change == "key":
+        config["extra"] = 1
+    elif change == "unsigned":
+        del config["description_sha256"]
+    else:
+        config["metrics"]["mae"] = 0.0
+    (saved / "model.json").write_text(json.dumps(config))
+    with pytest.raises(ModelFormatError, match=r"model\.json was changed after seqcast wrote it"):
+        load_model(saved)
+
+
+def test_a_layout_change_alone_is_no_edit(saved: Path) -> None:
+    config = json.loads((saved / "model.json").read_text())
+    (saved / "model.json").write_text(json.dumps(config, indent=7, sort_keys=True))
+    load_model(saved)
 
 
 def test_json_of_another_format(saved: Path) -> None:
