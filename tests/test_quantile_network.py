@@ -142,7 +142,7 @@ def test_bad_quantile_settings_are_named() -> None:
     [{}, {"cell": "lstm"}, {"cell": "gru", "num_layers": 1}, {"skip": False, "season_size": 0}],
 )
 def test_the_quantile_step_gives_autograds_loss_and_gradients(changes: dict[str, object]) -> None:
-    from seqcast.training.compiled_step import CompiledStep, QuantileStep
+    from seqcast.training.compiled_step import CompiledStep, DistributionStep
     from seqcast.training.loop import TrainData, loss_function
     from seqcast.training.optimizer import FlatParameters
 
@@ -166,7 +166,7 @@ def test_the_quantile_step_gives_autograds_loss_and_gradients(changes: dict[str,
     parameters = FlatParameters(net, tensors)
     try:
         step = CompiledStep.create(net, parameters, "pinball", seq2seq=False)
-        assert isinstance(step, QuantileStep)
+        assert isinstance(step, DistributionStep)
         parameters.grad.fill_(float("nan"))  # every gradient must be written
         value = step(batch.window, batch.season, batch.target)
         got = [t.grad.clone() for t in tensors]  # type: ignore[union-attr]
@@ -258,3 +258,39 @@ def test_interval_calibration_moves_bounds_by_the_held_out_misses(likelihood: st
     change = (b[..., 2] - b[..., 0]) - (a[..., 2] - a[..., 0])
     move = calibration[79, :, 0]  # level 0.80
     assert np.all(np.sign(change[:, :, 0]) == np.sign(move)[None, :])
+
+
+@pytest.mark.parametrize("changes", [{}, {"cell": "lstm"}, {"skip": False, "season_size": 0}])
+def test_the_student_t_step_gives_autograds_loss_and_gradients(changes: dict[str, object]) -> None:
+    from seqcast.networks import StudentTNet
+    from seqcast.training.compiled_step import CompiledStep, DistributionStep
+    from seqcast.training.loop import loss_function
+    from seqcast.training.optimizer import FlatParameters
+
+    settings: dict[str, object] = dict(input_size=2, window=6, season_size=3, horizon=2,
+                                       n_targets=2 * 3, hidden_size=5)  # fmt: skip
+    settings.update(changes)
+    torch.manual_seed(0)
+    net = StudentTNet(RecurrentNet(RecurrentConfig(**settings)))  # type: ignore[arg-type]
+    generator = torch.Generator().manual_seed(1)
+    window = torch.randn(9, 6, 2, generator=generator)
+    season = torch.randn(9, int(settings["season_size"]), generator=generator)  # type: ignore[call-overload]
+    target = 3 * torch.randn(9, 2, 2, generator=generator)
+    tensors = [getattr(net.base.rnn, n) for n in net.base.weight_names]  # type: ignore[union-attr]
+    tensors += [net.base.head.weight, net.base.head.bias]  # type: ignore[union-attr]
+    net.zero_grad()
+    want_value = loss_function("mae", (), "studentt")(net(window, season), target)
+    want_value.backward()
+    want = [t.grad.clone() for t in tensors]  # type: ignore[union-attr]
+    parameters = FlatParameters(net, tensors)
+    try:
+        step = CompiledStep.create(net, parameters, "studentt", seq2seq=False)
+        assert isinstance(step, DistributionStep)
+        parameters.grad.fill_(float("nan"))  # every gradient must be written
+        value = step(window, season, target)
+        got = [t.grad.clone() for t in tensors]  # type: ignore[union-attr]
+    finally:
+        parameters.release()
+    assert value == pytest.approx(float(want_value), rel=1e-5)
+    for ours, theirs in zip(got, want, strict=True):
+        torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)

@@ -20,14 +20,16 @@ gradients for every supported configuration.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from seqcast import _native as native
-from seqcast.networks import QuantileNet, RecurrentNet
-from seqcast.networks.quantile import PinballLoss, ordered
+from seqcast.networks import QuantileNet, RecurrentNet, StudentTNet
+from seqcast.networks.quantile import ordered
 from seqcast.training.optimizer import FlatParameters
 
-__all__ = ["HEAD_IN_C", "CompiledStep", "QuantileStep"]
+__all__ = ["HEAD_IN_C", "CompiledStep", "DistributionStep"]
 
 #: Largest output layer (weights) whose products run in the compiled call. Its plain loops beat
 #: PyTorch's per-operation cost on small layers; MKL's matrix products win on large ones
@@ -53,10 +55,12 @@ class CompiledStep:
     @classmethod
     def create(
         cls, model: torch.nn.Module, parameters: FlatParameters, loss: str, seq2seq: bool
-    ) -> CompiledStep | QuantileStep | None:
+    ) -> CompiledStep | DistributionStep | None:
         """The compiled step for ``model``, or None where training must use autograd."""
-        if isinstance(model, QuantileNet) and loss == "pinball":
-            return QuantileStep.create(model, parameters, seq2seq)
+        if (isinstance(model, QuantileNet) and loss == "pinball") or (
+            isinstance(model, StudentTNet) and loss == "studentt"
+        ):
+            return DistributionStep.create(model, parameters, seq2seq)
         if not isinstance(model, RecurrentNet) or seq2seq or model.conv is not None:
             return None
         config = model.config
@@ -118,25 +122,30 @@ class CompiledStep:
         return stack, head
 
 
-class QuantileStep:
-    """The training step of a :class:`QuantileNet` over the standard recurrent network: the
-    compiled recurrence forward and backward (as :class:`CompiledStep`), the output layer, the
-    ordering of the quantiles and the pinball loss with their derivatives written out in a
-    dozen tensor operations (autograd's bookkeeping over them cost as much as the recurrence)."""
+class DistributionStep:
+    """The training step of a probabilistic output (:class:`QuantileNet`,
+    :class:`StudentTNet`) over the standard recurrent network: the compiled recurrence forward
+    and backward (as :class:`CompiledStep`), then the output layer and the loss with their
+    derivatives written out in a dozen tensor operations (autograd's bookkeeping over them cost
+    as much as the recurrence). Tested against autograd."""
 
-    def __init__(self, net: QuantileNet, parameters: FlatParameters) -> None:
+    def __init__(self, net: QuantileNet | StudentTNet, parameters: FlatParameters) -> None:
         self.net = net
         self.base: RecurrentNet = net.base  # type: ignore[assignment]
         self.parameters = parameters
-        self.loss_fn = PinballLoss(net.levels)
+        self.head_loss = (
+            _PinballHead(net.levels, net.median)
+            if isinstance(net, QuantileNet)
+            else _StudentTHead()
+        )
         self.weights = [getattr(self.base.rnn, name) for name in self.base.weight_names]
         self.grads: list[torch.Tensor] = [w.grad for w in self.weights]
         self.plan: tuple[tuple[int, ...], native.CompiledStack] | None = None
 
     @classmethod
     def create(
-        cls, model: QuantileNet, parameters: FlatParameters, seq2seq: bool
-    ) -> QuantileStep | None:
+        cls, model: QuantileNet | StudentTNet, parameters: FlatParameters, seq2seq: bool
+    ) -> DistributionStep | None:
         base = model.base
         if not isinstance(base, RecurrentNet) or seq2seq or base.conv is not None:
             return None
@@ -151,8 +160,8 @@ class QuantileStep:
         return cls(model, parameters)
 
     def __call__(self, window: torch.Tensor, season: torch.Tensor, target: torch.Tensor) -> float:
-        """The batch's mean pinball loss; its gradients are left in the trained tensors'
-        ``.grad``. Shapes: window (B, L, F_in), season (B, S), target (B, T, Ft)."""
+        """The batch's mean loss; its gradients are left in the trained tensors' ``.grad``.
+        Shapes: window (B, L, F_in), season (B, S), target (B, T, Ft)."""
         if self.plan is None or self.plan[0] != tuple(window.shape):
             stack = self._prepare(*window.shape)
             if self.plan is None:
@@ -166,37 +175,78 @@ class QuantileStep:
             parts = [top[-1], season] + ([window.flatten(1)] if config.skip else [])
             inputs = torch.cat(parts, dim=1)  # (B, I)
             head = self.base.head
-            levels: torch.Tensor = self.loss_fn.levels  # type: ignore[assignment]  # (Q,)
-            count = len(levels)
-            median = self.net.median
-            raw = torch.addmm(head.bias, inputs, head.weight.t())  # (B, O), O = T·Ft·Q
-            raw = raw.reshape(-1, count)  # (B·T·Ft, Q)
-            forecast = ordered(raw, median)  # (B·T·Ft, Q)
-            error = target.reshape(-1, 1) - forecast
-            value = torch.maximum(levels * error, (levels - 1.0) * error).mean()
-            # Backward by hand: d/d(forecast) of the mean pinball loss, through the ordering
-            # (the centre moves every level; a step above the median moves the levels from it
-            # up, one below it the levels from it down) and softplus, to the output layer.
-            grad_out = torch.where(error > 0, -levels, 1.0 - levels) / error.numel()  # (N, Q)
-            grad_raw = torch.empty_like(raw)
-            grad_raw[:, median] = grad_out.sum(dim=1)
-            above = grad_out[:, median + 1 :].flip(1).cumsum(1).flip(1)
-            below = -grad_out[:, :median].cumsum(1)
-            slope = torch.sigmoid(raw)
-            grad_raw[:, median + 1 :] = above * slope[:, median + 1 :]
-            grad_raw[:, :median] = below * slope[:, :median]
+            raw = torch.addmm(head.bias, inputs, head.weight.t())  # (B, O), O = T·Ft·K
+            value, grad_raw = self.head_loss(raw, target.reshape(-1))
             grad_raw = grad_raw.reshape(inputs.shape[0], -1)  # (B, O)
             torch.mm(grad_raw.t(), inputs, out=head.weight.grad)
             torch.sum(grad_raw, dim=0, out=head.bias.grad)
             stack.grad_top[-1, :, :hidden].copy_(grad_raw @ head.weight[:, :hidden])
             stack.backward()
-        return float(value)
+        return value
 
     def _prepare(self, rows: int, steps: int, features: int) -> native.CompiledStack:
         config = self.base.config
         return native.CompiledStack(
             self.weights, config.cell, config.num_layers, 1, steps, rows, features, self.grads
         )
+
+
+class _PinballHead:
+    """The mean pinball loss of ordered quantiles and its derivative by the raw outputs."""
+
+    def __init__(self, levels: tuple[float, ...], median: int) -> None:
+        self.levels = torch.tensor(levels)
+        self.median = median
+
+    def __call__(self, raw: torch.Tensor, target: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """Raw outputs (B, T·Ft·Q) and targets (B·T·Ft,) -> the loss and d loss / d raw."""
+        levels, median = self.levels, self.median
+        raw = raw.reshape(-1, len(levels))  # (N, Q), N = B·T·Ft
+        error = target[:, None] - ordered(raw, median)
+        value = float(torch.maximum(levels * error, (levels - 1.0) * error).mean())
+        # d/d(forecast) of the mean pinball loss, through the ordering (the centre moves every
+        # level; a step above the median moves the levels from it up, one below it those from
+        # it down) and softplus.
+        grad_out = torch.where(error > 0, -levels, 1.0 - levels) / error.numel()  # (N, Q)
+        grad_raw = torch.empty_like(raw)
+        grad_raw[:, median] = grad_out.sum(dim=1)
+        above = grad_out[:, median + 1 :].flip(1).cumsum(1).flip(1)
+        below = -grad_out[:, :median].cumsum(1)
+        slope = torch.sigmoid(raw)
+        grad_raw[:, median + 1 :] = above * slope[:, median + 1 :]
+        grad_raw[:, :median] = below * slope[:, :median]
+        return value, grad_raw
+
+
+class _StudentTHead:
+    """The mean negative log-likelihood of a Student-t (location r₀, scale softplus(r₁) +
+    10⁻⁴, freedom 2 + softplus(r₂)) and its derivative by the raw outputs."""
+
+    def __call__(self, raw: torch.Tensor, target: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """Raw outputs (B, T·Ft·3) and targets (B·T·Ft,) -> the loss and d loss / d raw."""
+        raw = raw.reshape(-1, 3)  # (N, 3)
+        loc = raw[:, 0]
+        scale = torch.nn.functional.softplus(raw[:, 1]) + 1e-4
+        df = 2.0 + torch.nn.functional.softplus(raw[:, 2])
+        z = (target - loc) / scale
+        ratio = 1.0 + z * z / df
+        nll = (
+            torch.lgamma(df / 2) - torch.lgamma((df + 1) / 2) + 0.5 * torch.log(df * math.pi)
+            + torch.log(scale) + (df + 1) / 2 * torch.log(ratio)
+        )  # fmt: skip
+        count = nll.numel()
+        shared = (df + 1) / (df + z * z)  # (ν + 1) / (ν + z²)
+        grad_loc = -shared * z / scale
+        grad_scale = (1.0 - shared * z * z) / scale
+        grad_df = 0.5 * (
+            torch.digamma(df / 2) - torch.digamma((df + 1) / 2) + 1.0 / df + torch.log(ratio)
+            - shared * z * z / df
+        )  # fmt: skip
+        grad_raw = torch.stack(
+            [grad_loc, grad_scale * torch.sigmoid(raw[:, 1]), grad_df * torch.sigmoid(raw[:, 2])],
+            dim=1,
+        )
+        return float(nll.mean()), grad_raw / count
 
 
 def _rows(matrix: torch.Tensor) -> torch.Tensor:
