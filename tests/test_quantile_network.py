@@ -137,46 +137,6 @@ def test_bad_quantile_settings_are_named() -> None:
         point.predict_quantiles(noisy_sine(100)[None, -5:], LEVELS)
 
 
-@pytest.mark.parametrize(
-    "changes",
-    [{}, {"cell": "lstm"}, {"cell": "gru", "num_layers": 1}, {"skip": False, "season_size": 0}],
-)
-def test_the_quantile_step_gives_autograds_loss_and_gradients(changes: dict[str, object]) -> None:
-    from seqcast.training.compiled_step import CompiledStep, DistributionStep
-    from seqcast.training.loop import TrainData, loss_function
-    from seqcast.training.optimizer import FlatParameters
-
-    settings: dict[str, object] = dict(input_size=2, window=6, season_size=3, horizon=2,
-                                       n_targets=2 * 3, hidden_size=5)  # fmt: skip
-    settings.update(changes)
-    torch.manual_seed(0)
-    net = QuantileNet(RecurrentNet(RecurrentConfig(**settings)), LEVELS)  # type: ignore[arg-type]
-    generator = torch.Generator().manual_seed(1)
-    batch = TrainData(
-        window=torch.randn(9, 6, 2, generator=generator),
-        season=torch.randn(9, int(settings["season_size"]), generator=generator),  # type: ignore[call-overload]
-        target=torch.randn(9, 2, 2, generator=generator),
-    )
-    tensors = [getattr(net.base.rnn, n) for n in net.base.weight_names]  # type: ignore[union-attr]
-    tensors += [net.base.head.weight, net.base.head.bias]  # type: ignore[union-attr]
-    net.zero_grad()
-    want_value = loss_function("mae", LEVELS)(net(batch.window, batch.season), batch.target)
-    want_value.backward()
-    want = [t.grad.clone() for t in tensors]  # type: ignore[union-attr]
-    parameters = FlatParameters(net, tensors)
-    try:
-        step = CompiledStep.create(net, parameters, "pinball", seq2seq=False)
-        assert isinstance(step, DistributionStep)
-        parameters.grad.fill_(float("nan"))  # every gradient must be written
-        value = step(batch.window, batch.season, batch.target)
-        got = [t.grad.clone() for t in tensors]  # type: ignore[union-attr]
-    finally:
-        parameters.release()
-    assert value == pytest.approx(float(want_value), rel=1e-6)
-    for ours, theirs in zip(got, want, strict=True):
-        torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-6)
-
-
 def test_student_t_loss_is_the_negative_log_density_by_hand() -> None:
     from seqcast.networks import StudentTLoss
 
@@ -260,37 +220,45 @@ def test_interval_calibration_moves_bounds_by_the_held_out_misses(likelihood: st
     assert np.all(np.sign(change[:, :, 0]) == np.sign(move)[None, :])
 
 
-@pytest.mark.parametrize("changes", [{}, {"cell": "lstm"}, {"skip": False, "season_size": 0}])
-def test_the_student_t_step_gives_autograds_loss_and_gradients(changes: dict[str, object]) -> None:
+@pytest.mark.parametrize("output", ["quantile", "studentt"])
+@pytest.mark.parametrize(
+    "changes",
+    [{}, {"cell": "lstm"}, {"cell": "gru", "num_layers": 1}, {"skip": False, "season_size": 0}],
+)
+def test_the_distribution_step_gives_autograds_loss_and_gradients(
+    output: str, changes: dict[str, object]
+) -> None:
     from seqcast.networks import StudentTNet
     from seqcast.training.compiled_step import CompiledStep, DistributionStep
     from seqcast.training.loop import loss_function
     from seqcast.training.optimizer import FlatParameters
 
+    outputs = len(LEVELS) if output == "quantile" else 3
     settings: dict[str, object] = dict(input_size=2, window=6, season_size=3, horizon=2,
-                                       n_targets=2 * 3, hidden_size=5)  # fmt: skip
+                                       n_targets=2 * outputs, hidden_size=5)  # fmt: skip
     settings.update(changes)
     torch.manual_seed(0)
-    net = StudentTNet(RecurrentNet(RecurrentConfig(**settings)))  # type: ignore[arg-type]
+    base = RecurrentNet(RecurrentConfig(**settings))  # type: ignore[arg-type]
+    net = QuantileNet(base, LEVELS) if output == "quantile" else StudentTNet(base)
     generator = torch.Generator().manual_seed(1)
     window = torch.randn(9, 6, 2, generator=generator)
     season = torch.randn(9, int(settings["season_size"]), generator=generator)  # type: ignore[call-overload]
     target = 3 * torch.randn(9, 2, 2, generator=generator)
-    tensors = [getattr(net.base.rnn, n) for n in net.base.weight_names]  # type: ignore[union-attr]
-    tensors += [net.base.head.weight, net.base.head.bias]  # type: ignore[union-attr]
+    tensors = [getattr(base.rnn, n) for n in base.weight_names] + [base.head.weight, base.head.bias]
+    levels, distribution = (LEVELS, "") if output == "quantile" else ((), "studentt")
     net.zero_grad()
-    want_value = loss_function("mae", (), "studentt")(net(window, season), target)
+    want_value = loss_function("mae", levels, distribution)(net(window, season), target)
     want_value.backward()
     want = [t.grad.clone() for t in tensors]  # type: ignore[union-attr]
     parameters = FlatParameters(net, tensors)
     try:
-        step = CompiledStep.create(net, parameters, "studentt", seq2seq=False)
+        step = CompiledStep.create(net, parameters, distribution or "pinball", seq2seq=False)
         assert isinstance(step, DistributionStep)
         parameters.grad.fill_(float("nan"))  # every gradient must be written
         value = step(window, season, target)
         got = [t.grad.clone() for t in tensors]  # type: ignore[union-attr]
     finally:
         parameters.release()
-    assert value == pytest.approx(float(want_value), rel=1e-5)
+    assert value == pytest.approx(float(want_value.detach()), rel=1e-5)
     for ours, theirs in zip(got, want, strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
