@@ -89,6 +89,10 @@ def _say(quiet: bool, message: str) -> None:
         err.print(message, highlight=False)
 
 
+#: What a report forecasts unless told: the bounds of the 80 % and 95 % intervals, the median.
+REPORT_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)
+
+
 def _quantile_levels(quantiles: str | None, level: str | None) -> tuple[float, ...] | None:
     """The quantile levels of ``--quantiles`` and ``--level`` together, or None for neither."""
     if quantiles is None and level is None:
@@ -410,6 +414,19 @@ def report(
     model: Annotated[
         list[str] | None, typer.Option("--model", "-m", help="Model; repeatable (default: ladder).")
     ] = None,
+    quantiles: Annotated[
+        str | None,
+        typer.Option("--quantiles", help="Quantiles every model forecasts (with --level)."),
+    ] = None,
+    level: Annotated[
+        str | None,
+        typer.Option(
+            "--level", help="Central intervals drawn and scored, in percent (default 80,95)."
+        ),
+    ] = None,
+    no_intervals: Annotated[
+        bool, typer.Option("--no-intervals", help="Point forecasts only (no calibration).")
+    ] = False,
     quiet: Quiet = False,
 ) -> None:
     """Backtest models on your data and write an HTML report with figures."""
@@ -433,7 +450,8 @@ def report(
         )
     for name in names:
         create_for(name, settings)
-    _run_report(series, splits, settings, names, out_dir, quiet)
+    levels = None if no_intervals else _quantile_levels(quantiles, level or "80,95")
+    _run_report(series, splits, settings, names, out_dir, quiet, levels)
 
 
 def _run_report(
@@ -443,6 +461,7 @@ def _run_report(
     models: list[str],
     out_dir: Path,
     quiet: bool,
+    quantiles: tuple[float, ...] | None = REPORT_LEVELS,
 ) -> None:
     from seqcast.report import build_report, check_report_destination
 
@@ -461,6 +480,7 @@ def _run_report(
             on_start=lambda what: _say(
                 quiet, f"[{series.source} {next(counter, steps)}/{steps}] {what} ..."
             ),
+            quantiles=quantiles,
         )
     out.print(leaderboard_table(result.board))
     out.print(f"report: {result.html_path} ({result.seconds:.0f} s)")

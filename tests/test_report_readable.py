@@ -82,3 +82,23 @@ def test_the_report_forecasts_past_the_end_of_the_data_with_bands(tmp_path: Path
     short = load_series(values[:10])
     _, point, bands, _ = forecast_ahead(short, "naive", {}, 1, (0.1, 0.9))
     assert point.shape == (12, 1) and bands is None
+
+
+def test_report_levels_are_chosen_on_the_command_line(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from cli_runner import run_main
+
+    values = 50 + 10 * np.sin(np.arange(200) * 2 * np.pi / 12)
+    path = tmp_path / "s.csv"
+    pd.DataFrame({"y": values}).to_csv(path, index=False)
+    run = run_main(capsys, "report", str(path), "-m", "naive", "-m", "linear", "--level", "50,90",
+                   "--out", str(tmp_path / "r"), "--quiet")  # fmt: skip
+    assert run.code == 0, run.err
+    text = (tmp_path / "r" / "report.html").read_text()
+    assert "<th>50 % interval held</th>" in text and "<th>90 % interval held</th>" in text
+    run = run_main(capsys, "report", str(path), "-m", "naive", "--no-intervals",
+                   "--out", str(tmp_path / "p"), "--quiet")  # fmt: skip
+    assert run.code == 0, run.err
+    assert not (tmp_path / "p" / "fan.png").exists()
+    assert 'id="calibration"' not in (tmp_path / "p" / "report.html").read_text()
