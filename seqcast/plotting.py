@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from seqcast.training.lr_finder import LRFinderResult
 
 __all__ = [
+    "plot_extremes",
     "plot_fan",
     "plot_forecasts",
     "plot_future",
@@ -36,6 +37,7 @@ __all__ = [
     "plot_residuals",
     "plot_series_split",
     "pyplot",
+    "ranked_series",
 ]
 
 
@@ -298,6 +300,40 @@ def plot_residuals(
     histogram.set_xlabel("count")
     histogram.set_title(f"mean {residuals.mean():.2f}, sd {residuals.std():.2f}")
     histogram.grid(True, alpha=0.3)
+    figure.tight_layout()
+    return save_figure(figure, path)
+
+
+def ranked_series(result: BacktestResult, metric: str = "smape") -> list[int]:
+    """Series indices from the best to the worst by one model's own score on each (series
+    whose score is undefined last)."""
+    scores = [row.get(metric) for row in result.per_series]
+    return sorted(range(len(scores)), key=lambda i: (scores[i] is None, scores[i] or 0.0))
+
+
+def plot_extremes(
+    data: SeriesData, result: BacktestResult, path: str | os.PathLike[str], target: int = 0
+) -> Path:
+    """Many series: one model's first-step forecasts on the validation part of the series it
+    forecast best and of the one it forecast worst (by sMAPE), against the actual values."""
+    plt = pyplot()
+    ranked = ranked_series(result)
+    figure, panels = plt.subplots(1, 2, figsize=(12, 4))
+    for axes, index, which in ((panels[0], ranked[0], "best"), (panels[1], ranked[-1], "worst")):
+        x, xlabel = _x_axis(data, index)
+        series = data.series[index]
+        origins = result.origins[index]
+        axes.plot(x[origins], series.values[origins, target], color="black", linewidth=1.0,
+                  label="actual")  # fmt: skip
+        axes.plot(x[origins], result.forecasts[index][:, 0, target], color="C0", linewidth=1.0,
+                  label=f"{result.model}, step 1")  # fmt: skip
+        score = result.per_series[index].get("smape")
+        shown = "-" if score is None else f"{score:.2f}"
+        axes.set_title(f"{which}: series '{series.series_id}' (sMAPE {shown})")
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(data.targets[target])
+        axes.grid(True, alpha=0.3)
+        axes.legend(loc="upper left", fontsize=8)
     figure.tight_layout()
     return save_figure(figure, path)
 

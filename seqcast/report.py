@@ -124,6 +124,7 @@ def summarise(data: SeriesData, splits: Sequence[int], season: int) -> dict[str,
 #: What a report folder holds; a folder with anything else is not replaced.
 REPORT_FILES = frozenset(
     {"report.html", "series.png", "fan.png", "future.png", "horizon.png", "forecasts.png",
+     "extremes.png",
      "residuals.png",
      "training.png", "lr_finder.png", "leaderboard.png"}
 )  # fmt: skip
@@ -229,6 +230,8 @@ def _write_report(
     figures["residuals"] = plotting.plot_residuals(data, scored[0], folder / "residuals.png")
     if board.horizon > 1:
         figures["horizon"] = plotting.plot_horizon(data, scored[:4], folder / "horizon.png")
+    if len(data.series) > 1:
+        figures["extremes"] = plotting.plot_extremes(data, scored[0], folder / "extremes.png")
     banded = [r for r in scored if r.quantiles]
     if banded:
         figures["fan"] = plotting.plot_fan(data, banded[0], folder / "fan.png")
@@ -310,6 +313,31 @@ def forecast_ahead(
         except DataError:
             bands = None
     return model, point, bands, levels
+
+
+def _series_table(board: Leaderboard, shown: int = 5) -> str:
+    """Many series: the best model's scores on the ``shown`` series it forecast best and
+    worst (by sMAPE), with its mean over all series."""
+    if len(board.series_ids) < 2:
+        return ""
+    esc = html.escape
+    best = board.results[0]
+    ranked = plotting.ranked_series(best)
+    picked = ranked if len(ranked) <= 2 * shown else ranked[:shown] + ranked[-shown:]
+    rows = []
+    for rank, index in ((ranked.index(i) + 1, i) for i in picked):
+        row = best.per_series[index]
+        cells = [str(rank), esc(str(board.series_ids[index])), _cell(row.get("smape"), 2),
+                 _cell(row.get("mase")), _cell(row.get("mae"))]  # fmt: skip
+        rows.append("<tr>" + "".join(f"<td>{c}</td>" for c in cells) + "</tr>")
+    means = best.series_means
+    return (
+        f"<h2>Series</h2><p>{esc(best.model)} on each of the {len(ranked)} series: the mean "
+        f"of their own scores is sMAPE {_cell(means['smape'], 2)}, MASE {_cell(means['mase'])}"
+        f"; the {min(shown, len(ranked))} it forecast best and worst:</p>"
+        '<table id="series"><thead><tr><th>rank</th><th>series</th><th>sMAPE %</th>'
+        "<th>MASE</th><th>MAE</th></tr></thead><tbody>" + "".join(rows) + "</tbody></table>"
+    )
 
 
 def _calibration_table(board: Leaderboard) -> str:
@@ -434,6 +462,7 @@ def render_html(
         "training": "Training and early-stopping loss per epoch of each neural model.",
         "lr_finder": "Learning-rate range finder (loss against an exponentially growing rate).",
         "leaderboard": "Mean absolute error of every model.",
+        "extremes": "Many series: the best model on the series it forecast best and worst.",
         "future": "The best model refitted on all the data, forecasting past its end (with its "
         "80 % and 95 % intervals where it has them).",
         "horizon": "Multi-step forecasts: each model's error at each step, and the best model's "
@@ -478,6 +507,7 @@ footer {{ margin-top: 3rem; color: #777; font-size: 0.8rem; }}
 <h2>Leaderboard</h2>
 {table}
 {_calibration_table(board)}
+{_series_table(board)}
 <h2>Data</h2>
 {definition_list(summary)}
 <h2>Settings</h2>

@@ -3,6 +3,7 @@ dates without a midnight time, plain axis numbers."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -102,3 +103,25 @@ def test_report_levels_are_chosen_on_the_command_line(
     assert run.code == 0, run.err
     assert not (tmp_path / "p" / "fan.png").exists()
     assert 'id="calibration"' not in (tmp_path / "p" / "report.html").read_text()
+
+
+def test_a_many_series_report_shows_the_best_and_worst_series(tmp_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    frames = []
+    for k in range(12):  # noise grows with k % 4: the worst series are the noisiest
+        y = 100.0 * (k + 1) + 10 * np.sin(np.arange(60) * 2 * np.pi / 12)
+        y += rng.normal(0, 0.5 + 4 * (k % 4), 60)
+        frames.append(pd.DataFrame({"id": f"s{k}", "ds": np.arange(60), "y": y}))
+    data = load_series(pd.concat(frames), id_col="id", time_col="ds")
+    result = build_report(data, split_indices(data, val_size=12), tmp_path / "r",
+                          models=("naive", "linear"), quantiles=None)  # fmt: skip
+    assert "extremes" in result.figures
+    text = result.html_path.read_text()
+    table = text[text.index('<table id="series">') :]
+    table = table[: table.index("</table>")]
+    ranks = [int(r) for r in re.findall(r"<tr><td>(\d+)</td>", table)]
+    assert ranks == [1, 2, 3, 4, 5, 8, 9, 10, 11, 12]
+    best = result.board.results[0]
+    scores = sorted(row["smape"] for row in best.per_series)  # type: ignore[type-var]
+    shown = [float(v) for v in re.findall(r"<td>s\d+</td><td>([0-9.]+)</td>", table)]
+    np.testing.assert_allclose(shown, [round(v, 2) for v in scores[:5] + scores[-5:]])
