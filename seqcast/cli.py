@@ -38,7 +38,7 @@ from seqcast.evaluation.conformal import calibrate, series_floors, series_scales
 from seqcast.evaluation.leaderboard import run_leaderboard
 from seqcast.evaluation.probabilistic import check_quantiles, levels_to_quantiles
 from seqcast.forecasters.average import SmoothedDiffMovingAverage
-from seqcast.forecasters.registry import create_for
+from seqcast.forecasters.registry import NEURAL, create_for, model_names
 from seqcast.persistence import check_destination, load_model, save_model
 from seqcast.serving import (
     DEFAULT_HOST,
@@ -50,6 +50,10 @@ from seqcast.serving import (
 )
 
 __all__ = ["app", "main"]
+
+#: The --model help: every name it accepts.
+MODELS = "Model: " + ", ".join(model_names())
+
 
 #: The longest forecast ``predict`` makes unless told otherwise (``--max-horizon``).
 MAX_HORIZON = 100_000
@@ -132,7 +136,7 @@ def datasets() -> None:
 def backtest_command(
     data: DataArg,
     model: Annotated[
-        list[str], typer.Option("--model", "-m", help="Model name; repeat for several.")
+        list[str], typer.Option("--model", "-m", help=f"{MODELS}; repeat for several.")
     ],
     data_options: dict[str, Any],
     split_options: dict[str, Any],
@@ -207,7 +211,7 @@ def backtest_command(
 @with_options(data_options, model_options)
 def fit(
     data: DataArg,
-    model: Annotated[str, typer.Option("--model", "-m", help="Model name.")],
+    model: Annotated[str, typer.Option("--model", "-m", help=f"{MODELS}.")],
     out_dir: Annotated[Path, typer.Option("--out", help="Model folder to write.")],
     data_options: dict[str, Any],
     model_options: dict[str, Any],
@@ -335,7 +339,9 @@ def lr_find(
     data_options: dict[str, Any],
     split_options: dict[str, Any],
     model_options: dict[str, Any],
-    model: Annotated[str, typer.Option("--model", "-m", help="Neural model name.")] = "rnn",
+    model: Annotated[
+        str, typer.Option("--model", "-m", help=f"Neural model: {', '.join(NEURAL)}.")
+    ] = "rnn",
     plot: Annotated[Path | None, typer.Option("--plot", help="PNG of loss against lr.")] = None,
     quiet: Quiet = False,
 ) -> None:
@@ -412,7 +418,8 @@ def report(
     split_options: dict[str, Any],
     model_options: dict[str, Any],
     model: Annotated[
-        list[str] | None, typer.Option("--model", "-m", help="Model; repeatable (default: ladder).")
+        list[str] | None,
+        typer.Option("--model", "-m", help=f"{MODELS}; repeatable (default: the ladder)."),
     ] = None,
     quantiles: Annotated[
         str | None,

@@ -565,3 +565,13 @@ def test_report_on_daily_data_leaves_out_the_smoothing_its_season_cannot_hold(
         "seasonal period above 10, and this one is 7" in run.err
     )
     assert "diff-ma " in run.out and "diff-ma-smooth" not in run.out
+
+
+def test_help_lists_every_model_name(capsys: pytest.CaptureFixture[str]) -> None:
+    from seqcast.forecasters.registry import model_names
+
+    run = run_main(capsys, "backtest", "--help")
+    assert run.code == 0
+    flat = " ".join(run.out.replace("│", " ").split())
+    for name in model_names():
+        assert name in flat
