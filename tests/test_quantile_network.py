@@ -262,3 +262,21 @@ def test_the_distribution_step_gives_autograds_loss_and_gradients(
     assert value == pytest.approx(float(want_value.detach()), rel=1e-5)
     for ours, theirs in zip(got, want, strict=True):
         torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-6)
+
+
+@pytest.mark.parametrize("likelihood", ["quantile", "studentt"])
+def test_a_series_never_negative_gets_no_negative_quantile(likelihood: str) -> None:
+    # Sparse counts near 0, no transform: an unbounded distribution would reach below 0.
+    rng = np.random.default_rng(0)
+    counts = rng.poisson(0.4, size=(400, 1)).astype(np.float64)
+    model = quick(likelihood=likelihood, transform="none", epochs=5)
+    model.fit([counts])  # type: ignore[attr-defined]
+    contexts = np.stack([counts[i - 40 : i] for i in range(300, 340)])
+    q = model.predict_quantiles(contexts, (0.025, 0.5, 0.975), 6)  # type: ignore[attr-defined]
+    assert q.min() >= 0.0
+    np.testing.assert_allclose(q[:, :2, :, 1], model.predict(contexts))  # type: ignore[attr-defined]
+    # A target that was negative in training keeps its unbounded quantiles.
+    shifted = quick(likelihood=likelihood, transform="none", epochs=5)
+    shifted.fit([counts - 1.0])  # type: ignore[attr-defined]
+    low = shifted.predict_quantiles(contexts - 1.0, (0.025,))  # type: ignore[attr-defined]
+    assert low.min() < -1.0

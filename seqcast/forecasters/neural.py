@@ -355,6 +355,9 @@ class NeuralForecaster(Forecaster):
         """Fits the scaler and cuts training windows, and the latest ones for early stopping."""
         power = self._power(series)
         self.scaler_ = Scaler("standard", power).fit(series)
+        # A target never negative in training (counts, sales) never gets negative quantiles.
+        lowest = np.min([s[:, : self.n_targets_].min(axis=0) for s in series], axis=0)
+        self.floors_: np.ndarray | None = np.where(lowest >= 0, 0.0, -np.inf)
         # Targets are shifted by each window's level, so what remains is of the size of a
         # step, not of the whole series: scale them by the spread of one-step changes, which
         # keeps the recurrent units out of their linear regime.
@@ -523,7 +526,10 @@ class NeuralForecaster(Forecaster):
             out = out[..., 0]  # the location, the median, is the point forecast
         elif out.ndim == 4:
             out = out[..., self.levels.index(0.5)]  # the median is the point forecast
-        return self.scaler_.inverse_transform(out, slice(0, self.n_targets_))
+        point = self.scaler_.inverse_transform(out, slice(0, self.n_targets_))
+        if self.has_quantiles:  # the median, floored as its quantiles are
+            point = np.maximum(point, self._floors())
+        return point
 
     def predict_quantiles(
         self, context: np.ndarray, quantiles: Sequence[float], horizon: int | None = None
@@ -627,7 +633,13 @@ class NeuralForecaster(Forecaster):
         # (B, T, Ft, Q) -> (B, T·Q, Ft): the inverse transform works on the channel axis.
         flat = np.moveaxis(scaled, 3, 2).reshape(rows, steps * count, targets)
         back = self.scaler_.inverse_transform(flat, slice(0, targets))
-        return np.moveaxis(back.reshape(rows, steps, count, targets), 2, 3)
+        values = np.moveaxis(back.reshape(rows, steps, count, targets), 2, 3)
+        return np.maximum(values, self._floors()[:, None])  # type: ignore[no-any-return]  # (Ft, 1): per target
+
+    def _floors(self) -> np.ndarray:
+        """Each target's least value: 0 where training never saw a negative one, else −∞."""
+        floors = getattr(self, "floors_", None)
+        return np.full(self.n_targets_, -np.inf) if floors is None else floors
 
     def _normalized_quantiles(self, params: np.ndarray, levels: np.ndarray) -> np.ndarray:
         """Quantiles at ``levels`` (B, T, Ft, Q) of network outputs ``params`` (B, T, Ft, K)
@@ -717,6 +729,8 @@ class NeuralForecaster(Forecaster):
         state.update({f"scaler.{k}": v for k, v in self.scaler_.state().items()})
         if getattr(self, "calibration_", None) is not None:
             state["calibration"] = self.calibration_
+        if getattr(self, "floors_", None) is not None:
+            state["floors"] = self.floors_
         return state
 
     def set_state(self, state: dict[str, np.ndarray]) -> None:
@@ -731,6 +745,12 @@ class NeuralForecaster(Forecaster):
         ):
             raise ValueError(f"the interval calibration has shape {calibration.shape}")
         self.calibration_ = None if calibration is None else np.asarray(calibration, np.float64)
+        floors = state.get("floors")
+        if floors is not None and (
+            floors.shape != (self.n_targets_,) or not np.isin(floors, (0.0, -np.inf)).all()
+        ):
+            raise ValueError(f"the saved floors {floors!r} are not 0 or -inf per target")
+        self.floors_ = None if floors is None else np.asarray(floors, np.float64)
         self.networks_ = []
         for member in range(self.ensemble):
             network = self.network(self.spec)
