@@ -239,6 +239,8 @@ def fit(
     settings = _settings(model_options, resolve_season(model_options["season"], series, lengths))
     forecaster = create_for(model, settings)
     check_destination(out_dir)  # before the training, not after it
+    if interval_steps is not None and interval_steps < 1:
+        raise DataError(f"--interval-steps must be at least 1, got {interval_steps}")
     # A model that pads trains on series as short as its horizon + 1 (and says how many).
     needed = forecaster.horizon + 1 if forecaster.can_pad else forecaster.context_length
     needed += 0 if forecaster.can_pad else forecaster.horizon
@@ -254,8 +256,6 @@ def fit(
         _say(quiet, f"calibrating the intervals of {model} ...")
         histories = [s.values for s in series.series]
         steps = forecaster.horizon if interval_steps is None else interval_steps
-        if steps < 1:
-            raise DataError(f"--interval-steps must be at least 1, got {steps}")
         conformal = calibrate(forecaster, histories, series.n_targets, steps)
         extras = conformal.to_state()
         extras["conformal.scales"] = series_scales(histories, series.n_targets)

@@ -140,3 +140,12 @@ def test_the_service_answers_requested_quantiles(
         answer = client.post("/models/conformal/forecast",
                              json={"history": history, "quantiles": bad})  # fmt: skip
         assert answer.status_code == 422, bad
+
+
+def test_bad_interval_steps_are_refused_before_training(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    run = run_main(capsys, "fit", "sunspots", "-m", "rnn", "--intervals", "--interval-steps",
+                   "0", "--out", str(tmp_path / "m"), "--quiet")  # fmt: skip
+    assert_one_error_line(run, "--interval-steps must be at least 1, got 0")
+    assert "fitting" not in run.err and not (tmp_path / "m").exists()
