@@ -93,8 +93,8 @@ def _say(quiet: bool, message: str) -> None:
         err.print(message, highlight=False)
 
 
-#: What a report forecasts unless told: the bounds of the 80 % and 95 % intervals, the median.
-REPORT_LEVELS = (0.025, 0.1, 0.5, 0.9, 0.975)
+#: The intervals a report draws and scores unless told.
+REPORT_LEVEL = "80,95"
 
 
 def _quantile_levels(quantiles: str | None, level: str | None) -> tuple[float, ...] | None:
@@ -155,8 +155,9 @@ def backtest_command(
         str | None,
         typer.Option(
             "--quantiles",
-            help="Also forecast these quantiles, e.g. 0.1,0.5,0.9 (conformal intervals "
-            "calibrated on the training part), scored by WQL and coverage.",
+            help="Also forecast these quantiles, e.g. 0.1,0.5,0.9 (a network's own with "
+            "--likelihood, else conformal ones calibrated on the training part), scored by WQL "
+            "and coverage.",
         ),
     ] = None,
     level: Annotated[
@@ -405,7 +406,8 @@ def demo(
         splits = default_splits(series)
         settings = {"window": 20, "horizon": 1, "seed": seed}
         settings["season"] = resolve_season(None, series, splits)
-        _run_report(series, splits, settings, list(LADDER), out_dir / name, quiet)
+        levels = _quantile_levels(None, REPORT_LEVEL)
+        _run_report(series, splits, settings, list(LADDER), out_dir / name, quiet, levels)
     _say(quiet, f"demo finished in {time.perf_counter() - started:.0f} s")
 
 
@@ -457,7 +459,7 @@ def report(
         )
     for name in names:
         create_for(name, settings)
-    levels = None if no_intervals else _quantile_levels(quantiles, level or "80,95")
+    levels = None if no_intervals else _quantile_levels(quantiles, level or REPORT_LEVEL)
     _run_report(series, splits, settings, names, out_dir, quiet, levels)
 
 
@@ -468,7 +470,7 @@ def _run_report(
     models: list[str],
     out_dir: Path,
     quiet: bool,
-    quantiles: tuple[float, ...] | None = REPORT_LEVELS,
+    quantiles: tuple[float, ...] | None,
 ) -> None:
     from seqcast.report import build_report, check_report_destination
 

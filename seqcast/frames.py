@@ -15,9 +15,11 @@ Cross-validation refits every model at each cutoff on the data up to it and neve
 later value; cutoffs count back from each series' own end, so series of different lengths and
 end dates are cut alike.
 
-Intervals (``level``) and quantiles (``quantiles``) of every model are conformal: calibrated on
-a backtest inside the data the model was fitted on (:mod:`seqcast.evaluation.conformal`), so
-cross-validation's intervals never see past their cutoff either.
+Intervals (``level``) and quantiles (``quantiles``) come from every model: a network trained for
+them (``likelihood="quantile"`` or ``"studentt"``) gives its own, every other model conformal
+ones calibrated on a backtest inside the data it was fitted on
+(:mod:`seqcast.evaluation.conformal`); either way cross-validation's intervals never see past
+their cutoff.
 """
 
 from __future__ import annotations
@@ -124,9 +126,10 @@ class Forecast:
             ids: the series to forecast, by id (default: all, in the order of ``fit``).
             level: central intervals in percent (``[80, 95]``): columns ``<model>-lo-80``
                 and ``<model>-hi-80`` ...
-            quantiles: levels in (0, 1): columns ``<model>-q0.1`` ...; intervals and
-                quantiles are conformal, calibrated on a backtest inside the fitted data the
-                first time a horizon asks for them (one more fit of each model).
+            quantiles: levels in (0, 1): columns ``<model>-q0.1`` ...; a network trained for
+                quantiles gives its own, the other models conformal ones, calibrated on a
+                backtest inside the fitted data the first time a horizon asks for them (one
+                more fit of each).
 
         Returns:
             One row per series and step: ``id_col``, ``time_col`` (the timestamps after each
@@ -450,19 +453,20 @@ def _add_bands(
     quantiles: Sequence[float] | None,
 ) -> None:
     """Adds ``alias``'s interval columns (``-lo-80``, ``-hi-80``) and quantile columns
-    (``-q0.1``) from its quantile forecasts."""
-    if level is not None:
-        for value in sorted(level):
-            low, high = levels_to_quantiles([value])[0::2]
-            bounds = bands((low, high))  # (S, T, 1, 2)
-            name = f"{value:g}"
-            frame[f"{alias}-lo-{name}"] = bounds[:, :, 0, 0].ravel()
-            frame[f"{alias}-hi-{name}"] = bounds[:, :, 0, 1].ravel()
-    if quantiles is not None:
-        levels = check_quantiles(quantiles)
-        values = bands(levels)  # (S, T, 1, Q)
-        for k, q in enumerate(levels):
-            frame[quantile_name(alias, q)] = values[:, :, 0, k].ravel()
+    (``-q0.1``) from its quantile forecasts, asked for once for every level needed."""
+    asked = check_quantiles(quantiles) if quantiles else ()
+    intervals = {value: levels_to_quantiles([value])[0::2] for value in sorted(level or ())}
+    needed = check_quantiles([*asked, *(q for pair in intervals.values() for q in pair)])
+    values = bands(needed)  # (S, T, 1, Q)
+
+    def column(q: float) -> np.ndarray:
+        return values[:, :, 0, needed.index(q)].ravel()
+
+    for value, (low, high) in intervals.items():
+        frame[f"{alias}-lo-{value:g}"] = column(low)
+        frame[f"{alias}-hi-{value:g}"] = column(high)
+    for q in asked:
+        frame[quantile_name(alias, q)] = column(q)
 
 
 def _cutoffs(series: Sequence[Series], ends: list[int], horizon: int) -> np.ndarray:

@@ -306,7 +306,7 @@ def forecast_ahead(
             if forecaster.quantiles_reach(steps):
                 bands = forecaster.predict_quantiles(context, levels, steps)[0]
             else:
-                conformal = calibrate(create_for(model, settings), histories, data.n_targets, steps)
+                conformal = calibrate(forecaster, histories, data.n_targets, steps)  # a copy
                 scale = series_scales(histories[:1], data.n_targets)
                 floor = series_floors(histories[:1], data.n_targets)
                 bands = conformal.quantiles(point[None], scale, levels, floor)[0]

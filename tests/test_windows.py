@@ -303,3 +303,17 @@ def test_iterate_batches_edge_cases() -> None:
     assert list(iterate_batches(0, 4)) == []
     with pytest.raises(ValueError, match="batch_size"):
         list(iterate_batches(10, 0))
+
+
+def test_contexts_before_each_origin_pad_with_nan_only_where_short() -> None:
+    from seqcast.data.windows import contexts_before
+
+    values = np.arange(20.0).reshape(10, 2)
+    origins = np.array([1, 4, 7])
+    got = contexts_before(values, origins, 3)
+    for row, origin in zip(got, origins, strict=True):  # a slow obvious loop
+        want = [values[s] if s >= 0 else [np.nan, np.nan] for s in range(origin - 3, origin)]
+        np.testing.assert_array_equal(row, np.array(want))
+    unpadded = contexts_before(values, np.array([3, 9]), 3)
+    assert not np.isnan(unpadded).any()
+    np.testing.assert_array_equal(unpadded[1], values[6:9])

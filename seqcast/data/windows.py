@@ -12,7 +12,14 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
-__all__ = ["Windows", "iterate_batches", "make_windows", "n_windows", "sliding_windows"]
+__all__ = [
+    "Windows",
+    "contexts_before",
+    "iterate_batches",
+    "make_windows",
+    "n_windows",
+    "sliding_windows",
+]
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,17 @@ def sliding_windows(values: np.ndarray, length: int, stride: int = 1) -> np.ndar
     if values.ndim == 2:
         view = view.transpose(0, 2, 1)  # (N-L+1, F, L) -> (N-L+1, L, F)
     return view[::stride]
+
+
+def contexts_before(values: np.ndarray, origins: np.ndarray, length: int) -> np.ndarray:
+    """The ``length`` rows before each origin: (B, length, F) from (N, F) values and B
+    origins. An origin nearer the start than ``length`` gets NaN in front of its first row
+    (the padding a model that pads reads as unobserved)."""
+    if len(origins) and int(origins.min()) < length:
+        padding = length - int(origins.min())
+        values = np.concatenate([np.full((padding, values.shape[1]), np.nan), values])
+        origins = origins + padding
+    return sliding_windows(values, length)[origins - length]  # type: ignore[no-any-return]
 
 
 def n_windows(n_steps: int, window: int, horizon: int, stride: int = 1) -> int:

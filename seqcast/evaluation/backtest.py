@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from seqcast.data.frame import Series, SeriesData
-from seqcast.data.windows import sliding_windows
+from seqcast.data.windows import contexts_before, sliding_windows
 from seqcast.errors import DataError
 from seqcast.evaluation import metrics
 from seqcast.evaluation.conformal import calibrate, series_floors, series_scales
@@ -190,11 +190,7 @@ def backtest(
                 raise
             levels, note = (), str(exc)
     if not refit:
-        forecaster.fit(
-            [s.values[:split] for s, split in zip(data.series, splits, strict=True)],
-            data.n_targets,
-            on_epoch=on_epoch,
-        )
+        forecaster.fit(trains, data.n_targets, on_epoch=on_epoch)
     fit_seconds += time.perf_counter() - started
 
     context = forecaster.context_length
@@ -205,7 +201,7 @@ def backtest(
         starts = np.arange(split, len(series) - horizon + 1, stride)
         truth = sliding_windows(values[:, : data.n_targets], horizon)[starts]  # (B, T, Ft)
         if refit:
-            pieces = []
+            pieces, bands = [], []
             for origin in starts:
                 started = time.perf_counter()
                 fresh = type(forecaster)(**forecaster.get_params())
@@ -215,21 +211,16 @@ def backtest(
                 past = fresh.last_contexts([values[:origin]], [data.label(series)])
                 pieces.append(fresh.predict(past))
                 if levels and fresh.has_quantiles:
-                    quantile_forecasts.append(fresh.predict_quantiles(past, levels))
+                    bands.append(fresh.predict_quantiles(past, levels))
                 predict_seconds += time.perf_counter() - started
                 forecaster = fresh
             predicted = np.concatenate(pieces)
-            if levels and forecaster.has_quantiles:
-                count = len(pieces)
-                quantile_forecasts[-count:] = [np.concatenate(quantile_forecasts[-count:])]
+            if bands:
+                quantile_forecasts.append(np.concatenate(bands))
         else:
             started = time.perf_counter()
-            if split < context:  # too short: padded in front (the model checks it may be)
-                before = np.full((context - split, values.shape[1]), np.nan)
-                values, starts_at = np.concatenate([before, values]), starts - split
-            else:
-                starts_at = starts - context
-            contexts = sliding_windows(values, context)[starts_at]  # (B, C, F)
+            # A series too short is padded in front (the model checks that it may be).
+            contexts = contexts_before(values, starts, context)  # (B, C, F)
             predicted = forecaster.predict(contexts)
             if levels and forecaster.has_quantiles:
                 quantile_forecasts.append(forecaster.predict_quantiles(contexts, levels))

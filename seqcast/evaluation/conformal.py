@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqcast.data.windows import sliding_windows
+from seqcast.data.windows import contexts_before, sliding_windows
 from seqcast.errors import DataError, SeqcastWarning
 from seqcast.forecasters.base import Forecaster
 from seqcast.forecasters.levels import GRID, conformal_levels, on_grid
@@ -194,13 +194,7 @@ def calibrate(
     for history, fit_part in zip(kept, fits, strict=True):
         split = len(fit_part)
         starts = np.arange(split, len(history) - horizon + 1)
-        values = history
-        if split < context:  # padded in front, as the backtest does
-            before = np.full((context - split, values.shape[1]), np.nan)
-            values, at = np.concatenate([before, values]), starts - split
-        else:
-            at = starts - context
-        contexts = np.ascontiguousarray(sliding_windows(values, context)[at])  # (B, C, F)
+        contexts = contexts_before(history, starts, context)  # (B, C, F), padded if short
         predicted = fresh.predict(contexts, horizon)  # (B, T, Ft)
         truth = sliding_windows(history[:, :n_targets], horizon)[starts]  # (B, T, Ft)
         scale = series_scales([fit_part], n_targets)  # (1, 1, Ft)

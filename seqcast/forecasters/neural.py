@@ -93,8 +93,9 @@ class NeuralForecaster(Forecaster):
             drawn so that every series is drawn as often, however long it is).
         ensemble: networks trained, from seeds ``seed`` to ``seed + ensemble − 1`` (initial
             weights and shuffling) on the same windows; forecasts are their mean.
-        likelihood: ``none`` or ``quantile`` (see :data:`LIKELIHOODS`); a quantile network
-            answers :meth:`predict_quantiles` itself, others through conformal intervals.
+        likelihood: ``none``, ``quantile`` or ``studentt`` (see :data:`LIKELIHOODS`); a
+            network trained for quantiles answers :meth:`predict_quantiles` itself, a point
+            network gets conformal intervals (:mod:`seqcast.evaluation.conformal`).
         quantile_levels: the levels a quantile network is trained for (default
             :data:`QUANTILE_LEVELS`; 0.5 is always added); others are interpolated.
         calibrate_intervals: move a probabilistic network's interval bounds by how far the
@@ -569,7 +570,7 @@ class NeuralForecaster(Forecaster):
                 arguments=("horizon",),
             )
         self._check_not_negative(context, 0)
-        inputs = self._distribution(context)
+        inputs = self._checked_inputs(context)
         levels = np.asarray(quantiles, dtype=np.float64)
         shape = (len(context), min(steps, self.horizon), self.n_targets_, len(levels))
         own = self._inverse_cdf(inputs, np.broadcast_to(levels, shape))
@@ -600,7 +601,7 @@ class NeuralForecaster(Forecaster):
         context = np.repeat(self.ready_context(context), paths, axis=0)  # (B·P, C, F)
         pieces, done = [], 0
         while done < horizon:
-            inputs = self._distribution(context)
+            inputs = self._checked_inputs(context)
             shape = (len(context), self.horizon, self.n_targets_, 1)
             draws = self._inverse_cdf(inputs, rng.uniform(size=shape))[..., 0]
             pieces.append(draws)  # (B·P, T, Ft)
@@ -609,7 +610,7 @@ class NeuralForecaster(Forecaster):
         stacked = np.concatenate(pieces, axis=1)[:, :horizon]
         return stacked.reshape(-1, paths, horizon, self.n_targets_)
 
-    def _distribution(self, context: np.ndarray) -> ModelInputs:
+    def _checked_inputs(self, context: np.ndarray) -> ModelInputs:
         """The inputs of each (B, C, F) context, checked: what :meth:`_inverse_cdf` reads."""
         inputs = build_inputs(context, self.spec, self.scaler_)
         if not all(np.isfinite(part).all() for part in (inputs.window, inputs.season)):
@@ -622,7 +623,7 @@ class NeuralForecaster(Forecaster):
         params = self._outputs(inputs.window, inputs.season)  # (B, T, Ft, K)
         steps = levels.shape[1]
         values = self._normalized_quantiles(params[:, :steps], levels)
-        calibration = getattr(self, "calibration_", None)
+        calibration = self.calibration_
         if calibration is not None:
             # q < 0.5 moves down by the adjustment of the interval 1 − 2q, q > 0.5 up.
             move = on_grid(calibration, np.abs(2.0 * levels - 1.0))
@@ -638,8 +639,7 @@ class NeuralForecaster(Forecaster):
 
     def _floors(self) -> np.ndarray:
         """Each target's least value: 0 where training never saw a negative one, else −∞."""
-        floors = getattr(self, "floors_", None)
-        return np.full(self.n_targets_, -np.inf) if floors is None else floors
+        return np.full(self.n_targets_, -np.inf) if self.floors_ is None else self.floors_
 
     def _normalized_quantiles(self, params: np.ndarray, levels: np.ndarray) -> np.ndarray:
         """Quantiles at ``levels`` (B, T, Ft, Q) of network outputs ``params`` (B, T, Ft, K)
@@ -727,9 +727,9 @@ class NeuralForecaster(Forecaster):
             for name, value in network.state_dict().items()
         }
         state.update({f"scaler.{k}": v for k, v in self.scaler_.state().items()})
-        if getattr(self, "calibration_", None) is not None:
+        if self.calibration_ is not None:
             state["calibration"] = self.calibration_
-        if getattr(self, "floors_", None) is not None:
+        if self.floors_ is not None:
             state["floors"] = self.floors_
         return state
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from seqcast.networks.quantile import output_layers
+from seqcast.networks.quantile import softplus_inverse, start_outputs
 
 __all__ = ["StudentTLoss", "StudentTNet"]
 
@@ -54,18 +54,8 @@ class StudentTNet(nn.Module):
             spread = torch.clamp(torch.nan_to_num(spread, nan=1.0), min=1e-3)
             # A Student-t's scale is below its standard deviation: σ = s·√((ν − 2)/ν).
             scale = spread * ((START_DF - 2.0) / START_DF) ** 0.5
-            wanted = {1: _softplus_inverse(scale), 2: _softplus_inverse(
-                torch.full_like(scale, START_DF - 2.0))}  # fmt: skip
-            for n, layer in enumerate(output_layers(self.base)):
-                bias = layer.bias.view(target.shape[1], -1, 3)  # (T, Ft, 3)
-                weight = layer.weight.view(target.shape[1], -1, 3, layer.in_features)
-                for k, value in wanted.items():
-                    bias[:, :, k] = value if n == 0 else 0.0
-                    weight[:, :, k] = 0.0
-
-
-def _softplus_inverse(value: torch.Tensor) -> torch.Tensor:
-    return torch.where(value > 20, value, torch.log(torch.expm1(value.clamp(min=1e-4))))
+            freedom = torch.full_like(scale, START_DF - 2.0)
+            start_outputs(self.base, 3, {1: softplus_inverse(scale), 2: softplus_inverse(freedom)})
 
 
 class StudentTLoss(nn.Module):

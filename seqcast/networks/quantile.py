@@ -15,7 +15,14 @@ from typing import Any
 import torch
 from torch import nn
 
-__all__ = ["PinballLoss", "QuantileNet", "ordered", "output_layers"]
+__all__ = [
+    "PinballLoss",
+    "QuantileNet",
+    "ordered",
+    "output_layers",
+    "softplus_inverse",
+    "start_outputs",
+]
 
 
 class QuantileNet(nn.Module):
@@ -64,15 +71,9 @@ class QuantileNet(nn.Module):
             gaps[1:] = z[1:] - z[:-1]  # above the median: the gap to the level below
             gaps[: self.median] = z[1 : self.median + 1] - z[: self.median]  # below: to above
             # (T, Ft, Q) gap sizes -> the raw value whose softplus gives them.
-            wanted = spread[:, :, None] * gaps[None, None, :]
-            raw = torch.where(wanted > 20, wanted, torch.log(torch.expm1(wanted.clamp(min=1e-4))))
-            for n, layer in enumerate(output_layers(self.base)):
-                bias = layer.bias.view(target.shape[1], -1, n_levels)  # (T, Ft, Q)
-                weight = layer.weight.view(target.shape[1], -1, n_levels, layer.in_features)
-                for k in range(n_levels):
-                    if k != self.median:
-                        bias[:, :, k] = raw[:, :, k] if n == 0 else 0.0
-                        weight[:, :, k] = 0.0
+            raw = softplus_inverse(spread[:, :, None] * gaps[None, None, :])
+            others = {k: raw[:, :, k] for k in range(n_levels) if k != self.median}
+            start_outputs(self.base, n_levels, others)
 
 
 def output_layers(base: nn.Module) -> list[nn.Linear]:
@@ -81,6 +82,24 @@ def output_layers(base: nn.Module) -> list[nn.Linear]:
     the least-squares start."""
     net: Any = base
     return [net.head] if hasattr(net, "head") else [net.shortcut, net.body[-1]]
+
+
+def softplus_inverse(value: torch.Tensor) -> torch.Tensor:
+    """The raw value whose softplus is ``value`` (at least 10⁻⁴)."""
+    return torch.where(value > 20, value, torch.log(torch.expm1(value.clamp(min=1e-4))))
+
+
+def start_outputs(base: nn.Module, count: int, starts: dict[int, torch.Tensor]) -> None:
+    """Makes output ``k`` of every step and target of a network forecasting (B, T, Ft·count)
+    start at the constant ``starts[k]`` (T, Ft): the bias of its first output layer, no weight
+    on any input."""
+    for n, layer in enumerate(output_layers(base)):
+        steps = layer.bias.shape[0] // count  # T·Ft
+        bias = layer.bias.view(steps, count)
+        weight = layer.weight.view(steps, count, layer.in_features)
+        for k, value in starts.items():
+            bias[:, k] = value.reshape(-1) if n == 0 else 0.0
+            weight[:, k] = 0.0
 
 
 def ordered(raw: torch.Tensor, median: int) -> torch.Tensor:
