@@ -8,8 +8,15 @@ until ``--requests`` are answered or ``--seconds`` have passed. Prints p50, p90,
 maximum latency, the throughput and the error count, then stops the server with SIGTERM.
 Exits 1 when there are errors or p99 is above ``--p99-target-ms``.
 
+``--expensive N`` adds N hostile clients that ask, without pause, for forecasts of
+``--expensive-horizon`` steps (1,000: rolled out one pass per step past the trained horizon)
+and retry at once when refused; and one more client that asks ``/health`` every 50 ms. The
+1-step clients' latencies are then those of cheap requests while expensive ones are in flight;
+the expensive answers are counted by status (200, or 503 beyond ``--max-rollouts``).
+``--serve-arg`` passes options to ``seqcast serve`` (e.g. ``--serve-arg=--max-rollouts=8``).
+
     .venv/bin/python benchmarks/serve_load.py [--model-dir DIR] [--clients 4]
-        [--requests 2000] [--seconds 60]
+        [--requests 2000] [--seconds 60] [--expensive 45]
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ class Tally:
 
     latencies: list[float] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
+    statuses: dict[int, int] = field(default_factory=dict)
     issued: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -70,9 +78,11 @@ def fit_default_rnn(folder: Path) -> None:
     print(f"fitted the default rnn on synthetic in {time.perf_counter() - started:.1f} s")
 
 
-def start_server(model_dir: Path, port: int, access_log: bool) -> subprocess.Popen[bytes]:
+def start_server(
+    model_dir: Path, port: int, access_log: bool, extra: list[str]
+) -> subprocess.Popen[bytes]:
     command = [sys.executable, "-m", "seqcast", "serve", str(model_dir), "--host", HOST]
-    command += ["--port", str(port)] + ([] if access_log else ["--no-access-log"])
+    command += ["--port", str(port)] + ([] if access_log else ["--no-access-log"]) + extra
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -87,12 +97,15 @@ def start_server(model_dir: Path, port: int, access_log: bool) -> subprocess.Pop
     raise SystemExit("the server did not start within 120 s")
 
 
-def request_bodies(context_length: int) -> list[bytes]:
-    """JSON bodies of 1-step forecasts from ``N_HISTORIES`` different recent windows."""
+def request_bodies(context_length: int, horizon: int = 1) -> list[bytes]:
+    """JSON bodies of ``horizon``-step forecasts from ``N_HISTORIES`` different recent
+    windows."""
     values = load_dataset("synthetic").series[0].values[:, 0]
     ends = np.linspace(len(values) - N_HISTORIES * 5, len(values), N_HISTORIES).astype(int)
     return [
-        json.dumps({"history": values[end - context_length : end].tolist(), "horizon": 1}).encode()
+        json.dumps(
+            {"history": values[end - context_length : end].tolist(), "horizon": horizon}
+        ).encode()
         for end in ends
     ]
 
@@ -121,15 +134,63 @@ def client(url: str, bodies: list[bytes], tally: Tally, limit: int, deadline: fl
                     tally.errors.append(problem)
 
 
+def hostile(url: str, bodies: list[bytes], tally: Tally, stop: threading.Event) -> None:
+    """Expensive forecasts without pause; a refusal is retried at once."""
+    headers = {"content-type": "application/json"}
+    with httpx.Client(timeout=120) as http:
+        i = 0
+        while not stop.is_set():
+            started = time.perf_counter()
+            try:
+                status = http.post(url, content=bodies[i % len(bodies)], headers=headers)
+                code = status.status_code
+            except httpx.HTTPError:
+                code = 0
+            i += 1
+            with tally.lock:
+                tally.statuses[code] = tally.statuses.get(code, 0) + 1
+                if code == 200:
+                    tally.latencies.append(time.perf_counter() - started)
+
+
+def prober(url: str, tally: Tally, stop: threading.Event) -> None:
+    """``GET /health`` every 50 ms."""
+    with httpx.Client(timeout=30) as http:
+        while not stop.wait(0.05):
+            started = time.perf_counter()
+            ok = http.get(url).status_code == 200
+            with tally.lock:
+                (tally.latencies if ok else tally.errors).append(time.perf_counter() - started)
+
+
+def percentiles(seconds: list[float]) -> str:
+    if not seconds:
+        return "none answered"
+    ms = np.asarray(seconds) * 1000
+    p50, p99 = np.percentile(ms, [50, 99])
+    return f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {ms.max():.1f} ms"
+
+
 def run(args: argparse.Namespace, model_dir: Path) -> bool:
     port = free_port()
-    server = start_server(model_dir, port, args.access_log)
+    server = start_server(model_dir, port, args.access_log, args.serve_arg)
     try:
         base = f"http://{HOST}:{port}"
         info = httpx.get(f"{base}/models", timeout=10).json()["models"][0]
         url = f"{base}/models/{info['name']}/forecast"
         bodies = request_bodies(info["context_length"])
-        tally = Tally()
+        tally, expensive, health = Tally(), Tally(), Tally()
+        stop = threading.Event()
+        noise = [
+            threading.Thread(target=hostile, args=(url, costly, expensive, stop))
+            for costly in [request_bodies(info["context_length"], args.expensive_horizon)]
+            for _ in range(args.expensive)
+        ]
+        if args.expensive:
+            noise.append(threading.Thread(target=prober, args=(f"{base}/health", health, stop)))
+        for thread in noise:
+            thread.start()
+        time.sleep(2.0 if args.expensive else 0.0)  # the expensive ones fill their slots
         deadline = time.monotonic() + args.seconds
         threads = [
             threading.Thread(target=client, args=(url, bodies, tally, args.requests, deadline))
@@ -141,6 +202,9 @@ def run(args: argparse.Namespace, model_dir: Path) -> bool:
         for thread in threads:
             thread.join(timeout=args.seconds + 60)
         wall = time.perf_counter() - started
+        stop.set()
+        for thread in noise:
+            thread.join(timeout=180)
     finally:
         server.send_signal(SIGTERM)
         try:
@@ -163,6 +227,16 @@ def run(args: argparse.Namespace, model_dir: Path) -> bool:
             f"mean {ms.mean():.2f}"
         )
     print(f"throughput: {answered / wall:.0f} requests/s")
+    if args.expensive:
+        counts = ", ".join(f"{n} × {code}" for code, n in sorted(expensive.statuses.items()))
+        print(
+            f"while {args.expensive} clients asked for horizon {args.expensive_horizon} without "
+            f"pause: their answers {counts}; answered in {percentiles(expensive.latencies)}"
+        )
+        print(
+            f"/health every 50 ms: {len(health.latencies)} answered, {len(health.errors)} "
+            f"failed, {percentiles(health.latencies)}"
+        )
     print(f"server exit code after SIGTERM: {server.returncode}")
     for problem in tally.errors[:5]:
         print(f"error: {problem}")
@@ -180,6 +254,11 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=60.0, help="time limit (at most)")
     parser.add_argument("--p99-target-ms", type=float, default=50.0, help="p99 to meet")
     parser.add_argument("--access-log", action="store_true", help="log every request")
+    parser.add_argument("--expensive", type=int, default=0, help="hostile expensive clients")
+    parser.add_argument("--expensive-horizon", type=int, default=1000, help="their horizon")
+    parser.add_argument(
+        "--serve-arg", action="append", default=[], help="an option for seqcast serve"
+    )
     args = parser.parse_args()
     if args.model_dir is not None:
         ok = run(args, args.model_dir)

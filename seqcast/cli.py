@@ -46,7 +46,9 @@ from seqcast.serving import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_HORIZON,
     DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_ROLLOUTS,
     DEFAULT_PORT,
+    DEFAULT_READ_TIMEOUT,
 )
 
 __all__ = ["app", "main"]
@@ -516,9 +518,30 @@ def serve(
             help="Forecasts computed at once; more are answered 503 with Retry-After.",
         ),
     ] = DEFAULT_MAX_IN_FLIGHT,
+    max_rollouts: Annotated[
+        int,
+        typer.Option(
+            "--max-rollouts",
+            help=(
+                "Of those, forecasts past a model's trained horizon (several passes) computed "
+                "at once; more are answered 503 with Retry-After."
+            ),
+        ),
+    ] = DEFAULT_MAX_ROLLOUTS,
     keep_alive: Annotated[
-        int, typer.Option("--keep-alive", help="Seconds an idle connection is kept open.")
+        float,
+        typer.Option(
+            "--keep-alive", help="Seconds an idle connection is kept open (new or after a reply)."
+        ),
     ] = DEFAULT_KEEP_ALIVE,
+    read_timeout: Annotated[
+        float,
+        typer.Option(
+            "--read-timeout",
+            help="Seconds a request's headers get from its first byte, and its body after "
+            "them; then 408.",
+        ),
+    ] = DEFAULT_READ_TIMEOUT,
     access_log: Annotated[
         bool, typer.Option("--access-log/--no-access-log", help="Log one line per request.")
     ] = True,
@@ -536,7 +559,9 @@ def serve(
         max_horizon=max_horizon,
         max_body_bytes=max_body_bytes,
         max_in_flight=max_in_flight,
+        max_rollouts=max_rollouts,
         keep_alive=keep_alive,
+        read_timeout=read_timeout,
         access_log=access_log,
     )
 

@@ -3,19 +3,15 @@ once, and /health answers while forecasts run."""
 
 from __future__ import annotations
 
-import socket
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import httpx
 import numpy as np
 import pytest
-import uvicorn
-from fastapi import FastAPI
+from serving_thread import running
 
 from seqcast.data import load_dataset
 from seqcast.errors import SeqcastError
@@ -30,26 +26,6 @@ def folder(tmp_path: Path) -> Path:
     data = load_dataset("sunspots")
     model = create("naive").fit([data.series[0].values], 1)
     return save_model(model, tmp_path / "naive", data)
-
-
-@contextmanager
-def running(app: FastAPI) -> Iterator[str]:
-    """Serves ``app`` with uvicorn in a thread of this process (so that a test can slow its
-    forecasts down) on a free loopback port: yields the base URL."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
 
 
 def test_forecasts_beyond_the_limit_get_503_and_health_stays_fast(
@@ -67,7 +43,7 @@ def test_forecasts_beyond_the_limit_get_503_and_health_stays_fast(
     monkeypatch.setattr(ServedModel, "forecast", slow)
     body = {"history": [1.0, 2.0, 3.0]}
     answers: list[Any] = []
-    with running(app) as url:
+    with running(app) as (url, _):
 
         def post() -> None:
             answers.append(httpx.post(f"{url}/models/naive/forecast", json=body, timeout=30))

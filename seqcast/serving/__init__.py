@@ -16,7 +16,9 @@ __all__ = [
     "DEFAULT_MAX_BODY_BYTES",
     "DEFAULT_MAX_HORIZON",
     "DEFAULT_MAX_IN_FLIGHT",
+    "DEFAULT_MAX_ROLLOUTS",
     "DEFAULT_PORT",
+    "DEFAULT_READ_TIMEOUT",
     "create_app",
     "serve",
 ]
@@ -31,8 +33,13 @@ DEFAULT_MAX_HORIZON = 1000
 DEFAULT_MAX_BODY_BYTES = 1 << 20
 #: Forecasts computed at once; more are answered 503 with Retry-After at once.
 DEFAULT_MAX_IN_FLIGHT = 8
-#: Seconds an idle keep-alive connection is kept open.
+#: Forecasts of more than one pass (rolled out past the trained horizon, or sampled paths)
+#: computed at once: a share of the slots, so that one-pass forecasts always find one.
+DEFAULT_MAX_ROLLOUTS = 2
+#: Seconds an idle connection is kept open, from its start or after a response.
 DEFAULT_KEEP_ALIVE = 5
+#: Seconds a request's headers get from its first byte, and its body after them; then 408.
+DEFAULT_READ_TIMEOUT = 10
 
 if TYPE_CHECKING:
     from seqcast.serving.app import create_app

@@ -7,12 +7,15 @@ Routes:
     ``POST /models/{name}/forecast``: a forecast from a recent history.
 
 Bad input is refused with a 4xx that says what was wrong, never a 5xx: 404 for an unknown
-model, 413 for a body above the size limit, 400 for a body that cannot be decoded (not
-UTF-8, a number of thousands of digits, nesting thousands deep), 422 for
-everything else (JSON, types, NaN, too short a history, the wrong number of columns, a horizon
-out of range, bad timestamps). A bug answers 500, as JSON too, and uvicorn logs its traceback.
-The forecast endpoint is synchronous, so FastAPI runs it in its thread pool; each model's lock
-serialises its own forecasts, and different models run in parallel.
+model, 408 for a body that does not arrive in time, 413 for a body above the size limit, 400
+for a body that cannot be decoded (not UTF-8, a number of thousands of digits, nesting
+thousands deep), 422 for everything else (JSON, types, NaN, too short a history, the wrong
+number of columns, a horizon out of range, bad timestamps). Load is refused with 503 and
+``Retry-After``: more forecasts in flight than ``max_in_flight``, or more of several passes
+than ``max_rollouts``. A bug answers 500, as JSON too, and uvicorn logs its traceback.
+
+The forecast endpoint checks the request on the event loop, counts its work, then computes in
+the thread pool; forecasts of one model or of several run side by side.
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ try:
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.exceptions import RequestValidationError
     from fastapi.responses import JSONResponse
+    from starlette.concurrency import run_in_threadpool
     from starlette.exceptions import HTTPException as StarletteHTTPException
 except ModuleNotFoundError as exc:  # pragma: no cover - depends on the installed extras
     raise ModuleNotFoundError(
@@ -35,8 +39,14 @@ from seqcast._version import __version__
 from seqcast.errors import DataError, SeqcastError
 from seqcast.evaluation.probabilistic import check_quantiles
 from seqcast.prediction import continue_timestamps, step_numbers
-from seqcast.serving import DEFAULT_MAX_BODY_BYTES, DEFAULT_MAX_HORIZON, DEFAULT_MAX_IN_FLIGHT
-from seqcast.serving.limits import BodySizeLimit, ConcurrencyLimit
+from seqcast.serving import (
+    DEFAULT_MAX_BODY_BYTES,
+    DEFAULT_MAX_HORIZON,
+    DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_ROLLOUTS,
+    DEFAULT_READ_TIMEOUT,
+)
+from seqcast.serving.limits import BodySizeLimit, ConcurrencyLimit, RolloutLimit
 from seqcast.serving.models import ServedModel, load_served_models
 from seqcast.serving.schemas import (
     ErrorBody,
@@ -59,8 +69,10 @@ _NOT_FOUND: dict[int | str, dict[str, Any]] = {
 _REFUSED: dict[int | str, dict[str, Any]] = {
     400: {"model": ErrorBody, "description": "The body cannot be decoded; `detail` says why."},
     **_NOT_FOUND,
+    408: {"model": ErrorBody, "description": "The body did not arrive in time."},
     413: {"model": ErrorBody, "description": "The request body is above the size limit."},
     422: {"model": ErrorBody, "description": "The request is invalid; `detail` says why."},
+    503: {"model": ErrorBody, "description": "Too many forecasts in flight; see Retry-After."},
 }
 
 
@@ -69,6 +81,8 @@ def create_app(
     max_horizon: int = DEFAULT_MAX_HORIZON,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
+    max_rollouts: int = DEFAULT_MAX_ROLLOUTS,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
 ) -> FastAPI:
     """Loads the model folders and builds the app that serves them.
 
@@ -79,6 +93,9 @@ def create_app(
         max_body_bytes: the largest request body; larger ones get 413 before being parsed.
         max_in_flight: forecasts computed at once; more get 503 with ``Retry-After`` at once,
             while ``/health`` and ``/models`` always answer.
+        max_rollouts: of those, forecasts of more than one pass (past the trained horizon,
+            or with sampled quantile paths); more get 503 with ``Retry-After`` at once.
+        read_timeout: seconds a request body gets to arrive; then 408.
 
     Returns:
         The application, ready for any ASGI server; ``app.state.models`` maps each name to
@@ -92,9 +109,17 @@ def create_app(
         >>> app = create_app(["models/rnn"])  # doctest: +SKIP
         >>> # uvicorn.run(app, host="127.0.0.1", port=8000)
     """
-    for name, value in (("max_body_bytes", max_body_bytes), ("max_in_flight", max_in_flight)):
+    for name, value in (
+        ("max_body_bytes", max_body_bytes),
+        ("max_in_flight", max_in_flight),
+        ("max_rollouts", max_rollouts),
+    ):
         if value < 1:
             raise SeqcastError(f"{name} must be at least 1, got {value}", arguments=(name,))
+    if not read_timeout > 0:
+        raise SeqcastError(
+            f"read_timeout must be positive, got {read_timeout}", arguments=("read_timeout",)
+        )
     models = load_served_models(model_dirs, max_horizon)
     app = FastAPI(
         title="seqcast",
@@ -107,7 +132,8 @@ def create_app(
         ),
     )
     app.state.models = models
-    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes)
+    rollouts = RolloutLimit(max_rollouts)
+    app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, read_timeout=read_timeout)
     app.add_middleware(ConcurrencyLimit, max_in_flight=max_in_flight)  # outermost: first
     _add_error_handlers(app)
     _list_names_in_schema(app, list(models))
@@ -137,7 +163,7 @@ def create_app(
         return lookup(name).info()
 
     @app.post("/models/{name}/forecast", response_model=ForecastResponse, responses=_REFUSED)
-    def forecast(name: str, request: ForecastRequest) -> ForecastResponse:
+    async def forecast(name: str, request: ForecastRequest) -> ForecastResponse:
         """Forecasts the next ``horizon`` steps after ``history``.
 
         ``history`` holds the model's input columns (GET /models: targets, then features),
@@ -146,36 +172,61 @@ def create_app(
         model = lookup(name)
         horizon = model.forecaster.horizon if request.horizon is None else request.horizon
         model.check_horizon(horizon)
-        context = model.context(request.history)  # (C, F)
-        n_steps = len(request.history)
-        if request.timestamps is not None and len(request.timestamps) != n_steps:
-            raise DataError(
-                f"timestamps has {len(request.timestamps)} entries but history has {n_steps} "
-                "steps; send one timestamp per history step"
+        levels = None if request.quantiles is None else check_quantiles(request.quantiles)
+        passes = model.passes(horizon, levels is not None)
+        if passes == 1:
+            return await run_in_threadpool(_answer, model, request, horizon, levels)
+        if not rollouts.enter():
+            raise HTTPException(
+                status_code=503,
+                detail=(
+                    f"the server is computing {rollouts.max_rollouts} forecasts past their "
+                    f"trained horizon, its limit; this one needs {passes} passes; retry soon"
+                ),
+                headers={"Retry-After": "1"},
             )
-        times: list[str] | list[float] | list[int] = step_numbers(horizon)
-        if request.timestamps is not None:
-            times = continue_timestamps(request.timestamps, horizon, model.saved.data, name)
-        values = model.forecast(context, horizon)  # (T, Ft)
-        targets = model.saved.targets
-        quantiles = None
-        if request.quantiles is not None:
-            levels = check_quantiles(request.quantiles)
-            bands = model.forecast_quantiles(context, values, levels)  # (T, Ft, Q)
-            quantiles = {
-                f"{q:g}": bands[:, 0, k].tolist() if len(targets) == 1 else bands[..., k].tolist()
-                for k, q in enumerate(levels)
-            }
-        return ForecastResponse(
-            model=name,
-            horizon=horizon,
-            targets=targets,
-            forecast=values[:, 0].tolist() if len(targets) == 1 else values.tolist(),
-            timestamps=times,
-            quantiles=quantiles,
-        )
+        try:
+            return await run_in_threadpool(_answer, model, request, horizon, levels)
+        finally:
+            rollouts.leave()
 
     return app
+
+
+def _answer(
+    model: ServedModel,
+    request: ForecastRequest,
+    horizon: int,
+    levels: tuple[float, ...] | None,
+) -> ForecastResponse:
+    """Computes a checked request's forecast (on a worker thread)."""
+    context = model.context(request.history)  # (C, F)
+    n_steps = len(request.history)
+    if request.timestamps is not None and len(request.timestamps) != n_steps:
+        raise DataError(
+            f"timestamps has {len(request.timestamps)} entries but history has {n_steps} "
+            "steps; send one timestamp per history step"
+        )
+    times: list[str] | list[float] | list[int] = step_numbers(horizon)
+    if request.timestamps is not None:
+        times = continue_timestamps(request.timestamps, horizon, model.saved.data, model.name)
+    values = model.forecast(context, horizon)  # (T, Ft)
+    targets = model.saved.targets
+    quantiles = None
+    if levels is not None:
+        bands = model.forecast_quantiles(context, values, levels)  # (T, Ft, Q)
+        quantiles = {
+            f"{q:g}": bands[:, 0, k].tolist() if len(targets) == 1 else bands[..., k].tolist()
+            for k, q in enumerate(levels)
+        }
+    return ForecastResponse(
+        model=model.name,
+        horizon=horizon,
+        targets=targets,
+        forecast=values[:, 0].tolist() if len(targets) == 1 else values.tolist(),
+        timestamps=times,
+        quantiles=quantiles,
+    )
 
 
 def _list_names_in_schema(app: FastAPI, names: list[str]) -> None:

@@ -1,17 +1,19 @@
-"""The models a server holds: loaded once at start, looked up by name, one lock each.
+"""The models a server holds: loaded once at start, looked up by name.
 
 A model's name is its folder's name. Requests only ever look names up in the table built
-here, so a name in a URL never becomes a file path.
+here, so a name in a URL never becomes a file path. Forecasts of one model run side by side
+on the server's threads without a lock: a forecaster's ``predict`` only reads its fitted state
+(``tests/test_serving_threads.py`` checks every kind against the same forecasts made one at a
+time), so a cheap request never waits behind an expensive one.
 """
 
 from __future__ import annotations
 
 import math
 import os
-import threading
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -35,14 +37,12 @@ class ServedModel:
         path: the folder.
         saved: the loaded folder.
         max_horizon: the largest horizon T a request may ask for.
-        lock: held around ``predict``; forecasters are not promised to be thread-safe.
     """
 
     name: str
     path: Path
     saved: SavedModel
     max_horizon: int
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     @property
     def forecaster(self) -> Forecaster:
@@ -142,6 +142,23 @@ class ServedModel:
             f"'{self.name}'{reason}"
         )
 
+    def passes(self, horizon: int, quantiles: bool) -> int:
+        """The request's work: forecasts made one after another to answer it.
+
+        One for a horizon the model forecasts directly; past its trained horizon T0, one per
+        block of T0 steps rolled out, and as many again when quantiles come from sampled paths.
+
+        Args:
+            horizon: steps T asked for, already checked by :meth:`check_horizon`.
+            quantiles: whether quantiles are asked for too.
+        """
+        forecaster = self.forecaster
+        if forecaster.any_horizon or horizon <= forecaster.horizon:
+            return 1
+        blocks = math.ceil(horizon / forecaster.horizon)
+        sampled = quantiles and self.quantile_source == "network"
+        return 2 * blocks if sampled else blocks
+
     @property
     def quantile_source(self) -> str | None:
         if self.forecaster.has_quantiles:
@@ -165,7 +182,7 @@ class ServedModel:
         Raises:
             DataError: the model forecasts no quantiles, or not that far.
         """
-        with self.lock, np.errstate(over="ignore", invalid="ignore"):
+        with np.errstate(over="ignore", invalid="ignore"):
             ready = self.forecaster.last_contexts([context], ["the history"])
             bands = saved_quantiles(self.saved, ready, point[None], [context], False, levels)
         if not np.isfinite(bands).all():
@@ -189,7 +206,7 @@ class ServedModel:
         # Extreme but finite histories may overflow inside the scaler; the result is then
         # refused as non-finite by ``predict``, so the warnings would only be noise.
         try:
-            with self.lock, np.errstate(over="ignore", invalid="ignore"):
+            with np.errstate(over="ignore", invalid="ignore"):
                 forecast: np.ndarray = self.forecaster.predict(context[None], horizon)
         except DataError as exc:
             raise DataError(

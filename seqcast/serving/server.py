@@ -16,6 +16,7 @@ import sys
 import threading
 from collections.abc import Iterator, Sequence
 from types import FrameType
+from typing import Any
 
 try:
     import uvicorn
@@ -31,11 +32,14 @@ from seqcast.serving import (
     DEFAULT_MAX_BODY_BYTES,
     DEFAULT_MAX_HORIZON,
     DEFAULT_MAX_IN_FLIGHT,
+    DEFAULT_MAX_ROLLOUTS,
     DEFAULT_PORT,
+    DEFAULT_READ_TIMEOUT,
 )
 from seqcast.serving.app import create_app
+from seqcast.serving.connections import timed_protocol
 
-__all__ = ["serve"]
+__all__ = ["serve", "server_config"]
 
 
 def serve(
@@ -46,7 +50,9 @@ def serve(
     max_horizon: int = DEFAULT_MAX_HORIZON,
     max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
-    keep_alive: int = DEFAULT_KEEP_ALIVE,
+    max_rollouts: int = DEFAULT_MAX_ROLLOUTS,
+    keep_alive: float = DEFAULT_KEEP_ALIVE,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
     access_log: bool = True,
     torch_threads: int = 1,
     graceful_timeout: int = 10,
@@ -60,7 +66,12 @@ def serve(
         max_horizon: the largest horizon a request may ask for.
         max_body_bytes: the largest request body; larger ones get 413.
         max_in_flight: forecasts computed at once; more get 503 with ``Retry-After``.
-        keep_alive: seconds an idle connection is kept open.
+        max_rollouts: of those, forecasts of more than one pass (past the trained horizon);
+            more get 503 with ``Retry-After``.
+        keep_alive: seconds an idle connection is kept open, from its start or after a
+            response.
+        read_timeout: seconds a request's headers get from its first byte, and its body
+            after them; then 408 and the connection is closed.
         access_log: log one line per request.
         torch_threads: PyTorch's intra-op threads. One suits serving: each forecast is
             small, and concurrent requests bring their own threads.
@@ -79,19 +90,21 @@ def serve(
         max_horizon=max_horizon,
         max_body_bytes=max_body_bytes,
         max_in_flight=max_in_flight,
+        max_rollouts=max_rollouts,
+        read_timeout=read_timeout,
     )
     if "torch" in sys.modules:  # imported by the neural forecasters, only when loaded
         import torch
 
         torch.set_num_threads(torch_threads)
-    config = uvicorn.Config(
+    config = server_config(
         app,
-        host=host,
-        port=port,
+        host,
+        port,
+        keep_alive=keep_alive,
+        read_timeout=read_timeout,
         access_log=access_log,
-        timeout_graceful_shutdown=graceful_timeout,
-        timeout_keep_alive=keep_alive,
-        log_level="info",
+        graceful_timeout=graceful_timeout,
     )
     server = uvicorn.Server(config)
     names = ", ".join(app.state.models)
@@ -104,6 +117,38 @@ def serve(
             if server.started:
                 raise
             raise SeqcastError(f"could not serve on {host}:{port} (see the log above)") from None
+
+
+def server_config(
+    app: Any,
+    host: str = DEFAULT_HOST,
+    port: int = DEFAULT_PORT,
+    *,
+    keep_alive: float = DEFAULT_KEEP_ALIVE,
+    read_timeout: float = DEFAULT_READ_TIMEOUT,
+    access_log: bool = True,
+    graceful_timeout: int = 10,
+    log_level: str = "info",
+) -> uvicorn.Config:
+    """uvicorn's settings for ``app``: its h11 protocol with deadlines on idle connections
+    (``keep_alive`` seconds) and on requests whose headers trickle in (``read_timeout``).
+
+    Raises:
+        SeqcastError: a timeout is not positive.
+    """
+    for name, value in (("keep_alive", keep_alive), ("read_timeout", read_timeout)):
+        if not value > 0:
+            raise SeqcastError(f"{name} must be positive, got {value}", arguments=(name,))
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        http=timed_protocol(read_timeout),
+        access_log=access_log,
+        timeout_graceful_shutdown=graceful_timeout,
+        timeout_keep_alive=keep_alive,  # type: ignore[arg-type]  # uvicorn takes a float too
+        log_level=log_level,
+    )
 
 
 @contextlib.contextmanager
