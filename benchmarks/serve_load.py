@@ -10,9 +10,10 @@ Exits 1 when there are errors or p99 is above ``--p99-target-ms``.
 
 ``--expensive N`` adds N hostile clients that ask, without pause, for forecasts of
 ``--expensive-horizon`` steps (1,000: rolled out one pass per step past the trained horizon)
-and retry at once when refused; and one more client that asks ``/health`` every 50 ms. The
-1-step clients' latencies are then those of cheap requests while expensive ones are in flight;
-the expensive answers are counted by status (200, or 503 beyond ``--max-rollouts``).
+and retry after the ``Retry-After`` they are told (at once with ``--flood``); and one more
+client that asks ``/health`` every 50 ms. The 1-step clients' latencies are then those of cheap
+requests while expensive ones are in flight; the expensive answers are counted by status (200,
+or 503 beyond ``--max-rollouts``).
 ``--serve-arg`` passes options to ``seqcast serve`` (e.g. ``--serve-arg=--max-rollouts=8``).
 
     .venv/bin/python benchmarks/serve_load.py [--model-dir DIR] [--clients 4]
@@ -134,16 +135,19 @@ def client(url: str, bodies: list[bytes], tally: Tally, limit: int, deadline: fl
                     tally.errors.append(problem)
 
 
-def hostile(url: str, bodies: list[bytes], tally: Tally, stop: threading.Event) -> None:
-    """Expensive forecasts without pause; a refusal is retried at once."""
+def hostile(
+    url: str, bodies: list[bytes], tally: Tally, stop: threading.Event, flood: bool
+) -> None:
+    """Expensive forecasts without pause; a refusal is retried after its ``Retry-After``, or
+    at once when ``flood``."""
     headers = {"content-type": "application/json"}
     with httpx.Client(timeout=120) as http:
         i = 0
         while not stop.is_set():
             started = time.perf_counter()
             try:
-                status = http.post(url, content=bodies[i % len(bodies)], headers=headers)
-                code = status.status_code
+                response = http.post(url, content=bodies[i % len(bodies)], headers=headers)
+                code = response.status_code
             except httpx.HTTPError:
                 code = 0
             i += 1
@@ -151,6 +155,8 @@ def hostile(url: str, bodies: list[bytes], tally: Tally, stop: threading.Event) 
                 tally.statuses[code] = tally.statuses.get(code, 0) + 1
                 if code == 200:
                     tally.latencies.append(time.perf_counter() - started)
+            if code == 503 and not flood:
+                stop.wait(float(response.headers.get("retry-after", 1)))
 
 
 def prober(url: str, tally: Tally, stop: threading.Event) -> None:
@@ -182,7 +188,7 @@ def run(args: argparse.Namespace, model_dir: Path) -> bool:
         tally, expensive, health = Tally(), Tally(), Tally()
         stop = threading.Event()
         noise = [
-            threading.Thread(target=hostile, args=(url, costly, expensive, stop))
+            threading.Thread(target=hostile, args=(url, costly, expensive, stop, args.flood))
             for costly in [request_bodies(info["context_length"], args.expensive_horizon)]
             for _ in range(args.expensive)
         ]
@@ -230,8 +236,9 @@ def run(args: argparse.Namespace, model_dir: Path) -> bool:
     if args.expensive:
         counts = ", ".join(f"{n} × {code}" for code, n in sorted(expensive.statuses.items()))
         print(
-            f"while {args.expensive} clients asked for horizon {args.expensive_horizon} without "
-            f"pause: their answers {counts}; answered in {percentiles(expensive.latencies)}"
+            f"while {args.expensive} clients asked for horizon {args.expensive_horizon} "
+            f"{'ignoring' if args.flood else 'honouring'} Retry-After: their answers {counts}; "
+            f"answered in {percentiles(expensive.latencies)}"
         )
         print(
             f"/health every 50 ms: {len(health.latencies)} answered, {len(health.errors)} "
@@ -256,6 +263,7 @@ def main() -> None:
     parser.add_argument("--access-log", action="store_true", help="log every request")
     parser.add_argument("--expensive", type=int, default=0, help="hostile expensive clients")
     parser.add_argument("--expensive-horizon", type=int, default=1000, help="their horizon")
+    parser.add_argument("--flood", action="store_true", help="they ignore Retry-After")
     parser.add_argument(
         "--serve-arg", action="append", default=[], help="an option for seqcast serve"
     )

@@ -46,7 +46,7 @@ from seqcast.serving import (
     DEFAULT_MAX_ROLLOUTS,
     DEFAULT_READ_TIMEOUT,
 )
-from seqcast.serving.limits import BodySizeLimit, ConcurrencyLimit, RolloutLimit
+from seqcast.serving.limits import BodySizeLimit, ForecastSlots
 from seqcast.serving.models import ServedModel, load_served_models
 from seqcast.serving.schemas import (
     ErrorBody,
@@ -132,9 +132,8 @@ def create_app(
         ),
     )
     app.state.models = models
-    rollouts = RolloutLimit(max_rollouts)
+    slots = ForecastSlots(max_in_flight, max_rollouts)
     app.add_middleware(BodySizeLimit, max_bytes=max_body_bytes, read_timeout=read_timeout)
-    app.add_middleware(ConcurrencyLimit, max_in_flight=max_in_flight)  # outermost: first
     _add_error_handlers(app)
     _list_names_in_schema(app, list(models))
 
@@ -174,21 +173,13 @@ def create_app(
         model.check_horizon(horizon)
         levels = None if request.quantiles is None else check_quantiles(request.quantiles)
         passes = model.passes(horizon, levels is not None)
-        if passes == 1:
-            return await run_in_threadpool(_answer, model, request, horizon, levels)
-        if not rollouts.enter():
-            raise HTTPException(
-                status_code=503,
-                detail=(
-                    f"the server is computing {rollouts.max_rollouts} forecasts past their "
-                    f"trained horizon, its limit; this one needs {passes} passes; retry soon"
-                ),
-                headers={"Retry-After": "1"},
-            )
+        refusal = slots.enter(passes)
+        if refusal is not None:
+            raise HTTPException(status_code=503, detail=refusal, headers={"Retry-After": "1"})
         try:
             return await run_in_threadpool(_answer, model, request, horizon, levels)
         finally:
-            rollouts.leave()
+            slots.leave(passes)
 
     return app
 

@@ -1,5 +1,5 @@
-"""Limits enforced before anything parses a request: the body's size, the time it takes to
-arrive, and the forecasts in flight.
+"""Limits on a request: its body's size and the time it takes to arrive (enforced before
+anything parses it), and the forecasts computed at once.
 
 :class:`BodySizeLimit` reads the body itself, counting bytes as they arrive, so a chunked body
 (no ``Content-Length``) is cut off as soon as it passes the limit; a declared length above the
@@ -7,15 +7,11 @@ limit is refused without reading at all. Bodies within the limit are replayed to
 Memory held per request is therefore bounded by the limit, and its time by ``read_timeout``:
 a body still incomplete then (a client trickling it, or stalled) gets 408.
 
-:class:`ConcurrencyLimit` answers 503 with ``Retry-After`` at once to a forecast beyond the
-number allowed in flight, instead of queueing it behind the others (where every client would
-wait longer and longer); everything else, ``/health`` first, passes untouched.
-
-:class:`RolloutLimit` is the per-request work budget: a forecast's work is counted before it
-starts (:meth:`~seqcast.serving.models.ServedModel.passes`), and those of more than one pass
-(rolled out past the trained horizon, or sampled) share a few slots of their own; one more is
-answered 503 at once. Expensive requests thus never hold every slot, and one-pass forecasts,
-which take no lock, never wait behind them.
+:class:`ForecastSlots` is the per-request work budget: a forecast's work is counted before it
+starts (:meth:`~seqcast.serving.models.ServedModel.passes`); every forecast takes one of
+``max_in_flight`` slots, and those of more than one pass (rolled out past the trained horizon,
+or sampled) only one of ``max_rollouts``. Expensive requests thus never hold every slot, and
+one-pass forecasts, which take no lock, never wait behind them.
 """
 
 from __future__ import annotations
@@ -25,7 +21,7 @@ import json
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-__all__ = ["BodySizeLimit", "ConcurrencyLimit", "RolloutLimit"]
+__all__ = ["BodySizeLimit", "ForecastSlots"]
 
 
 class BodySizeLimit:
@@ -98,63 +94,50 @@ class _TooLarge(Exception):
     """A body passed the size limit while being read."""
 
 
-class ConcurrencyLimit:
-    """ASGI middleware answering 503 (``Retry-After: 1``) to a forecast request beyond
-    ``max_in_flight`` forecasts being computed.
+class ForecastSlots:
+    """Slots for forecasts being computed: ``max_in_flight`` in all, of which at most
+    ``max_rollouts`` for forecasts of more than one pass. A request that finds none free is
+    answered 503 at once by the caller, instead of queueing behind the others (where every
+    client would wait longer and longer).
+
+    A request takes its slot once it has been read and checked, so requests being refused
+    (invalid, or expensive ones beyond their share) never hold one. Used from the event loop
+    only: plain counters are enough.
 
     Args:
-        app: the application to protect.
         max_in_flight: forecasts computed at once, at least 1.
+        max_rollouts: of those, forecasts of more than one pass, at least 1.
     """
 
-    def __init__(self, app: ASGIApp, max_in_flight: int) -> None:
-        if max_in_flight < 1:
-            raise ValueError(f"max_in_flight must be at least 1, got {max_in_flight}")
-        self.app = app
+    def __init__(self, max_in_flight: int, max_rollouts: int) -> None:
+        for name, value in (("max_in_flight", max_in_flight), ("max_rollouts", max_rollouts)):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
         self.max_in_flight = max_in_flight
-        self.in_flight = 0
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        limited = scope["type"] == "http" and scope.get("method") == "POST"
-        if not limited:
-            await self.app(scope, receive, send)
-            return
-        if self.in_flight >= self.max_in_flight:  # one event loop: no lock needed
-            detail = f"the server is computing {self.in_flight} forecasts, its limit; retry soon"
-            await _answer(send, 503, detail, [(b"retry-after", b"1")])
-            return
-        self.in_flight += 1
-        try:
-            await self.app(scope, receive, send)
-        finally:
-            self.in_flight -= 1
-
-
-class RolloutLimit:
-    """Slots for forecasts of more than one pass; the caller answers 503 when none is free.
-
-    Used from the event loop only, so a plain counter is enough.
-
-    Args:
-        max_rollouts: such forecasts computed at once, at least 1.
-    """
-
-    def __init__(self, max_rollouts: int) -> None:
-        if max_rollouts < 1:
-            raise ValueError(f"max_rollouts must be at least 1, got {max_rollouts}")
         self.max_rollouts = max_rollouts
         self.in_flight = 0
+        self.rollouts = 0
 
-    def enter(self) -> bool:
-        """Takes a slot; False when all are taken (nothing taken then)."""
-        if self.in_flight >= self.max_rollouts:
-            return False
+    def enter(self, passes: int) -> str | None:
+        """Takes a slot for a forecast of ``passes`` passes; or, when none is free, takes
+        nothing and returns why (the 503's detail)."""
+        if self.in_flight >= self.max_in_flight:
+            return f"the server is computing {self.in_flight} forecasts, its limit; retry soon"
+        if passes > 1:
+            if self.rollouts >= self.max_rollouts:
+                return (
+                    f"the server is computing {self.rollouts} forecasts past their trained "
+                    f"horizon, its limit; this one needs {passes} passes; retry soon"
+                )
+            self.rollouts += 1
         self.in_flight += 1
-        return True
+        return None
 
-    def leave(self) -> None:
-        """Gives a slot taken by :meth:`enter` back."""
+    def leave(self, passes: int) -> None:
+        """Gives back the slot :meth:`enter` took for the same ``passes``."""
         self.in_flight -= 1
+        if passes > 1:
+            self.rollouts -= 1
 
 
 async def _answer(send: Send, status: int, detail: str, headers: list[tuple[bytes, bytes]]) -> None:
