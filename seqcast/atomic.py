@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_directory", "write_bytes", "write_text"]
+__all__ = ["atomic_directory", "holds_current_folder", "write_bytes", "write_text"]
 
 
 def _umask() -> int:
@@ -58,6 +58,15 @@ def write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
 def write_text(path: str | os.PathLike[str], text: str) -> None:
     """:func:`write_bytes` for UTF-8 text."""
     write_bytes(path, text.encode("utf-8"))
+
+
+def holds_current_folder(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` is the current folder or one above it: a folder that
+    :func:`atomic_directory` cannot replace (the process stands in it), and that a user would
+    not want replaced whole."""
+    target = Path(path).resolve()
+    here = Path.cwd().resolve()
+    return target == here or target in here.parents
 
 
 @contextlib.contextmanager

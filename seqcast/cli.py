@@ -21,6 +21,7 @@ from rich.table import Table
 
 from seqcast.atomic import write_text
 from seqcast.cli_options import (
+    MAX_INPUT_BYTES,
     DataArg,
     Quiet,
     Seed,
@@ -81,6 +82,7 @@ def _load(source: str, options: dict[str, Any]) -> SeriesData:
         id_col=options["id_col"],
         fill=options["fill"],
         date_format=options["date_format"],
+        max_input_bytes=options["max_input_bytes"],
     )
 
 
@@ -281,6 +283,10 @@ def predict(
     max_horizon: Annotated[
         int, typer.Option("--max-horizon", help="Refuse a --horizon above this (bounded work).")
     ] = MAX_HORIZON,
+    max_input_bytes: Annotated[
+        int,
+        typer.Option("--max-input-bytes", help="Refuse a --data file larger than this."),
+    ] = MAX_INPUT_BYTES,
     quantiles: Annotated[
         str | None,
         typer.Option(
@@ -318,6 +324,7 @@ def predict(
             id_col=description["id_col"],
             fill=fill,
             date_format=description.get("date_format"),
+            max_input_bytes=max_input_bytes,
         )
     try:
         table = predict_saved(saved, horizon, fresh, levels, level_names=quantiles is None)

@@ -27,6 +27,9 @@ Seed = Annotated[int, typer.Option("--seed", help="Random seed.")]
 Quiet = Annotated[bool, typer.Option("--quiet", help="No progress output.")]
 Opt = typer.Option
 
+#: The largest data file a command reads unless told otherwise (``--max-input-bytes``): 1 GiB.
+MAX_INPUT_BYTES = 1 << 30
+
 
 def data_options(
     target: Annotated[
@@ -54,6 +57,10 @@ def data_options(
             "so backtest forecasts from filled points have seen a later value.",
         ),
     ] = "error",
+    max_input_bytes: Annotated[
+        int,
+        Opt("--max-input-bytes", help="Refuse a data file larger than this (bounded work)."),
+    ] = MAX_INPUT_BYTES,
 ) -> None:
     """How a file is read (the arguments of :func:`seqcast.data.datasets.load_source`)."""
 

@@ -24,7 +24,7 @@ from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
 from seqcast._version import __version__
-from seqcast.atomic import atomic_directory
+from seqcast.atomic import atomic_directory, holds_current_folder
 from seqcast.data.frame import SeriesData, future_index
 from seqcast.errors import ModelFormatError, SeqcastError
 from seqcast.forecasters.base import Forecaster
@@ -117,8 +117,7 @@ def check_destination(path: str | os.PathLike[str]) -> None:
             ``model.json``, or a model folder that also holds other entries (named).
     """
     target = Path(path)
-    here = Path.cwd().resolve()
-    if target.resolve() == here or target.resolve() in here.parents:
+    if holds_current_folder(target):
         raise ModelFormatError(
             f"'{target}' is the current folder or holds it; saving replaces the folder whole: "
             "name a new folder for the model"

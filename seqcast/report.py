@@ -20,7 +20,7 @@ import pandas as pd
 
 from seqcast import plotting
 from seqcast._version import __version__
-from seqcast.atomic import atomic_directory, write_text
+from seqcast.atomic import atomic_directory, holds_current_folder, write_text
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import estimate_season
 from seqcast.errors import DataError
@@ -134,10 +134,16 @@ def check_report_destination(path: str | os.PathLike[str]) -> bool:
     """Whether ``path`` holds an earlier report, which a new one replaces whole.
 
     Raises:
-        DataError: ``path`` is a file, or a folder holding anything a report does not write
-            (named), which writing the report would mix with or replace.
+        DataError: ``path`` is the current folder (or above it), a file, or a folder holding
+            anything a report does not write (named), which writing the report would mix
+            with or replace.
     """
     target = Path(path)
+    if holds_current_folder(target):
+        raise DataError(
+            f"'{target}' is the current folder or holds it; a report replaces its folder "
+            "whole: name a new folder for the report"
+        )
     if not target.exists():
         return False
     if not target.is_dir():

@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -524,6 +525,73 @@ def test_fit_out_the_current_folder_is_refused_before_training(
     run = run_main(capsys, "fit", str(csv_file), "-m", "naive", "--out", out)
     assert_one_error_line(run, f"'{out}' is the current folder or holds it")
     assert "fitting" not in run.err and list(empty.iterdir()) == []
+
+
+@pytest.mark.parametrize("out", [".", ".."])
+def test_report_out_the_current_folder_is_refused_before_any_backtest(
+    capsys: pytest.CaptureFixture[str],
+    csv_file: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    out: str,
+) -> None:
+    """Issue 19: `report --out .` ran every backtest, then failed ('Device or resource busy')."""
+    empty = tmp_path / "empty" / "here"
+    empty.mkdir(parents=True)
+    monkeypatch.chdir(empty)
+    run = run_main(capsys, "report", str(csv_file), "--out", out)
+    assert run.code == 2 and "Traceback" not in run.err, run.err
+    errors = [line for line in run.err.splitlines() if not line.startswith("seqcast: warning:")]
+    assert errors == [
+        f"seqcast: error: '{out}' is the current folder or holds it; a report replaces its "
+        "folder whole: name a new folder for the report"
+    ]  # and nothing ran before it: no progress line
+    assert list(empty.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", ["backtest", "fit", "report"])
+def test_a_data_file_above_max_input_bytes_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path, command: str
+) -> None:
+    """Issue 19: the CLI bounds its input as the service does."""
+    size = csv_file.stat().st_size
+    extra = {"fit": ["--out", str(tmp_path / "m")], "report": ["--out", str(tmp_path / "r")]}
+    model = [] if command == "report" else ["-m", "naive"]
+    run = run_main(capsys, command, str(csv_file), *model, *extra.get(command, []),
+                   "--max-input-bytes", str(size - 1))  # fmt: skip
+    assert_one_error_line(run, f"holds {size:,} bytes, above --max-input-bytes {size - 1:,}")
+    assert not (tmp_path / "m").exists() and not (tmp_path / "r").exists()
+
+
+def test_predict_data_above_max_input_bytes_is_refused_in_one_line(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "m"
+    assert run_main(capsys, "fit", str(csv_file), "-m", "naive", "--out", str(folder)).code == 0
+    size = csv_file.stat().st_size
+    run = run_main(capsys, "predict", str(folder), "--data", str(csv_file),
+                   "--max-input-bytes", "10")  # fmt: skip
+    assert_one_error_line(run, f"holds {size:,} bytes, above --max-input-bytes 10")
+
+
+def test_numpy_arithmetic_warnings_never_reach_the_user(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Issue 19: raw numpy warnings ('RuntimeWarning: divide by zero encountered') leaked."""
+    from seqcast.evaluation import metrics
+
+    original = metrics.mae
+
+    def noisy(*args: Any, **kwargs: Any) -> Any:
+        with np.errstate(all="warn"):
+            np.float64(1.0) / np.float64(0.0)  # divide by zero encountered
+            np.log(np.float64(-1.0))  # invalid value encountered
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(metrics, "mae", noisy)
+    run = run_main(capsys, "backtest", str(csv_file), "-m", "naive")
+    assert run.code == 0, run.err
+    assert "encountered" not in run.err and "RuntimeWarning" not in run.err, run.err
 
 
 def test_predict_csv_never_hands_a_spreadsheet_a_formula(

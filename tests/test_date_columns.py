@@ -71,8 +71,10 @@ def test_the_first_value_alone_does_not_decide_the_reading(tmp_path: Path) -> No
 
 
 def test_dates_that_read_two_ways_ask_for_the_format(tmp_path: Path) -> None:
-    path = write(tmp_path, "Day,value\n01/02/2020,1\n01/03/2020,2\n01/04/2020,3\n")
-    with pytest.raises(DataError, match=r"column 'Day'.*'01/02/2020'.*date_format") as caught:
+    path = write(tmp_path, "Day,value\n01/01/2020,1\n01/02/2020,2\n01/03/2020,3\n")
+    # The example is the first date that reads two ways (01/01 reads the same both ways).
+    both = r"column 'Day': dates such as '01/02/2020' read both as 2020-01-02 \(%m/%d/%Y\) and "
+    with pytest.raises(DataError, match=both + r"as 2020-02-01 \(%d/%m/%Y\)") as caught:
         load_series(path)
     assert caught.value.arguments == ("date_format",)
     with pytest.raises(DataError, match="date_format"):  # also when the column is named
@@ -80,13 +82,13 @@ def test_dates_that_read_two_ways_ask_for_the_format(tmp_path: Path) -> None:
     data = load_series(path, date_format="%d/%m/%Y")
     time = data.series[0].time
     assert time is not None
-    assert list(time) == list(pd.to_datetime(["2020-02-01", "2020-03-01", "2020-04-01"]))
+    assert list(time) == list(pd.to_datetime(["2020-01-01", "2020-02-01", "2020-03-01"]))
     assert data.freq == "MS"
     month_first = load_series(path, date_format="%m/%d/%Y")
     assert month_first.freq == "D"
     assert month_first.series[0].time is not None
     assert list(month_first.series[0].time) == list(
-        pd.to_datetime(["2020-01-02", "2020-01-03", "2020-01-04"])
+        pd.to_datetime(["2020-01-01", "2020-01-02", "2020-01-03"])
     )
 
 
@@ -156,7 +158,7 @@ def test_cli_names_the_date_format_flag_and_predict_reuses_it(
     path = write(tmp_path, "Day,v\n" + "".join(f"{d:%d/%m/%Y},{i}\n" for i, d in enumerate(days)))
     # Twelve days of January: every value reads both ways, day or month first.
     run = run_main(capsys, "backtest", str(path), "-m", "naive", "--quiet")
-    assert_one_error_line(run, "column 'Day'", "'01/01/2020'", "--date-format")
+    assert_one_error_line(run, "column 'Day'", "'02/01/2020'", "--date-format")
     folder = tmp_path / "model"
     run = run_main(capsys, "fit", str(path), "-m", "naive", "--date-format", "%d/%m/%Y",
                    "--out", str(folder), "--quiet")  # fmt: skip

@@ -9,6 +9,7 @@ import gzip
 import re
 import warnings
 from collections.abc import Callable
+from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
@@ -703,6 +704,72 @@ def test_values_whose_squares_overflow_are_refused_by_row(tmp_path: Path) -> Non
                        r"first -3e\+200 at row 3 \(line 4\): their squares overflow"):  # fmt: skip
         load_series(path)
     assert load_series(pd.DataFrame({"y": [1e149, -1e149, 0.0]})).series[0].values.shape == (3, 1)
+
+
+@pytest.mark.parametrize(
+    ("text", "first", "other"),
+    [
+        # Beyond int64: pandas keeps Python ints (object); 1e30 + 1 and 1e30 + 1000 are 1e30.
+        ("1000000000000000000000000000001\n1000000000000000000000000001000\n5\n",
+         "1000000000000000000000000000001", "1000000000000000000000000001000"),
+        # int64 just past 2 ** 53: 2 ** 53 + 3 and 2 ** 53 + 5 round to the same even float.
+        ("9007199254740995\n9007199254740997\n1\n", "9007199254740995", "9007199254740997"),
+        # uint64 near 2 ** 64.
+        ("18446744073709551610\n18446744073709551611\n1\n",
+         "18446744073709551610", "18446744073709551611"),
+    ],
+)  # fmt: skip
+def test_distinct_integers_that_read_as_one_float_are_refused(
+    tmp_path: Path, text: str, first: str, other: str
+) -> None:
+    """Issue 19: integers near 1e30 collapsed to one value and were forecast as a constant."""
+    path = tmp_path / "big.csv"
+    path.write_text("y\n" + text)
+    with pytest.raises(DataError, match=rf"column 'y', row 1 \(line 2\): {first} and {other} "
+                       "are different numbers but the same 64-bit float"):  # fmt: skip
+        load_series(path)
+
+
+def test_large_numbers_that_floats_hold_exactly_still_load(tmp_path: Path) -> None:
+    path = tmp_path / "big.csv"
+    path.write_text("y\n1000000000000000000000000000000\n2e30\n9007199254740992\n3\n")
+    values = load_series(path).series[0].values[:, 0]
+    np.testing.assert_array_equal(values, [1e30, 2e30, 2.0**53, 3.0])
+    decimals = pd.DataFrame({"y": [Decimal("1e30"), Decimal("1" + "0" * 29 + "1"), Decimal(1)]})
+    with pytest.raises(DataError, match="different numbers but the same 64-bit float"):
+        load_series(decimals)  # as a Parquet decimal128 column arrives
+
+
+@pytest.mark.parametrize("value", ["inf", "-8e307", "2e308"])
+def test_a_numeric_time_column_beyond_the_limit_is_refused_by_row(
+    tmp_path: Path, value: str
+) -> None:
+    """Issue 19: time steps near 1e308 crashed the report's plots; an infinite one was called a
+    duplicate timestamp."""
+    path = tmp_path / "t.csv"
+    path.write_text(f"t,y\n1,1\n2,2\n{value},3\n")
+    with pytest.raises(DataError, match=r"column 't', row 3 \(line 4\): time step .* is not a "
+                       r"finite number within ±1e\+150"):  # fmt: skip
+        load_series(path, time_col="t")
+
+
+def test_a_file_above_max_input_bytes_is_refused_before_it_is_read(tmp_path: Path) -> None:
+    path = tmp_path / "y.csv"
+    path.write_text("y\n1\n2\n3\n")  # 8 bytes
+    with pytest.raises(DataError, match="holds 8 bytes, above max_input_bytes 7") as caught:
+        load_series(path, max_input_bytes=7)
+    assert caught.value.arguments == ("max_input_bytes",)
+    assert len(load_series(path, max_input_bytes=8).series[0]) == 3
+
+
+def test_a_parquet_table_with_repeated_names_is_refused_by_name(tmp_path: Path) -> None:
+    pa = pytest.importorskip("pyarrow")
+    import pyarrow.parquet as pq
+
+    path = tmp_path / "dup.parquet"
+    pq.write_table(pa.table([pa.array([1.0, 2.0]), pa.array([3.0, 4.0])], names=["a", "a"]), path)
+    with pytest.raises(DataError, match="has several columns named 'a'; give each column"):
+        load_series(path)
 
 
 def test_missing_timestamps_are_added_and_filled_as_missing_values(tmp_path: Path) -> None:

@@ -1443,3 +1443,19 @@ def test_a_many_series_fit_that_kept_its_start_names_what_trained_further(
         make("rnn").fit([series(100), series(100, seed=1)], 1)
     with pytest.warns(Warning, match=r"epoch\(s\) run\)$"):
         make("rnn").fit([series(100)], 1)
+
+
+def test_nan_weights_are_named_as_non_finite_forecasts_also_when_rolled_out() -> None:
+    """Issue 19: with NaN weights, a forecast past the trained horizon fed the NaN back and
+    blamed 'the context has missing or infinite values'."""
+    values = series(160)
+    model = make("rnn").fit([values], 1)
+    with torch.no_grad():
+        next(model.network_.parameters()).fill_(float("nan"))
+    batch = contexts(values, 20)[:2]
+    with pytest.raises(DataError, match=r"rnn produced non-finite forecasts$"):
+        model.predict(batch, 1)
+    with pytest.raises(
+        DataError, match=r"rnn produced non-finite forecasts \(at steps 1 to 1 of 3"
+    ):
+        model.predict(batch, 3)

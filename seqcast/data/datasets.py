@@ -126,6 +126,7 @@ def load_source(
     id_col: str | None = None,
     fill: str = "error",
     date_format: str | None = None,
+    max_input_bytes: int | None = None,
 ) -> SeriesData:
     """A built-in dataset by name (unless a file of that name exists), else a CSV or Parquet
     file, loaded with :func:`seqcast.data.loading.load_series`'s options.
@@ -141,7 +142,7 @@ def load_source(
         options["date_format"] = date_format
     if source in DATASETS and not Path(source).exists():
         return DATASETS[source].load(**options)
-    return load_series(source, **options)
+    return load_series(source, max_input_bytes=max_input_bytes, **options)
 
 
 def default_splits(

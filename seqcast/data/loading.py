@@ -8,6 +8,7 @@ given too.
 from __future__ import annotations
 
 import contextlib
+import decimal
 import os
 import re
 import warnings
@@ -58,6 +59,7 @@ def load_series(
     fill: FillPolicy = "error",
     season: int | None = None,
     date_format: str | None = None,
+    max_input_bytes: int | None = None,
 ) -> SeriesData:
     """Reads, validates and arranges one or many series.
 
@@ -80,6 +82,7 @@ def load_series(
         season: the natural seasonal period, when known.
         date_format: how the time column's dates are written (``strftime`` codes, such as
             ``%d/%m/%Y``); needed only where they read two ways (day or month first).
+        max_input_bytes: a file larger than this is refused before it is read (None: any).
 
     Returns:
         The validated data: values (N, C) per series, targets first.
@@ -94,19 +97,14 @@ def load_series(
     """
     if fill not in FILL_POLICIES:
         raise DataError(f"unknown fill policy '{fill}'; expected one of {', '.join(FILL_POLICIES)}")
-    frame, where = _read(source)
+    frame, where = _read(source, max_input_bytes)
     frame = _drop_index_artifacts(frame)
     if frame.shape[1] == 0:
         raise DataError(f"{where.label} has no columns")
     if len(frame) == 0:
         raise DataError(f"{where.label} has a header but no data rows")
     names = [str(c) for c in frame.columns]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise DataError(
-            f"{where.label} has several columns named '{repeated[0]}'; give each column its "
-            "own name"
-        )
+    _refuse_repeated(names, where)
     if _ROW in names:
         raise DataError(f"{where.label}: the column name '{_ROW}' is reserved; rename it")
     frame = frame.copy()
@@ -200,6 +198,7 @@ def load_series(
 
 def _read(
     source: str | os.PathLike[str] | pd.DataFrame | np.ndarray,
+    max_input_bytes: int | None = None,
 ) -> tuple[pd.DataFrame, _Where]:
     if isinstance(source, pd.DataFrame):
         frame = source
@@ -226,8 +225,15 @@ def _read(
         raise DataError(f"{where.label} does not exist")
     if path.is_dir():
         raise DataError(f"{where.label} is a folder; expected a CSV or Parquet file")
-    if path.stat().st_size == 0:
+    size = path.stat().st_size
+    if size == 0:
         raise DataError(f"{where.label} is empty")
+    if max_input_bytes is not None and size > max_input_bytes:
+        raise DataError(
+            f"{where.label} holds {size:,} bytes, above max_input_bytes {max_input_bytes:,}; "
+            "raise the limit to read it (a table takes several times its file's size in memory)",
+            arguments=("max_input_bytes",),
+        )
     if is_parquet:
         return _read_parquet(path, where), where
     try:
@@ -239,13 +245,7 @@ def _read(
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise DataError(f"{where.label} is not a CSV table ({first})") from exc
-    written = [str(v) for v in first_line if isinstance(v, str)]
-    repeated = sorted({n for n in written if written.count(n) > 1})
-    if repeated:
-        raise DataError(
-            f"{where.label} has several columns named '{repeated[0]}'; give each column its "
-            "own name"
-        )
+    _refuse_repeated([str(v) for v in first_line if isinstance(v, str)], where)
     if frame.shape[1] == 1:
         header = str(frame.columns[0])
         if any(sep in header for sep in (";", "\t", "|")):
@@ -263,10 +263,27 @@ def _read_parquet(path: Path, where: _Where) -> pd.DataFrame:
         raise DataError(
             f"reading {where.label} needs pyarrow: pip install 'seqcast[parquet]'"
         ) from exc
+    import pyarrow.parquet as pq
+
     try:
-        return pd.read_parquet(path)
+        names = pq.read_schema(path).names
     except Exception as exc:  # pyarrow raises many types for a corrupt file
         raise DataError(f"{where.label} is not a Parquet table ({exc})") from exc
+    _refuse_repeated(names, where)
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:
+        raise DataError(f"{where.label} is not a Parquet table ({exc})") from exc
+
+
+def _refuse_repeated(names: Sequence[str], where: _Where) -> None:
+    """Refuses a table whose header repeats a name (pandas would rename or refuse it)."""
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise DataError(
+            f"{where.label} has several columns named '{repeated[0]}'; give each column its "
+            "own name"
+        )
 
 
 def _drop_index_artifacts(frame: pd.DataFrame) -> pd.DataFrame:
@@ -335,17 +352,64 @@ def _choose_columns(
 def _to_numeric(values: pd.Series, where: _Where, col: str) -> pd.Series:
     if pd.api.types.is_bool_dtype(values):
         raise DataError(f"{where.label}, column '{col}': expected numbers, got true/false values")
-    if pd.api.types.is_numeric_dtype(values):
+    if pd.api.types.is_float_dtype(values):
         return values.astype(np.float64)
-    converted = pd.to_numeric(values, errors="coerce")
-    bad = values.notna() & converted.isna()
-    if bad.any():
-        position = int(np.flatnonzero(bad.to_numpy())[0])
-        raise DataError(
-            f"{where.label}, column '{col}', {where.row(position)}: expected a number, "
-            f"got {values.iloc[position]!r} ({int(bad.sum())} non-numeric value(s) in the column)"
-        )
-    return converted.astype(np.float64)
+    if pd.api.types.is_numeric_dtype(values):
+        converted = values.astype(np.float64)
+    else:
+        converted = pd.to_numeric(values, errors="coerce").astype(np.float64)
+        bad = values.notna() & converted.isna()
+        if bad.any():
+            position = int(np.flatnonzero(bad.to_numpy())[0])
+            raise DataError(
+                f"{where.label}, column '{col}', {where.row(position)}: expected a number, got "
+                f"{values.iloc[position]!r} ({int(bad.sum())} non-numeric value(s) in the column)"
+            )
+    _check_exact(values, converted, where, col)
+    return converted
+
+
+#: Integers beyond this magnitude are not all exact as 64-bit floats (2 ** 53).
+EXACT_INTEGERS = float(2**53)
+
+
+def _check_exact(values: pd.Series, converted: pd.Series, where: _Where, col: str) -> None:
+    """Refuses distinct numbers (large integers, decimals, text) that read as one float.
+
+    A float keeps 15 to 17 significant digits: ``1e30 + 1`` and ``1e30 + 2`` both become
+    ``1e30``, and a series of them would be forecast as a constant.
+    """
+    big = np.abs(converted.to_numpy()) > EXACT_INTEGERS  # NaN compares False
+    if not big.any():
+        return
+    raw, floats = values[big], converted[big]
+    exact = raw.map(_exact_text)
+    merged = pd.DataFrame({"exact": exact.to_numpy(), "float": floats.to_numpy()})
+    distinct = merged.groupby("float")["exact"].transform("nunique").to_numpy()
+    if not (distinct > 1).any():
+        return
+    first = int(np.flatnonzero(distinct > 1)[0])
+    value = floats.iloc[first]
+    others = raw[(floats == value).to_numpy() & (exact != exact.iloc[first]).to_numpy()]
+    position = int(np.flatnonzero(big)[first])
+    raise DataError(
+        f"{where.label}, column '{col}', {where.row(position)}: {raw.iloc[first]!s} and "
+        f"{others.iloc[0]!s} are different numbers but the same 64-bit float ({value:.17g}), "
+        "which keeps 15 to 17 significant digits; subtract an offset or divide the column by "
+        "a power of ten first"
+    )
+
+
+def _exact_text(value: object) -> str:
+    """A number's exact value as canonical text (``1e3`` and ``1000`` alike)."""
+    try:
+        return str(decimal.Decimal(str(value).strip()).normalize(_EXACT))
+    except (decimal.InvalidOperation, ValueError):
+        return str(value)
+
+
+#: Enough digits for any number a file can hold (Python refuses integers of over 4,300).
+_EXACT = decimal.Context(prec=5000)
 
 
 def _check_finite(frame: pd.DataFrame, where: _Where, col: str) -> None:
@@ -457,9 +521,10 @@ def _read_dates(values: pd.Series, date_format: str | None) -> pd.Series | None:
     (format_a, reading), *others = readings
     for format_b, other in others:
         if not reading.equals(other):
+            at = int(np.flatnonzero((reading != other).to_numpy())[0])  # the first that differs
             raise DataError(
-                f"dates such as {first!r} read both as {reading.iloc[0]:%Y-%m-%d} "
-                f"({format_a}) and as {other.iloc[0]:%Y-%m-%d} ({format_b}); say which with "
+                f"dates such as {text.iloc[at]!r} read both as {reading.iloc[at]:%Y-%m-%d} "
+                f"({format_a}) and as {other.iloc[at]:%Y-%m-%d} ({format_b}); say which with "
                 "date_format",
                 arguments=("date_format",),
             )
@@ -477,7 +542,16 @@ def _parse_time(
             f"{where.label}, column '{time_col}', {where.row(position)}: missing timestamp"
         )
     if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        return raw.astype(np.float64)
+        steps = _to_numeric(raw, where, time_col)
+        odd = ~(np.abs(steps.to_numpy()) <= LARGEST_VALUE)  # infinite, or beyond the limit
+        if odd.any():
+            position = int(np.flatnonzero(odd)[0])
+            raise DataError(
+                f"{where.label}, column '{time_col}', {where.row(position)}: time step "
+                f"{steps.iloc[position]:.3g} is not a finite number within ±{LARGEST_VALUE:.0e}; "
+                "number the steps 0, 1, 2, … or use dates"
+            )
+        return steps
     if pd.api.types.is_datetime64_any_dtype(raw):
         return raw
     try:

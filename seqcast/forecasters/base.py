@@ -234,6 +234,11 @@ class Forecaster(ABC):
         done = 0
         while done < horizon:
             step = self._predict(context, self.horizon)  # (B, T, F)
+            if not np.isfinite(step).all():  # fed back, it would pass for a bad context
+                raise DataError(
+                    f"{self.name} produced non-finite forecasts (at steps {done + 1} to "
+                    f"{done + step.shape[1]} of {horizon})"
+                )
             pieces.append(step)
             done += step.shape[1]
             context = np.concatenate([context, step], axis=1)[:, step.shape[1] :]
