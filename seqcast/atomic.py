@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["atomic_directory", "holds_current_folder", "write_bytes", "write_text"]
+__all__ = ["atomic_directory", "holds_current_folder", "set_aside", "write_bytes", "write_text"]
 
 
 def _umask() -> int:
@@ -132,6 +132,16 @@ def _exchange(first: Path, second: Path) -> bool:
     if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
         return False
     raise OSError(code, os.strerror(code), str(first), None, str(second))
+
+
+def set_aside(path: str | os.PathLike[str]) -> Path | None:
+    """The folder an interrupted save left ``path``'s old content in (the newest), when
+    nothing took its place; else None."""
+    target = Path(path)
+    if target.exists():
+        return None
+    aside = sorted(target.parent.glob(f".{target.name}.*.old"), key=lambda p: p.stat().st_mtime)
+    return aside[-1] if aside else None
 
 
 def _recover(target: Path) -> None:

@@ -24,7 +24,7 @@ from safetensors.numpy import load as load_safetensors
 from safetensors.numpy import save as save_safetensors
 
 from seqcast._version import __version__
-from seqcast.atomic import atomic_directory, holds_current_folder
+from seqcast.atomic import atomic_directory, holds_current_folder, set_aside
 from seqcast.data.frame import SeriesData, future_index
 from seqcast.errors import ModelFormatError, SeqcastError
 from seqcast.forecasters.base import Forecaster
@@ -239,6 +239,13 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
     if folder.is_file():
         raise ModelFormatError(f"'{folder}' is a file, not a model folder written by 'seqcast fit'")
     if not folder.is_dir():
+        aside = set_aside(folder)
+        if aside is not None:
+            raise ModelFormatError(
+                f"{label} does not exist: a save to it was interrupted and left the previous "
+                f"model in '{aside}'; the next save to '{folder}' puts it back first, or rename "
+                "it yourself"
+            )
         raise ModelFormatError(f"{label} does not exist")
     for name in (CONFIG_FILE, WEIGHTS_FILE):
         if not (folder / name).is_file():
@@ -254,7 +261,11 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
     if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ModelFormatError(f"{label}: {CONFIG_FILE} is not a seqcast model description")
     version = config.get("format_version")
-    if version != FORMAT_VERSION or type(version) is not int:
+    if type(version) is not int:
+        raise ModelFormatError(
+            f"{label}: {CONFIG_FILE} gives format_version {version!r}, which is not an integer"
+        )
+    if version != FORMAT_VERSION:
         raise ModelFormatError(
             f"{label} uses model format version {version!r} (written by seqcast "
             f"{config.get('seqcast_version', '?')}); this seqcast {__version__} reads version "

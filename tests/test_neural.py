@@ -718,6 +718,22 @@ def test_config_that_disagrees_with_the_weights_is_refused(tmp_path: Path) -> No
         load_model(folder)
 
 
+def test_settings_asking_for_a_huge_network_are_refused_before_any_allocation(
+    tmp_path: Path,
+) -> None:
+    """Issue 19: a description edited (and signed again) to hidden_size 1e9 tried to allocate
+    32 GB before it was refused; the settings' shapes are now checked without memory."""
+    data = frame_data()
+    model = make("rnn").fit([data.series[0].values], 1)
+    folder = save_model(model, tmp_path / "model", data)
+    document = json.loads((folder / "model.json").read_text())
+    document["config"]["hidden_size"] = 1_000_000_000
+    write_signed(folder, document)
+    expected = r"inconsistent .*the settings make weight \S+ of shape \(1000000000, \d+\), the "
+    with pytest.raises(ModelFormatError, match=expected + r"weights file holds it of shape"):
+        load_model(folder)
+
+
 # ---------------------------------------------------------------------------- transforms
 def counts(n: int = 600, seed: int = 0) -> np.ndarray:
     """(N, 1) Poisson counts whose level swings from about 1 to 100: noise grows with level."""

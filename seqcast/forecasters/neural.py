@@ -751,16 +751,25 @@ class NeuralForecaster(Forecaster):
         ):
             raise ValueError(f"the saved floors {floors!r} are not 0 or -inf per target")
         self.floors_ = None if floors is None else np.asarray(floors, np.float64)
+        # The settings' network is first built without memory, so that settings that do not
+        # match the weights (an edited description asking for a huge network) are refused
+        # before anything is allocated.
+        with torch.device("meta"):
+            shapes = {k: tuple(v.shape) for k, v in self.network(self.spec).state_dict().items()}
         self.networks_ = []
         for member in range(self.ensemble):
-            network = self.network(self.spec)
             prefix = _prefix(member)
-            weights = {
-                k.removeprefix(prefix): torch.from_numpy(np.array(v))
-                for k, v in state.items()
-                if k.startswith(prefix)
-            }
-            network.load_state_dict(weights)
+            saved = {k.removeprefix(prefix): v for k, v in state.items() if k.startswith(prefix)}
+            for name, shape in shapes.items():
+                found = saved.get(name)
+                if found is None or tuple(found.shape) != shape:
+                    got = "missing" if found is None else f"of shape {tuple(found.shape)}"
+                    raise ValueError(
+                        f"the settings make weight {prefix}{name} of shape {shape}, the "
+                        f"weights file holds it {got}"
+                    )
+            network = self.network(self.spec)
+            network.load_state_dict({k: torch.from_numpy(np.array(v)) for k, v in saved.items()})
             network.eval()
             self.networks_.append(network)
         self.network_ = self.networks_[0]
