@@ -623,6 +623,22 @@ def test_report_on_daily_data_leaves_out_the_smoothing_its_season_cannot_hold(
     assert "diff-ma " in run.out and "diff-ma-smooth" not in run.out
 
 
+def test_report_out_an_earlier_report_is_replaced_with_a_warning_line(
+    capsys: pytest.CaptureFixture[str], csv_file: Path, tmp_path: Path
+) -> None:
+    """Issue 19: `report --out` overwrote an existing report without a word."""
+    folder = tmp_path / "r"
+    first = run_main(capsys, "report", str(csv_file), "--out", str(folder), "-m", "naive",
+                     "--quiet")  # fmt: skip
+    assert first.code == 0, first.err
+    assert "replacing" not in first.err
+    again = run_main(capsys, "report", str(csv_file), "--out", str(folder), "-m", "naive",
+                     "--quiet")  # fmt: skip
+    assert again.code == 0, again.err
+    assert f"seqcast: warning: replacing the earlier report in '{folder}'" in again.err.splitlines()
+    assert (folder / "report.html").is_file()
+
+
 def test_help_lists_every_model_name(capsys: pytest.CaptureFixture[str]) -> None:
     from seqcast.forecasters.registry import model_names
 
