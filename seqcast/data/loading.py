@@ -243,9 +243,20 @@ def _read(
     except pd.errors.EmptyDataError as exc:
         raise DataError(f"{where.label} is empty") from exc
     except (pd.errors.ParserError, UnicodeDecodeError, EOFError, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise DataError(f"{where.label} is not a CSV table ({first})") from exc
+        raise DataError(f"{where.label} is not a CSV table ({_reason(exc)})") from exc
     _refuse_repeated([str(v) for v in first_line if isinstance(v, str)], where)
+    # Integers with a missing value are read as floats, which may merge distinct large ones:
+    # such columns are read again as text, so that their exact values are checked.
+    inexact = [
+        str(col)
+        for col in frame.columns
+        if pd.api.types.is_float_dtype(frame[col])
+        and (np.abs(frame[col].to_numpy()) > EXACT_INTEGERS).any()
+    ]
+    if inexact:
+        text = pd.read_csv(path, usecols=inexact, dtype=str)
+        for col in inexact:
+            frame[col] = text[col].astype(object)
     if frame.shape[1] == 1:
         header = str(frame.columns[0])
         if any(sep in header for sep in (";", "\t", "|")):
@@ -258,22 +269,39 @@ def _read(
 
 def _read_parquet(path: Path, where: _Where) -> pd.DataFrame:
     try:
-        import pyarrow  # noqa: F401
+        import pyarrow as pa
+        import pyarrow.parquet as pq
     except ImportError as exc:
         raise DataError(
             f"reading {where.label} needs pyarrow: pip install 'seqcast[parquet]'"
         ) from exc
-    import pyarrow.parquet as pq
-
     try:
         names = pq.read_schema(path).names
     except Exception as exc:  # pyarrow raises many types for a corrupt file
-        raise DataError(f"{where.label} is not a Parquet table ({exc})") from exc
+        raise DataError(f"{where.label} is not a Parquet table ({_reason(exc)})") from exc
     _refuse_repeated(names, where)
     try:
-        return pd.read_parquet(path)
+        table = pq.read_table(path)
+        table.validate(full=True)  # text that is not UTF-8, found now and not mid-way
+        frame: pd.DataFrame = table.to_pandas()
     except Exception as exc:
-        raise DataError(f"{where.label} is not a Parquet table ({exc})") from exc
+        raise DataError(f"{where.label} is not a Parquet table ({_reason(exc)})") from exc
+    for position, field in enumerate(table.schema):
+        # pandas turns integers with a missing value into floats, which may merge distinct
+        # large ones: such columns keep their exact values, checked when read as numbers.
+        if pa.types.is_integer(field.type) and frame.iloc[:, position].dtype.kind == "f":
+            frame[field.name] = pd.Series(
+                table.column(position).to_pylist(), index=frame.index, dtype=object
+            )
+    return frame
+
+
+def _reason(exc: BaseException) -> str:
+    """The first line of an exception's message, control characters escaped: pyarrow and
+    pandas messages run over several lines and may quote raw bytes."""
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in first)
 
 
 def _refuse_repeated(names: Sequence[str], where: _Where) -> None:
@@ -534,6 +562,26 @@ def _read_dates(values: pd.Series, date_format: str | None) -> pd.Series | None:
 def _parse_time(
     frame: pd.DataFrame, where: _Where, time_col: str, date_format: str | None = None
 ) -> pd.Series:
+    """The time column as timestamps or numeric steps, every one present and finite.
+
+    Raises:
+        DataError: a value is missing, unreadable, or reads as a missing time (text such as
+            ``NaT``, ``NaN`` or an empty string); the message names its row.
+    """
+    time = _read_time(frame, where, time_col, date_format)
+    missing = time.isna().to_numpy()
+    if missing.any():
+        position = int(np.flatnonzero(missing)[0])
+        raise DataError(
+            f"{where.label}, column '{time_col}', {where.row(position)}: "
+            f"{frame[time_col].iloc[position]!r} is not a timestamp (it reads as a missing one)"
+        )
+    return time
+
+
+def _read_time(
+    frame: pd.DataFrame, where: _Where, time_col: str, date_format: str | None
+) -> pd.Series:
     raw = frame[time_col]
     missing = raw.isna().to_numpy()
     if missing.any():
@@ -541,8 +589,9 @@ def _parse_time(
         raise DataError(
             f"{where.label}, column '{time_col}', {where.row(position)}: missing timestamp"
         )
-    if pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw):
-        steps = _to_numeric(raw, where, time_col)
+    numeric = pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw)
+    if numeric or (_is_text(raw) and pd.to_numeric(raw, errors="coerce").notna().all()):
+        steps = _to_numeric(raw, where, time_col)  # (text: large numbers kept exact to here)
         odd = ~(np.abs(steps.to_numpy()) <= LARGEST_VALUE)  # infinite, or beyond the limit
         if odd.any():
             position = int(np.flatnonzero(odd)[0])
