@@ -254,12 +254,13 @@ def fit(
             raise DataError(f"{series.label(s)} has {n} points; {model} needs at least {needed}")
     started = time.perf_counter()
     _say(quiet, f"fitting {model} on {series.source} ...")
+    series = forecaster.readable(series)  # gaps (fill mask) kept, or carried forward
+    histories = [s.values for s in series.series]
     with EpochBar(quiet, err) as bar:
-        forecaster.fit([s.values for s in series.series], series.n_targets, on_epoch=bar)
+        forecaster.fit(histories, series.n_targets, on_epoch=bar)
     extras = None
     if intervals and not forecaster.has_quantiles:
         _say(quiet, f"calibrating the intervals of {model} ...")
-        histories = [s.values for s in series.series]
         steps = forecaster.horizon if interval_steps is None else interval_steps
         conformal = calibrate(forecaster, histories, series.n_targets, steps)
         extras = conformal.to_state()

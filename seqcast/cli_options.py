@@ -51,10 +51,13 @@ def data_options(
         str,
         Opt(
             "--fill",
-            help="Missing values and timestamps: error|ffill|interpolate|drop (ffill and "
-            "interpolate also add timestamps missing from the frequency). ffill looks back only (a "
-            "leading gap takes the first value); interpolate reads the value after each gap, "
-            "so backtest forecasts from filled points have seen a later value.",
+            help="Missing values and timestamps: error|ffill|interpolate|drop|mask (all but "
+            "error and drop also add timestamps missing from the frequency; the rows not "
+            "observed are never scored). ffill looks back only (a leading gap takes the first "
+            "value); interpolate reads the value after each gap, so backtest forecasts from "
+            "filled points have seen a later value; mask leaves target gaps missing: neural "
+            "models read them as such and never train on them, the others carry the last "
+            "value forward.",
         ),
     ] = "error",
     max_input_bytes: Annotated[

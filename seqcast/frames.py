@@ -33,6 +33,7 @@ import numpy as np
 import pandas as pd
 
 from seqcast.data.frame import Series, SeriesData
+from seqcast.data.gaps import carry_forward
 from seqcast.data.loading import load_series
 from seqcast.data.seasonality import season_from_freq
 from seqcast.errors import DataError, NotFittedError, SeqcastWarning
@@ -58,7 +59,9 @@ class Forecast:
         id_col: the series id column.
         time_col: the time column (dates or numeric steps).
         target_col: the column to forecast.
-        fill: missing values: ``error``, ``ffill``, ``interpolate`` or ``drop``.
+        fill: missing values: ``error``, ``ffill``, ``interpolate``, ``drop`` or ``mask``
+            (see :func:`~seqcast.data.loading.load_series`); a row not observed is never
+            scored: its actual value is NaN in :meth:`cross_validation`.
 
     Raises:
         DataError: no models, or a model that is not a forecaster.
@@ -229,15 +232,13 @@ class Forecast:
                 fitted = self._fit_all(parts)
                 if bands:
                     conformal = {
-                        alias: calibrate(self.models[alias], parts, 1, horizon)
+                        alias: calibrate(self.models[alias], _readable(model, parts), 1, horizon)
                         for alias, model in fitted.items()
                         if not model.quantiles_reach(horizon)
                     }
             frame = self._frame(data, list(data.series), ends, horizon, columns)
             frame.insert(2, "cutoff", columns.times(_cutoffs(data.series, ends, horizon)))
-            actual = [
-                s.values[end : end + horizon, 0] for s, end in zip(data.series, ends, strict=True)
-            ]
+            actual = [_actual(s, end, horizon) for s, end in zip(data.series, ends, strict=True)]
             frame.insert(3, self.target_col, np.concatenate(actual))
             for alias, model in fitted.items():
                 point = _forecast(model, data, list(data.series), ends, horizon)
@@ -302,7 +303,7 @@ class Forecast:
         fitted = {}
         for alias, model in self.models.items():
             fresh = type(model)(**model.get_params())
-            fitted[alias] = fresh.fit(parts, 1)
+            fitted[alias] = fresh.fit(_readable(fresh, parts), 1)
         return fitted
 
     def _horizon(self, h: int | None) -> int:
@@ -440,7 +441,7 @@ def _native_bands(
     model: Forecaster, data: SeriesData, chosen: list[Series], ends: list[int], horizon: int
 ) -> Bands:
     """A quantile model's own quantiles of every chosen series from before ``ends[i]``."""
-    histories = [s.values[:end] for s, end in zip(chosen, ends, strict=True)]
+    histories = _readable(model, [s.values[:end] for s, end in zip(chosen, ends, strict=True)])
     contexts = model.last_contexts(histories, [data.label(s) for s in chosen])
     return lambda levels: model.predict_quantiles(contexts, levels, horizon)
 
@@ -469,6 +470,21 @@ def _add_bands(
         frame[quantile_name(alias, q)] = column(q)
 
 
+def _readable(model: Forecaster, histories: list[np.ndarray]) -> list[np.ndarray]:
+    """Histories as ``model`` reads them: gaps (``fill="mask"``) kept for a model that reads
+    them, else carried forward (see :mod:`seqcast.data.gaps`)."""
+    return histories if model.reads_gaps else [carry_forward(h) for h in histories]
+
+
+def _actual(series: Series, end: int, horizon: int) -> np.ndarray:
+    """(T,) actual values after ``end``, NaN where the row was not observed (filled or a gap):
+    :func:`evaluate` never scores such a row."""
+    values = np.array(series.values[end : end + horizon, 0])
+    if series.unobserved is not None:
+        values[series.unobserved[end : end + horizon]] = np.nan
+    return values
+
+
 def _cutoffs(series: Sequence[Series], ends: list[int], horizon: int) -> np.ndarray:
     """The last time each model saw, repeated for the ``horizon`` rows of each series."""
     last = [
@@ -482,7 +498,7 @@ def _forecast(
 ) -> np.ndarray:
     """(S, T) forecasts of every chosen series from its history before ``ends[i]``, in one
     batched call."""
-    histories = [s.values[:end] for s, end in zip(chosen, ends, strict=True)]
+    histories = _readable(model, [s.values[:end] for s, end in zip(chosen, ends, strict=True)])
     contexts = model.last_contexts(histories, [data.label(s) for s in chosen])
     return model.predict(contexts, horizon)[:, :, 0]  # (S, T, 1) -> (S, T)
 
@@ -559,6 +575,9 @@ def evaluate(
     rows = []
     for key, window in df.groupby(keys, sort=False):
         series_id = key[0] if isinstance(key, tuple) else key
+        window = window[window[target_col].notna()]  # a filled point or a gap is not scored
+        if window.empty:
+            continue
         actual = window[target_col].to_numpy(dtype=np.float64)
         for name in metrics:
             if name in ("wql", "coverage"):

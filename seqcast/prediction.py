@@ -222,6 +222,7 @@ def predict_saved(
             indexes.append(saved.future_index(i, steps))
             ids.append(description["series"][i]["id"])
     else:
+        data = forecaster.readable(data)  # gaps (fill mask) kept, or carried forward
         for s in data.series:
             contexts.append(s.values)
             if s.time is None:  # rows without time: steps after the last row

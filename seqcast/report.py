@@ -298,6 +298,7 @@ def forecast_ahead(
         where intervals cannot be calibrated: a note in the figure says so) and their levels.
     """
     forecaster = create_for(model, settings)
+    data = forecaster.readable(data)  # gaps (fill mask) kept, or carried forward
     histories = [s.values for s in data.series]
     forecaster.fit(histories, data.n_targets)
     steps = forecaster.horizon

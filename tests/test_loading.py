@@ -454,7 +454,7 @@ def test_missing_values_with_policy_error(write_file: WriteFile) -> None:
     path = write_file("t.csv", MISSING)
     expected = (
         f"^{file_label(path)}, column 'y' has 4 missing value\\(s\\), the first at "
-        r"row 1 \(line 2\); pass fill ffill, interpolate or drop"
+        r"row 1 \(line 2\); pass fill ffill, interpolate, drop or mask"
     )
     with pytest.raises(DataError, match=expected):
         load_series(path, targets=["y", "x"])
@@ -782,7 +782,7 @@ def test_missing_timestamps_are_added_and_filled_as_missing_values(tmp_path: Pat
     values = np.sin(np.arange(60) / 5.0) * 10
     path = tmp_path / "temps.csv"
     pd.DataFrame({"date": days[keep], "temp": values[keep]}).to_csv(path, index=False)
-    with pytest.raises(DataError, match="or pass fill ffill or interpolate to add missing"):
+    with pytest.raises(DataError, match="or pass fill ffill, interpolate or mask to add missing"):
         load_series(path)
     for fill in ("ffill", "interpolate"):
         with pytest.warns(UserWarning, match=r"added 3 missing timestamp\(s\) at frequency D "

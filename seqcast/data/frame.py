@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
+
+from seqcast.data.gaps import carry_forward, has_gaps
 
 __all__ = ["Series", "SeriesData", "future_index"]
 
@@ -18,11 +20,15 @@ class Series:
         values: float64 array (N, C); channel order is ``SeriesData.columns``.
         time: timestamps or numeric steps of length N, or None when rows are steps.
         series_id: the value of the id column in long format, else None.
+        unobserved: (N,) True where a target value of the row was not observed (filled, or
+            missing with ``fill`` ``mask``), or None when every row was: such rows are never
+            scored (see :mod:`seqcast.data.gaps`).
     """
 
     values: np.ndarray
     time: pd.Index | None = None
     series_id: str | None = None
+    unobserved: np.ndarray | None = None
 
     def __len__(self) -> int:
         return int(self.values.shape[0])
@@ -74,6 +80,32 @@ class SeriesData:
     @property
     def lengths(self) -> list[int]:
         return [len(s) for s in self.series]
+
+    @property
+    def has_gaps(self) -> bool:
+        """Whether some values are missing (NaN): loaded with ``fill`` ``mask``."""
+        return any(has_gaps(s.values) for s in self.series)
+
+    def carried_forward(self) -> SeriesData:
+        """The same data with each gap carried forward from the value before it (for models
+        that do not read gaps); which rows were unobserved is kept."""
+        if not self.has_gaps:
+            return self
+        series = tuple(replace(s, values=carry_forward(s.values)) for s in self.series)
+        return replace(self, series=series)
+
+    def observed(self) -> SeriesData:
+        """The same data with every unobserved target value (filled, or a gap) missing (NaN):
+        what scores and their scales are computed from, whatever filled the data."""
+        if all(s.unobserved is None for s in self.series):
+            return self
+        series = []
+        for s in self.series:
+            values = np.array(s.values)
+            if s.unobserved is not None:
+                values[s.unobserved, : self.n_targets] = np.nan
+            series.append(replace(s, values=values))
+        return replace(self, series=tuple(series))
 
     def label(self, series: Series) -> str:
         """How messages name ``series``: by its id in long format, else by the data's source."""

@@ -26,7 +26,7 @@ from seqcast.errors import DataError
 
 __all__ = ["FILL_POLICIES", "FillPolicy", "load_series"]
 
-FillPolicy = Literal["error", "ffill", "interpolate", "drop"]
+FillPolicy = Literal["error", "ffill", "interpolate", "drop", "mask"]
 FILL_POLICIES: tuple[str, ...] = get_args(FillPolicy)
 TIME_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "ds")
 _ROW = "_seqcast_row"
@@ -78,7 +78,11 @@ def load_series(
             the one text column whose every value reads as a date (a note says which; two such
             columns are an error naming both).
         id_col: column naming the series in long format.
-        fill: what to do with missing values: ``error``, ``ffill``, ``interpolate`` or ``drop``.
+        fill: what to do with missing values: ``error``, ``ffill``, ``interpolate``, ``drop``
+            or ``mask`` (targets stay missing: gaps that models read natively or carry
+            forward; features are carried forward). All but ``error`` and ``drop`` also add
+            the timestamps missing from the frequency; the rows not observed are marked
+            (:attr:`Series.unobserved`) and never scored.
         season: the natural seasonal period, when known.
         date_format: how the time column's dates are written (``strftime`` codes, such as
             ``%d/%m/%Y``); needed only where they read two ways (day or month first).
@@ -167,7 +171,7 @@ def load_series(
         label = where.label if series_id is None else f"{where.label}, series '{series_id}'"
         if time_col is not None:
             group = _sort_by_time(group, where, label, time_col, notes)
-            if fill in ("ffill", "interpolate"):
+            if fill in ("ffill", "interpolate", "mask"):
                 group = _insert_missing_times(group, label, time_col, fill, notes)
             group_freq, group_step = _check_spacing(group, where, label, time_col)
             if series and group_freq != freq:
@@ -176,10 +180,14 @@ def load_series(
                     "all series must share one frequency"
                 )
             freq, step = group_freq, group_step
-        group = _handle_missing(group, where, label, columns, fill, notes)
+        # Rows whose targets were not observed (missing, or added for a missing timestamp):
+        # never scored, whether filled or masked.
+        unobserved = group[targets].isna().any(axis=1).to_numpy()
+        group = _handle_missing(group, where, label, columns, targets, fill, notes)
         values = group[columns].to_numpy(dtype=np.float64)
         index = None if time_col is None else pd.Index(group[time_col], name=time_col)
-        series.append(Series(values=values, time=index, series_id=series_id))
+        kept = unobserved if fill != "drop" and unobserved.any() else None
+        series.append(Series(values=values, time=index, series_id=series_id, unobserved=kept))
 
     return SeriesData(
         series=tuple(series),
@@ -734,7 +742,12 @@ def _insert_missing_times(
         step = freq if isinstance(freq, str) else str(pd.tseries.frequencies.to_offset(freq))
         message = (
             f"{label}: added {len(missing)} missing timestamp(s) at frequency {step} "
-            f"({shown}{more}); their values are filled with {fill}"
+            f"({shown}{more}); "
+            + (
+                "their targets are gaps (fill mask)"
+                if fill == "mask"
+                else f"their values are filled with {fill}"
+            )
         )
         warnings.warn(message, UserWarning, stacklevel=4)
         notes.append(message)
@@ -780,7 +793,7 @@ def _check_spacing(
             f"{label}, column '{time_col}', {where.row(int(rows[position]))}: irregular spacing "
             f"({index[position - 1]} to {index[position]}, while most steps are "
             f"{pd.Timedelta(int(usual), unit=index.unit)}); resample to a regular frequency "
-            "first, or pass fill ffill or interpolate to add missing timestamps",
+            "first, or pass fill ffill, interpolate or mask to add missing timestamps",
             arguments=("fill",),
         )
     values = time.to_numpy(dtype=np.float64)
@@ -821,6 +834,7 @@ def _handle_missing(
     where: _Where,
     label: str,
     columns: list[str],
+    targets: list[str],
     fill: FillPolicy,
     notes: list[str],
 ) -> pd.DataFrame:
@@ -833,7 +847,7 @@ def _handle_missing(
     if fill == "error":
         raise DataError(
             f"{label}, column '{col}' has {count} missing value(s), the first at "
-            f"{where.row(first)}; pass fill ffill, interpolate or drop, or clean the file",
+            f"{where.row(first)}; pass fill ffill, interpolate, drop or mask, or clean the file",
             arguments=("fill",),
         )
     total = int(missing.to_numpy().sum())
@@ -847,6 +861,20 @@ def _handle_missing(
             )
         notes.append(
             f"{label}: dropped {int(missing.any(axis=1).sum())} row(s) with missing values"
+        )
+        return group
+    if fill == "mask":
+        # Targets stay missing (models that read gaps mask them, the others carry the last
+        # value forward); input features are carried forward, looking back only.
+        features = [c for c in columns if c not in targets]
+        if features:
+            group[features] = group[features].ffill().bfill()
+        if group[targets].isna().all().any():
+            raise DataError(f"{label}: a target column has no values at all")
+        masked = int(group[targets].isna().to_numpy().sum())
+        notes.append(
+            f"{label}: {masked} missing target value(s) left as gaps (fill mask): never "
+            "trained on or scored"
         )
         return group
     if fill == "ffill":

@@ -176,6 +176,8 @@ def backtest(
     )
 
     levels = () if quantiles is None else check_quantiles(quantiles)
+    observed = data.observed()  # the actual values scored, and their scales: never a filled one
+    data = forecaster.readable(data)  # gaps kept for a model that reads them, else carried
     trains = [s.values[:split] for s, split in zip(data.series, splits, strict=True)]
     fit_seconds = predict_seconds = 0.0
     started = time.perf_counter()
@@ -196,10 +198,11 @@ def backtest(
     context = forecaster.context_length
     forecasts, actuals, origins = [], [], []
     quantile_forecasts: list[np.ndarray] = []  # a quantile model's own
-    for series, split in zip(data.series, splits, strict=True):
+    for series, seen, split in zip(data.series, observed.series, splits, strict=True):
         values = series.values
         starts = np.arange(split, len(series) - horizon + 1, stride)
-        truth = sliding_windows(values[:, : data.n_targets], horizon)[starts]  # (B, T, Ft)
+        # (B, T, Ft) actual values, NaN where not observed (filled, or a gap): never scored.
+        truth = np.array(sliding_windows(seen.values[:, : data.n_targets], horizon)[starts])
         if refit:
             pieces, bands = [], []
             for origin in starts:
@@ -226,14 +229,14 @@ def backtest(
                 quantile_forecasts.append(forecaster.predict_quantiles(contexts, levels))
             predict_seconds += time.perf_counter() - started
         forecasts.append(predicted)
-        actuals.append(np.array(truth))
+        actuals.append(truth)
         origins.append(starts)
 
-    scores = score(data, splits, forecasts, actuals, season)
+    scores = score(observed, splits, forecasts, actuals, season)
     per_series = [
-        score_one(data, series, split, predicted, truth, season)
+        score_one(observed, series, split, predicted, truth, season)
         for series, split, predicted, truth in zip(
-            data.series, splits, forecasts, actuals, strict=True
+            observed.series, splits, forecasts, actuals, strict=True
         )
     ]
     averaged = {
@@ -252,7 +255,10 @@ def backtest(
             actuals,
             quantile_forecasts,
             levels,
-            [t[:, : data.n_targets] for t in trains],
+            [
+                s.values[:split, : data.n_targets]
+                for s, split in zip(observed.series, splits, strict=True)
+            ],
             season,
         )
         per_series = [{**row, **extra} for row, extra in zip(per_series, each, strict=True)]
@@ -290,19 +296,28 @@ def score_one(
     and MAPE are None where undefined (a constant training part, zeros)."""
     rows = []
     for k in range(data.n_targets):
-        true, pred = actuals[..., k].ravel(), forecasts[..., k].ravel()
+        true, pred = _observed(actuals[..., k].ravel(), forecasts[..., k].ravel())
         row = _point_metrics(true, pred)
         try:
             scale = metrics.mase_scale(series.values[:split, k], min(season, split - 1))
-            row["mase"] = metrics.mae(true, pred) / scale
+            row["mase"] = metrics.mae(true, pred) / scale if len(true) else None
         except DataError:
             row["mase"] = None
         rows.append(row)
     return {name: metrics.mean_or_none([r[name] for r in rows]) for name in METRIC_NAMES}
 
 
+def _observed(true: np.ndarray, pred: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The pairs whose actual value was observed (finite)."""
+    keep = np.isfinite(true)
+    return true[keep], pred[keep]
+
+
 def _point_metrics(true: np.ndarray, pred: np.ndarray) -> dict[str, float | None]:
-    """Every metric but MASE of forecasts ``pred`` against ``true`` (MAPE None at zeros)."""
+    """Every metric but MASE of forecasts ``pred`` against ``true`` (MAPE None at zeros;
+    every one None without a point)."""
+    if len(true) == 0:
+        return dict.fromkeys(("mae", "mse", "rmse", "smape", "mape"))
     row: dict[str, float | None] = {
         "mae": metrics.mae(true, pred),
         "mse": metrics.mse(true, pred),
@@ -331,14 +346,17 @@ def score(
     for k, name in enumerate(data.targets):
         true = np.concatenate([a[..., k].ravel() for a in actuals])
         pred = np.concatenate([f[..., k].ravel() for f in forecasts])
-        row = _point_metrics(true, pred)
+        row = _point_metrics(*_observed(true, pred))
         try:
-            scaled = [
-                np.abs(a[..., k] - f[..., k]).ravel()
-                / metrics.mase_scale(s.values[:split, k], min(season, split - 1))
-                for s, split, a, f in zip(data.series, splits, actuals, forecasts, strict=True)
-            ]
-            row["mase"] = float(np.mean(np.concatenate(scaled)))
+            scaled = np.concatenate(
+                [
+                    np.abs(a[..., k] - f[..., k]).ravel()
+                    / metrics.mase_scale(s.values[:split, k], min(season, split - 1))
+                    for s, split, a, f in zip(data.series, splits, actuals, forecasts, strict=True)
+                ]
+            )
+            scaled = scaled[np.isfinite(scaled)]  # the observed points only
+            row["mase"] = float(np.mean(scaled)) if len(scaled) else None
         except DataError:
             row["mase"] = None
         result[name] = row

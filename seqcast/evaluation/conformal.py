@@ -200,6 +200,9 @@ def calibrate(
         scale = series_scales([fit_part], n_targets)  # (1, 1, Ft)
         scores.append(np.abs(truth - predicted) / scale)
     pooled = np.concatenate(scores)  # (n, T, Ft)
+    pooled = pooled[np.isfinite(pooled).all(axis=(1, 2))]  # windows with a gap are not scored
     count = pooled.shape[0]
+    if count == 0:
+        raise DataError("intervals need calibration windows without gaps; none has none")
     widths = np.quantile(pooled, conformal_levels(count), axis=0, method="inverted_cdf")
     return Conformal(widths=np.asarray(widths, dtype=np.float64), n_scores=count)

@@ -84,7 +84,8 @@ def smape(y_true: np.ndarray, y_pred: np.ndarray) -> float:
 
 
 def mase_scale(y_train: np.ndarray, season: int = 1) -> float:
-    """In-sample MAE of the seasonal naive forecast on the training values, the MASE denominator.
+    """In-sample MAE of the seasonal naive forecast on the training values, the MASE denominator
+    (over the pairs of observed values: a gap, NaN, leaves its pairs out).
 
     Raises:
         DataError: the training part is not longer than ``season`` or is constant.
@@ -96,7 +97,11 @@ def mase_scale(y_train: np.ndarray, season: int = 1) -> float:
         raise DataError(
             f"MASE with season {season} needs more than {season} training points, got {train.size}"
         )
-    scale = float(np.mean(np.abs(train[season:] - train[:-season])))
+    changes = np.abs(train[season:] - train[:-season])
+    changes = changes[np.isfinite(changes)]  # pairs across a gap (fill mask) are unknown
+    if changes.size == 0:
+        raise DataError(f"MASE with season {season} has no pair of observed training points")
+    scale = float(np.mean(changes))
     if scale == 0.0:
         raise DataError("MASE is undefined: the training part is constant at that season")
     return scale

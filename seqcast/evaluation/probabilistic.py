@@ -195,6 +195,14 @@ def score_quantiles(
         for k in range(n_targets):
             y = np.concatenate([a[..., k].ravel() for a in true])
             f = np.concatenate([p[..., k, :].reshape(-1, len(quantiles)) for p in pred])
+            observed = np.isfinite(y)  # a filled point or a gap is never scored
+            y, f = y[observed], f[observed]
+            if y.size == 0:
+                for name in ("wql", *(f"coverage_{level}" for level in intervals)):
+                    row.setdefault(name, []).append(None)
+                if 95 in intervals:
+                    row.setdefault("msis", []).append(None)
+                continue
             try:
                 row.setdefault("wql", []).append(wql(y, f, quantiles))
             except DataError:
@@ -205,12 +213,15 @@ def score_quantiles(
                 low, high = intervals[95]
                 per_series: list[float | None] = []
                 for a, p, t in zip(true, pred, train, strict=True):
+                    seen = np.isfinite(a[..., k])
+                    if not seen.any():
+                        continue
                     try:
                         per_series.append(
                             msis(
-                                a[..., k],
-                                p[..., k, low],
-                                p[..., k, high],
+                                a[..., k][seen],
+                                p[..., k, low][seen],
+                                p[..., k, high][seen],
                                 t[:, k],
                                 min(season, len(t) - 1),
                                 0.05,

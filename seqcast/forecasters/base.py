@@ -17,6 +17,7 @@ from typing import Any, ClassVar, Self
 
 import numpy as np
 
+from seqcast.data.frame import SeriesData
 from seqcast.errors import DataError, NotFittedError, SeqcastWarning
 
 __all__ = ["EpochEnd", "Forecaster", "first_non_finite"]
@@ -144,7 +145,14 @@ class Forecaster(ABC):
         if not 1 <= n_targets <= next(iter(widths)):
             raise DataError(f"n_targets must lie in 1..{next(iter(widths))}, got {n_targets}")
         for s in series:
-            if not np.isfinite(s).all():
+            # A missing target value is a gap to a model that reads gaps (seqcast.data.gaps);
+            # input features must be complete.
+            missing = np.isnan(s)
+            if (
+                np.isinf(s).any()
+                or missing[:, n_targets:].any()
+                or (missing.any() and not self.can_pad)
+            ):
                 raise DataError("the training data has missing or infinite values")
         self.n_features_ = int(next(iter(widths)))
         self.n_targets_ = int(n_targets)
@@ -307,6 +315,19 @@ class Forecaster(ABC):
         """Whether this fitted model forecasts from contexts padded in front with NaN (it
         trained on padded windows, so it knows them)."""
         return False
+
+    def readable(self, data: SeriesData) -> SeriesData:
+        """``data`` as this model reads it: with its gaps (missing values, ``fill`` ``mask``)
+        for a model that reads them natively (one that pads: before fitting, :attr:`can_pad`;
+        after, :attr:`accepts_padding`), else with each gap carried forward from the value
+        before it (:mod:`seqcast.data.gaps`)."""
+        return data if self.reads_gaps else data.carried_forward()
+
+    @property
+    def reads_gaps(self) -> bool:
+        """Whether the model reads missing values (NaN) as gaps: before fitting,
+        :attr:`can_pad`; after, :attr:`accepts_padding` (its inputs flag unobserved values)."""
+        return self.accepts_padding if getattr(self, "is_fitted_", False) else self.can_pad
 
     def last_contexts(self, histories: Sequence[np.ndarray], labels: Sequence[str]) -> np.ndarray:
         """The contexts to forecast each series from: the last C = :attr:`context_length`

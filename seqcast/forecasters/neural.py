@@ -14,6 +14,7 @@ import numpy as np
 import torch
 
 from seqcast import _native as native
+from seqcast.data.gaps import carry_forward, has_gaps
 from seqcast.data.scaling import TRANSFORMS, Scaler, choose_power, scale_span, transform_power
 from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError, ModelFormatError, SeqcastWarning, TrainingWarning
@@ -353,7 +354,13 @@ class NeuralForecaster(Forecaster):
         return find_lr(twin.network(twin.spec), fit_data, twin.train_config())
 
     def _prepare(self, series: list[np.ndarray]) -> tuple[TrainData, TrainData | None]:
-        """Fits the scaler and cuts training windows, and the latest ones for early stopping."""
+        """Fits the scaler and cuts training windows, and the latest ones for early stopping.
+
+        Series may have gaps (NaN, ``fill`` ``mask``): the scaling is then fitted on them
+        carried forward, windows read them as unobserved inputs, and no window whose targets
+        hold one is trained on."""
+        gapped = [s for s in series if has_gaps(s)]
+        raw, series = series, [carry_forward(s) for s in series]
         power = self._power(series)
         self.scaler_ = Scaler("standard", power).fit(series)
         # A target never negative in training (counts, sales) never gets negative quantiles.
@@ -394,9 +401,9 @@ class NeuralForecaster(Forecaster):
         # Series shorter than a context and its horizon, beside longer ones, train from one
         # sample padded in front, its missing past flagged (not with seq2seq, whose per-step
         # targets would be missing).
-        self.padded_ = bool(short) and not self.seq2seq
+        self.padded_ = bool(short or gapped) and not self.seq2seq
         spec = self.spec
-        windows = [self._windows(self.scaler_.transform(s), spec) for s in series]
+        windows = [self._windows(self.scaler_.transform(s), spec) for s in raw]
         parts = [w for w in windows if w is not None]
         if short:
             unused = len(series) - len(parts)
@@ -454,6 +461,11 @@ class NeuralForecaster(Forecaster):
         views = sliding_windows(scaled, context + horizon)  # (B, C+T, F), a view
         if len(views) == 0:
             return None
+        observed = ~np.isnan(views[:, context:, : spec.n_targets]).any(axis=(1, 2))
+        if not observed.all():  # a gap is never a target: its windows are left out
+            views = views[observed]
+            if len(views) == 0:
+                return None
         inputs = build_inputs(views[:, :context], spec)
         # (B, T, Ft), on the scale of the inputs: level-shifted, divided by the spread.
         target = (views[:, context:, : spec.n_targets] - inputs.level) / inputs.spread
