@@ -13,7 +13,7 @@ import sys
 import time
 import warnings
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.console import Console
@@ -52,6 +52,9 @@ from seqcast.serving import (
     DEFAULT_READ_TIMEOUT,
 )
 
+if TYPE_CHECKING:
+    from pandas import DataFrame
+
 __all__ = ["app", "main"]
 
 #: The --model help: every name it accepts.
@@ -83,7 +86,27 @@ def _load(source: str, options: dict[str, Any]) -> SeriesData:
         fill=options["fill"],
         date_format=options["date_format"],
         max_input_bytes=options["max_input_bytes"],
+        future_features=options["future_feature"],
+        calendar=options["calendar"],
     )
+
+
+def _read_table(path: str, flag: str, max_bytes: int) -> DataFrame:
+    """A small CSV or Parquet table given by ``flag``, read as it is."""
+    import pandas as pd
+
+    file = Path(path)
+    if not file.is_file():
+        raise DataError(f"{flag} {path}: no such file")
+    if file.stat().st_size > max_bytes:
+        raise DataError(f"{flag} {path}: above --max-input-bytes {max_bytes:,}")
+    try:
+        if file.suffix.lower() in (".parquet", ".pq"):
+            return pd.read_parquet(file)
+        return pd.read_csv(file)
+    except Exception as exc:  # pandas and pyarrow raise many types for a bad file
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise DataError(f"{flag} {path}: cannot read it ({reason})") from exc
 
 
 def _settings(options: dict[str, Any], season: int) -> dict[str, Any]:
@@ -257,12 +280,14 @@ def fit(
     series = forecaster.readable(series)  # gaps (fill mask) kept, or carried forward
     histories = [s.values for s in series.series]
     with EpochBar(quiet, err) as bar:
-        forecaster.fit(histories, series.n_targets, on_epoch=bar)
+        forecaster.fit(histories, series.n_targets, n_future=series.n_future, on_epoch=bar)
     extras = None
     if intervals and not forecaster.has_quantiles:
         _say(quiet, f"calibrating the intervals of {model} ...")
         steps = forecaster.horizon if interval_steps is None else interval_steps
-        conformal = calibrate(forecaster, histories, series.n_targets, steps)
+        conformal = calibrate(
+            forecaster, histories, series.n_targets, steps, n_future=series.n_future
+        )
         extras = conformal.to_state()
         extras["conformal.scales"] = series_scales(histories, series.n_targets)
         extras["conformal.floors"] = series_floors(histories, series.n_targets)
@@ -288,6 +313,14 @@ def predict(
         int,
         typer.Option("--max-input-bytes", help="Refuse a --data file larger than this."),
     ] = MAX_INPUT_BYTES,
+    future: Annotated[
+        str | None,
+        typer.Option(
+            "--future",
+            help="CSV or Parquet of the future features' values at the forecast steps (the "
+            "time column, the id column in long format, and those columns).",
+        ),
+    ] = None,
     quantiles: Annotated[
         str | None,
         typer.Option(
@@ -327,8 +360,11 @@ def predict(
             date_format=description.get("date_format"),
             max_input_bytes=max_input_bytes,
         )
+    known = None if future is None else _read_table(future, "--future", max_input_bytes)
     try:
-        table = predict_saved(saved, horizon, fresh, levels, level_names=quantiles is None)
+        table = predict_saved(
+            saved, horizon, fresh, levels, level_names=quantiles is None, future=known
+        )
     except DataError as exc:
         if data is None:
             raise

@@ -38,6 +38,22 @@ def data_options(
     feature: Annotated[
         list[str] | None, Opt("--feature", help="Extra input column; repeatable.")
     ] = None,
+    future_feature: Annotated[
+        list[str] | None,
+        Opt(
+            "--future-feature",
+            help="Input column known ahead (planned prices, holidays); repeatable. Models read "
+            "its values at the forecast steps; predict then needs them: --future FILE.",
+        ),
+    ] = None,
+    calendar: Annotated[
+        str,
+        Opt(
+            "--calendar",
+            help="auto|none: calendar cycles of the frequency (hour, weekday, day of year, "
+            "month, quarter) as inputs known ahead.",
+        ),
+    ] = "none",
     time_col: Annotated[str | None, Opt("--time-col", help="Timestamp column.")] = None,
     id_col: Annotated[str | None, Opt("--id-col", help="Series id column (long format).")] = None,
     date_format: Annotated[

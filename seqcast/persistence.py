@@ -104,6 +104,8 @@ def describe_data(data: SeriesData, ends: list[int] | None = None) -> dict[str, 
         "step": data.step,
         "season": data.season,
         "date_format": data.date_format,
+        "n_future": data.n_future,
+        "calendar": list(data.calendar),
         "series": series,
     }
 
@@ -193,7 +195,11 @@ def save_model(
         "seqcast_version": __version__,
         "model": forecaster.name,
         "config": forecaster.get_config(),
-        "fitted": {"n_features": forecaster.n_features_, "n_targets": forecaster.n_targets_},
+        "fitted": {
+            "n_features": forecaster.n_features_,
+            "n_targets": forecaster.n_targets_,
+            "n_future": int(getattr(forecaster, "n_future_", 0)),
+        },
         "info": forecaster.get_info(),
         "data": description,
         "metrics": metrics or {},
@@ -291,6 +297,7 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
         forecaster = cls(**config["config"])
         forecaster.n_features_ = int(config["fitted"]["n_features"])
         forecaster.n_targets_ = int(config["fitted"]["n_targets"])
+        forecaster.n_future_ = int(config["fitted"].get("n_future", 0))  # 0 before it existed
         forecaster.set_info(config.get("info", {}))
         forecaster.set_state(
             {k.removeprefix("state."): v for k, v in arrays.items() if k.startswith("state.")}
@@ -316,6 +323,9 @@ def _check_description(saved: SavedModel) -> None:
         ValueError: they disagree.
     """
     forecaster, data = saved.forecaster, saved.data
+    known = int(getattr(forecaster, "n_future_", 0))
+    if data.get("n_future", 0) != known or len(data.get("calendar", [])) > known:
+        raise ValueError("the data description's known-ahead columns do not match the model's")
     if data["n_targets"] != forecaster.n_targets_ or len(data["columns"]) != forecaster.n_features_:
         raise ValueError("the data description's columns do not match the model's channels")
     if not saved.contexts:

@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seqcast.data.calendar import calendar_values
 from seqcast.data.frame import SeriesData, future_index
 from seqcast.errors import DataError, ModelFormatError
 from seqcast.evaluation.conformal import Conformal, series_floors, series_scales
@@ -187,6 +188,7 @@ def predict_saved(
     data: SeriesData | None = None,
     quantiles: Sequence[float] | None = None,
     level_names: bool = False,
+    future: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
     """Forecasts ``horizon`` steps (default: the trained horizon) past the end of every series
     the model was trained on, or, given ``data`` (newer rows of the same columns, at the
@@ -200,6 +202,9 @@ def predict_saved(
             up to its horizon) or its saved conformal intervals (``seqcast fit --intervals``).
         level_names: name the pairs q, 1 − q of ``quantiles`` as intervals (``-lo-80``,
             ``-hi-80``) instead of quantiles (``-q0.1``).
+        future: the values of the model's future features (inputs known ahead, not its
+            calendar, which is computed) at the forecast steps: rows of the time column (and
+            the id column) and those columns, for at least the model's horizon.
 
     Returns:
         One row per series and step: the id column (long format), the time column (or
@@ -214,22 +219,24 @@ def predict_saved(
     steps = forecaster.horizon if horizon is None else horizon
     if steps < 1:
         raise DataError(f"horizon must be at least 1, got {steps}", arguments=("horizon",))
+    # Inputs known ahead are needed for the trained horizon at least: timestamps that far.
+    span = max(steps, forecaster.horizon) if forecaster.n_known else steps
     contexts: list[np.ndarray] = []
     indexes, ids = [], []
     if data is None:
         for i, context in enumerate(saved.contexts):
             contexts.append(context)
-            indexes.append(saved.future_index(i, steps))
+            indexes.append(saved.future_index(i, span))
             ids.append(description["series"][i]["id"])
     else:
         data = forecaster.readable(data)  # gaps (fill mask) kept, or carried forward
         for s in data.series:
             contexts.append(s.values)
             if s.time is None:  # rows without time: steps after the last row
-                indexes.append(data.future_time(s, steps))
+                indexes.append(data.future_time(s, span))
             else:
                 series = None if s.series_id is None else data.label(s)
-                times = future_times(s.time, steps, description, series=series)
+                times = future_times(s.time, span, description, series=series)
                 indexes.append(times.rename(description["time_col"]))
             ids.append(s.series_id)
     if data is None:
@@ -237,14 +244,16 @@ def predict_saved(
     else:
         labels = [data.label(s) for s in data.series]
     ready = forecaster.last_contexts(contexts, labels)
-    forecast = forecaster.predict(ready, steps)  # (S, T, Ft)
+    known = known_inputs(saved, indexes, ids, labels, future) if forecaster.n_known else None
+    forecast = forecaster.predict(ready, steps, future=known)  # (S, T, Ft)
     bands = None
     if quantiles is not None:
         levels = check_quantiles(quantiles)
-        bands = saved_quantiles(saved, ready, forecast, contexts, data is None, levels)
+        bands = saved_quantiles(saved, ready, forecast, contexts, data is None, levels, known)
     frames = []
     time_name = description["time_col"] or "step"
     for i, index in enumerate(indexes):
+        index = index[:steps]
         frame = pd.DataFrame(forecast[i], columns=saved.targets)
         if bands is not None:
             _add_band_columns(frame, bands[i], levels, saved.targets, level_names)
@@ -255,6 +264,78 @@ def predict_saved(
     return pd.concat(frames, ignore_index=True)
 
 
+def known_inputs(
+    saved: SavedModel,
+    indexes: list[pd.Index],
+    ids: list[Any],
+    labels: list[str],
+    future: pd.DataFrame | None,
+) -> np.ndarray:
+    """(S, T, F_k) values of a saved model's inputs known ahead at each series' forecast
+    steps ``indexes``: its future features from ``future`` (rows of the time column, and the
+    id column, at those steps), then its calendar, computed from the timestamps.
+
+    Raises:
+        DataError: ``future`` is missing, lacks a column, or lacks a step of a series.
+    """
+    description = saved.data
+    columns = list(description["columns"])
+    n_known = int(description.get("n_future", 0))
+    cycles = list(description.get("calendar", []))
+    named = columns[len(columns) - n_known : len(columns) - len(cycles)]
+    out = []
+    for index, series_id, label in zip(indexes, ids, labels, strict=True):
+        parts = []
+        if named:
+            parts.append(_future_rows(description, future, named, index, series_id, label))
+        if cycles:
+            parts.append(calendar_values(pd.DatetimeIndex(index), cycles))
+        out.append(np.hstack(parts))
+    return np.stack(out)
+
+
+def _future_rows(
+    description: dict[str, Any],
+    future: pd.DataFrame | None,
+    named: list[str],
+    index: pd.Index,
+    series_id: Any,
+    label: str,
+) -> np.ndarray:
+    """(T, F_u) values of the future features ``named`` at ``index``, from ``future``."""
+    listed = ", ".join(named)
+    if future is None:
+        raise DataError(
+            f"the model reads inputs known ahead ({listed}): give their values at the "
+            "forecast steps with future",
+            arguments=("future",),
+        )
+    time_col, id_col = description["time_col"] or "step", description["id_col"]
+    needed = [time_col, *([id_col] if id_col else []), *named]
+    absent = [c for c in needed if c not in future.columns]
+    if absent:
+        raise DataError(
+            f"future has no column '{absent[0]}'; it needs {', '.join(needed)}",
+            arguments=("future",),
+        )
+    rows = future if not id_col else future[future[id_col].astype(str) == str(series_id)]
+    times = rows[time_col]
+    if isinstance(index, pd.DatetimeIndex):
+        times = pd.to_datetime(times, errors="coerce")
+    table = rows.assign(**{time_col: times}).drop_duplicates(time_col).set_index(time_col)
+    missing = index.difference(table.index)
+    if len(missing):
+        raise DataError(
+            f"future has no row for {label} at {missing[0]} ({len(missing)} of its "
+            f"{len(index)} forecast steps missing)",
+            arguments=("future",),
+        )
+    values = table.loc[index, named].to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise DataError(f"future has missing values for {label}", arguments=("future",))
+    return values
+
+
 def saved_quantiles(
     saved: SavedModel,
     ready: np.ndarray,
@@ -262,13 +343,15 @@ def saved_quantiles(
     histories: list[np.ndarray],
     own: bool,
     levels: tuple[float, ...],
+    known: np.ndarray | None = None,
 ) -> np.ndarray:
     """(S, T, Ft, Q) quantiles of a saved model: its own, or from its saved calibration
-    around the point forecasts (S, T, Ft); ``own``: the histories are its saved contexts."""
+    around the point forecasts (S, T, Ft); ``own``: the histories are its saved contexts;
+    ``known``: (S, T, F_k) values of its inputs known ahead."""
     forecaster = saved.forecaster
     steps = point.shape[1]
     if forecaster.quantiles_reach(steps):
-        return forecaster.predict_quantiles(ready, levels, steps)
+        return forecaster.predict_quantiles(ready, levels, steps, future=known)
     if "conformal.widths" not in saved.extras:
         why = (
             f"it forecasts quantiles up to its horizon {forecaster.horizon} only (its input "

@@ -21,6 +21,7 @@ import pandas as pd
 from seqcast import plotting
 from seqcast._version import __version__
 from seqcast.atomic import atomic_directory, holds_current_folder, write_text
+from seqcast.data.calendar import calendar_values
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import estimate_season
 from seqcast.errors import DataError
@@ -241,9 +242,10 @@ def _write_report(
     banded = [r for r in scored if r.quantiles]
     if banded:
         figures["fan"] = plotting.plot_fan(data, banded[0], folder / "fan.png")
-    say(f"forecasting past the end of the data with {scored[0].model}")
-    future = forecast_ahead(data, scored[0].model, settings, board.season, quantiles)
-    figures["future"] = plotting.plot_future(data, *future, folder / "future.png")
+    if data.n_future == len(data.calendar):  # else the future inputs' values are unknown here
+        say(f"forecasting past the end of the data with {scored[0].model}")
+        future = forecast_ahead(data, scored[0].model, settings, board.season, quantiles)
+        figures["future"] = plotting.plot_future(data, *future, folder / "future.png")
     histories = {
         r.model: r.forecaster.history_  # type: ignore[attr-defined]
         for r in board.results
@@ -300,20 +302,31 @@ def forecast_ahead(
     forecaster = create_for(model, settings)
     data = forecaster.readable(data)  # gaps (fill mask) kept, or carried forward
     histories = [s.values for s in data.series]
-    forecaster.fit(histories, data.n_targets)
+    forecaster.fit(histories, data.n_targets, n_future=data.n_future)
     steps = forecaster.horizon
-    if data.n_targets == len(data.columns):
+    if forecaster.can_roll_out:
         steps = max(steps, min(max(season, 12), 60))
     context = forecaster.last_contexts(histories[:1], [data.label(data.series[0])])
-    point = forecaster.predict(context, steps)[0]  # (T, Ft)
+    # The calendar of the forecast steps (every input known ahead is one here): (1, T', F_k).
+    span = max(steps, forecaster.horizon)
+    known = (
+        calendar_values(
+            pd.DatetimeIndex(data.future_time(data.series[0], span)), list(data.calendar)
+        )[None]
+        if data.calendar
+        else None
+    )
+    point = forecaster.predict(context, steps, future=known)[0]  # (T, Ft)
     levels = tuple(quantiles or ())
     bands = None
     if levels:
         try:
             if forecaster.quantiles_reach(steps):
-                bands = forecaster.predict_quantiles(context, levels, steps)[0]
+                bands = forecaster.predict_quantiles(context, levels, steps, future=known)[0]
             else:
-                conformal = calibrate(forecaster, histories, data.n_targets, steps)  # a copy
+                conformal = calibrate(
+                    forecaster, histories, data.n_targets, steps, n_future=data.n_future
+                )  # a copy
                 scale = series_scales(histories[:1], data.n_targets)
                 floor = series_floors(histories[:1], data.n_targets)
                 bands = conformal.quantiles(point[None], scale, levels, floor)[0]

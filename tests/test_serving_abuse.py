@@ -161,10 +161,10 @@ def test_expensive_forecasts_beyond_their_share_get_503_while_cheap_ones_answer(
     release, entered = threading.Event(), []
     original = LinearRegression._rollout
 
-    def slow(self: LinearRegression, context: np.ndarray, horizon: int) -> np.ndarray:
+    def slow(self: LinearRegression, context: np.ndarray, horizon: int, *rest: Any) -> np.ndarray:
         entered.append(1)  # only a horizon past the trained one is rolled out
         release.wait(10)
-        return original(self, context, horizon)
+        return original(self, context, horizon, *rest)
 
     app = create_app([folder], max_in_flight=8, max_rollouts=1)
     monkeypatch.setattr(LinearRegression, "_rollout", slow)

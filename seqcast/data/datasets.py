@@ -127,6 +127,8 @@ def load_source(
     fill: str = "error",
     date_format: str | None = None,
     max_input_bytes: int | None = None,
+    future_features: list[str] | None = None,
+    calendar: str = "none",
 ) -> SeriesData:
     """A built-in dataset by name (unless a file of that name exists), else a CSV or Parquet
     file, loaded with :func:`seqcast.data.loading.load_series`'s options.
@@ -140,6 +142,10 @@ def load_source(
     )
     if date_format is not None:
         options["date_format"] = date_format
+    if future_features:
+        options["future_features"] = future_features
+    if calendar != "none":
+        options["calendar"] = calendar
     if source in DATASETS and not Path(source).exists():
         return DATASETS[source].load(**options)
     return load_series(source, max_input_bytes=max_input_bytes, **options)

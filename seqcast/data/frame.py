@@ -50,6 +50,10 @@ class SeriesData:
         season: the natural seasonal period when known (built-in data), else None.
         date_format: how the time column's dates were written, when it was given.
         notes: what validation did to the data (filled values, sorted rows), for the report.
+        n_future: how many of the last channels are known ahead (future features, then the
+            calendar): their values at the forecast steps are inputs too.
+        calendar: the names of the calendar channels (the last ones), computed from the
+            timestamps (:mod:`seqcast.data.calendar`), for any future step too.
     """
 
     series: tuple[Series, ...]
@@ -63,6 +67,8 @@ class SeriesData:
     season: int | None = None
     date_format: str | None = None
     notes: tuple[str, ...] = field(default=())
+    n_future: int = 0
+    calendar: tuple[str, ...] = ()
 
     @property
     def targets(self) -> tuple[str, ...]:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 from pandas.tseries.api import guess_datetime_format
 
+from seqcast.data.calendar import CALENDARS, calendar_names, calendar_values
 from seqcast.data.frame import Series, SeriesData
 from seqcast.errors import DataError
 
@@ -60,6 +61,8 @@ def load_series(
     season: int | None = None,
     date_format: str | None = None,
     max_input_bytes: int | None = None,
+    future_features: Sequence[str] | None = None,
+    calendar: str = "none",
 ) -> SeriesData:
     """Reads, validates and arranges one or many series.
 
@@ -87,6 +90,10 @@ def load_series(
         date_format: how the time column's dates are written (``strftime`` codes, such as
             ``%d/%m/%Y``); needed only where they read two ways (day or month first).
         max_input_bytes: a file larger than this is refused before it is read (None: any).
+        future_features: input columns known ahead (planned prices, holidays): a model reads
+            their values at the forecast steps too, so forecasting needs them for the horizon.
+        calendar: ``auto`` adds the calendar cycles of the frequency as inputs known ahead
+            (:mod:`seqcast.data.calendar`; none without dates); ``none`` adds none.
 
     Returns:
         The validated data: values (N, C) per series, targets first.
@@ -101,6 +108,11 @@ def load_series(
     """
     if fill not in FILL_POLICIES:
         raise DataError(f"unknown fill policy '{fill}'; expected one of {', '.join(FILL_POLICIES)}")
+    if calendar not in CALENDARS:
+        raise DataError(
+            f"unknown calendar '{calendar}'; expected one of {', '.join(CALENDARS)}",
+            arguments=("calendar",),
+        )
     frame, where = _read(source, max_input_bytes)
     frame = _drop_index_artifacts(frame)
     if frame.shape[1] == 0:
@@ -127,7 +139,7 @@ def load_series(
     if time_col is None:  # else a text column of dates, such as Month holding 1949-01
         time_col = _find_date_column(frame, where, available, id_col, date_format, notes)
     reserved = {time_col, id_col}
-    for name in [*(targets or []), *(features or [])]:
+    for name in [*(targets or []), *(features or []), *(future_features or [])]:
         if name in reserved:
             role = "time" if name == time_col else "id"
             raise DataError(
@@ -138,8 +150,16 @@ def load_series(
             )
     candidates = [c for c in available if c not in reserved]
     named = not isinstance(source, np.ndarray)  # an array's columns have no names to give
-    targets, features = _choose_columns(frame, where, candidates, targets, features, id_col, named)
-    columns = [*targets, *features]
+    known = list(dict.fromkeys(future_features or []))
+    for name in known:
+        if name not in candidates:
+            raise DataError(_unknown_column(where, name, "future feature column", candidates))
+        if name in (targets or []):
+            raise DataError(f"column '{name}' is both a target and a future feature")
+    targets, features = _choose_columns(
+        frame, where, [c for c in candidates if c not in known], targets, features, id_col, named
+    )
+    columns = [*targets, *features, *known]
 
     for col in columns:
         frame[col] = _to_numeric(frame[col], where, col)
@@ -167,6 +187,7 @@ def load_series(
     series: list[Series] = []
     freq: str | None = None
     step = 1.0
+    cycles: list[str] | None = None  # the calendar columns, from the first series' timestamps
     for series_id, group in groups:
         label = where.label if series_id is None else f"{where.label}, series '{series_id}'"
         if time_col is not None:
@@ -186,13 +207,25 @@ def load_series(
         group = _handle_missing(group, where, label, columns, targets, fill, notes)
         values = group[columns].to_numpy(dtype=np.float64)
         index = None if time_col is None else pd.Index(group[time_col], name=time_col)
+        if calendar == "auto":
+            if cycles is None:
+                cycles = calendar_names(index) if index is not None else []
+            if cycles and index is not None:
+                values = np.hstack([values, calendar_values(pd.DatetimeIndex(index), cycles)])
         kept = unobserved if fill != "drop" and unobserved.any() else None
         series.append(Series(values=values, time=index, series_id=series_id, unobserved=kept))
 
+    if calendar == "auto" and not cycles:
+        notes.append(
+            f"{where.label}: no calendar inputs (they need dates spaced less than a year apart)"
+        )
+    cycles = cycles or []
     return SeriesData(
         series=tuple(series),
-        columns=tuple(str(c) for c in columns),
+        columns=tuple(str(c) for c in [*columns, *cycles]),
         n_targets=len(targets),
+        n_future=len(known) + len(cycles),
+        calendar=tuple(cycles),
         freq=freq,
         step=step,
         source=where.label,

@@ -16,6 +16,7 @@ __all__ = [
     "Windows",
     "contexts_before",
     "iterate_batches",
+    "known_after",
     "make_windows",
     "n_windows",
     "sliding_windows",
@@ -59,6 +60,19 @@ def sliding_windows(values: np.ndarray, length: int, stride: int = 1) -> np.ndar
     if values.ndim == 2:
         view = view.transpose(0, 2, 1)  # (N-L+1, F, L) -> (N-L+1, L, F)
     return view[::stride]
+
+
+def known_after(
+    values: np.ndarray, origins: np.ndarray, horizon: int, n_future: int
+) -> np.ndarray | None:
+    """The values known ahead (the last ``n_future`` channels) at the ``horizon`` steps from
+    each origin: (B, T, F_k) from (N, F) values, or None without such channels. Every
+    origin must leave ``horizon`` rows after it."""
+    if n_future == 0:
+        return None
+    known = values[:, values.shape[1] - n_future :]
+    return np.stack([known[o : o + horizon] for o in origins]) if len(origins) else (
+        np.empty((0, horizon, n_future)))  # fmt: skip
 
 
 def contexts_before(values: np.ndarray, origins: np.ndarray, length: int) -> np.ndarray:

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from seqcast.data.frame import Series, SeriesData
-from seqcast.data.windows import contexts_before, sliding_windows
+from seqcast.data.windows import contexts_before, known_after, sliding_windows
 from seqcast.errors import DataError
 from seqcast.evaluation import metrics
 from seqcast.evaluation.conformal import calibrate, series_floors, series_scales
@@ -185,14 +185,19 @@ def backtest(
     if levels and not forecaster.has_quantiles:
         try:
             conformal = calibrate(
-                forecaster, trains, data.n_targets, horizon, n_windows=calibration_windows
+                forecaster,
+                trains,
+                data.n_targets,
+                horizon,
+                n_windows=calibration_windows,
+                n_future=data.n_future,
             )
         except DataError as exc:
             if intervals == "required":
                 raise
             levels, note = (), str(exc)
     if not refit:
-        forecaster.fit(trains, data.n_targets, on_epoch=on_epoch)
+        forecaster.fit(trains, data.n_targets, n_future=data.n_future, on_epoch=on_epoch)
     fit_seconds += time.perf_counter() - started
 
     context = forecaster.context_length
@@ -208,13 +213,16 @@ def backtest(
             for origin in starts:
                 started = time.perf_counter()
                 fresh = type(forecaster)(**forecaster.get_params())
-                fresh.fit([values[:origin]], data.n_targets, on_epoch=on_epoch)
+                fresh.fit(
+                    [values[:origin]], data.n_targets, n_future=data.n_future, on_epoch=on_epoch
+                )
                 fit_seconds += time.perf_counter() - started
                 started = time.perf_counter()
                 past = fresh.last_contexts([values[:origin]], [data.label(series)])
-                pieces.append(fresh.predict(past))
+                known = known_after(values, np.array([origin]), horizon, data.n_future)
+                pieces.append(fresh.predict(past, future=known))
                 if levels and fresh.has_quantiles:
-                    bands.append(fresh.predict_quantiles(past, levels))
+                    bands.append(fresh.predict_quantiles(past, levels, future=known))
                 predict_seconds += time.perf_counter() - started
                 forecaster = fresh
             predicted = np.concatenate(pieces)
@@ -224,9 +232,12 @@ def backtest(
             started = time.perf_counter()
             # A series too short is padded in front (the model checks that it may be).
             contexts = contexts_before(values, starts, context)  # (B, C, F)
-            predicted = forecaster.predict(contexts)
+            known = known_after(values, starts, horizon, data.n_future)  # (B, T, F_k)
+            predicted = forecaster.predict(contexts, future=known)
             if levels and forecaster.has_quantiles:
-                quantile_forecasts.append(forecaster.predict_quantiles(contexts, levels))
+                quantile_forecasts.append(
+                    forecaster.predict_quantiles(contexts, levels, future=known)
+                )
             predict_seconds += time.perf_counter() - started
         forecasts.append(predicted)
         actuals.append(truth)

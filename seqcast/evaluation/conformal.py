@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqcast.data.windows import contexts_before, sliding_windows
+from seqcast.data.windows import contexts_before, known_after, sliding_windows
 from seqcast.errors import DataError, SeqcastWarning
 from seqcast.forecasters.base import Forecaster
 from seqcast.forecasters.levels import GRID, conformal_levels, on_grid
@@ -151,6 +151,7 @@ def calibrate(
     horizon: int,
     *,
     n_windows: int = 2,
+    n_future: int = 0,
 ) -> Conformal:
     """Calibrates conformal intervals of ``horizon`` steps for the model ``forecaster`` (its
     settings; it is neither fitted nor changed).
@@ -161,6 +162,8 @@ def calibrate(
         n_targets: leading target channels.
         horizon: T, the steps to calibrate.
         n_windows: at least this many horizons of each series are held out.
+        n_future: the last channels known ahead (their values at the forecast steps are
+            inputs: :meth:`Forecaster.fit`).
 
     Raises:
         DataError: no series is long enough to hold out a calibration part.
@@ -188,14 +191,15 @@ def calibrate(
     fits = [h[: len(h) - w] for h, w in zip(kept, held, strict=True)]
     with warnings.catch_warnings():  # the model's own fit says the same
         warnings.simplefilter("ignore", SeqcastWarning)
-        fresh.fit(fits, n_targets)
+        fresh.fit(fits, n_targets, n_future=n_future)
     context = fresh.context_length
     scores = []
     for history, fit_part in zip(kept, fits, strict=True):
         split = len(fit_part)
         starts = np.arange(split, len(history) - horizon + 1)
         contexts = contexts_before(history, starts, context)  # (B, C, F), padded if short
-        predicted = fresh.predict(contexts, horizon)  # (B, T, Ft)
+        known = known_after(history, starts, horizon, n_future)  # (B, T, F_k)
+        predicted = fresh.predict(contexts, horizon, future=known)  # (B, T, Ft)
         truth = sliding_windows(history[:, :n_targets], horizon)[starts]  # (B, T, Ft)
         scale = series_scales([fit_part], n_targets)  # (1, 1, Ft)
         scores.append(np.abs(truth - predicted) / scale)

@@ -22,7 +22,9 @@ class MovingAverage(Forecaster):
     def _fit(self, series: list[np.ndarray]) -> None:
         pass
 
-    def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:
+    def _predict(
+        self, context: np.ndarray, horizon: int, future: np.ndarray | None = None
+    ) -> np.ndarray:
         mean = context[:, :, : self.n_targets_].mean(axis=1, keepdims=True)  # (B, 1, Ft)
         return np.repeat(mean, horizon, axis=1)
 
@@ -66,7 +68,9 @@ class DiffMovingAverage(Forecaster):
     def _fit(self, series: list[np.ndarray]) -> None:
         pass
 
-    def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:
+    def _predict(
+        self, context: np.ndarray, horizon: int, future: np.ndarray | None = None
+    ) -> np.ndarray:
         values = context[:, :, : self.n_targets_]  # (B, C, Ft)
         period, length = self.season, values.shape[1]
         diffs = values[:, period:] - values[:, :-period]  # (B, C-P, Ft)

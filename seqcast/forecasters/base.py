@@ -63,6 +63,8 @@ class Forecaster(ABC):
     trained_by_gradient: ClassVar[bool] = False
     #: Whether :meth:`_predict` can produce any horizon directly.
     any_horizon: ClassVar[bool] = True
+    #: Whether the model reads the values known ahead at the forecast steps (``n_future``).
+    reads_known: ClassVar[bool] = False
 
     def __init__(self, *, window: int = 20, horizon: int = 1) -> None:
         self.window = window
@@ -121,13 +123,17 @@ class Forecaster(ABC):
         series: Sequence[np.ndarray] | np.ndarray,
         n_targets: int = 1,
         *,
+        n_future: int = 0,
         on_epoch: Callable[[EpochEnd], None] | None = None,
     ) -> Self:
         """Learns from the training part of one or more series.
 
         Args:
-            series: arrays of shape (N_i, F), the ``n_targets`` target channels first.
+            series: arrays of shape (N_i, F), the ``n_targets`` target channels first and the
+                ``n_future`` channels known ahead (calendar, planned prices) last.
             n_targets: number of target channels F_target.
+            n_future: number of channels F_k known ahead: a model that reads them sees their
+                values at the forecast steps too (:meth:`predict`'s ``future``).
             on_epoch: called after each training epoch of a model trained by epochs (a
                 progress display); models fitted in one go never call it.
 
@@ -144,6 +150,12 @@ class Forecaster(ABC):
             raise DataError("every series must have shape (N, F) with the same F")
         if not 1 <= n_targets <= next(iter(widths)):
             raise DataError(f"n_targets must lie in 1..{next(iter(widths))}, got {n_targets}")
+        if not 0 <= n_future <= next(iter(widths)) - n_targets:
+            raise DataError(
+                f"n_future must lie in 0..{next(iter(widths)) - n_targets} (the channels after "
+                f"the targets), got {n_future}",
+                arguments=("n_future",),
+            )
         for s in series:
             # A missing target value is a gap to a model that reads gaps (seqcast.data.gaps);
             # input features must be complete.
@@ -156,6 +168,7 @@ class Forecaster(ABC):
                 raise DataError("the training data has missing or infinite values")
         self.n_features_ = int(next(iter(widths)))
         self.n_targets_ = int(n_targets)
+        self.n_future_ = int(n_future)
         self._learn([np.asarray(s, dtype=np.float64) for s in series], on_epoch)
         self.is_fitted_ = True
         return self
@@ -168,13 +181,63 @@ class Forecaster(ABC):
         )
 
     @property
+    def n_known(self) -> int:
+        """Channels F_k known ahead (the last ones) that the model reads at the forecast steps:
+        those fitted as ``n_future`` for a model that :attr:`reads_known`, else 0."""
+        return int(getattr(self, "n_future_", 0)) if self.reads_known else 0
+
+    @property
+    def can_roll_out(self) -> bool:
+        """Whether forecasts can go past the trained horizon: every input channel is a target
+        (fed back) or known ahead (given in ``future``); an input known only in the past stops
+        it."""
+        known = int(getattr(self, "n_future_", 0))
+        return self.any_horizon or self.n_features_ - known == self.n_targets_
+
+    def check_future(self, future: np.ndarray | None, rows: int, horizon: int) -> np.ndarray | None:
+        """The (B, ≥T, F_k) values known ahead for a forecast of ``horizon`` steps, checked.
+
+        Raises:
+            DataError: they are needed and missing, of the wrong shape, or not finite.
+        """
+        if self.n_known == 0:
+            return None
+        if future is None:
+            raise DataError(
+                f"{self.name} reads {self.n_known} input(s) known ahead; pass their values "
+                f"at the {horizon} forecast step(s) as future, of shape (B, {horizon}, "
+                f"{self.n_known})",
+                arguments=("future",),
+            )
+        values = np.asarray(future, dtype=np.float64)
+        if values.ndim == 2:
+            values = values[None]
+        if values.ndim != 3 or values.shape[0] != rows or values.shape[2] != self.n_known:
+            raise DataError(
+                f"future must have shape ({rows}, {horizon}, {self.n_known}), got {values.shape}",
+                arguments=("future",),
+            )
+        if values.shape[1] < horizon:
+            raise DataError(
+                f"future covers {values.shape[1]} step(s); the forecast needs {horizon}",
+                arguments=("future",),
+            )
+        if not np.isfinite(values[:, :horizon]).all():
+            raise DataError("future has missing or infinite values", arguments=("future",))
+        return values[:, :horizon]
+
+    @property
     def has_quantiles(self) -> bool:
         """Whether the model forecasts quantiles itself (:meth:`predict_quantiles`); the others
         get them from conformal intervals (:mod:`seqcast.evaluation.conformal`)."""
         return False
 
     def predict_quantiles(
-        self, context: np.ndarray, quantiles: Sequence[float], horizon: int | None = None
+        self,
+        context: np.ndarray,
+        quantiles: Sequence[float],
+        horizon: int | None = None,
+        future: np.ndarray | None = None,
     ) -> np.ndarray:
         """(B, T, F_target, Q) quantile forecasts, for a model with :attr:`has_quantiles`."""
         raise DataError(f"{self.name} forecasts points only", arguments=("likelihood",))
@@ -194,7 +257,9 @@ class Forecaster(ABC):
             )
         return context[:, context.shape[1] - steps :]
 
-    def predict(self, context: np.ndarray, horizon: int | None = None) -> np.ndarray:
+    def predict(
+        self, context: np.ndarray, horizon: int | None = None, future: np.ndarray | None = None
+    ) -> np.ndarray:
         """Forecasts from a batch of past contexts.
 
         Args:
@@ -202,6 +267,8 @@ class Forecaster(ABC):
                 ``context_length`` steps are used.
             horizon: steps T to forecast (default: the trained horizon). Past the trained
                 horizon, forecasts are rolled out recursively.
+            future: (B, T, F_k) values of the channels known ahead at the forecast steps, for
+                a model fitted with ``n_future``; ignored otherwise.
 
         Returns:
             (B, T, F_target) forecasts on the original scale.
@@ -211,10 +278,11 @@ class Forecaster(ABC):
         horizon = self.horizon if horizon is None else int(horizon)
         if horizon < 1:
             raise DataError(f"horizon must be at least 1, got {horizon}", arguments=("horizon",))
+        known = self.check_future(future, len(context), max(horizon, self.horizon))
         if self.any_horizon or horizon <= self.horizon:
-            forecast = self._predict(context, max(horizon, 1))[:, :horizon]
+            forecast = self._forecast(context, max(horizon, 1), known)[:, :horizon]
         else:
-            forecast = self._rollout(context, horizon)
+            forecast = self._rollout(context, horizon, known)
         if not np.isfinite(forecast).all():
             raise DataError(f"{self.name} produced non-finite forecasts")
         return forecast
@@ -230,14 +298,29 @@ class Forecaster(ABC):
                 f"{step} of the last {context.shape[1]}, channel {channel})"
             )
 
-    def _rollout(self, context: np.ndarray, horizon: int) -> np.ndarray:
-        """Feeds forecasts back as inputs to go past the trained horizon."""
-        if self.n_features_ != self.n_targets_:
+    def _forecast(self, context: np.ndarray, horizon: int, known: np.ndarray | None) -> np.ndarray:
+        """:meth:`_predict`, given the values known ahead only when there are some (so that a
+        subclass written before them, ``_predict(context, horizon)``, still works)."""
+        if known is None:
+            return self._predict(context, horizon)
+        return self._predict(context, horizon, known)
+
+    def _rollout(
+        self, context: np.ndarray, horizon: int, future: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Feeds forecasts back as inputs to go past the trained horizon T; the channels known
+        ahead are fed their ``future`` (B, horizon, F_k) values. With those, the last block
+        ends at ``horizon`` (starting inside the one before it) so that it never reads a value
+        past the ones given."""
+        if not self.can_roll_out:
             raise DataError(
                 f"cannot forecast {horizon} steps with a model trained for {self.horizon}: "
-                f"its input features have no future values; refit with horizon {horizon}",
+                f"its input features known only in the past have no future values; refit "
+                f"with horizon {horizon}",
                 arguments=("horizon",),
             )
+        if future is not None:
+            return self._rollout_known(context, horizon, future)
         pieces = []
         done = 0
         while done < horizon:
@@ -251,6 +334,30 @@ class Forecaster(ABC):
             done += step.shape[1]
             context = np.concatenate([context, step], axis=1)[:, step.shape[1] :]
         return np.concatenate(pieces, axis=1)[:, :horizon]
+
+    def _rollout_known(self, context: np.ndarray, horizon: int, future: np.ndarray) -> np.ndarray:
+        """:meth:`_rollout` with channels known ahead: blocks start at 0, T, 2T, … and the
+        last at ``horizon`` − T; each block's context rows are its forecasts and their known
+        values."""
+        steps = self.horizon
+        starts = list(range(0, horizon - steps + 1, steps))
+        if starts[-1] + steps < horizon:
+            starts.append(horizon - steps)
+        out = np.empty((len(context), horizon, self.n_targets_))
+        length = context.shape[1]
+        history = context  # (B, C + forecast so far, F)
+        for start in starts:
+            known = future[:, start : start + steps]  # (B, T, F_k)
+            block = self._forecast(history[:, start : length + start], steps, known)
+            if not np.isfinite(block).all():
+                raise DataError(
+                    f"{self.name} produced non-finite forecasts (at steps {start + 1} to "
+                    f"{start + steps} of {horizon})"
+                )
+            out[:, start : start + steps] = block
+            rows = np.concatenate([block, known], axis=2)  # (B, T, Ft + F_k) = (B, T, F)
+            history = np.concatenate([history[:, : length + start], rows], axis=1)
+        return out
 
     def validate(self) -> Self:
         """Checks the hyperparameters before any work (``fit`` checks them again)."""
@@ -276,8 +383,11 @@ class Forecaster(ABC):
         self._fit(series)
 
     @abstractmethod
-    def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:
-        """(B, C, F) contexts of exactly ``context_length`` steps -> (B, T, F_target)."""
+    def _predict(
+        self, context: np.ndarray, horizon: int, future: np.ndarray | None = None
+    ) -> np.ndarray:
+        """(B, C, F) contexts of exactly ``context_length`` steps, and (B, T, F_k) values known
+        ahead (None for a model without them) -> (B, T, F_target)."""
 
     # ---------------------------------------------------------------- saving and reporting
     def get_state(self) -> dict[str, np.ndarray]:

@@ -47,6 +47,8 @@ class InputSpec:
         mean_unit: when above 0, target-valued inputs are divided by each window's mean
             absolute target value times ``mean_unit`` (DeepAR's scale: values relative to the
             window's size), instead of the context's spread.
+        n_future: the last F_k input channels are known ahead: their values at the T forecast
+            steps are given to the output layer too (T·F_k more values in the flat vector).
     """
 
     window: int
@@ -58,6 +60,7 @@ class InputSpec:
     window_scaling: bool = False
     masked: bool = False
     mean_unit: float = 0.0
+    n_future: int = 0
 
     @property
     def seasonal(self) -> bool:
@@ -101,10 +104,10 @@ class InputSpec:
 
     @property
     def season_size(self) -> int:
-        """Length of the flat seasonal vector of the output layer: T·(2K+1)·F_target."""
-        if not self.seasonal:
-            return 0
-        return self.horizon * (2 * self.radius + 1) * self.n_targets
+        """Length S of the flat vector given to the output layer beside the recurrent state:
+        the seasonal neighbourhoods, T·(2K+1)·F_target, then the values known ahead, T·F_k."""
+        seasonal = self.horizon * (2 * self.radius + 1) * self.n_targets if self.seasonal else 0
+        return seasonal + self.horizon * self.n_future
 
 
 @dataclass(frozen=True)
@@ -140,7 +143,10 @@ def read_mask(spec: InputSpec, length: int) -> np.ndarray:
 
 
 def build_inputs(
-    contexts: np.ndarray, spec: InputSpec, scaler: Scaler | None = None
+    contexts: np.ndarray,
+    spec: InputSpec,
+    scaler: Scaler | None = None,
+    future: np.ndarray | None = None,
 ) -> ModelInputs:
     """Cuts model inputs from contexts.
 
@@ -152,6 +158,8 @@ def build_inputs(
         scaler: applied to the slices that are used (contexts are then on the original
             scale); None when the contexts are scaled already. Scaling only the slices saves
             transforming all C steps of every context.
+        future: (B, T, F_k) values of the channels known ahead at the forecast steps, on the
+            scale of ``contexts``; needed when ``spec.n_future`` is above 0.
 
     Returns:
         float32 inputs for the network; with ``spec.masked`` every value is finite.
@@ -213,6 +221,13 @@ def build_inputs(
         if spec.seasonal
         else np.zeros((rows, 0), dtype=np.float32)
     )
+    if spec.n_future:
+        if future is None or future.shape[1:] != (spec.horizon, spec.n_future):
+            got = None if future is None else future.shape
+            raise ValueError(f"future must be (B, {spec.horizon}, {spec.n_future}), got {got}")
+        known = slice(spec.n_features - spec.n_future, spec.n_features)
+        ahead = scaled(future, known).reshape(rows, -1).astype(np.float32)  # (B, T·F_k)
+        season = np.concatenate([season, ahead], axis=1)
     return ModelInputs(
         window=inputs,
         season=season,

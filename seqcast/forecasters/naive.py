@@ -22,7 +22,9 @@ class Naive(Forecaster):
     def _fit(self, series: list[np.ndarray]) -> None:
         pass
 
-    def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:
+    def _predict(
+        self, context: np.ndarray, horizon: int, future: np.ndarray | None = None
+    ) -> np.ndarray:
         last = context[:, -1:, : self.n_targets_]  # (B, 1, Ft)
         return np.repeat(last, horizon, axis=1)
 
@@ -48,7 +50,9 @@ class SeasonalNaive(Forecaster):
     def _fit(self, series: list[np.ndarray]) -> None:
         pass
 
-    def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:
+    def _predict(
+        self, context: np.ndarray, horizon: int, future: np.ndarray | None = None
+    ) -> np.ndarray:
         season = self.context_length
         index = np.arange(horizon) % season  # position within the last season
         return context[:, -season:, : self.n_targets_][:, index]
@@ -67,7 +71,9 @@ class Drift(Forecaster):
     def _fit(self, series: list[np.ndarray]) -> None:
         pass
 
-    def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:
+    def _predict(
+        self, context: np.ndarray, horizon: int, future: np.ndarray | None = None
+    ) -> np.ndarray:
         targets = context[:, :, : self.n_targets_]
         slope = (targets[:, -1] - targets[:, 0]) / (targets.shape[1] - 1)  # (B, Ft)
         steps = np.arange(1, horizon + 1)[None, :, None]

@@ -105,6 +105,7 @@ class NeuralForecaster(Forecaster):
     """
 
     any_horizon = False
+    reads_known = True
     trained_by_gradient = True
 
     def __init__(
@@ -172,6 +173,7 @@ class NeuralForecaster(Forecaster):
             window_scaling=scaling == "window",
             masked=getattr(self, "padded_", False),
             mean_unit=getattr(self, "mean_unit_", 0.0) if scaling == "mean" else 0.0,
+            n_future=self.n_known,
         )
 
     @property
@@ -466,7 +468,9 @@ class NeuralForecaster(Forecaster):
             views = views[observed]
             if len(views) == 0:
                 return None
-        inputs = build_inputs(views[:, :context], spec)
+        # The channels known ahead, at the forecast steps: (B, T, F_k), scaled already.
+        known = views[:, context:, spec.n_features - spec.n_future :] if spec.n_future else None
+        inputs = build_inputs(views[:, :context], spec, future=known)
         # (B, T, Ft), on the scale of the inputs: level-shifted, divided by the spread.
         target = (views[:, context:, : spec.n_targets] - inputs.level) / inputs.spread
         step_target = None
@@ -491,33 +495,39 @@ class NeuralForecaster(Forecaster):
         reads a few dozen of a context's hundreds of steps, and scanning them all cost more
         than a tenth of a batch forecast."""
 
-    def _predict(self, context: np.ndarray, horizon: int) -> np.ndarray:
+    def _predict(
+        self, context: np.ndarray, horizon: int, future: np.ndarray | None = None
+    ) -> np.ndarray:
         rows = len(context)
         if rows == 0:
             return np.empty((0, horizon, self.n_targets_))
         network = self.network_
         if not (isinstance(network, RecurrentNet) and native.compiled(cell=network.config.cell)):
-            return self._predict_rows(context, 0)
+            return self._predict_rows(context, 0, future)
         # The compiled recurrence runs its own threads; PyTorch's would only get in the way.
         with native.own_threads():
             workers = native.thread_count()
             if rows <= PREDICT_CHUNK or workers == 1:
-                return self._predict_rows(context, 0)
+                return self._predict_rows(context, 0, future)
 
             # Chunks side by side, each whole (inputs, network, scaling back): the input
             # preparation then runs in parallel too, not only the recurrence.
             def run(start: int) -> np.ndarray:
+                chunk = slice(start, start + PREDICT_CHUNK)
+                known = None if future is None else future[chunk]
                 with native.one_worker():
-                    return self._predict_rows(context[start : start + PREDICT_CHUNK], start)
+                    return self._predict_rows(context[chunk], start, known)
 
             parts = list(native.pool(workers).map(run, range(0, rows, PREDICT_CHUNK)))
         return np.concatenate(parts)
 
-    def _predict_rows(self, context: np.ndarray, first: int) -> np.ndarray:
-        """Forecasts (B, T, Ft) for contexts (B, C, F) that start at window ``first`` of the
-        caller's batch (for error messages)."""
+    def _predict_rows(
+        self, context: np.ndarray, first: int, future: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Forecasts (B, T, Ft) for contexts (B, C, F), and (B, T, F_k) values known ahead,
+        that start at window ``first`` of the caller's batch (for error messages)."""
         self._check_not_negative(context, first)
-        inputs = build_inputs(context, self.spec, self.scaler_)
+        inputs = build_inputs(context, self.spec, self.scaler_, future)
         parts = (inputs.window, inputs.season, inputs.level, inputs.spread)
         if not all(np.isfinite(part).all() for part in parts):
             rows = np.zeros(len(context), dtype=bool)
@@ -545,7 +555,11 @@ class NeuralForecaster(Forecaster):
         return point
 
     def predict_quantiles(
-        self, context: np.ndarray, quantiles: Sequence[float], horizon: int | None = None
+        self,
+        context: np.ndarray,
+        quantiles: Sequence[float],
+        horizon: int | None = None,
+        future: np.ndarray | None = None,
     ) -> np.ndarray:
         """Quantile forecasts of a network trained for them (``likelihood`` quantile or
         studentt).
@@ -561,6 +575,8 @@ class NeuralForecaster(Forecaster):
             quantiles: Q levels in (0, 1).
             horizon: T (default: the trained horizon); past it only for a model without
                 input features (their future values are unknown).
+            future: (B, T, F_k) values known ahead, for a model fitted with ``n_future``
+                (whose quantiles stop at its trained horizon).
 
         Returns:
             (B, T, F_target, Q) forecasts, non-decreasing along the last axis.
@@ -582,7 +598,8 @@ class NeuralForecaster(Forecaster):
                 arguments=("horizon",),
             )
         self._check_not_negative(context, 0)
-        inputs = self._checked_inputs(context)
+        known = self.check_future(future, len(context), self.horizon)
+        inputs = self._checked_inputs(context, known)
         levels = np.asarray(quantiles, dtype=np.float64)
         shape = (len(context), min(steps, self.horizon), self.n_targets_, len(levels))
         own = self._inverse_cdf(inputs, np.broadcast_to(levels, shape))
@@ -622,9 +639,10 @@ class NeuralForecaster(Forecaster):
         stacked = np.concatenate(pieces, axis=1)[:, :horizon]
         return stacked.reshape(-1, paths, horizon, self.n_targets_)
 
-    def _checked_inputs(self, context: np.ndarray) -> ModelInputs:
-        """The inputs of each (B, C, F) context, checked: what :meth:`_inverse_cdf` reads."""
-        inputs = build_inputs(context, self.spec, self.scaler_)
+    def _checked_inputs(self, context: np.ndarray, future: np.ndarray | None = None) -> ModelInputs:
+        """The inputs of each (B, C, F) context (and (B, T, F_k) values known ahead), checked:
+        what :meth:`_inverse_cdf` reads."""
+        inputs = build_inputs(context, self.spec, self.scaler_, future)
         if not all(np.isfinite(part).all() for part in (inputs.window, inputs.season)):
             raise DataError("the context has missing or infinite values in the steps read")
         return inputs

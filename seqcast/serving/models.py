@@ -271,6 +271,12 @@ def load_served_models(
                 "models are served by folder name, so rename one"
             )
         saved = load_model(path)
+        if saved.forecaster.n_known:
+            known = ", ".join(saved.data["columns"][-saved.forecaster.n_known :])
+            raise ModelFormatError(
+                f"model folder '{path}' reads inputs known ahead ({known}), whose future values "
+                "a request cannot give yet; serve a model fitted without them"
+            )
         model = ServedModel(
             name=name,
             path=path,
