@@ -88,6 +88,7 @@ def _load(source: str, options: dict[str, Any]) -> SeriesData:
         max_input_bytes=options["max_input_bytes"],
         future_features=options["future_feature"],
         calendar=options["calendar"],
+        static_features=options["static_feature"],
     )
 
 

@@ -46,6 +46,14 @@ def data_options(
             "its values at the forecast steps; predict then needs them: --future FILE.",
         ),
     ] = None,
+    static_feature: Annotated[
+        list[str] | None,
+        Opt(
+            "--static-feature",
+            help="Column constant within each series (a store's size); repeatable. Known "
+            "ahead: its own value.",
+        ),
+    ] = None,
     calendar: Annotated[
         str,
         Opt(

@@ -106,6 +106,7 @@ def describe_data(data: SeriesData, ends: list[int] | None = None) -> dict[str, 
         "date_format": data.date_format,
         "n_future": data.n_future,
         "calendar": list(data.calendar),
+        "static": list(data.static),
         "series": series,
     }
 

@@ -244,7 +244,7 @@ def predict_saved(
     else:
         labels = [data.label(s) for s in data.series]
     ready = forecaster.last_contexts(contexts, labels)
-    known = known_inputs(saved, indexes, ids, labels, future) if forecaster.n_known else None
+    known = known_inputs(saved, indexes, ids, labels, future, ready) if forecaster.n_known else None
     forecast = forecaster.predict(ready, steps, future=known)  # (S, T, Ft)
     bands = None
     if quantiles is not None:
@@ -270,10 +270,12 @@ def known_inputs(
     ids: list[Any],
     labels: list[str],
     future: pd.DataFrame | None,
+    contexts: np.ndarray,
 ) -> np.ndarray:
     """(S, T, F_k) values of a saved model's inputs known ahead at each series' forecast
     steps ``indexes``: its future features from ``future`` (rows of the time column, and the
-    id column, at those steps), then its calendar, computed from the timestamps.
+    id column, at those steps), its static features (their last value in each of the (S, C, F)
+    ``contexts``), then its calendar, computed from the timestamps.
 
     Raises:
         DataError: ``future`` is missing, lacks a column, or lacks a step of a series.
@@ -282,12 +284,17 @@ def known_inputs(
     columns = list(description["columns"])
     n_known = int(description.get("n_future", 0))
     cycles = list(description.get("calendar", []))
-    named = columns[len(columns) - n_known : len(columns) - len(cycles)]
+    static = list(description.get("static", []))
+    first_static = len(columns) - len(cycles) - len(static)
+    named = columns[len(columns) - n_known : first_static]
     out = []
-    for index, series_id, label in zip(indexes, ids, labels, strict=True):
+    for i, (index, series_id, label) in enumerate(zip(indexes, ids, labels, strict=True)):
         parts = []
         if named:
             parts.append(_future_rows(description, future, named, index, series_id, label))
+        if static:  # the last value seen, for every step: (T, F_s)
+            last = contexts[i, -1, first_static : first_static + len(static)]
+            parts.append(np.repeat(last[None], len(index), axis=0))
         if cycles:
             parts.append(calendar_values(pd.DatetimeIndex(index), cycles))
         out.append(np.hstack(parts))

@@ -242,7 +242,9 @@ def _write_report(
     banded = [r for r in scored if r.quantiles]
     if banded:
         figures["fan"] = plotting.plot_fan(data, banded[0], folder / "fan.png")
-    if data.n_future == len(data.calendar):  # else the future inputs' values are unknown here
+    # The values known ahead are computed (the calendar) or repeated (static features) here;
+    # a future feature's are not known past the data.
+    if data.n_future == len(data.calendar) + len(data.static):
         say(f"forecasting past the end of the data with {scored[0].model}")
         future = forecast_ahead(data, scored[0].model, settings, board.season, quantiles)
         figures["future"] = plotting.plot_future(data, *future, folder / "future.png")
@@ -307,15 +309,17 @@ def forecast_ahead(
     if forecaster.can_roll_out:
         steps = max(steps, min(max(season, 12), 60))
     context = forecaster.last_contexts(histories[:1], [data.label(data.series[0])])
-    # The calendar of the forecast steps (every input known ahead is one here): (1, T', F_k).
+    # The static values and calendar of the forecast steps (the inputs known ahead here).
     span = max(steps, forecaster.horizon)
-    known = (
-        calendar_values(
-            pd.DatetimeIndex(data.future_time(data.series[0], span)), list(data.calendar)
-        )[None]
-        if data.calendar
-        else None
-    )
+    parts = []
+    if data.static:  # (T', F_s): the last values, repeated
+        first = len(data.columns) - len(data.calendar) - len(data.static)
+        last = histories[0][-1, first : first + len(data.static)]
+        parts.append(np.repeat(last[None], span, axis=0))
+    if data.calendar:  # (T', F_c)
+        times = pd.DatetimeIndex(data.future_time(data.series[0], span))
+        parts.append(calendar_values(times, list(data.calendar)))
+    known = np.hstack(parts)[None] if parts else None  # (1, T', F_k)
     point = forecaster.predict(context, steps, future=known)[0]  # (T, Ft)
     levels = tuple(quantiles or ())
     bands = None

@@ -238,3 +238,51 @@ def test_cli_backtest_fit_and_predict_with_inputs_known_ahead(
     run = run_main(capsys, "predict", str(folder), "--future", str(future))
     assert run.code == 0, run.err
     assert run.out.splitlines()[0] == "date,sales" and len(run.out.splitlines()) == 4
+
+
+def long_stores(n: int = 120) -> pd.DataFrame:
+    """Two stores whose sales scale with their size, a column constant within each store."""
+    rng = np.random.default_rng(4)
+    days = pd.date_range("2023-01-02", periods=n, freq="D")
+    parts = []
+    for store, size in (("a", 1.0), ("b", 3.0)):
+        sales = size * (20 + 5 * (days.day_of_week >= 5)) + rng.normal(0, 0.3, n)
+        parts.append(pd.DataFrame({"store": store, "date": days, "sales": sales, "size": size}))
+    return pd.concat(parts, ignore_index=True)
+
+
+def test_static_features_are_known_ahead_as_their_own_value(tmp_path: Path) -> None:
+    frame = long_stores()
+    data = load_series(frame, targets=["sales"], id_col="store", static_features=["size"])
+    assert data.columns == ("sales", "size") and data.n_future == 1 and data.static == ("size",)
+    model = LinearRegression(window=7, horizon=3).fit(
+        [s.values for s in data.series], 1, n_future=data.n_future
+    )
+    saved = load_model(save_model(model, tmp_path / "m", data))
+    table = predict_saved(saved, 5)  # no future needed: the size is the last one seen
+    for store, series in zip(("a", "b"), data.series, strict=True):
+        values = series.values
+        known = np.repeat(values[-1:, 1:], 5, axis=0)[None]  # (1, 5, 1)
+        expected = model.predict(values[None, -7:], 5, future=known)[0, :, 0]
+        got = table.loc[table["store"] == store, "sales"].to_numpy()
+        np.testing.assert_allclose(got, expected)
+    changing = frame.assign(size=np.arange(len(frame), dtype=float))
+    with pytest.raises(DataError, match=r"series 'a': static feature column 'size' takes 120"):
+        load_series(changing, targets=["sales"], id_col="store", static_features=["size"])
+
+
+def test_cli_static_feature_through_backtest_fit_and_predict(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    path = tmp_path / "stores.csv"
+    long_stores().to_csv(path, index=False)
+    common = ["--id-col", "store", "--target", "sales", "--static-feature", "size", "-m",
+              "linear", "--window", "7", "--horizon", "2"]  # fmt: skip
+    run = run_main(capsys, "backtest", str(path), *common, "--val-size", "14")
+    assert run.code == 0, run.err
+    folder = tmp_path / "m"
+    run = run_main(capsys, "fit", str(path), *common, "--out", str(folder), "--quiet")
+    assert run.code == 0, run.err
+    run = run_main(capsys, "predict", str(folder), "--horizon", "4")
+    assert run.code == 0, run.err
+    assert len(run.out.splitlines()) == 1 + 2 * 4

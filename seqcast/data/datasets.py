@@ -129,6 +129,7 @@ def load_source(
     max_input_bytes: int | None = None,
     future_features: list[str] | None = None,
     calendar: str = "none",
+    static_features: list[str] | None = None,
 ) -> SeriesData:
     """A built-in dataset by name (unless a file of that name exists), else a CSV or Parquet
     file, loaded with :func:`seqcast.data.loading.load_series`'s options.
@@ -146,6 +147,8 @@ def load_source(
         options["future_features"] = future_features
     if calendar != "none":
         options["calendar"] = calendar
+    if static_features:
+        options["static_features"] = static_features
     if source in DATASETS and not Path(source).exists():
         return DATASETS[source].load(**options)
     return load_series(source, max_input_bytes=max_input_bytes, **options)

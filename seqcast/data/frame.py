@@ -54,6 +54,8 @@ class SeriesData:
             calendar): their values at the forecast steps are inputs too.
         calendar: the names of the calendar channels (the last ones), computed from the
             timestamps (:mod:`seqcast.data.calendar`), for any future step too.
+        static: the names of the static channels, constant within each series (just before
+            the calendar): known ahead, as their own last value.
     """
 
     series: tuple[Series, ...]
@@ -69,6 +71,7 @@ class SeriesData:
     notes: tuple[str, ...] = field(default=())
     n_future: int = 0
     calendar: tuple[str, ...] = ()
+    static: tuple[str, ...] = ()
 
     @property
     def targets(self) -> tuple[str, ...]:

@@ -63,6 +63,7 @@ def load_series(
     max_input_bytes: int | None = None,
     future_features: Sequence[str] | None = None,
     calendar: str = "none",
+    static_features: Sequence[str] | None = None,
 ) -> SeriesData:
     """Reads, validates and arranges one or many series.
 
@@ -94,6 +95,8 @@ def load_series(
             their values at the forecast steps too, so forecasting needs them for the horizon.
         calendar: ``auto`` adds the calendar cycles of the frequency as inputs known ahead
             (:mod:`seqcast.data.calendar`; none without dates); ``none`` adds none.
+        static_features: columns constant within each series (a store's size, a product's
+            category code): inputs known ahead whose future values are their own.
 
     Returns:
         The validated data: values (N, C) per series, targets first.
@@ -139,7 +142,12 @@ def load_series(
     if time_col is None:  # else a text column of dates, such as Month holding 1949-01
         time_col = _find_date_column(frame, where, available, id_col, date_format, notes)
     reserved = {time_col, id_col}
-    for name in [*(targets or []), *(features or []), *(future_features or [])]:
+    for name in [
+        *(targets or []),
+        *(features or []),
+        *(future_features or []),
+        *(static_features or []),
+    ]:
         if name in reserved:
             role = "time" if name == time_col else "id"
             raise DataError(
@@ -150,12 +158,15 @@ def load_series(
             )
     candidates = [c for c in available if c not in reserved]
     named = not isinstance(source, np.ndarray)  # an array's columns have no names to give
-    known = list(dict.fromkeys(future_features or []))
+    planned = list(dict.fromkeys(future_features or []))
+    static = [c for c in dict.fromkeys(static_features or []) if c not in planned]
+    known = [*planned, *static]
     for name in known:
+        role = "future feature" if name in planned else "static feature"
         if name not in candidates:
-            raise DataError(_unknown_column(where, name, "future feature column", candidates))
+            raise DataError(_unknown_column(where, name, f"{role} column", candidates))
         if name in (targets or []):
-            raise DataError(f"column '{name}' is both a target and a future feature")
+            raise DataError(f"column '{name}' is both a target and a {role}")
     targets, features = _choose_columns(
         frame, where, [c for c in candidates if c not in known], targets, features, id_col, named
     )
@@ -205,6 +216,13 @@ def load_series(
         # never scored, whether filled or masked.
         unobserved = group[targets].isna().any(axis=1).to_numpy()
         group = _handle_missing(group, where, label, columns, targets, fill, notes)
+        for name in static:
+            if group[name].nunique() > 1:
+                raise DataError(
+                    f"{label}: static feature column '{name}' takes {group[name].nunique()} "
+                    "values; a static feature is constant within each series",
+                    arguments=("static_features",),
+                )
         values = group[columns].to_numpy(dtype=np.float64)
         index = None if time_col is None else pd.Index(group[time_col], name=time_col)
         if calendar == "auto":
@@ -226,6 +244,7 @@ def load_series(
         n_targets=len(targets),
         n_future=len(known) + len(cycles),
         calendar=tuple(cycles),
+        static=tuple(static),
         freq=freq,
         step=step,
         source=where.label,
