@@ -32,8 +32,10 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
+from seqcast.data.calendar import calendar_values
 from seqcast.data.frame import Series, SeriesData
 from seqcast.data.gaps import carry_forward
+from seqcast.data.known import future_rows
 from seqcast.data.loading import load_series
 from seqcast.data.seasonality import season_from_freq
 from seqcast.errors import DataError, NotFittedError, SeqcastWarning
@@ -44,6 +46,9 @@ from seqcast.evaluation.probabilistic import check_quantiles, levels_to_quantile
 from seqcast.forecasters.base import Forecaster
 
 __all__ = ["METRICS", "Forecast", "evaluate"]
+
+#: The values known ahead for a number of steps: (S, steps, F_k), or None without them.
+Known = Callable[[int], np.ndarray | None]
 
 #: The metrics :func:`evaluate` computes, by name.
 METRICS = ("mae", "mse", "rmse", "mape", "smape", "mase", "wql", "coverage")
@@ -62,6 +67,11 @@ class Forecast:
         fill: missing values: ``error``, ``ffill``, ``interpolate``, ``drop`` or ``mask``
             (see :func:`~seqcast.data.loading.load_series`); a row not observed is never
             scored: its actual value is NaN in :meth:`cross_validation`.
+        future_features: columns of ``df`` known ahead (planned prices, promotions): models
+            that read them (linear, the networks) see their values at the forecast steps, so
+            :meth:`predict` needs them for the horizon (``X_df``).
+        calendar: ``auto`` gives the models the calendar cycles of the frequency as inputs
+            known ahead (:mod:`seqcast.data.calendar`); ``none`` (the default) does not.
 
     Raises:
         DataError: no models, or a model that is not a forecaster.
@@ -75,6 +85,8 @@ class Forecast:
         time_col: str = "ds",
         target_col: str = "y",
         fill: str = "error",
+        future_features: Sequence[str] = (),
+        calendar: str = "none",
     ) -> None:
         named = dict(models) if isinstance(models, Mapping) else _named(list(models))
         if not named:
@@ -90,6 +102,8 @@ class Forecast:
         self.time_col = time_col
         self.target_col = target_col
         self.fill = fill
+        self.future_features = list(future_features)
+        self.calendar = calendar
 
     # ------------------------------------------------------------------------------ fitting
     def fit(self, df: pd.DataFrame, static_df: pd.DataFrame | None = None) -> Self:
@@ -110,7 +124,7 @@ class Forecast:
         self.data_ = data
         self.columns_ = _Columns.of(df, self.id_col, self.time_col)
         self._check_seasons(data)
-        self.fitted_ = self._fit_all([s.values for s in data.series])
+        self.fitted_ = self._fit_all([s.values for s in data.series], data.n_future)
         self.conformal_: dict[tuple[str, int], Conformal] = {}
         return self
 
@@ -120,6 +134,7 @@ class Forecast:
         ids: Sequence[Any] | None = None,
         level: Sequence[float] | None = None,
         quantiles: Sequence[float] | None = None,
+        X_df: pd.DataFrame | None = None,
     ) -> pd.DataFrame:
         """Forecasts ``h`` steps past the end of every series (or of ``ids``).
 
@@ -133,6 +148,9 @@ class Forecast:
                 quantiles gives its own, the other models conformal ones, calibrated on a
                 backtest inside the fitted data the first time a horizon asks for them (one
                 more fit of each).
+            X_df: the values of the ``future_features`` at the forecast steps: ``id_col``,
+                ``time_col`` and those columns, a row for every series and step (for a
+                model's whole trained horizon at least).
 
         Returns:
             One row per series and step: ``id_col``, ``time_col`` (the timestamps after each
@@ -152,17 +170,24 @@ class Forecast:
         ends = [len(s) for s in chosen]
         frame = self._frame(data, chosen, ends, horizon, self.columns_)
         histories = [s.values for s in data.series]
+        known = self._known(data, chosen, ends, X_df)
         for alias, model in self.fitted_.items():
-            point = _forecast(model, data, chosen, ends, horizon)
+            point = _forecast(model, data, chosen, ends, horizon, known)
             frame[alias] = point.ravel()
             if level is None and quantiles is None:
                 continue
             if model.quantiles_reach(horizon):
-                bands = _native_bands(model, data, chosen, ends, horizon)
+                bands = _native_bands(model, data, chosen, ends, horizon, known)
             else:
                 key = (alias, horizon)
                 if key not in self.conformal_:
-                    self.conformal_[key] = calibrate(self.models[alias], histories, 1, horizon)
+                    self.conformal_[key] = calibrate(
+                        self.models[alias],
+                        _readable(model, histories),
+                        1,
+                        horizon,
+                        n_future=data.n_future,
+                    )
                 seen = [s.values for s in chosen]
                 bands = _conformal_bands(self.conformal_[key], point, seen)
             _add_bands(frame, alias, bands, level, quantiles)
@@ -229,10 +254,16 @@ class Forecast:
             ends = [len(s) - offset for s in data.series]  # the first forecast step of each
             parts = [s.values[:end] for s, end in zip(data.series, ends, strict=True)]
             if refit or k == 0:
-                fitted = self._fit_all(parts)
+                fitted = self._fit_all(parts, data.n_future)
                 if bands:
                     conformal = {
-                        alias: calibrate(self.models[alias], _readable(model, parts), 1, horizon)
+                        alias: calibrate(
+                            self.models[alias],
+                            _readable(model, parts),
+                            1,
+                            horizon,
+                            n_future=data.n_future,
+                        )
                         for alias, model in fitted.items()
                         if not model.quantiles_reach(horizon)
                     }
@@ -240,15 +271,16 @@ class Forecast:
             frame.insert(2, "cutoff", columns.times(_cutoffs(data.series, ends, horizon)))
             actual = [_actual(s, end, horizon) for s, end in zip(data.series, ends, strict=True)]
             frame.insert(3, self.target_col, np.concatenate(actual))
+            known = self._known(data, list(data.series), ends, None)  # inside the data
             for alias, model in fitted.items():
-                point = _forecast(model, data, list(data.series), ends, horizon)
+                point = _forecast(model, data, list(data.series), ends, horizon, known)
                 frame[alias] = point.ravel()
                 if not bands:
                     continue
                 if alias in conformal:
                     found = _conformal_bands(conformal[alias], point, parts)
                 else:
-                    found = _native_bands(model, data, list(data.series), ends, horizon)
+                    found = _native_bands(model, data, list(data.series), ends, horizon, known)
                 _add_bands(frame, alias, found, level, quantiles)
             pieces.append(frame)
         result = pd.concat(pieces, ignore_index=True)
@@ -267,7 +299,12 @@ class Forecast:
                 f"{', '.join(map(str, df.columns))}); name them with id_col, time_col, target_col",
                 arguments=("id_col", "time_col", "target_col"),
             )
-        frame = df[[self.id_col, self.time_col, self.target_col]]
+        absent = [c for c in self.future_features if c not in df.columns]
+        if absent:
+            raise DataError(
+                f"df has no future feature column '{absent[0]}'", arguments=("future_features",)
+            )
+        frame = df[[self.id_col, self.time_col, self.target_col, *self.future_features]]
         statics: list[str] = []
         if static_df is not None:
             frame, statics = _with_statics(
@@ -280,6 +317,8 @@ class Forecast:
             time_col=self.time_col,
             id_col=self.id_col,
             fill=self.fill,  # type: ignore[arg-type]
+            future_features=self.future_features,
+            calendar=self.calendar,
         )
 
     def _check_seasons(self, data: SeriesData) -> None:
@@ -299,12 +338,52 @@ class Forecast:
                     stacklevel=3,
                 )
 
-    def _fit_all(self, parts: list[np.ndarray]) -> dict[str, Forecaster]:
+    def _fit_all(self, parts: list[np.ndarray], n_future: int) -> dict[str, Forecaster]:
         fitted = {}
         for alias, model in self.models.items():
             fresh = type(model)(**model.get_params())
-            fitted[alias] = fresh.fit(_readable(fresh, parts), 1)
+            fitted[alias] = fresh.fit(_readable(fresh, parts), 1, n_future=n_future)
         return fitted
+
+    def _known(
+        self,
+        data: SeriesData,
+        chosen: list[Series],
+        ends: list[int],
+        future: pd.DataFrame | None,
+    ) -> Known:
+        """The values known ahead from position ``ends[i]`` of each chosen series, for any
+        number of steps: (S, steps, F_k), or None without such inputs. Inside the data they
+        are its own; past its end, the future features come from ``future`` (``X_df``), the
+        static ones repeat and the calendar is computed."""
+        width = len(data.columns)
+        cycles, static = list(data.calendar), list(data.static)
+        named = list(data.columns[width - data.n_future : width - len(cycles) - len(static)])
+
+        def values(steps: int) -> np.ndarray | None:
+            if data.n_future == 0:
+                return None
+            out = []
+            for s, end in zip(chosen, ends, strict=True):
+                if end + steps <= len(s):
+                    out.append(s.values[end : end + steps, width - data.n_future :])
+                    continue
+                index = _times(data, s, end, steps)
+                parts = []
+                if named:
+                    found = future_rows(future, named, index, self.time_col, self.id_col,
+                                        s.series_id, data.label(s))  # fmt: skip
+                    parts.append(found)
+                if static:
+                    first = width - len(cycles) - len(static)
+                    last = s.values[end - 1, first : first + len(static)]
+                    parts.append(np.repeat(last[None], steps, axis=0))
+                if cycles:
+                    parts.append(calendar_values(pd.DatetimeIndex(index), cycles))
+                out.append(np.hstack(parts))
+            return np.stack(out)
+
+        return values
 
     def _horizon(self, h: int | None) -> int:
         if h is None:
@@ -438,12 +517,18 @@ def _conformal_bands(conformal: Conformal, point: np.ndarray, seen: list[np.ndar
 
 
 def _native_bands(
-    model: Forecaster, data: SeriesData, chosen: list[Series], ends: list[int], horizon: int
+    model: Forecaster,
+    data: SeriesData,
+    chosen: list[Series],
+    ends: list[int],
+    horizon: int,
+    known: Known,
 ) -> Bands:
     """A quantile model's own quantiles of every chosen series from before ``ends[i]``."""
     histories = _readable(model, [s.values[:end] for s, end in zip(chosen, ends, strict=True)])
     contexts = model.last_contexts(histories, [data.label(s) for s in chosen])
-    return lambda levels: model.predict_quantiles(contexts, levels, horizon)
+    future = known(max(horizon, model.horizon)) if model.n_known else None
+    return lambda levels: model.predict_quantiles(contexts, levels, horizon, future=future)
 
 
 def _add_bands(
@@ -494,13 +579,19 @@ def _cutoffs(series: Sequence[Series], ends: list[int], horizon: int) -> np.ndar
 
 
 def _forecast(
-    model: Forecaster, data: SeriesData, chosen: list[Series], ends: list[int], horizon: int
+    model: Forecaster,
+    data: SeriesData,
+    chosen: list[Series],
+    ends: list[int],
+    horizon: int,
+    known: Known,
 ) -> np.ndarray:
-    """(S, T) forecasts of every chosen series from its history before ``ends[i]``, in one
-    batched call."""
+    """(S, T) forecasts of every chosen series from its history before ``ends[i]`` (and the
+    values ``known`` ahead from there), in one batched call."""
     histories = _readable(model, [s.values[:end] for s, end in zip(chosen, ends, strict=True)])
     contexts = model.last_contexts(histories, [data.label(s) for s in chosen])
-    return model.predict(contexts, horizon)[:, :, 0]  # (S, T, 1) -> (S, T)
+    future = known(max(horizon, model.horizon)) if model.n_known else None
+    return model.predict(contexts, horizon, future=future)[:, :, 0]  # (S, T, 1) -> (S, T)
 
 
 def evaluate(

@@ -22,6 +22,7 @@ import pandas as pd
 
 from seqcast.data.calendar import calendar_values
 from seqcast.data.frame import SeriesData, future_index
+from seqcast.data.known import future_rows
 from seqcast.errors import DataError, ModelFormatError
 from seqcast.evaluation.conformal import Conformal, series_floors, series_scales
 from seqcast.evaluation.probabilistic import check_quantiles, interval_bounds
@@ -291,7 +292,8 @@ def known_inputs(
     for i, (index, series_id, label) in enumerate(zip(indexes, ids, labels, strict=True)):
         parts = []
         if named:
-            parts.append(_future_rows(description, future, named, index, series_id, label))
+            time_col, id_col = description["time_col"] or "step", description["id_col"]
+            parts.append(future_rows(future, named, index, time_col, id_col, series_id, label))
         if static:  # the last value seen, for every step: (T, F_s)
             last = contexts[i, -1, first_static : first_static + len(static)]
             parts.append(np.repeat(last[None], len(index), axis=0))
@@ -299,48 +301,6 @@ def known_inputs(
             parts.append(calendar_values(pd.DatetimeIndex(index), cycles))
         out.append(np.hstack(parts))
     return np.stack(out)
-
-
-def _future_rows(
-    description: dict[str, Any],
-    future: pd.DataFrame | None,
-    named: list[str],
-    index: pd.Index,
-    series_id: Any,
-    label: str,
-) -> np.ndarray:
-    """(T, F_u) values of the future features ``named`` at ``index``, from ``future``."""
-    listed = ", ".join(named)
-    if future is None:
-        raise DataError(
-            f"the model reads inputs known ahead ({listed}): give their values at the "
-            "forecast steps with future",
-            arguments=("future",),
-        )
-    time_col, id_col = description["time_col"] or "step", description["id_col"]
-    needed = [time_col, *([id_col] if id_col else []), *named]
-    absent = [c for c in needed if c not in future.columns]
-    if absent:
-        raise DataError(
-            f"future has no column '{absent[0]}'; it needs {', '.join(needed)}",
-            arguments=("future",),
-        )
-    rows = future if not id_col else future[future[id_col].astype(str) == str(series_id)]
-    times = rows[time_col]
-    if isinstance(index, pd.DatetimeIndex):
-        times = pd.to_datetime(times, errors="coerce")
-    table = rows.assign(**{time_col: times}).drop_duplicates(time_col).set_index(time_col)
-    missing = index.difference(table.index)
-    if len(missing):
-        raise DataError(
-            f"future has no row for {label} at {missing[0]} ({len(missing)} of its "
-            f"{len(index)} forecast steps missing)",
-            arguments=("future",),
-        )
-    values = table.loc[index, named].to_numpy(dtype=np.float64)
-    if not np.isfinite(values).all():
-        raise DataError(f"future has missing values for {label}", arguments=("future",))
-    return values
 
 
 def saved_quantiles(

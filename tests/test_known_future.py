@@ -286,3 +286,53 @@ def test_cli_static_feature_through_backtest_fit_and_predict(
     run = run_main(capsys, "predict", str(folder), "--horizon", "4")
     assert run.code == 0, run.err
     assert len(run.out.splitlines()) == 1 + 2 * 4
+
+
+# ------------------------------------------------------------------ the DataFrame API
+def promo_long() -> pd.DataFrame:
+    frame = promo_frame(200)
+    return frame.rename(columns={"date": "ds", "sales": "y"}).assign(unique_id="s")[
+        ["unique_id", "ds", "y", "promo"]
+    ]
+
+
+def test_forecast_predict_takes_the_future_features_in_x_df() -> None:
+    from seqcast.frames import Forecast
+
+    df = promo_long()
+    forecast = Forecast([LinearRegression(window=7, horizon=3)], future_features=["promo"],
+                        calendar="auto").fit(df)  # fmt: skip
+    days = pd.date_range(df["ds"].iloc[-1] + pd.Timedelta(days=1), periods=5, freq="D")
+    x_df = pd.DataFrame({"unique_id": "s", "ds": days, "promo": [1.0, 0, 0, 1, 0]})
+    out = forecast.predict(5, X_df=x_df)
+    assert list(out["ds"]) == list(days)
+    # Oracle: the same model on arrays, with the calendar by hand.
+    data = load_series(promo_frame(200), targets=["sales"], future_features=["promo"],
+                       calendar="auto")  # fmt: skip
+    model = LinearRegression(window=7, horizon=3).fit(
+        [data.series[0].values], 1, n_future=data.n_future
+    )
+    known = np.hstack([x_df[["promo"]].to_numpy(), calendar_values(days, list(data.calendar))])
+    expected = model.predict(data.series[0].values[None, -7:], 5, future=known[None])
+    np.testing.assert_allclose(out["linear"].to_numpy(), expected[0, :, 0])
+    with pytest.raises(DataError, match=r"reads inputs known ahead \(promo\)"):
+        forecast.predict(5)
+
+
+def test_cross_validation_reads_the_known_values_after_each_cutoff_never_the_targets() -> None:
+    from seqcast.frames import Forecast
+
+    df = promo_long()
+    forecast = Forecast([LinearRegression(window=7, horizon=3)], future_features=["promo"])
+    cv = forecast.cross_validation(df, h=3, n_windows=4, step_size=3)
+    later = df.copy()
+    later.loc[later.index[-3:], "y"] += 1000.0  # the targets after the last cutoff
+    moved = forecast.cross_validation(later, h=3, n_windows=4, step_size=3)
+    np.testing.assert_allclose(moved["linear"], cv["linear"], rtol=1e-12)
+    assert not np.allclose(moved["y"], cv["y"])  # the actual values did change
+    planned = df.copy()
+    planned.loc[planned.index[-2], "promo"] = 1.0 - planned["promo"].iloc[-2]
+    read = forecast.cross_validation(planned, h=3, n_windows=4, step_size=3)
+    # The last cutoff's forecast reads the planned value of its second step; no other does.
+    changed = ~np.isclose(read["linear"], cv["linear"], rtol=1e-12)
+    assert changed[-3:].any() and not changed[:-3].any()

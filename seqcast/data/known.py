@@ -1,0 +1,67 @@
+"""Values of inputs known ahead at forecast steps, from a table a user gives.
+
+A model fitted with future features (:func:`seqcast.data.loading.load_series`'s
+``future_features``) needs their values at every step it forecasts: ``seqcast predict --future
+FILE`` and ``Forecast.predict(X_df=...)`` give them as rows of the time column (and the id
+column) and those columns, checked here for every step.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from seqcast.errors import DataError
+
+__all__ = ["future_rows"]
+
+
+def future_rows(
+    future: pd.DataFrame | None,
+    names: Sequence[str],
+    index: pd.Index,
+    time_col: str,
+    id_col: str | None,
+    series_id: Any,
+    label: str,
+) -> np.ndarray:
+    """(T, F_u) values of the columns ``names`` of ``future`` at the T timestamps ``index`` of
+    one series (its rows: ``id_col`` equal to ``series_id`` in long format).
+
+    Raises:
+        DataError: ``future`` is missing, lacks a column, lacks a step of the series (named by
+            ``label``), or has a missing value there.
+    """
+    listed = ", ".join(names)
+    if future is None:
+        raise DataError(
+            f"the model reads inputs known ahead ({listed}): give their values at the "
+            "forecast steps with future",
+            arguments=("future",),
+        )
+    needed = [time_col, *([id_col] if id_col else []), *names]
+    absent = [c for c in needed if c not in future.columns]
+    if absent:
+        raise DataError(
+            f"future has no column '{absent[0]}'; it needs {', '.join(needed)}",
+            arguments=("future",),
+        )
+    rows = future if not id_col else future[future[id_col].astype(str) == str(series_id)]
+    times = rows[time_col]
+    if isinstance(index, pd.DatetimeIndex):
+        times = pd.to_datetime(times, errors="coerce")
+    table = rows.assign(**{time_col: times}).drop_duplicates(time_col).set_index(time_col)
+    missing = index.difference(table.index)
+    if len(missing):
+        raise DataError(
+            f"future has no row for {label} at {missing[0]} ({len(missing)} of its "
+            f"{len(index)} forecast steps missing)",
+            arguments=("future",),
+        )
+    values = table.loc[index, list(names)].to_numpy(dtype=np.float64)
+    if not np.isfinite(values).all():
+        raise DataError(f"future has missing values for {label}", arguments=("future",))
+    return values
