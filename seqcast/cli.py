@@ -504,8 +504,19 @@ def report(
             ),
             stacklevel=2,
         )
-    for name in names:
-        create_for(name, settings)
+    for name in list(names):
+        forecaster = create_for(name, settings)
+        shortest = min(splits)
+        if not model and not forecaster.can_pad and shortest < forecaster.context_length:
+            # A baseline that cannot read the shortest series is left out, never an error.
+            names.remove(name)
+            warnings.warn(
+                SeqcastWarning(
+                    f"{name} is left out of the ladder: it reads {forecaster.context_length} "
+                    f"past points, and the shortest training part has {shortest}"
+                ),
+                stacklevel=2,
+            )
     levels = None if no_intervals else _quantile_levels(quantiles, level or REPORT_LEVEL)
     _run_report(series, splits, settings, names, out_dir, quiet, levels)
 

@@ -23,7 +23,7 @@ from pandas.tseries.api import guess_datetime_format
 
 from seqcast.data.calendar import CALENDARS, calendar_names, calendar_values
 from seqcast.data.frame import Series, SeriesData
-from seqcast.errors import DataError
+from seqcast.errors import DataError, SeqcastWarning
 
 __all__ = ["FILL_POLICIES", "FillPolicy", "load_series"]
 
@@ -550,10 +550,12 @@ def _find_date_column(
             arguments=("time_col",),
         )
     if found:
-        notes.append(
+        note = (
             f"{where.label}: column '{found[0]}' holds dates and is the time column (name "
             "another with time_col)"
         )
+        notes.append(note)
+        warnings.warn(SeqcastWarning(note, arguments=("time_col",)), stacklevel=4)
         return found[0]
     return None
 

@@ -143,7 +143,14 @@ def run_leaderboard(
     forecasters = [create_for(name, settings) for name in dict.fromkeys(models)]
     season = int(settings.get("season", 1))
     for forecaster in forecasters:  # fail on a too-short series before any work
-        check_lengths(data, splits, forecaster.context_length, forecaster.horizon, forecaster.name)
+        check_lengths(
+            data,
+            splits,
+            forecaster.context_length,
+            forecaster.horizon,
+            forecaster.name,
+            forecaster.can_pad,
+        )
     results = []
     for forecaster in forecasters:
         if on_start is not None:
