@@ -106,7 +106,10 @@ def summarise(data: SeriesData, splits: Sequence[int], season: int) -> dict[str,
         if len(set(lengths)) == 1
         else f"{min(lengths)} to {max(lengths)}",
         "targets": ", ".join(data.targets),
-        "input features": ", ".join(data.features) or "none",
+        "input features": ", ".join(data.features[: len(data.features) - data.n_future]) or "none",
+        "inputs known ahead": ", ".join(data.columns[len(data.columns) - data.n_future :])
+        if data.n_future
+        else "none",
         "frequency": describe_freq(data.freq)
         or ("numeric steps" if first.time is not None else "rows are steps"),
     }
