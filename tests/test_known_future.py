@@ -16,7 +16,7 @@ from cli_runner import run_main
 from seqcast.data import load_series
 from seqcast.data.calendar import calendar_names, calendar_values
 from seqcast.data.frame import SeriesData
-from seqcast.errors import DataError, ModelFormatError
+from seqcast.errors import DataError
 from seqcast.evaluation import backtest
 from seqcast.forecasters import LinearRegression, Naive
 from seqcast.forecasters.registry import create_for
@@ -208,14 +208,43 @@ def test_a_saved_model_computes_its_calendar_and_reads_its_future_features(
         predict_saved(saved, 5, future=future.iloc[:4])
 
 
-def test_the_service_refuses_a_model_with_inputs_known_ahead(tmp_path: Path) -> None:
-    from seqcast.serving.models import load_served_models
+def test_the_service_takes_future_features_and_computes_calendar_and_static_values(
+    tmp_path: Path,
+) -> None:
+    """Oracle: the saved model's predict_saved with the same future values."""
+    from fastapi.testclient import TestClient
 
-    data = promo_data()
-    model = LinearRegression(window=6, horizon=3).fit([data.series[0].values], 1, n_future=1)
+    from seqcast.serving import create_app
+
+    frame = promo_frame().assign(store=1.0)
+    data = load_series(frame, targets=["sales"], future_features=["promo"],
+                       static_features=["store"], calendar="auto")  # fmt: skip
+    model = LinearRegression(window=6, horizon=3).fit(
+        [data.series[0].values], 1, n_future=data.n_future
+    )
     folder = save_model(model, tmp_path / "m", data)
-    with pytest.raises(ModelFormatError, match=r"reads inputs known ahead \(promo\)"):
-        load_served_models([folder], 100)
+    client = TestClient(create_app([folder]))
+    info = client.get("/models/m").json()
+    assert info["future_features"] == ["promo"] and info["features"] == ["promo", "store"]
+    assert info["calendar"] == list(data.calendar)
+    tail = frame.iloc[-10:]
+    body = {
+        "history": tail[["sales", "promo", "store"]].to_numpy().tolist(),
+        "timestamps": [t.isoformat() for t in tail["date"]],
+        "horizon": 5,
+        "future": [1.0, 0.0, 0.0, 1.0, 0.0],
+    }
+    answer = client.post("/models/m/forecast", json=body)
+    assert answer.status_code == 200, answer.text
+    days = pd.date_range(frame["date"].iloc[-1] + pd.Timedelta(days=1), periods=5, freq="D")
+    expected = predict_saved(
+        load_model(folder), 5, future=pd.DataFrame({"date": days, "promo": body["future"]})
+    )
+    np.testing.assert_allclose(answer.json()["forecast"], expected["sales"].to_numpy())
+    short = client.post("/models/m/forecast", json={**body, "future": [1.0, 0.0]})
+    assert short.status_code == 422 and "send future with 5 row(s)" in short.json()["detail"]
+    undated = client.post("/models/m/forecast", json={**body, "timestamps": None})
+    assert undated.status_code == 422 and "send timestamps" in undated.json()["detail"]
 
 
 def test_cli_backtest_fit_and_predict_with_inputs_known_ahead(

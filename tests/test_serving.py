@@ -551,7 +551,7 @@ def test_a_bug_answers_a_json_500(
 ) -> None:
     app = create_app([model_dirs["uni"]])
 
-    def broken(context: np.ndarray, horizon: int | None = None) -> np.ndarray:
+    def broken(context: np.ndarray, horizon: int | None = None, *rest: Any) -> np.ndarray:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(app.state.models["uni"].forecaster, "predict", broken)

@@ -34,10 +34,10 @@ def test_forecasts_beyond_the_limit_get_503_and_health_stays_fast(
     release, entered = threading.Event(), []
     original = ServedModel.forecast
 
-    def slow(self: ServedModel, context: np.ndarray, horizon: int) -> np.ndarray:
+    def slow(self: ServedModel, context: np.ndarray, horizon: int, *rest: Any) -> np.ndarray:
         entered.append(1)
         release.wait(10)
-        return original(self, context, horizon)
+        return original(self, context, horizon, *rest)
 
     app = create_app([folder], max_in_flight=2)  # loading tries one forecast: not slowed
     monkeypatch.setattr(ServedModel, "forecast", slow)

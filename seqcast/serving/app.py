@@ -191,7 +191,7 @@ def _answer(
     levels: tuple[float, ...] | None,
 ) -> ForecastResponse:
     """Computes a checked request's forecast (on a worker thread)."""
-    context = model.context(request.history)  # (C, F)
+    context = model.context(request.history, request.timestamps)  # (C, F)
     n_steps = len(request.history)
     if request.timestamps is not None and len(request.timestamps) != n_steps:
         raise DataError(
@@ -201,11 +201,12 @@ def _answer(
     times: list[str] | list[float] | list[int] = step_numbers(horizon)
     if request.timestamps is not None:
         times = continue_timestamps(request.timestamps, horizon, model.saved.data, model.name)
-    values = model.forecast(context, horizon)  # (T, Ft)
+    known = model.known(context, horizon, request.future, request.timestamps)  # (1, T', F_k)
+    values = model.forecast(context, horizon, known)  # (T, Ft)
     targets = model.saved.targets
     quantiles = None
     if levels is not None:
-        bands = model.forecast_quantiles(context, values, levels)  # (T, Ft, Q)
+        bands = model.forecast_quantiles(context, values, levels, known)  # (T, Ft, Q)
         quantiles = {
             f"{q:g}": bands[:, 0, k].tolist() if len(targets) == 1 else bands[..., k].tolist()
             for k, q in enumerate(levels)

@@ -18,11 +18,13 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
+from seqcast.data.calendar import calendar_values
 from seqcast.errors import DataError, ModelFormatError, SeqcastError, SeqcastWarning
 from seqcast.forecasters.base import Forecaster
 from seqcast.persistence import SavedModel, load_model
-from seqcast.prediction import saved_quantiles
+from seqcast.prediction import continue_timestamps, saved_quantiles
 from seqcast.serving.schemas import ModelInfo
 
 __all__ = ["ServedModel", "load_served_models"]
@@ -72,17 +74,24 @@ class ServedModel:
             quantile_steps=self.quantile_steps,
             max_horizon=self.max_horizon,
             targets=targets,
-            features=self.columns[len(targets) :],
+            features=self.columns[len(targets) : len(self.columns) - len(data.get("calendar", []))],
+            future_features=self.future_features,
+            calendar=list(data.get("calendar", [])),
             freq=data.get("freq"),
             trained_at=metadata.get("trained_at"),
             metrics=_json_safe(dict(metadata.get("metrics") or {})),
         )
 
-    def context(self, history: np.ndarray) -> np.ndarray:
-        """The last ``context_length`` steps of a request's history.
+    def context(
+        self, history: np.ndarray, timestamps: list[str] | list[float] | None = None
+    ) -> np.ndarray:
+        """The last ``context_length`` steps of a request's history, with the calendar of its
+        ``timestamps`` for a model that reads one.
 
         Args:
-            history: (N,) values of one input column, or (N, F) rows.
+            history: (N,) values of one input column, or (N, F') rows (every column but the
+                calendar).
+            timestamps: N timestamps of the history steps.
 
         Returns:
             (C, F) float64 context.
@@ -91,20 +100,31 @@ class ServedModel:
             DataError: the history has the wrong number of columns or too few steps (a model
                 trained with padding takes a shorter history, padded in front).
         """
-        n_features = self.forecaster.n_features_
+        cycles = list(self.saved.data.get("calendar", []))
+        sent = self.columns[: len(self.columns) - len(cycles)]  # the calendar is computed
+        n_features = len(sent)
         values = history
         if values.ndim == 1:
             if n_features != 1:
                 raise DataError(
                     f"model '{self.name}' takes {n_features} values per step "
-                    f"({', '.join(self.columns)}): send history as rows, one per step"
+                    f"({', '.join(sent)}): send history as rows, one per step"
                 )
             values = values[:, None]  # (N,) -> (N, 1)
         elif values.shape[1] != n_features:
             raise DataError(
                 f"history rows have {values.shape[1]} values; model '{self.name}' takes "
-                f"{n_features} per step ({', '.join(self.columns)})"
+                f"{n_features} per step ({', '.join(sent)})"
             )
+        if cycles:  # the calendar of the history's own steps, from its timestamps
+            if timestamps is None or len(timestamps) != len(values):
+                raise DataError(
+                    f"model '{self.name}' reads the calendar: send timestamps, one per history step"
+                )
+            stamps = pd.DatetimeIndex(pd.to_datetime([str(t) for t in timestamps], errors="coerce"))
+            if stamps.isna().any():
+                raise DataError(f"model '{self.name}' reads the calendar: send ISO 8601 dates")
+            values = np.hstack([values, calendar_values(stamps, cycles)])
         steps = self.context_length
         if len(values) < steps and self.forecaster.accepts_padding and len(values) > 0:
             # A model trained on padded short series forecasts from a padded past (the note
@@ -122,6 +142,58 @@ class ServedModel:
                 f"{steps}{reason}"
             )
         return values[len(values) - steps :]
+
+    @property
+    def future_features(self) -> list[str]:
+        """The inputs known ahead whose values a request sends (not the calendar or static
+        ones, which the service computes)."""
+        data = self.saved.data
+        width, known = len(self.columns), int(data.get("n_future", 0))
+        computed = len(data.get("calendar", [])) + len(data.get("static", []))
+        return self.columns[width - known : width - computed]
+
+    def known(
+        self,
+        context: np.ndarray,
+        horizon: int,
+        future: np.ndarray | None,
+        timestamps: list[str] | list[float] | None,
+    ) -> np.ndarray | None:
+        """(1, max(T, T0), F_k) values of the model's inputs known ahead for a request: its
+        ``future`` rows, the static values of the last history step, and the calendar of the
+        steps after its ``timestamps``; None for a model without such inputs.
+
+        Raises:
+            DataError: ``future`` or ``timestamps`` are needed and missing or too short.
+        """
+        if not self.forecaster.n_known:
+            return None
+        data = self.saved.data
+        span = max(horizon, self.forecaster.horizon)
+        named, cycles = self.future_features, list(data.get("calendar", []))
+        static = list(data.get("static", []))
+        parts = []
+        if named:
+            rows = None if future is None else (future[:, None] if future.ndim == 1 else future)
+            if rows is None or rows.shape[1] != len(named) or len(rows) < span:
+                got = "none" if rows is None else f"{rows.shape[0]} row(s) of {rows.shape[1]}"
+                raise DataError(
+                    f"model '{self.name}' reads {', '.join(named)} at the forecast steps: send "
+                    f"future with {span} row(s) of {len(named)} value(s), got {got}"
+                )
+            parts.append(rows[:span])
+        if static:
+            first = len(self.columns) - len(cycles) - len(static)
+            parts.append(np.repeat(context[-1:, first : first + len(static)], span, axis=0))
+        if cycles:
+            if timestamps is None:
+                raise DataError(
+                    f"model '{self.name}' reads the calendar of the forecast steps: send "
+                    "timestamps, one per history step"
+                )
+            times = continue_timestamps(timestamps, span, data, self.name)
+            parts.append(calendar_values(pd.DatetimeIndex(times), cycles))
+        return np.hstack(parts)[None]
 
     def check_horizon(self, horizon: int) -> None:
         """Refuses a horizon above the maximum, or one the model cannot roll out to.
@@ -174,7 +246,11 @@ class ServedModel:
         return 0 if widths is None or widths.ndim != 3 else int(widths.shape[1])
 
     def forecast_quantiles(
-        self, context: np.ndarray, point: np.ndarray, levels: tuple[float, ...]
+        self,
+        context: np.ndarray,
+        point: np.ndarray,
+        levels: tuple[float, ...],
+        known: np.ndarray | None = None,
     ) -> np.ndarray:
         """(T, F_target, Q) quantiles around the point forecasts (T, F_target) of one
         context (C, F).
@@ -184,13 +260,15 @@ class ServedModel:
         """
         with np.errstate(over="ignore", invalid="ignore"):
             ready = self.forecaster.last_contexts([context], ["the history"])
-            bands = saved_quantiles(self.saved, ready, point[None], [context], False, levels)
+            bands = saved_quantiles(self.saved, ready, point[None], [context], False, levels, known)
         if not np.isfinite(bands).all():
             raise DataError(f"model '{self.name}' produced non-finite quantiles")
         one: np.ndarray = bands[0]
         return one
 
-    def forecast(self, context: np.ndarray, horizon: int) -> np.ndarray:
+    def forecast(
+        self, context: np.ndarray, horizon: int, known: np.ndarray | None = None
+    ) -> np.ndarray:
         """Forecasts from one context.
 
         Args:
@@ -207,7 +285,7 @@ class ServedModel:
         # refused as non-finite by ``predict``, so the warnings would only be noise.
         try:
             with np.errstate(over="ignore", invalid="ignore"):
-                forecast: np.ndarray = self.forecaster.predict(context[None], horizon)
+                forecast: np.ndarray = self.forecaster.predict(context[None], horizon, known)
         except DataError as exc:
             raise DataError(
                 f"model '{self.name}' cannot forecast from this history: {exc} (are the values "
@@ -232,7 +310,7 @@ def _json_safe(value: Any) -> Any:
 def _can_roll_out(forecaster: Forecaster) -> bool:
     """Whether the forecaster can go past its trained horizon. Rolling out feeds forecasts
     back as inputs, which a model with input features cannot do: their future is unknown."""
-    return forecaster.any_horizon or forecaster.n_features_ == forecaster.n_targets_
+    return forecaster.can_roll_out
 
 
 def _max_horizon(forecaster: Forecaster, limit: int) -> int:
@@ -271,12 +349,6 @@ def load_served_models(
                 "models are served by folder name, so rename one"
             )
         saved = load_model(path)
-        if saved.forecaster.n_known:
-            known = ", ".join(saved.data["columns"][-saved.forecaster.n_known :])
-            raise ModelFormatError(
-                f"model folder '{path}' reads inputs known ahead ({known}), whose future values "
-                "a request cannot give yet; serve a model fitted without them"
-            )
         model = ServedModel(
             name=name,
             path=path,
@@ -293,8 +365,10 @@ def _warm_up(model: ServedModel) -> None:
     request's latency free of one-time initialisation."""
     if not model.saved.contexts or len(model.saved.contexts[0]) < model.context_length:
         return
+    known = model.forecaster.n_known
+    dummy = np.zeros((1, model.forecaster.horizon, known)) if known else None
     try:
-        model.forecast(model.saved.contexts[0][-model.context_length :], 1)
+        model.forecast(model.saved.contexts[0][-model.context_length :], 1, dummy)
     except DataError as exc:
         raise ModelFormatError(
             f"model folder '{model.path}' cannot forecast from its own stored context ({exc})"

@@ -190,6 +190,18 @@ History = Annotated[
         }
     ),
 ]
+Future = Annotated[
+    np.ndarray,
+    PlainValidator(parse_history),
+    WithJsonSchema(
+        {
+            "anyOf": [_NUMBERS, _ROWS],
+            "description": "For a model with future features (GET /models "
+            "`future_features`): their values at the forecast steps, one row per step (a "
+            "number per step for one feature), for max(horizon, the trained horizon) steps.",
+        }
+    ),
+]
 #: A whole number of steps; ``2.0`` counts (JSON Schema calls it an integer), ``"2"`` does not.
 Horizon = Annotated[int, Strict(), Field(ge=1), BeforeValidator(_whole_float_to_int)]
 Timestamps = Annotated[
@@ -238,6 +250,7 @@ class ForecastRequest(BaseModel):
         description="Quantile levels in (0, 1) to forecast too (a model that can: GET /models "
         "`quantiles`); the response's `quantiles` holds them.",
     )
+    future: Future | None = None
 
 
 class ForecastResponse(BaseModel):
@@ -283,6 +296,14 @@ class ModelInfo(BaseModel):
     max_horizon: int = Field(description="The largest horizon a request may ask for.")
     targets: list[str]
     features: list[str] = Field(description="Input columns that are not forecast.")
+    future_features: list[str] = Field(
+        default_factory=list,
+        description="Inputs whose values at the forecast steps a request sends in `future`.",
+    )
+    calendar: list[str] = Field(
+        default_factory=list,
+        description="Calendar inputs, computed from the request's `timestamps` (then needed).",
+    )
     freq: str | None = Field(description="Frequency of the training timestamps, if dated.")
     trained_at: str | None
     metrics: dict[str, Any]
