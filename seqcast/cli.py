@@ -351,10 +351,16 @@ def predict(
     if data is not None:
         description = saved.data
         n_targets, columns = description["n_targets"], description["columns"]
+        known, cycles = description.get("n_future", 0), description.get("calendar", [])
+        static = description.get("static", [])
+        first_static = len(columns) - len(cycles) - len(static)
         fresh = load_source(
             data,
             targets=columns[:n_targets],
-            features=columns[n_targets:],
+            features=columns[n_targets : len(columns) - known],
+            future_features=columns[len(columns) - known : first_static],
+            static_features=static,
+            calendar="auto" if cycles else "none",
             time_col=description["time_col"],
             id_col=description["id_col"],
             fill=fill,
@@ -415,7 +421,8 @@ def lr_find(
     _say(quiet, f"sweeping the learning rate of {model} on the training part ...")
     parts = [s.values[:split] for s, split in zip(series.series, splits, strict=True)]
     try:
-        result = forecaster.lr_find(parts, series.n_targets)
+        parts = [forecaster.readable_values(p) for p in parts]
+        result = forecaster.lr_find(parts, series.n_targets, n_future=series.n_future)
     except DataError as exc:
         raise DataError(f"{series.source}: {exc}", arguments=exc.arguments) from exc
     best = min(range(len(result.smoothed)), key=result.smoothed.__getitem__)

@@ -238,6 +238,13 @@ class Forecast:
         data = self._load(df, static_df)
         self._check_seasons(data)
         columns = _Columns.of(df, self.id_col, self.time_col)
+        reach = max([horizon, *(m.horizon for m in self.models.values() if m.reads_known)])
+        if self.future_features and reach > horizon:
+            raise DataError(
+                f"a model reads future features over its horizon of {reach} steps; "
+                f"cross-validate with h={reach} at least, so that every cutoff has their values",
+                arguments=("h",),
+            )
         offsets = [horizon + (n_windows - 1 - k) * step for k in range(n_windows)]
         for s in data.series:
             if len(s) - offsets[0] < 1:
@@ -372,7 +379,7 @@ class Forecast:
                 parts = []
                 if named:
                     found = future_rows(future, named, index, self.time_col, self.id_col,
-                                        s.series_id, data.label(s))  # fmt: skip
+                                        s.series_id, data.label(s), data.date_format)  # fmt: skip
                     parts.append(found)
                 if static:
                     first = width - len(cycles) - len(static)

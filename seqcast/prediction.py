@@ -293,7 +293,10 @@ def known_inputs(
         parts = []
         if named:
             time_col, id_col = description["time_col"] or "step", description["id_col"]
-            parts.append(future_rows(future, named, index, time_col, id_col, series_id, label))
+            form = description.get("date_format")
+            parts.append(
+                future_rows(future, named, index, time_col, id_col, series_id, label, form)
+            )
         if static:  # the last value seen, for every step: (T, F_s)
             last = contexts[i, -1, first_static : first_static + len(static)]
             parts.append(np.repeat(last[None], len(index), axis=0))

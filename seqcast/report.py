@@ -262,9 +262,14 @@ def _write_report(
     if neural:
         name = "rnn" if "rnn" in neural else neural[0]
         say(f"sweeping the learning rate of {name}")
-        sweep = create_for(name, settings).lr_find(
-            [s.values[:split] for s, split in zip(data.series, splits, strict=True)],
+        sweeper = create_for(name, settings)
+        sweep = sweeper.lr_find(
+            [
+                sweeper.readable_values(s.values[:split])
+                for s, split in zip(data.series, splits, strict=True)
+            ],
             data.n_targets,
+            n_future=data.n_future,
         )
         figures["lr_finder"] = plotting.plot_lr_finder(
             sweep, folder / "lr_finder.png", title=f"{name}: learning-rate range finder"

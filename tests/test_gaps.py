@@ -206,3 +206,33 @@ def test_cli_backtest_fit_and_predict_with_masked_gaps(
     assert len(run.out.splitlines()) == 4
     run = run_main(capsys, "backtest", str(path), "-m", "naive")
     assert run.code == 2 and "--fill ffill, interpolate or mask to add missing" in run.err
+
+
+def test_gaps_only_after_the_training_part_are_carried_for_a_model_fitted_without_one() -> None:
+    """Review: a model fitted on a training part without a gap reads none; the validation
+    contexts' gaps are then carried forward for it (they crashed the backtest)."""
+    frame, _ = gapped_frame()
+    frame.loc[frame.index < 100, "y"] = frame["y"].interpolate()[frame.index < 100]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        data = load_series(frame[frame["date"] < "2021-05-01"], targets=["y"], fill="mask")
+    split = 25  # every gap after it
+    assert not np.isnan(data.series[0].values[:split]).any()
+    assert np.isnan(data.series[0].values[split:]).any()
+    model = create_for("rnn", dict(window=6, epochs=1, hidden_size=4, patience=0))
+    result = backtest(model, data, [split])
+    assert result.metrics["mae"] is not None and np.isfinite(result.forecasts[0]).all()
+
+
+def test_calibration_reads_gaps_held_out_after_a_fit_without_one() -> None:
+    from seqcast.evaluation.conformal import calibrate
+
+    values = load("mask").series[0].values[:140]
+    clean = carry_forward(values[:100])
+    history = np.concatenate([clean, values[100:]])  # gaps only in the held-out part
+    assert np.isnan(history[100:]).any()
+    model = create_for("rnn", dict(window=6, epochs=1, hidden_size=4, patience=0))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        conformal = calibrate(model, [history], 1, 2)
+    assert np.isfinite(conformal.widths).all()

@@ -5,6 +5,7 @@ the roll-out, the saved model and the command line."""
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -365,3 +366,55 @@ def test_cross_validation_reads_the_known_values_after_each_cutoff_never_the_tar
     # The last cutoff's forecast reads the planned value of its second step; no other does.
     changed = ~np.isclose(read["linear"], cv["linear"], rtol=1e-12)
     assert changed[-3:].any() and not changed[:-3].any()
+
+
+def test_calibration_below_the_model_horizon_gives_known_values_for_its_whole_horizon() -> None:
+    """Review: calibrating 3 steps of a model of horizon 5 with known inputs failed ('future
+    covers 3 steps; the forecast needs 5')."""
+    from seqcast.evaluation.conformal import calibrate
+
+    values = promo_data().series[0].values
+    conformal = calibrate(LinearRegression(window=6, horizon=5), [values], 1, 3, n_future=1)
+    assert conformal.widths.shape[1] == 3 and np.isfinite(conformal.widths).all()
+
+
+def test_cross_validation_shorter_than_a_model_reading_future_features_is_refused() -> None:
+    from seqcast.frames import Forecast
+
+    forecast = Forecast([LinearRegression(window=7, horizon=5)], future_features=["promo"])
+    with pytest.raises(DataError, match="cross-validate with h=5 at least"):
+        forecast.cross_validation(promo_long(), h=3)
+
+
+def test_lr_find_sweeps_the_network_with_its_known_inputs() -> None:
+    values = promo_data(calendar="auto").series[0].values
+    model = create_for("rnn", dict(RNN, season=1))
+    result = model.lr_find([values], 1, n_future=values.shape[1] - 1)
+    assert np.isfinite(result.losses).any()
+
+
+def test_predict_data_and_future_read_as_the_model_was_fitted(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """Review: predict --data refused a calendar model (it looked for calendar columns in the
+    file), and a day-first --future file was read month-first, silently."""
+    frame = promo_frame()
+    path = tmp_path / "promo.csv"
+    frame.assign(date=frame["date"].dt.strftime("%d/%m/%Y")).to_csv(path, index=False)
+    folder = tmp_path / "m"
+    run = run_main(capsys, "fit", str(path), "--target", "sales", "--future-feature", "promo",
+                   "--calendar", "auto", "-m", "linear", "--window", "7", "--horizon", "3",
+                   "--date-format", "%d/%m/%Y", "--out", str(folder), "--quiet")  # fmt: skip
+    assert run.code == 0, run.err
+    days = pd.date_range(frame["date"].iloc[-1] + pd.Timedelta(days=1), periods=3, freq="D")
+    future = tmp_path / "future.csv"
+    pd.DataFrame({"date": days.strftime("%d/%m/%Y"), "promo": [1.0, 0.0, 1.0]}).to_csv(
+        future, index=False
+    )
+    run = run_main(capsys, "predict", str(folder), "--future", str(future))
+    assert run.code == 0, run.err
+    dated = run_main(capsys, "predict", str(folder), "--data", str(path), "--future", str(future))
+    assert dated.code == 0, dated.err
+    assert dated.out == run.out  # the same history, read again from the file
+    sales = pd.read_csv(io.StringIO(run.out))["sales"].to_numpy()
+    assert sales[0] > sales[1] < sales[2]  # the promotions lift the first and third days

@@ -27,9 +27,11 @@ def future_rows(
     id_col: str | None,
     series_id: Any,
     label: str,
+    date_format: str | None = None,
 ) -> np.ndarray:
     """(T, F_u) values of the columns ``names`` of ``future`` at the T timestamps ``index`` of
-    one series (its rows: ``id_col`` equal to ``series_id`` in long format).
+    one series (its rows: ``id_col`` equal to ``series_id`` in long format); dates written
+    as text are read with ``date_format`` when the model's data needed one.
 
     Raises:
         DataError: ``future`` is missing, lacks a column, lacks a step of the series (named by
@@ -52,7 +54,16 @@ def future_rows(
     rows = future if not id_col else future[future[id_col].astype(str) == str(series_id)]
     times = rows[time_col]
     if isinstance(index, pd.DatetimeIndex):
-        times = pd.to_datetime(times, errors="coerce")
+        read = pd.to_datetime(times, format=date_format, errors="coerce")
+        unread = read.isna().to_numpy()
+        if unread.any():  # never matched by a wrong reading: refused
+            value = times.iloc[int(np.flatnonzero(unread)[0])]
+            written = f" as {date_format}" if date_format else ""
+            raise DataError(
+                f"future, column '{time_col}': cannot read {value!r} as a date{written}",
+                arguments=("future",),
+            )
+        times = read
     table = rows.assign(**{time_col: times}).drop_duplicates(time_col).set_index(time_col)
     missing = index.difference(table.index)
     if len(missing):

@@ -198,6 +198,8 @@ def backtest(
             levels, note = (), str(exc)
     if not refit:
         forecaster.fit(trains, data.n_targets, n_future=data.n_future, on_epoch=on_epoch)
+        # Fitted without a gap, a model reads none: later gaps are carried forward for it.
+        data = forecaster.readable(data)
     fit_seconds += time.perf_counter() - started
 
     context = forecaster.context_length
@@ -218,7 +220,8 @@ def backtest(
                 )
                 fit_seconds += time.perf_counter() - started
                 started = time.perf_counter()
-                past = fresh.last_contexts([values[:origin]], [data.label(series)])
+                history = fresh.readable_values(values[:origin])
+                past = fresh.last_contexts([history], [data.label(series)])
                 known = known_after(values, np.array([origin]), horizon, data.n_future)
                 pieces.append(fresh.predict(past, future=known))
                 if levels and fresh.has_quantiles:

@@ -194,11 +194,14 @@ def calibrate(
         fresh.fit(fits, n_targets, n_future=n_future)
     context = fresh.context_length
     scores = []
+    # A model reading inputs known ahead needs them for its whole horizon T0 at least.
+    span = max(horizon, fresh.horizon) if n_future else horizon
     for history, fit_part in zip(kept, fits, strict=True):
         split = len(fit_part)
-        starts = np.arange(split, len(history) - horizon + 1)
+        starts = np.arange(split, len(history) - span + 1)
+        history = fresh.readable_values(history)  # gaps carried for a model that reads none
         contexts = contexts_before(history, starts, context)  # (B, C, F), padded if short
-        known = known_after(history, starts, horizon, n_future)  # (B, T, F_k)
+        known = known_after(history, starts, span, n_future)  # (B, T', F_k)
         predicted = fresh.predict(contexts, horizon, future=known)  # (B, T, Ft)
         truth = sliding_windows(history[:, :n_targets], horizon)[starts]  # (B, T, Ft)
         scale = series_scales([fit_part], n_targets)  # (1, 1, Ft)

@@ -18,6 +18,7 @@ from typing import Any, ClassVar, Self
 import numpy as np
 
 from seqcast.data.frame import SeriesData
+from seqcast.data.gaps import carry_forward
 from seqcast.errors import DataError, NotFittedError, SeqcastWarning
 
 __all__ = ["EpochEnd", "Forecaster", "first_non_finite"]
@@ -404,7 +405,7 @@ class Forecaster(ABC):
     def set_info(self, info: dict[str, Any]) -> None:  # noqa: B027
         """Restores what :meth:`get_info` returned."""
 
-    def lr_find(self, series: Sequence[np.ndarray], n_targets: int = 1) -> Any:
+    def lr_find(self, series: Sequence[np.ndarray], n_targets: int = 1, n_future: int = 0) -> Any:
         """The learning-rate range finder on training series (N_i, F); only models trained by
         a gradient have one (see :meth:`seqcast.forecasters.neural.NeuralForecaster.lr_find`).
 
@@ -432,6 +433,10 @@ class Forecaster(ABC):
         after, :attr:`accepts_padding`), else with each gap carried forward from the value
         before it (:mod:`seqcast.data.gaps`)."""
         return data if self.reads_gaps else data.carried_forward()
+
+    def readable_values(self, values: np.ndarray) -> np.ndarray:
+        """(N, F) ``values`` as this model reads them (see :meth:`readable`)."""
+        return values if self.reads_gaps else carry_forward(values)
 
     @property
     def reads_gaps(self) -> bool:

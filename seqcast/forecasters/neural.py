@@ -338,7 +338,9 @@ class NeuralForecaster(Forecaster):
         config = replace(self.train_config(), seed=seed)
         return network, train(network, fit_data, stop_data, config, on_epoch=report)
 
-    def lr_find(self, series: Sequence[np.ndarray], n_targets: int = 1) -> LRFinderResult:
+    def lr_find(
+        self, series: Sequence[np.ndarray], n_targets: int = 1, n_future: int = 0
+    ) -> LRFinderResult:
         """Runs the learning-rate range finder on training series (N_i, F); fits nothing.
 
         The network starts from its random initialisation, without the least-squares start
@@ -351,6 +353,9 @@ class NeuralForecaster(Forecaster):
         twin._check_hyperparameters()
         twin.n_features_ = int(series[0].shape[1])
         twin.n_targets_ = int(n_targets)
+        twin.n_future_ = int(n_future)
+        if any(np.isnan(s).any() for s in series) and not twin.can_pad:
+            raise DataError("the training data has missing values (carry them forward first)")
         fit_data, _ = twin._prepare([np.asarray(s, dtype=np.float64) for s in series])
         torch.manual_seed(twin.seed)  # the network's initial weights
         return find_lr(twin.network(twin.spec), fit_data, twin.train_config())
