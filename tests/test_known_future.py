@@ -418,3 +418,13 @@ def test_predict_data_and_future_read_as_the_model_was_fitted(
     assert dated.out == run.out  # the same history, read again from the file
     sales = pd.read_csv(io.StringIO(run.out))["sales"].to_numpy()
     assert sales[0] > sales[1] < sales[2]  # the promotions lift the first and third days
+
+
+def test_a_column_both_future_and_static_is_refused_and_linear_forecasts_zero_rows() -> None:
+    frame = promo_frame()
+    with pytest.raises(DataError, match="'promo' is both a future feature and a static feature"):
+        load_series(frame, targets=["sales"], future_features=["promo"], static_features=["promo"])
+    values = promo_data().series[0].values
+    model = LinearRegression(window=6, horizon=3).fit([values], 1, n_future=1)
+    empty = model.predict(np.empty((0, 6, 2)), 3, future=np.empty((0, 3, 1)))
+    assert empty.shape == (0, 3, 1)

@@ -64,6 +64,11 @@ def test_forecasts_beyond_the_limit_get_503_and_health_stays_fast(
         assert health.status_code == 200
         assert time.perf_counter() - started < 2.0  # neither waited for the forecasts in flight
         assert httpx.get(f"{url}/models", timeout=30).status_code == 200
+        # A request refused as invalid is refused as such, without waiting for a slot.
+        wide = {"history": [[1.0, 2.0], [3.0, 4.0]]}  # two columns for a one-column model
+        invalid = httpx.post(f"{url}/models/naive/forecast", json=wide, timeout=30)
+        assert invalid.status_code == 422, invalid.text
+        assert "history rows have 2 values" in invalid.json()["detail"]
         release.set()
         for worker in workers:
             worker.join(10)

@@ -159,7 +159,10 @@ def load_series(
     candidates = [c for c in available if c not in reserved]
     named = not isinstance(source, np.ndarray)  # an array's columns have no names to give
     planned = list(dict.fromkeys(future_features or []))
-    static = [c for c in dict.fromkeys(static_features or []) if c not in planned]
+    static = list(dict.fromkeys(static_features or []))
+    both = [c for c in static if c in planned]
+    if both:
+        raise DataError(f"column '{both[0]}' is both a future feature and a static feature")
     known = [*planned, *static]
     for name in known:
         role = "future feature" if name in planned else "static feature"

@@ -58,9 +58,10 @@ class LinearRegression(Forecaster):
     def _predict(
         self, context: np.ndarray, horizon: int, future: np.ndarray | None = None
     ) -> np.ndarray:
-        flat = context.reshape(context.shape[0], -1)  # (B, L, F) -> (B, L*F)
+        flat = context.reshape(len(context), self.window * context.shape[2])  # (B, L·F)
         if future is not None:  # (B, T, F_k) -> (B, T*F_k)
-            flat = np.hstack([flat, future[:, : self.horizon].reshape(len(future), -1)])
+            ahead = future[:, : self.horizon]  # (B, T, F_k) -> (B, T·F_k)
+            flat = np.hstack([flat, ahead.reshape(len(future), self.horizon * ahead.shape[2])])
         out = flat @ self.coef_[:-1] + self.coef_[-1]  # (B, T*Ft)
         forecast: np.ndarray = out.reshape(context.shape[0], self.horizon, self.n_targets_)
         return forecast[:, :horizon]

@@ -14,15 +14,19 @@ number of columns, a horizon out of range, bad timestamps). Load is refused with
 ``Retry-After``: more forecasts in flight than ``max_in_flight``, or more of several passes
 than ``max_rollouts``. A bug answers 500, as JSON too, and uvicorn logs its traceback.
 
-The forecast endpoint checks the request on the event loop, counts its work, then computes in
-the thread pool; forecasts of one model or of several run side by side.
+The forecast endpoint checks the request on the event loop (history, timestamps, values known
+ahead), counts its work, takes a slot, then computes in the thread pool; forecasts of one model
+or of several run side by side.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 try:
     from fastapi import FastAPI, HTTPException, Request
@@ -172,25 +176,31 @@ def create_app(
         horizon = model.forecaster.horizon if request.horizon is None else request.horizon
         model.check_horizon(horizon)
         levels = None if request.quantiles is None else check_quantiles(request.quantiles)
+        checked = _check(model, request, horizon)  # cheap, and before any slot is taken
         passes = model.passes(horizon, levels is not None)
         refusal = slots.enter(passes)
         if refusal is not None:
             raise HTTPException(status_code=503, detail=refusal, headers={"Retry-After": "1"})
         try:
-            return await run_in_threadpool(_answer, model, request, horizon, levels)
+            return await run_in_threadpool(_answer, model, checked, horizon, levels)
         finally:
             slots.leave(passes)
 
     return app
 
 
-def _answer(
-    model: ServedModel,
-    request: ForecastRequest,
-    horizon: int,
-    levels: tuple[float, ...] | None,
-) -> ForecastResponse:
-    """Computes a checked request's forecast (on a worker thread)."""
+@dataclass(frozen=True)
+class _Checked:
+    """A request's inputs, checked: the (C, F) context, the (1, T', F_k) values known ahead
+    (None without such inputs) and the forecast steps' timestamps."""
+
+    context: np.ndarray
+    known: np.ndarray | None
+    times: list[str] | list[float] | list[int]
+
+
+def _check(model: ServedModel, request: ForecastRequest, horizon: int) -> _Checked:
+    """Checks a request against its model: history, timestamps, values known ahead."""
     context = model.context(request.history, request.timestamps)  # (C, F)
     n_steps = len(request.history)
     if request.timestamps is not None and len(request.timestamps) != n_steps:
@@ -202,6 +212,17 @@ def _answer(
     if request.timestamps is not None:
         times = continue_timestamps(request.timestamps, horizon, model.saved.data, model.name)
     known = model.known(context, horizon, request.future, request.timestamps)  # (1, T', F_k)
+    return _Checked(context, known, times)
+
+
+def _answer(
+    model: ServedModel,
+    checked: _Checked,
+    horizon: int,
+    levels: tuple[float, ...] | None,
+) -> ForecastResponse:
+    """Computes a checked request's forecast (on a worker thread)."""
+    context, known = checked.context, checked.known
     values = model.forecast(context, horizon, known)  # (T, Ft)
     targets = model.saved.targets
     quantiles = None
@@ -216,7 +237,7 @@ def _answer(
         horizon=horizon,
         targets=targets,
         forecast=values[:, 0].tolist() if len(targets) == 1 else values.tolist(),
-        timestamps=times,
+        timestamps=checked.times,
         quantiles=quantiles,
     )
 
