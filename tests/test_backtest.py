@@ -303,9 +303,9 @@ def test_leaderboard_json_is_strict_json_when_a_metric_overflows(
 ) -> None:
     """Defence in depth: loading refuses values whose squares overflow (tests/test_loading.py);
     data built past that check still gives strict JSON."""
-    import seqcast.data.loading as loading
+    import seqcast.data.values as values_module
 
-    monkeypatch.setattr(loading, "LARGEST_VALUE", np.inf)
+    monkeypatch.setattr(values_module, "LARGEST_VALUE", np.inf)
     values = np.tile([1e160, -1e160], 15)
     data = load_series(values)
     splits = split_indices(data, val_size=6)

@@ -7,47 +7,38 @@ given too.
 
 from __future__ import annotations
 
-import contextlib
-import decimal
 import os
-import re
-import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal, get_args
+from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
-from pandas.tseries.api import guess_datetime_format
 
 from seqcast.data.calendar import CALENDARS, calendar_names, calendar_values
 from seqcast.data.frame import Series, SeriesData
-from seqcast.errors import DataError, SeqcastWarning
+from seqcast.data.timestamps import (
+    check_spacing,
+    find_date_column,
+    insert_missing_times,
+    parse_time,
+    sort_by_time,
+)
+from seqcast.data.values import (
+    EXACT_INTEGERS,
+    ROW,
+    Where,
+    check_finite,
+    is_numeric_like,
+    to_numeric,
+)
+from seqcast.errors import DataError
 
 __all__ = ["FILL_POLICIES", "FillPolicy", "load_series"]
 
 FillPolicy = Literal["error", "ffill", "interpolate", "drop", "mask"]
 FILL_POLICIES: tuple[str, ...] = get_args(FillPolicy)
 TIME_COLUMN_NAMES = ("date", "datetime", "timestamp", "time", "ds")
-_ROW = "_seqcast_row"
-#: The largest magnitude a value may have: variances and squared errors of larger ones
-#: overflow float64 (about 1.8e308).
-LARGEST_VALUE = 1e150
-
-
-@dataclass(frozen=True)
-class _Where:
-    """Where the data came from, to phrase messages."""
-
-    label: str
-    has_lines: bool
-
-    def row(self, position: int) -> str:
-        """Describes the data row at 0-based ``position`` of the original table."""
-        if self.has_lines:
-            return f"row {position + 1} (line {position + 2})"
-        return f"row {position + 1}"
 
 
 def load_series(
@@ -124,12 +115,12 @@ def load_series(
         raise DataError(f"{where.label} has a header but no data rows")
     names = [str(c) for c in frame.columns]
     _refuse_repeated(names, where)
-    if _ROW in names:
-        raise DataError(f"{where.label}: the column name '{_ROW}' is reserved; rename it")
+    if ROW in names:
+        raise DataError(f"{where.label}: the column name '{ROW}' is reserved; rename it")
     frame = frame.copy()
-    frame[_ROW] = np.arange(len(frame))
+    frame[ROW] = np.arange(len(frame))
 
-    available = [c for c in frame.columns if c != _ROW]
+    available = [c for c in frame.columns if c != ROW]
     for name, option in ((time_col, "time column"), (id_col, "id column")):
         if name is not None and name not in available:
             raise DataError(_unknown_column(where, name, option, available))
@@ -140,7 +131,7 @@ def load_series(
         dated = [c for c in available if pd.api.types.is_datetime64_any_dtype(frame[c])]
         time_col = dated[0] if len(dated) == 1 else None
     if time_col is None:  # else a text column of dates, such as Month holding 1949-01
-        time_col = _find_date_column(frame, where, available, id_col, date_format, notes)
+        time_col = find_date_column(frame, where, available, id_col, date_format, notes)
     reserved = {time_col, id_col}
     for name in [
         *(targets or []),
@@ -176,12 +167,12 @@ def load_series(
     columns = [*targets, *features, *known]
 
     for col in columns:
-        frame[col] = _to_numeric(frame[col], where, col)
-        _check_finite(frame, where, col)
+        frame[col] = to_numeric(frame[col], where, col)
+        check_finite(frame, where, col)
 
     time: pd.Series | None = None
     if time_col is not None:
-        time = _parse_time(frame, where, time_col, date_format)
+        time = parse_time(frame, where, time_col, date_format)
         frame[time_col] = time
 
     groups: list[tuple[str | None, pd.DataFrame]]
@@ -205,10 +196,10 @@ def load_series(
     for series_id, group in groups:
         label = where.label if series_id is None else f"{where.label}, series '{series_id}'"
         if time_col is not None:
-            group = _sort_by_time(group, where, label, time_col, notes)
+            group = sort_by_time(group, where, label, time_col, notes)
             if fill in ("ffill", "interpolate", "mask"):
-                group = _insert_missing_times(group, label, time_col, fill, notes)
-            group_freq, group_step = _check_spacing(group, where, label, time_col)
+                group = insert_missing_times(group, label, time_col, fill, notes)
+            group_freq, group_step = check_spacing(group, where, label, time_col)
             if series and group_freq != freq:
                 raise DataError(
                     f"{label} has frequency {group_freq} but the first series has {freq}; "
@@ -262,7 +253,7 @@ def load_series(
 def _read(
     source: str | os.PathLike[str] | pd.DataFrame | np.ndarray,
     max_input_bytes: int | None = None,
-) -> tuple[pd.DataFrame, _Where]:
+) -> tuple[pd.DataFrame, Where]:
     if isinstance(source, pd.DataFrame):
         frame = source
         index_name = str(source.index.name or "ds")
@@ -271,7 +262,7 @@ def _read(
             frame = source.rename_axis(index_name).reset_index()
         # Columns are named by strings everywhere (options, messages, saved models).
         frame = frame.reset_index(drop=True).rename(columns=str)
-        return frame, _Where("the DataFrame", has_lines=False)
+        return frame, Where("the DataFrame", has_lines=False)
     if isinstance(source, np.ndarray):
         array = np.asarray(source)
         if array.ndim == 1:
@@ -279,11 +270,11 @@ def _read(
         if array.ndim != 2:
             raise DataError(f"the array has shape {array.shape}; expected (N,) or (N, C)")
         names = ["y"] if array.shape[1] == 1 else [f"y{i}" for i in range(array.shape[1])]
-        return pd.DataFrame(array, columns=names), _Where("the array", has_lines=False)
+        return pd.DataFrame(array, columns=names), Where("the array", has_lines=False)
     path = Path(source)
     suffixes = "".join(path.suffixes).lower()
     is_parquet = ".parquet" in suffixes or suffixes.endswith(".pq")
-    where = _Where(f"file '{path}'", has_lines=not is_parquet)  # a Parquet file has no lines
+    where = Where(f"file '{path}'", has_lines=not is_parquet)  # a Parquet file has no lines
     if not path.exists():
         raise DataError(f"{where.label} does not exist")
     if path.is_dir():
@@ -330,7 +321,7 @@ def _read(
     return frame, where
 
 
-def _read_parquet(path: Path, where: _Where) -> pd.DataFrame:
+def _read_parquet(path: Path, where: Where) -> pd.DataFrame:
     try:
         import pyarrow as pa
         import pyarrow.parquet as pq
@@ -367,7 +358,7 @@ def _reason(exc: BaseException) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in first)
 
 
-def _refuse_repeated(names: Sequence[str], where: _Where) -> None:
+def _refuse_repeated(names: Sequence[str], where: Where) -> None:
     """Refuses a table whose header repeats a name (pandas would rename or refuse it)."""
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:
@@ -390,23 +381,14 @@ def _drop_index_artifacts(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.drop(columns=drop)
 
 
-def _unknown_column(where: _Where, name: str, option: str, available: Sequence[object]) -> str:
+def _unknown_column(where: Where, name: str, option: str, available: Sequence[object]) -> str:
     listed = ", ".join(f"'{c}'" for c in available)
     return f"{where.label} has no {option} '{name}'; available columns: {listed}"
 
 
-def _is_numeric_like(values: pd.Series) -> bool:
-    # Dates convert to numbers (nanoseconds since 1970), but they are never a value to forecast.
-    if pd.api.types.is_bool_dtype(values) or pd.api.types.is_datetime64_any_dtype(values):
-        return False
-    if pd.api.types.is_numeric_dtype(values):
-        return True
-    return bool(pd.to_numeric(values, errors="coerce").notna().any())
-
-
 def _choose_columns(
     frame: pd.DataFrame,
-    where: _Where,
+    where: Where,
     candidates: Sequence[object],
     targets: Sequence[str] | None,
     features: Sequence[str] | None,
@@ -416,7 +398,7 @@ def _choose_columns(
     for name in [*(targets or []), *(features or [])]:
         if name not in candidates:
             raise DataError(_unknown_column(where, name, "column", candidates))
-    numeric = [str(c) for c in candidates if _is_numeric_like(frame[c])]
+    numeric = [str(c) for c in candidates if is_numeric_like(frame[c])]
     if targets:
         chosen_targets = list(dict.fromkeys(targets))
     else:
@@ -440,455 +422,9 @@ def _choose_columns(
     return chosen_targets, chosen_features
 
 
-def _to_numeric(values: pd.Series, where: _Where, col: str) -> pd.Series:
-    if pd.api.types.is_bool_dtype(values):
-        raise DataError(f"{where.label}, column '{col}': expected numbers, got true/false values")
-    if pd.api.types.is_float_dtype(values):
-        return values.astype(np.float64)
-    if pd.api.types.is_numeric_dtype(values):
-        converted = values.astype(np.float64)
-    else:
-        converted = pd.to_numeric(values, errors="coerce").astype(np.float64)
-        bad = values.notna() & converted.isna()
-        if bad.any():
-            position = int(np.flatnonzero(bad.to_numpy())[0])
-            raise DataError(
-                f"{where.label}, column '{col}', {where.row(position)}: expected a number, got "
-                f"{values.iloc[position]!r} ({int(bad.sum())} non-numeric value(s) in the column)"
-            )
-    _check_exact(values, converted, where, col)
-    return converted
-
-
-#: Integers beyond this magnitude are not all exact as 64-bit floats (2 ** 53).
-EXACT_INTEGERS = float(2**53)
-
-
-def _check_exact(values: pd.Series, converted: pd.Series, where: _Where, col: str) -> None:
-    """Refuses distinct numbers (large integers, decimals, text) that read as one float.
-
-    A float keeps 15 to 17 significant digits: ``1e30 + 1`` and ``1e30 + 2`` both become
-    ``1e30``, and a series of them would be forecast as a constant.
-    """
-    big = np.abs(converted.to_numpy()) > EXACT_INTEGERS  # NaN compares False
-    if not big.any():
-        return
-    raw, floats = values[big], converted[big]
-    exact = raw.map(_exact_text)
-    merged = pd.DataFrame({"exact": exact.to_numpy(), "float": floats.to_numpy()})
-    distinct = merged.groupby("float")["exact"].transform("nunique").to_numpy()
-    if not (distinct > 1).any():
-        return
-    first = int(np.flatnonzero(distinct > 1)[0])
-    value = floats.iloc[first]
-    others = raw[(floats == value).to_numpy() & (exact != exact.iloc[first]).to_numpy()]
-    position = int(np.flatnonzero(big)[first])
-    raise DataError(
-        f"{where.label}, column '{col}', {where.row(position)}: {raw.iloc[first]!s} and "
-        f"{others.iloc[0]!s} are different numbers but the same 64-bit float ({value:.17g}), "
-        "which keeps 15 to 17 significant digits; subtract an offset or divide the column by "
-        "a power of ten first"
-    )
-
-
-def _exact_text(value: object) -> str:
-    """A number's exact value as canonical text (``1e3`` and ``1000`` alike)."""
-    try:
-        return str(decimal.Decimal(str(value).strip()).normalize(_EXACT))
-    except (decimal.InvalidOperation, ValueError):
-        return str(value)
-
-
-#: Enough digits for any number a file can hold (Python refuses integers of over 4,300).
-_EXACT = decimal.Context(prec=5000)
-
-
-def _check_finite(frame: pd.DataFrame, where: _Where, col: str) -> None:
-    infinite = np.isinf(frame[col].to_numpy())
-    if infinite.any():
-        position = int(frame[_ROW].to_numpy()[np.flatnonzero(infinite)[0]])
-        raise DataError(
-            f"{where.label}, column '{col}' has {int(infinite.sum())} infinite value(s), "
-            f"the first at {where.row(position)}; expected finite numbers"
-        )
-    huge = np.abs(frame[col].to_numpy()) > LARGEST_VALUE
-    if huge.any():
-        first = int(np.flatnonzero(huge)[0])
-        position = int(frame[_ROW].to_numpy()[first])
-        raise DataError(
-            f"{where.label}, column '{col}' has {int(huge.sum())} value(s) beyond "
-            f"±{LARGEST_VALUE:.0e}, the first {frame[col].iloc[first]:.3g} at "
-            f"{where.row(position)}: their squares overflow; divide the column by a power of ten"
-        )
-
-
-def _find_date_column(
-    frame: pd.DataFrame,
-    where: _Where,
-    available: Sequence[object],
-    id_col: str | None,
-    date_format: str | None,
-    notes: list[str],
-) -> str | None:
-    """The one text column whose every value reads as a date, or None; two are refused."""
-    found = []
-    for column in available:
-        values = frame[column]
-        if column == id_col or not _is_text(values) or _is_numeric_like(values):
-            continue
-        try:
-            dates = _read_dates(values.dropna(), date_format)
-        except DataError as exc:
-            raise DataError(
-                f"{where.label}, column '{column}': {exc}", arguments=exc.arguments
-            ) from exc
-        if dates is not None:
-            found.append(str(column))
-        elif values.dropna().astype(str).str.match(_DATE_SHAPE).all():
-            _parse_time(frame, where, str(column))  # dates but one unreadable: names its row
-    if len(found) > 1:
-        raise DataError(
-            f"{where.label}: columns '{found[0]}' and '{found[1]}' both hold dates; name the "
-            "time column with time_col",
-            arguments=("time_col",),
-        )
-    if found:
-        note = (
-            f"{where.label}: column '{found[0]}' holds dates and is the time column (name "
-            "another with time_col)"
-        )
-        notes.append(note)
-        warnings.warn(SeqcastWarning(note, arguments=("time_col",)), stacklevel=4)
-        return found[0]
-    return None
-
-
-def _is_text(values: pd.Series) -> bool:
-    return pd.api.types.is_object_dtype(values) or pd.api.types.is_string_dtype(values)
-
-
-#: What a written date looks like: digits with - / . or space between them, or a month name.
-_DATE_SHAPE = re.compile(
-    r"^\s*(\d{1,4}[-/. ]\d{1,2}([-/. ]\d{1,4})?|\d{1,2}[-/. ]?[A-Za-z]{3,9}[-/. ]?\d{2,4}|"
-    r"[A-Za-z]{3,9}[-/. ]?\d{1,2},?[-/. ]?\d{2,4}|[A-Za-z]{3,9}[-/. ]\d{4}|"
-    r"\d{4}[-/. ]?[A-Za-z]{3,9})"
-)
-
-
-def _read_dates(values: pd.Series, date_format: str | None) -> pd.Series | None:
-    """``values`` (no missing ones) read as dates, or None where one cannot be read.
-
-    ISO 8601 (``1949-01``, ``2020-01-02 03:00``) is read as such; other forms must read one way
-    only: where every value reads both day-first and month-first (``01/02/2020``) and the two
-    readings differ, :class:`DataError` asks for ``date_format``.
-    """
-    if len(values) == 0:
-        return None
-    text = values.astype(str)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        if date_format is not None:
-            try:
-                return pd.to_datetime(text, format=date_format)
-            except (ValueError, TypeError, OverflowError):
-                return None
-        if not text.str.match(_DATE_SHAPE).all():
-            return None
-        try:
-            return pd.to_datetime(text, format="ISO8601")
-        except (ValueError, TypeError, OverflowError):
-            pass
-        readings = []
-        first = text.iloc[0]
-        for dayfirst in (False, True):
-            guessed = guess_datetime_format(first, dayfirst=dayfirst)
-            if guessed is None:
-                continue
-            with contextlib.suppress(ValueError, TypeError, OverflowError):
-                readings.append((guessed, pd.to_datetime(text, format=guessed)))
-        if not readings:  # forms pandas guesses no format for, such as "Jan 1949"
-            try:
-                return pd.to_datetime(text, format="mixed")
-            except (ValueError, TypeError, OverflowError):
-                return None
-    (format_a, reading), *others = readings
-    for format_b, other in others:
-        if not reading.equals(other):
-            at = int(np.flatnonzero((reading != other).to_numpy())[0])  # the first that differs
-            raise DataError(
-                f"dates such as {text.iloc[at]!r} read both as {reading.iloc[at]:%Y-%m-%d} "
-                f"({format_a}) and as {other.iloc[at]:%Y-%m-%d} ({format_b}); say which with "
-                "date_format",
-                arguments=("date_format",),
-            )
-    return reading
-
-
-def _parse_time(
-    frame: pd.DataFrame, where: _Where, time_col: str, date_format: str | None = None
-) -> pd.Series:
-    """The time column as timestamps or numeric steps, every one present and finite.
-
-    Raises:
-        DataError: a value is missing, unreadable, or reads as a missing time (text such as
-            ``NaT``, ``NaN`` or an empty string); the message names its row.
-    """
-    time = _read_time(frame, where, time_col, date_format)
-    missing = time.isna().to_numpy()
-    if missing.any():
-        position = int(np.flatnonzero(missing)[0])
-        raise DataError(
-            f"{where.label}, column '{time_col}', {where.row(position)}: "
-            f"{frame[time_col].iloc[position]!r} is not a timestamp (it reads as a missing one)"
-        )
-    return time
-
-
-def _read_time(
-    frame: pd.DataFrame, where: _Where, time_col: str, date_format: str | None
-) -> pd.Series:
-    raw = frame[time_col]
-    missing = raw.isna().to_numpy()
-    if missing.any():
-        position = int(np.flatnonzero(missing)[0])
-        raise DataError(
-            f"{where.label}, column '{time_col}', {where.row(position)}: missing timestamp"
-        )
-    numeric = pd.api.types.is_numeric_dtype(raw) and not pd.api.types.is_bool_dtype(raw)
-    if numeric or (_is_text(raw) and pd.to_numeric(raw, errors="coerce").notna().all()):
-        steps = _to_numeric(raw, where, time_col)  # (text: large numbers kept exact to here)
-        odd = ~(np.abs(steps.to_numpy()) <= LARGEST_VALUE)  # infinite, or beyond the limit
-        if odd.any():
-            position = int(np.flatnonzero(odd)[0])
-            raise DataError(
-                f"{where.label}, column '{time_col}', {where.row(position)}: time step "
-                f"{steps.iloc[position]:.3g} is not a finite number within ±{LARGEST_VALUE:.0e}; "
-                "number the steps 0, 1, 2, … or use dates"
-            )
-        return steps
-    if pd.api.types.is_datetime64_any_dtype(raw):
-        return raw
-    try:
-        dates = _read_dates(raw, date_format)
-    except DataError as exc:
-        raise DataError(
-            f"{where.label}, column '{time_col}': {exc}", arguments=exc.arguments
-        ) from exc
-    if dates is not None:
-        return pd.Series(dates, index=raw.index)
-    if date_format is not None:
-        unread = pd.to_datetime(raw.astype(str), format=date_format, errors="coerce").isna()
-        position = int(np.flatnonzero(unread.to_numpy())[0]) if unread.any() else 0
-        raise DataError(
-            f"{where.label}, column '{time_col}', {where.row(position)}: cannot read "
-            f"{raw.iloc[position]!r} as a date written {date_format}",
-            arguments=("date_format",),
-        )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", UserWarning)
-        try:
-            return pd.Series(pd.to_datetime(raw), index=raw.index)
-        except (ValueError, TypeError, OverflowError):
-            try:
-                parsed = pd.to_datetime(raw, errors="coerce", format="mixed")
-            except ValueError as exc:  # different UTC offsets, which "coerce" does not cover
-                raise _mixed_offsets(raw, where, time_col) from exc
-    bad = parsed.isna().to_numpy()
-    if bad.any():
-        position = int(np.flatnonzero(bad)[0])
-        raise DataError(
-            f"{where.label}, column '{time_col}', {where.row(position)}: cannot parse "
-            f"{raw.iloc[position]!r} as a timestamp"
-        )
-    return parsed
-
-
-def _mixed_offsets(raw: pd.Series, where: _Where, time_col: str) -> DataError:
-    """The error for timestamps whose UTC offsets differ, naming the first that differs."""
-    first = None
-    for position, value in enumerate(raw):
-        try:
-            offset = pd.Timestamp(value).utcoffset()
-        except (ValueError, TypeError, OverflowError):
-            return DataError(
-                f"{where.label}, column '{time_col}', {where.row(position)}: cannot parse "
-                f"{value!r} as a timestamp"
-            )
-        if position == 0:
-            first = offset
-        elif offset != first:
-            return DataError(
-                f"{where.label}, column '{time_col}', {where.row(position)}: timestamp "
-                f"{value!r} has {_offset_text(offset)} but {where.row(0)} has "
-                f"{_offset_text(first)}; expected one offset for the whole column (convert the "
-                "timestamps to UTC first)"
-            )
-    return DataError(f"{where.label}, column '{time_col}': cannot parse the timestamps")
-
-
-def _offset_text(offset: object) -> str:
-    return "no UTC offset" if offset is None else f"UTC offset {offset}"
-
-
-def _sort_by_time(
-    group: pd.DataFrame, where: _Where, label: str, time_col: str, notes: list[str]
-) -> pd.DataFrame:
-    time = group[time_col]
-    duplicated = time.duplicated(keep="first").to_numpy()
-    if duplicated.any():
-        position = int(np.flatnonzero(duplicated)[0])
-        value = time.iloc[position]
-        first = int(group[_ROW].to_numpy()[np.flatnonzero((time == value).to_numpy())[0]])
-        row = int(group[_ROW].iloc[position])
-        raise DataError(
-            f"{label}, column '{time_col}', {where.row(row)}: duplicate timestamp {value} "
-            f"(also at {where.row(first)}); expected one row per time step"
-        )
-    if not time.is_monotonic_increasing:
-        message = f"{label}: rows are not in time order; sorted them by '{time_col}'"
-        warnings.warn(message, UserWarning, stacklevel=4)
-        notes.append(message)
-        group = group.sort_values(time_col, kind="stable")
-    return group
-
-
-#: Gap filling refuses a grid this many times longer than the data (a wrong frequency).
-MOST_INSERTED = 10
-
-
-def _insert_missing_times(
-    group: pd.DataFrame, label: str, time_col: str, fill: str, notes: list[str]
-) -> pd.DataFrame:
-    """Rows for the timestamps missing from a regular grid (their values then filled like
-    missing values): the grid of the usual step, or of the calendar frequency of the first
-    timestamps (months, quarters). Timestamps off every such grid are left for
-    :func:`_check_spacing` to name."""
-    time = group[time_col]
-    if len(time) < 3 or not pd.api.types.is_datetime64_any_dtype(time):
-        return group
-    index = pd.DatetimeIndex(time)
-    if _infer_freq(index) is not None:
-        return group  # regular already
-    steps = np.diff(index.asi8)
-    candidates: list[Any] = [pd.Timedelta(int(_mode(steps)), unit=index.unit)]
-    start_freq = _infer_freq(index[:3])
-    if start_freq is not None:
-        candidates.insert(0, start_freq)
-    for freq in candidates:
-        try:
-            grid = pd.date_range(index[0], index[-1], freq=freq)
-        except (ValueError, OverflowError):
-            continue
-        if len(grid) > MOST_INSERTED * len(index) or not index.isin(grid).all():
-            continue
-        missing = grid.difference(index)
-        if len(missing) == 0:
-            continue
-        added = pd.DataFrame({time_col: missing})
-        for column in group.columns:
-            if column == _ROW:  # the row before each gap names it in later messages
-                before = np.searchsorted(index.asi8, missing.asi8) - 1
-                added[column] = group[_ROW].to_numpy()[np.maximum(before, 0)]
-            elif column != time_col:
-                # Ids and other constant columns repeat; values become missing, then filled.
-                constant = group[column].nunique(dropna=False) == 1
-                added[column] = group[column].iloc[0] if constant else np.nan
-        group = pd.concat([group, added], ignore_index=True).sort_values(time_col, kind="stable")
-        shown = ", ".join(str(t.date()) if t == t.normalize() else str(t) for t in missing[:3])
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        step = freq if isinstance(freq, str) else str(pd.tseries.frequencies.to_offset(freq))
-        message = (
-            f"{label}: added {len(missing)} missing timestamp(s) at frequency {step} "
-            f"({shown}{more}); "
-            + (
-                "their targets are gaps (fill mask)"
-                if fill == "mask"
-                else f"their values are filled with {fill}"
-            )
-        )
-        warnings.warn(message, UserWarning, stacklevel=4)
-        notes.append(message)
-        return group
-    return group
-
-
-def _check_spacing(
-    group: pd.DataFrame, where: _Where, label: str, time_col: str
-) -> tuple[str | None, float]:
-    time = group[time_col]
-    if len(time) < 2:
-        return None, 1.0
-    rows = group[_ROW].to_numpy()
-    if pd.api.types.is_datetime64_any_dtype(time):
-        index = pd.DatetimeIndex(time)
-        freq = _infer_freq(index)
-        if freq is not None:
-            return freq, 1.0
-        steps = np.diff(index.asi8)
-        if len(index) < 3:
-            step = pd.Timedelta(int(steps[0]), unit=index.unit)
-            return pd.tseries.frequencies.to_offset(step).freqstr, 1.0
-        usual = _mode(steps)
-        position = int(np.flatnonzero(steps != usual)[0]) + 1
-        # Months, quarters and business days have steps of different lengths: there the first
-        # step off the usual length is no mistake, but the first step off the calendar is.
-        start_freq = _infer_freq(index[:3])
-        if start_freq is not None:
-            expected = pd.date_range(index[0], periods=len(index), freq=start_freq)
-            calendar_off = np.flatnonzero(index != expected)
-            if len(calendar_off) and calendar_off[0] > position:
-                position = int(calendar_off[0])
-                raise DataError(
-                    f"{label}, column '{time_col}', {where.row(int(rows[position]))}: irregular "
-                    f"spacing ({index[position - 1]} to {index[position]}, while the frequency "
-                    f"'{start_freq}' of the first timestamps expects {expected[position]}); "
-                    "resample to a regular frequency first, or pass fill ffill or interpolate "
-                    "to add the missing timestamps",
-                    arguments=("fill",),
-                )
-        raise DataError(
-            f"{label}, column '{time_col}', {where.row(int(rows[position]))}: irregular spacing "
-            f"({index[position - 1]} to {index[position]}, while most steps are "
-            f"{pd.Timedelta(int(usual), unit=index.unit)}); resample to a regular frequency "
-            "first, or pass fill ffill, interpolate or mask to add missing timestamps",
-            arguments=("fill",),
-        )
-    values = time.to_numpy(dtype=np.float64)
-    steps_f = np.diff(values)
-    usual_f = float(_mode(steps_f))
-    off = ~np.isclose(steps_f, usual_f, rtol=1e-9, atol=1e-9)
-    if usual_f <= 0 or off.any():
-        position = int(np.flatnonzero(off)[0]) + 1 if off.any() else 1
-        raise DataError(
-            f"{label}, column '{time_col}', {where.row(int(rows[position]))}: irregular spacing "
-            f"({values[position - 1]:g} to {values[position]:g}, while most steps are "
-            f"{usual_f:g}); expected evenly spaced steps"
-        )
-    return None, usual_f
-
-
-def _infer_freq(index: pd.DatetimeIndex) -> str | None:
-    """pandas' inferred frequency string, or None (needs three timestamps)."""
-    if len(index) < 3:
-        return None
-    try:
-        with pd.option_context("future.infer_freq_returns_offset", True):
-            offset = pd.infer_freq(index)
-    except (KeyError, pd.errors.OptionError):  # pandas without that option returns a string
-        offset = pd.infer_freq(index)
-    if offset is None:
-        return None
-    return offset if isinstance(offset, str) else str(offset.freqstr)
-
-
-def _mode(values: np.ndarray) -> np.generic:
-    uniques, counts = np.unique(values, return_counts=True)
-    return uniques[int(np.argmax(counts))]  # type: ignore[no-any-return]
-
-
 def _handle_missing(
     group: pd.DataFrame,
-    where: _Where,
+    where: Where,
     label: str,
     columns: list[str],
     targets: list[str],
@@ -900,7 +436,7 @@ def _handle_missing(
         return group
     col = next(c for c in columns if missing[c].any())
     count = int(missing[col].sum())
-    first = int(group[_ROW].to_numpy()[np.flatnonzero(missing[col].to_numpy())[0]])
+    first = int(group[ROW].to_numpy()[np.flatnonzero(missing[col].to_numpy())[0]])
     if fill == "error":
         raise DataError(
             f"{label}, column '{col}' has {count} missing value(s), the first at "
