@@ -379,7 +379,8 @@ class Forecast:
                 parts = []
                 if named:
                     found = future_rows(future, named, index, self.time_col, self.id_col,
-                                        s.series_id, data.label(s), data.date_format)  # fmt: skip
+                                        s.series_id, data.label(s), data.date_format,
+                                        "X_df")  # fmt: skip
                     parts.append(found)
                 if static:
                     first = width - len(cycles) - len(static)

@@ -74,7 +74,7 @@ def future_times(
             raise DataError(
                 f"{model} was trained on a numeric time column; send timestamps as numbers"
             )
-        index = given if isinstance(given, pd.DatetimeIndex) else _parse_dates(list(given))
+        index = given if isinstance(given, pd.DatetimeIndex) else parse_dates(list(given))
         return _future_dates(index, horizon, freq, model, f"{series}: " if series else "")
     values = np.asarray(given, dtype=np.float64)
     if freq is not None:
@@ -131,7 +131,12 @@ def _check_numeric_spacing(values: np.ndarray, step: float, what: str, where: st
         )
 
 
-def _parse_dates(given: list[str]) -> pd.DatetimeIndex:
+def parse_dates(given: list[str]) -> pd.DatetimeIndex:
+    """ISO 8601 timestamps of a request, read with one UTC offset.
+
+    Raises:
+        DataError: one is not ISO 8601, or their offsets differ.
+    """
     try:
         return pd.DatetimeIndex(pd.to_datetime(given, format="ISO8601"))
     except (ValueError, TypeError, OverflowError) as exc:
@@ -306,6 +311,28 @@ def known_inputs(
     return np.stack(out)
 
 
+def quantiles_refused(saved: SavedModel, steps: int) -> DataError | None:
+    """Why a saved model cannot forecast quantiles ``steps`` ahead, or None when it can (its
+    own, or from its saved conformal calibration)."""
+    forecaster = saved.forecaster
+    if forecaster.quantiles_reach(steps) or "conformal.widths" in saved.extras:
+        return None
+    if forecaster.has_quantiles:
+        past = (
+            "paths past it are not sampled with inputs known ahead"
+            if forecaster.can_roll_out
+            else "its input features have no future values"
+        )
+        why = f"it forecasts quantiles up to its horizon {forecaster.horizon} only ({past})"
+    else:
+        why = "it was fitted without intervals"
+    return DataError(
+        f"quantiles: {why}; fit the model with intervals (seqcast fit --intervals) or, "
+        "for a neural model, likelihood quantile",
+        arguments=("quantiles", "likelihood quantile"),
+    )
+
+
 def saved_quantiles(
     saved: SavedModel,
     ready: np.ndarray,
@@ -322,18 +349,9 @@ def saved_quantiles(
     steps = point.shape[1]
     if forecaster.quantiles_reach(steps):
         return forecaster.predict_quantiles(ready, levels, steps, future=known)
-    if "conformal.widths" not in saved.extras:
-        why = (
-            f"it forecasts quantiles up to its horizon {forecaster.horizon} only (its input "
-            "features have no future values)"
-            if forecaster.has_quantiles
-            else "it was fitted without intervals"
-        )
-        raise DataError(
-            f"quantiles: {why}; fit the model with intervals (seqcast fit --intervals) or, "
-            "for a neural model, likelihood quantile",
-            arguments=("quantiles", "likelihood quantile"),
-        )
+    refusal = quantiles_refused(saved, steps)
+    if refusal is not None:
+        raise refusal
     try:
         conformal = Conformal.from_state(saved.extras)
     except (KeyError, ValueError) as exc:

@@ -428,3 +428,55 @@ def test_a_column_both_future_and_static_is_refused_and_linear_forecasts_zero_ro
     model = LinearRegression(window=6, horizon=3).fit([values], 1, n_future=1)
     empty = model.predict(np.empty((0, 6, 2)), 3, future=np.empty((0, 3, 1)))
     assert empty.shape == (0, 3, 1)
+
+
+def test_the_service_refuses_odd_known_input_requests_in_one_line_never_a_500(
+    tmp_path: Path,
+) -> None:
+    """Second review: mixed UTC offsets, a future past year 9999, quantiles a model cannot
+    give, and a baseline fitted beside known inputs (it reads none, so asks for none)."""
+    from fastapi.testclient import TestClient
+
+    from seqcast.serving import create_app
+
+    frame = promo_frame()
+    data = load_series(frame, targets=["sales"], future_features=["promo"], calendar="auto")
+    linear = LinearRegression(window=6, horizon=3).fit(
+        [data.series[0].values], 1, n_future=data.n_future
+    )
+    naive = Naive().fit([data.series[0].values], 1, n_future=data.n_future)
+    folders = [save_model(linear, tmp_path / "lin", data),
+               save_model(naive, tmp_path / "nv", data)]  # fmt: skip
+    client = TestClient(create_app(folders), raise_server_exceptions=False)
+    tail = frame.iloc[-10:]
+    stamps = [t.isoformat() for t in tail["date"]]
+    body = {"history": tail[["sales", "promo"]].to_numpy().tolist(), "timestamps": stamps,
+            "future": [0.0, 1.0, 0.0]}  # fmt: skip
+    mixed = [f"{t.date()}T00:00:00+0{1 + (k > 4)}:00" for k, t in enumerate(tail["date"])]
+    answer = client.post("/models/lin/forecast", json={**body, "timestamps": mixed})
+    assert answer.status_code == 422 and "one UTC offset" in answer.json()["detail"]
+    late = [f"9999-12-{d:02d}" for d in range(20, 30)]
+    answer = client.post("/models/lin/forecast", json={**body, "timestamps": late})
+    assert answer.status_code == 200, answer.text  # into year 10000, where pandas reaches
+    assert answer.json()["timestamps"][-1] == "10000-01-01T00:00:00"
+    answer = client.post("/models/lin/forecast", json={**body, "quantiles": [0.1, 0.9]})
+    assert answer.status_code == 422 and "fitted without intervals" in answer.json()["detail"]
+    info = client.get("/models/nv").json()
+    assert info["future_features"] == [] and info["calendar"] == []
+    plain = client.post("/models/nv/forecast", json={"history": body["history"]})
+    assert plain.status_code == 200, plain.text
+    assert plain.json()["forecast"] == [tail["sales"].iloc[-1]]
+
+
+def test_a_future_value_that_is_not_a_number_is_named_and_x_df_named_as_such() -> None:
+    from seqcast.frames import Forecast
+
+    df = promo_long()
+    forecast = Forecast([LinearRegression(window=7, horizon=3)], future_features=["promo"]).fit(df)
+    days = pd.date_range(df["ds"].iloc[-1] + pd.Timedelta(days=1), periods=3, freq="D")
+    x_df = pd.DataFrame({"unique_id": "s", "ds": days, "promo": ["1", "abc", "0"]})
+    with pytest.raises(DataError, match=r"X_df, column 'promo': 'abc' for series 's' at .* is "
+                       "not a number"):  # fmt: skip
+        forecast.predict(3, X_df=x_df)
+    with pytest.raises(DataError, match=r"forecast steps with X_df"):
+        forecast.predict(3)

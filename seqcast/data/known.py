@@ -28,10 +28,12 @@ def future_rows(
     series_id: Any,
     label: str,
     date_format: str | None = None,
+    argument: str = "future",
 ) -> np.ndarray:
     """(T, F_u) values of the columns ``names`` of ``future`` at the T timestamps ``index`` of
     one series (its rows: ``id_col`` equal to ``series_id`` in long format); dates written
-    as text are read with ``date_format`` when the model's data needed one.
+    as text are read with ``date_format`` when the model's data needed one; messages name
+    the table as ``argument``.
 
     Raises:
         DataError: ``future`` is missing, lacks a column, lacks a step of the series (named by
@@ -41,15 +43,15 @@ def future_rows(
     if future is None:
         raise DataError(
             f"the model reads inputs known ahead ({listed}): give their values at the "
-            "forecast steps with future",
-            arguments=("future",),
+            f"forecast steps with {argument}",
+            arguments=(argument,),
         )
     needed = [time_col, *([id_col] if id_col else []), *names]
     absent = [c for c in needed if c not in future.columns]
     if absent:
         raise DataError(
-            f"future has no column '{absent[0]}'; it needs {', '.join(needed)}",
-            arguments=("future",),
+            f"{argument} has no column '{absent[0]}'; it needs {', '.join(needed)}",
+            arguments=(argument,),
         )
     rows = future if not id_col else future[future[id_col].astype(str) == str(series_id)]
     times = rows[time_col]
@@ -60,19 +62,31 @@ def future_rows(
             value = times.iloc[int(np.flatnonzero(unread)[0])]
             written = f" as {date_format}" if date_format else ""
             raise DataError(
-                f"future, column '{time_col}': cannot read {value!r} as a date{written}",
-                arguments=("future",),
+                f"{argument}, column '{time_col}': cannot read {value!r} as a date{written}",
+                arguments=(argument,),
             )
         times = read
     table = rows.assign(**{time_col: times}).drop_duplicates(time_col).set_index(time_col)
     missing = index.difference(table.index)
     if len(missing):
         raise DataError(
-            f"future has no row for {label} at {missing[0]} ({len(missing)} of its "
+            f"{argument} has no row for {label} at {missing[0]} ({len(missing)} of its "
             f"{len(index)} forecast steps missing)",
-            arguments=("future",),
+            arguments=(argument,),
         )
-    values = table.loc[index, list(names)].to_numpy(dtype=np.float64)
+    picked = table.loc[index, list(names)]
+    for name in names:
+        numbers = pd.to_numeric(picked[name], errors="coerce")
+        bad = numbers.isna() & picked[name].notna()
+        if bad.any():
+            at = picked.index[int(np.flatnonzero(bad.to_numpy())[0])]
+            raise DataError(
+                f"{argument}, column '{name}': {picked[name].loc[at]!r} for {label} at {at} is "
+                "not a number",
+                arguments=(argument,),
+            )
+        picked[name] = numbers
+    values = picked.to_numpy(dtype=np.float64)
     if not np.isfinite(values).all():
-        raise DataError(f"future has missing values for {label}", arguments=("future",))
+        raise DataError(f"{argument} has missing values for {label}", arguments=(argument,))
     return values

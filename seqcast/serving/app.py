@@ -176,6 +176,8 @@ def create_app(
         horizon = model.forecaster.horizon if request.horizon is None else request.horizon
         model.check_horizon(horizon)
         levels = None if request.quantiles is None else check_quantiles(request.quantiles)
+        if levels is not None:
+            model.check_quantiles(horizon)
         checked = _check(model, request, horizon)  # cheap, and before any slot is taken
         passes = model.passes(horizon, levels is not None)
         refusal = slots.enter(passes)

@@ -24,7 +24,7 @@ from seqcast.data.calendar import calendar_values
 from seqcast.errors import DataError, ModelFormatError, SeqcastError, SeqcastWarning
 from seqcast.forecasters.base import Forecaster
 from seqcast.persistence import SavedModel, load_model
-from seqcast.prediction import continue_timestamps, saved_quantiles
+from seqcast.prediction import future_times, parse_dates, quantiles_refused, saved_quantiles
 from seqcast.serving.schemas import ModelInfo
 
 __all__ = ["ServedModel", "load_served_models"]
@@ -76,7 +76,7 @@ class ServedModel:
             targets=targets,
             features=self.columns[len(targets) : len(self.columns) - len(data.get("calendar", []))],
             future_features=self.future_features,
-            calendar=list(data.get("calendar", [])),
+            calendar=list(data.get("calendar", [])) if self.forecaster.n_known else [],
             freq=data.get("freq"),
             trained_at=metadata.get("trained_at"),
             metrics=_json_safe(dict(metadata.get("metrics") or {})),
@@ -116,14 +116,16 @@ class ServedModel:
                 f"history rows have {values.shape[1]} values; model '{self.name}' takes "
                 f"{n_features} per step ({', '.join(sent)})"
             )
-        if cycles:  # the calendar of the history's own steps, from its timestamps
+        if cycles and not self.forecaster.n_known:  # never read: any value will do
+            values = np.hstack([values, np.zeros((len(values), len(cycles)))])
+        elif cycles:  # the calendar of the history's own steps, from its timestamps
             if timestamps is None or len(timestamps) != len(values):
                 raise DataError(
                     f"model '{self.name}' reads the calendar: send timestamps, one per history step"
                 )
-            stamps = pd.DatetimeIndex(pd.to_datetime([str(t) for t in timestamps], errors="coerce"))
-            if stamps.isna().any():
+            if not all(isinstance(t, str) for t in timestamps):
                 raise DataError(f"model '{self.name}' reads the calendar: send ISO 8601 dates")
+            stamps = parse_dates([str(t) for t in timestamps])
             values = np.hstack([values, calendar_values(stamps, cycles)])
         steps = self.context_length
         if len(values) < steps and self.forecaster.accepts_padding and len(values) > 0:
@@ -148,6 +150,8 @@ class ServedModel:
         """The inputs known ahead whose values a request sends (not the calendar or static
         ones, which the service computes)."""
         data = self.saved.data
+        if not self.forecaster.n_known:  # a model that reads none (a baseline)
+            return []
         width, known = len(self.columns), int(data.get("n_future", 0))
         computed = len(data.get("calendar", [])) + len(data.get("static", []))
         return self.columns[width - known : width - computed]
@@ -191,7 +195,7 @@ class ServedModel:
                     f"model '{self.name}' reads the calendar of the forecast steps: send "
                     "timestamps, one per history step"
                 )
-            times = continue_timestamps(timestamps, span, data, self.name)
+            times = future_times([str(t) for t in timestamps], span, data, f"model '{self.name}'")
             parts.append(calendar_values(pd.DatetimeIndex(times), cycles))
         return np.hstack(parts)[None]
 
@@ -244,6 +248,22 @@ class ServedModel:
                 self.forecaster.horizon)  # fmt: skip
         widths = self.saved.extras.get("conformal.widths")
         return 0 if widths is None or widths.ndim != 3 else int(widths.shape[1])
+
+    def check_quantiles(self, horizon: int) -> None:
+        """Refuses quantiles ``horizon`` steps ahead that the model cannot give, before any
+        work.
+
+        Raises:
+            DataError: it gives none, or not that far.
+        """
+        refusal = quantiles_refused(self.saved, horizon)
+        if refusal is not None:
+            raise refusal
+        if horizon > self.quantile_steps:
+            raise DataError(
+                f"model '{self.name}' forecasts quantiles up to step {self.quantile_steps}; "
+                f"horizon {horizon} is beyond"
+            )
 
     def forecast_quantiles(
         self,
