@@ -12,10 +12,11 @@ from cli_runner import assert_one_error_line, run_main
 from fastapi.testclient import TestClient
 from safetensors.numpy import load_file, save_file
 
-from seqcast.data import load_dataset
+from seqcast.data import load_dataset, load_series
 from seqcast.evaluation.conformal import calibrate, series_scales
 from seqcast.forecasters.registry import create
 from seqcast.persistence import load_model
+from seqcast.prediction import predict_saved
 from seqcast.serving import create_app
 
 TARGET = "Monthly Mean Total Sunspot Number"
@@ -127,6 +128,13 @@ def test_the_service_answers_requested_quantiles(
     assert list(body["quantiles"]) == ["0.1", "0.5", "0.9"]
     assert body["quantiles"]["0.5"] == body["forecast"]
     assert body["quantiles"]["0.1"][0] < body["forecast"][0] < body["quantiles"]["0.9"][0]
+    # Oracle: predict --data's quantiles from the same 40 values (scaled by all of them, not
+    # by the model's last 12 alone).
+    fresh = load_series(np.asarray(history), targets=None)
+    table = predict_saved(load_model(tmp_path / "conformal"), 1, fresh, (0.1, 0.5, 0.9))
+    quantile_columns = [c for c in table.columns if "-q" in str(c) or "q0" in str(c)]
+    expected = table[quantile_columns].to_numpy()[0]
+    np.testing.assert_allclose([body["quantiles"][q][0] for q in ("0.1", "0.5", "0.9")], expected)
     body = client.post("/models/network/forecast",
                        json={"history": history, "quantiles": [0.1, 0.9]}).json()  # fmt: skip
     assert len(body["quantiles"]["0.1"]) == 2

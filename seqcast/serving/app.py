@@ -194,16 +194,18 @@ def create_app(
 @dataclass(frozen=True)
 class _Checked:
     """A request's inputs, checked: the (C, F) context, the (1, T', F_k) values known ahead
-    (None without such inputs) and the forecast steps' timestamps."""
+    (None without such inputs), the forecast steps' timestamps and the (N, F) history rows."""
 
     context: np.ndarray
     known: np.ndarray | None
     times: list[str] | list[float] | list[int]
+    history: np.ndarray
 
 
 def _check(model: ServedModel, request: ForecastRequest, horizon: int) -> _Checked:
     """Checks a request against its model: history, timestamps, values known ahead."""
-    context = model.context(request.history, request.timestamps)  # (C, F)
+    rows = model.rows(request.history, request.timestamps)  # (N, F)
+    context = model.last(rows)  # (C, F)
     n_steps = len(request.history)
     if request.timestamps is not None and len(request.timestamps) != n_steps:
         raise DataError(
@@ -214,7 +216,7 @@ def _check(model: ServedModel, request: ForecastRequest, horizon: int) -> _Check
     if request.timestamps is not None:
         times = continue_timestamps(request.timestamps, horizon, model.saved.data, model.name)
     known = model.known(context, horizon, request.future, request.timestamps)  # (1, T', F_k)
-    return _Checked(context, known, times)
+    return _Checked(context, known, times, rows)
 
 
 def _answer(
@@ -229,7 +231,7 @@ def _answer(
     targets = model.saved.targets
     quantiles = None
     if levels is not None:
-        bands = model.forecast_quantiles(context, values, levels, known)  # (T, Ft, Q)
+        bands = model.forecast_quantiles(context, values, levels, known, checked.history)
         quantiles = {
             f"{q:g}": bands[:, 0, k].tolist() if len(targets) == 1 else bands[..., k].tolist()
             for k, q in enumerate(levels)

@@ -85,8 +85,14 @@ class ServedModel:
     def context(
         self, history: np.ndarray, timestamps: list[str] | list[float] | None = None
     ) -> np.ndarray:
-        """The last ``context_length`` steps of a request's history, with the calendar of its
-        ``timestamps`` for a model that reads one.
+        """The (C, F) context of a request's history: :meth:`last` of :meth:`rows`."""
+        return self.last(self.rows(history, timestamps))
+
+    def rows(
+        self, history: np.ndarray, timestamps: list[str] | list[float] | None = None
+    ) -> np.ndarray:
+        """A request's history as (N, F) rows of the model's columns, with the calendar of
+        its ``timestamps`` for a model that reads one.
 
         Args:
             history: (N,) values of one input column, or (N, F') rows (every column but the
@@ -94,11 +100,11 @@ class ServedModel:
             timestamps: N timestamps of the history steps.
 
         Returns:
-            (C, F) float64 context.
+            (N, F) float64 rows.
 
         Raises:
-            DataError: the history has the wrong number of columns or too few steps (a model
-                trained with padding takes a shorter history, padded in front).
+            DataError: the history has the wrong number of columns, or no timestamps for a
+                model reading the calendar.
         """
         cycles = list(self.saved.data.get("calendar", []))
         sent = self.columns[: len(self.columns) - len(cycles)]  # the calendar is computed
@@ -127,6 +133,15 @@ class ServedModel:
                 raise DataError(f"model '{self.name}' reads the calendar: send ISO 8601 dates")
             stamps = parse_dates([str(t) for t in timestamps])
             values = np.hstack([values, calendar_values(stamps, cycles)])
+        return values
+
+    def last(self, values: np.ndarray) -> np.ndarray:
+        """The (C, F) context of a request's (N, F) rows (:meth:`rows`): its last
+        ``context_length`` steps, padded in front for a model trained with padding.
+
+        Raises:
+            DataError: too few steps.
+        """
         steps = self.context_length
         if len(values) < steps and self.forecaster.accepts_padding and len(values) > 0:
             # A model trained on padded short series forecasts from a padded past (the note
@@ -271,6 +286,7 @@ class ServedModel:
         point: np.ndarray,
         levels: tuple[float, ...],
         known: np.ndarray | None = None,
+        history: np.ndarray | None = None,
     ) -> np.ndarray:
         """(T, F_target, Q) quantiles around the point forecasts (T, F_target) of one
         context (C, F).
@@ -280,7 +296,9 @@ class ServedModel:
         """
         with np.errstate(over="ignore", invalid="ignore"):
             ready = self.forecaster.last_contexts([context], ["the history"])
-            bands = saved_quantiles(self.saved, ready, point[None], [context], False, levels, known)
+            # Conformal intervals scale by the whole history sent, as predict --data does.
+            seen = context if history is None else history
+            bands = saved_quantiles(self.saved, ready, point[None], [seen], False, levels, known)
         if not np.isfinite(bands).all():
             raise DataError(f"model '{self.name}' produced non-finite quantiles")
         one: np.ndarray = bands[0]
