@@ -318,12 +318,10 @@ def quantiles_refused(saved: SavedModel, steps: int) -> DataError | None:
     if forecaster.quantiles_reach(steps) or "conformal.widths" in saved.extras:
         return None
     if forecaster.has_quantiles:
-        past = (
-            "paths past it are not sampled with inputs known ahead"
-            if forecaster.can_roll_out
-            else "its input features have no future values"
+        why = (
+            f"it forecasts quantiles up to its horizon {forecaster.horizon} only (its input "
+            "features have no future values)"
         )
-        why = f"it forecasts quantiles up to its horizon {forecaster.horizon} only ({past})"
     else:
         why = "it was fitted without intervals"
     return DataError(

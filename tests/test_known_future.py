@@ -480,3 +480,27 @@ def test_a_future_value_that_is_not_a_number_is_named_and_x_df_named_as_such() -
         forecast.predict(3, X_df=x_df)
     with pytest.raises(DataError, match=r"forecast steps with X_df"):
         forecast.predict(3)
+
+
+def test_a_quantile_network_samples_paths_past_its_horizon_with_the_known_values() -> None:
+    values = promo_data().series[0].values
+    model = create_for("rnn", dict(RNN, horizon=2, likelihood="quantile")).fit(
+        [values[:250]], 1, n_future=1
+    )
+    assert model.quantiles_reach(5)
+    context = values[None, 250 - model.context_length : 250]
+    future = values[None, 250:255, 1:]
+    levels = (0.1, 0.5, 0.9)
+    bands = model.predict_quantiles(context, levels, 5, future=future)
+    assert bands.shape == (1, 5, 1, 3) and np.isfinite(bands).all()
+    assert (np.diff(bands, axis=-1) >= 0).all()
+    own = model.predict_quantiles(context, levels, 2, future=future[:, :2])
+    np.testing.assert_array_equal(bands[:, :2], own)  # the network's own, then the paths'
+    again = model.predict_quantiles(context, levels, 5, future=future)
+    np.testing.assert_array_equal(again, bands)  # the same seed, the same paths
+    # The paths read the known values: a promotion on every later day moves their quantiles.
+    planned = future.copy()
+    planned[:, 2:] = 1.0 - planned[:, 2:]
+    moved = model.predict_quantiles(context, levels, 5, future=planned)
+    np.testing.assert_array_equal(moved[:, :2], bands[:, :2])
+    assert not np.allclose(moved[:, 2:], bands[:, 2:])

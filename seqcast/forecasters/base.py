@@ -176,10 +176,9 @@ class Forecaster(ABC):
 
     def quantiles_reach(self, horizon: int) -> bool:
         """Whether :meth:`predict_quantiles` forecasts ``horizon`` steps: a model with
-        quantiles of its own, up to its horizon or (without input features) past it."""
-        return self.has_quantiles and (
-            horizon <= self.horizon or self.n_features_ == self.n_targets_
-        )
+        quantiles of its own, up to its horizon or (every input a target or known ahead: it
+        can roll out) past it."""
+        return self.has_quantiles and (horizon <= self.horizon or self.can_roll_out)
 
     @property
     def n_known(self) -> int:

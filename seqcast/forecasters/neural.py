@@ -578,10 +578,10 @@ class NeuralForecaster(Forecaster):
         Args:
             context: (B, C, F) past values ending just before each origin.
             quantiles: Q levels in (0, 1).
-            horizon: T (default: the trained horizon); past it only for a model without
-                input features (their future values are unknown).
-            future: (B, T, F_k) values known ahead, for a model fitted with ``n_future``
-                (whose quantiles stop at its trained horizon).
+            horizon: T (default: the trained horizon); past it only for a model whose input
+                features are all known ahead (the others' future values are unknown).
+            future: (B, max(T, T0), F_k) values known ahead, for a model fitted with
+                ``n_future``; the sampled paths past the trained horizon T0 read them too.
 
         Returns:
             (B, T, F_target, Q) forecasts, non-decreasing along the last axis.
@@ -595,7 +595,7 @@ class NeuralForecaster(Forecaster):
         steps = self.horizon if horizon is None else horizon
         if steps < 1:
             raise DataError(f"horizon must be at least 1, got {steps}", arguments=("horizon",))
-        if steps > self.horizon and self.n_features_ != self.n_targets_:
+        if steps > self.horizon and not self.can_roll_out:
             raise DataError(
                 f"cannot forecast quantiles {steps} steps ahead with a model trained for "
                 f"{self.horizon}: its input features have no future values; refit with "
@@ -603,29 +603,37 @@ class NeuralForecaster(Forecaster):
                 arguments=("horizon",),
             )
         self._check_not_negative(context, 0)
-        known = self.check_future(future, len(context), self.horizon)
-        inputs = self._checked_inputs(context, known)
+        known = self.check_future(future, len(context), max(steps, self.horizon))
+        inputs = self._checked_inputs(context, None if known is None else known[:, : self.horizon])
         levels = np.asarray(quantiles, dtype=np.float64)
         shape = (len(context), min(steps, self.horizon), self.n_targets_, len(levels))
         own = self._inverse_cdf(inputs, np.broadcast_to(levels, shape))
         if steps <= self.horizon:
             return own
-        paths = self.sample_paths(context, steps)  # (B, P, T, Ft)
+        paths = self.sample_paths(context, steps, future=known)  # (B, P, T, Ft)
         later = np.moveaxis(np.quantile(paths[:, :, self.horizon :], levels, axis=1), 0, -1)
         return np.concatenate([own, later], axis=1)
 
     def sample_paths(
-        self, context: np.ndarray, horizon: int, n_paths: int = 0, seed: int | None = None
+        self,
+        context: np.ndarray,
+        horizon: int,
+        n_paths: int = 0,
+        seed: int | None = None,
+        future: np.ndarray | None = None,
     ) -> np.ndarray:
         """Sample paths of a model trained for quantiles: each block of T steps drawn from the
         forecast distribution (by its inverse CDF at uniform levels) and fed back as the next
         block's past.
 
         Args:
-            context: (B, C, F) past values, F = F_target (no input features).
+            context: (B, C, F) past values: the targets, then the inputs known ahead.
             horizon: steps per path.
             n_paths: P (default :data:`SAMPLE_PATHS`).
             seed: of the draws (default: the model's seed): the same seed, the same paths.
+            future: (B, ≥horizon, F_k) values known ahead, for a model that reads them: fed
+                with each block's draws (the last block ends at ``horizon``, as in a point
+                roll-out).
 
         Returns:
             (B, P, horizon, F_target) paths.
@@ -633,6 +641,11 @@ class NeuralForecaster(Forecaster):
         paths = n_paths or SAMPLE_PATHS
         rng = np.random.default_rng(self.seed if seed is None else seed)
         context = np.repeat(self.ready_context(context), paths, axis=0)  # (B·P, C, F)
+        if future is not None and self.n_known:
+            known = np.repeat(future, paths, axis=0)  # (B·P, ≥horizon, F_k)
+            return self._known_paths(context, known, horizon, rng).reshape(
+                -1, paths, horizon, self.n_targets_
+            )
         pieces, done = [], 0
         while done < horizon:
             inputs = self._checked_inputs(context)
@@ -643,6 +656,27 @@ class NeuralForecaster(Forecaster):
             context = np.concatenate([context, draws], axis=1)[:, draws.shape[1] :]
         stacked = np.concatenate(pieces, axis=1)[:, :horizon]
         return stacked.reshape(-1, paths, horizon, self.n_targets_)
+
+    def _known_paths(
+        self, context: np.ndarray, known: np.ndarray, horizon: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """(B·P, horizon, Ft) sampled paths fed the values ``known`` ahead: blocks from 0, T,
+        2T, … and a last one ending at ``horizon``, each drawn from the C steps before it."""
+        steps, length = self.horizon, context.shape[1]
+        starts = list(range(0, horizon - steps + 1, steps))
+        if starts[-1] + steps < horizon:
+            starts.append(horizon - steps)
+        out = np.empty((len(context), horizon, self.n_targets_))
+        history = context
+        for start in starts:
+            block = known[:, start : start + steps]  # (B·P, T, F_k)
+            inputs = self._checked_inputs(history[:, start : length + start], block)
+            shape = (len(context), steps, self.n_targets_, 1)
+            draws = self._inverse_cdf(inputs, rng.uniform(size=shape))[..., 0]  # (B·P, T, Ft)
+            out[:, start : start + steps] = draws
+            rows = np.concatenate([draws, block], axis=2)
+            history = np.concatenate([history[:, : length + start], rows], axis=1)
+        return out
 
     def _checked_inputs(self, context: np.ndarray, future: np.ndarray | None = None) -> ModelInputs:
         """The inputs of each (B, C, F) context (and (B, T, F_k) values known ahead), checked:
