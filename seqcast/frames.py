@@ -32,10 +32,8 @@ from typing import Any, Self
 import numpy as np
 import pandas as pd
 
-from seqcast.data.calendar import calendar_values
 from seqcast.data.frame import Series, SeriesData
-from seqcast.data.gaps import carry_forward
-from seqcast.data.known import future_rows
+from seqcast.data.known import future_names, future_rows, known_ahead
 from seqcast.data.loading import load_series
 from seqcast.data.seasonality import season_from_freq
 from seqcast.errors import DataError, NotFittedError, SeqcastWarning
@@ -236,6 +234,7 @@ class Forecast:
         if step < 1:
             raise DataError(f"step_size must be at least 1, got {step}", arguments=("step_size",))
         data = self._load(df, static_df)
+        seen = data.observed()  # the actual values: NaN where a row was not observed
         self._check_seasons(data)
         columns = _Columns.of(df, self.id_col, self.time_col)
         reach = max([horizon, *(m.horizon for m in self.models.values() if m.reads_known)])
@@ -276,7 +275,9 @@ class Forecast:
                     }
             frame = self._frame(data, list(data.series), ends, horizon, columns)
             frame.insert(2, "cutoff", columns.times(_cutoffs(data.series, ends, horizon)))
-            actual = [_actual(s, end, horizon) for s, end in zip(data.series, ends, strict=True)]
+            # NaN where a row was not observed (filled, or a gap): never scored by evaluate.
+            actual = [s.values[end : end + horizon, 0] for s, end in zip(seen.series, ends,
+                                                                          strict=True)]  # fmt: skip
             frame.insert(3, self.target_col, np.concatenate(actual))
             known = self._known(data, list(data.series), ends, None)  # inside the data
             for alias, model in fitted.items():
@@ -364,8 +365,7 @@ class Forecast:
         are its own; past its end, the future features come from ``future`` (``X_df``), the
         static ones repeat and the calendar is computed."""
         width = len(data.columns)
-        cycles, static = list(data.calendar), list(data.static)
-        named = list(data.columns[width - data.n_future : width - len(cycles) - len(static)])
+        named = future_names(data.columns, data.n_future, data.static, data.calendar)
 
         def values(steps: int) -> np.ndarray | None:
             if data.n_future == 0:
@@ -376,19 +376,13 @@ class Forecast:
                     out.append(s.values[end : end + steps, width - data.n_future :])
                     continue
                 index = _times(data, s, end, steps)
-                parts = []
+                given = None
                 if named:
-                    found = future_rows(future, named, index, self.time_col, self.id_col,
+                    given = future_rows(future, named, index, self.time_col, self.id_col,
                                         s.series_id, data.label(s), data.date_format,
                                         "X_df")  # fmt: skip
-                    parts.append(found)
-                if static:
-                    first = width - len(cycles) - len(static)
-                    last = s.values[end - 1, first : first + len(static)]
-                    parts.append(np.repeat(last[None], steps, axis=0))
-                if cycles:
-                    parts.append(calendar_values(pd.DatetimeIndex(index), cycles))
-                out.append(np.hstack(parts))
+                out.append(known_ahead(s.values[end - 1], index, given, data.static,
+                                       data.calendar))  # fmt: skip
             return np.stack(out)
 
         return values
@@ -533,9 +527,7 @@ def _native_bands(
     known: Known,
 ) -> Bands:
     """A quantile model's own quantiles of every chosen series from before ``ends[i]``."""
-    histories = _readable(model, [s.values[:end] for s, end in zip(chosen, ends, strict=True)])
-    contexts = model.last_contexts(histories, [data.label(s) for s in chosen])
-    future = known(max(horizon, model.horizon)) if model.n_known else None
+    contexts, future = _inputs(model, data, chosen, ends, horizon, known)
     return lambda levels: model.predict_quantiles(contexts, levels, horizon, future=future)
 
 
@@ -564,18 +556,23 @@ def _add_bands(
 
 
 def _readable(model: Forecaster, histories: list[np.ndarray]) -> list[np.ndarray]:
-    """Histories as ``model`` reads them: gaps (``fill="mask"``) kept for a model that reads
-    them, else carried forward (see :mod:`seqcast.data.gaps`)."""
-    return histories if model.reads_gaps else [carry_forward(h) for h in histories]
+    """Histories as ``model`` reads them (:meth:`Forecaster.readable_values`)."""
+    return [model.readable_values(h) for h in histories]
 
 
-def _actual(series: Series, end: int, horizon: int) -> np.ndarray:
-    """(T,) actual values after ``end``, NaN where the row was not observed (filled or a gap):
-    :func:`evaluate` never scores such a row."""
-    values = np.array(series.values[end : end + horizon, 0])
-    if series.unobserved is not None:
-        values[series.unobserved[end : end + horizon]] = np.nan
-    return values
+def _inputs(
+    model: Forecaster,
+    data: SeriesData,
+    chosen: list[Series],
+    ends: list[int],
+    horizon: int,
+    known: Known,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """The (S, C, F) contexts of every chosen series before ``ends[i]``, and the (S, T', F_k)
+    values known ahead from there (None for a model that reads none)."""
+    histories = _readable(model, [s.values[:end] for s, end in zip(chosen, ends, strict=True)])
+    contexts = model.last_contexts(histories, [data.label(s) for s in chosen])
+    return contexts, known(max(horizon, model.horizon)) if model.n_known else None
 
 
 def _cutoffs(series: Sequence[Series], ends: list[int], horizon: int) -> np.ndarray:
@@ -596,9 +593,7 @@ def _forecast(
 ) -> np.ndarray:
     """(S, T) forecasts of every chosen series from its history before ``ends[i]`` (and the
     values ``known`` ahead from there), in one batched call."""
-    histories = _readable(model, [s.values[:end] for s, end in zip(chosen, ends, strict=True)])
-    contexts = model.last_contexts(histories, [data.label(s) for s in chosen])
-    future = known(max(horizon, model.horizon)) if model.n_known else None
+    contexts, future = _inputs(model, data, chosen, ends, horizon, known)
     return model.predict(contexts, horizon, future=future)[:, :, 0]  # (S, T, 1) -> (S, T)
 
 

@@ -20,9 +20,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from seqcast.data.calendar import calendar_values
 from seqcast.data.frame import SeriesData, future_index
-from seqcast.data.known import future_rows
+from seqcast.data.known import future_names, future_rows, known_ahead
 from seqcast.errors import DataError, ModelFormatError
 from seqcast.evaluation.conformal import Conformal, series_floors, series_scales
 from seqcast.evaluation.probabilistic import check_quantiles, interval_bounds
@@ -287,27 +286,21 @@ def known_inputs(
         DataError: ``future`` is missing, lacks a column, or lacks a step of a series.
     """
     description = saved.data
-    columns = list(description["columns"])
-    n_known = int(description.get("n_future", 0))
     cycles = list(description.get("calendar", []))
     static = list(description.get("static", []))
-    first_static = len(columns) - len(cycles) - len(static)
-    named = columns[len(columns) - n_known : first_static]
+    named = future_names(
+        description["columns"], int(description.get("n_future", 0)), static, cycles
+    )
+    time_col, id_col = description["time_col"] or "step", description["id_col"]
+    form = description.get("date_format")
     out = []
     for i, (index, series_id, label) in enumerate(zip(indexes, ids, labels, strict=True)):
-        parts = []
-        if named:
-            time_col, id_col = description["time_col"] or "step", description["id_col"]
-            form = description.get("date_format")
-            parts.append(
-                future_rows(future, named, index, time_col, id_col, series_id, label, form)
-            )
-        if static:  # the last value seen, for every step: (T, F_s)
-            last = contexts[i, -1, first_static : first_static + len(static)]
-            parts.append(np.repeat(last[None], len(index), axis=0))
-        if cycles:
-            parts.append(calendar_values(pd.DatetimeIndex(index), cycles))
-        out.append(np.hstack(parts))
+        given = (
+            future_rows(future, named, index, time_col, id_col, series_id, label, form)
+            if named
+            else None
+        )
+        out.append(known_ahead(contexts[i, -1], index, given, static, cycles))
     return np.stack(out)
 
 

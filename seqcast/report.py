@@ -21,8 +21,8 @@ import pandas as pd
 from seqcast import plotting
 from seqcast._version import __version__
 from seqcast.atomic import atomic_directory, holds_current_folder, write_text
-from seqcast.data.calendar import calendar_values
 from seqcast.data.frame import SeriesData
+from seqcast.data.known import known_ahead
 from seqcast.data.seasonality import estimate_season
 from seqcast.errors import DataError
 from seqcast.evaluation.conformal import calibrate, series_floors, series_scales
@@ -319,15 +319,10 @@ def forecast_ahead(
     context = forecaster.last_contexts(histories[:1], [data.label(data.series[0])])
     # The static values and calendar of the forecast steps (the inputs known ahead here).
     span = max(steps, forecaster.horizon)
-    parts = []
-    if data.static:  # (T', F_s): the last values, repeated
-        first = len(data.columns) - len(data.calendar) - len(data.static)
-        last = histories[0][-1, first : first + len(data.static)]
-        parts.append(np.repeat(last[None], span, axis=0))
-    if data.calendar:  # (T', F_c)
-        times = pd.DatetimeIndex(data.future_time(data.series[0], span))
-        parts.append(calendar_values(times, list(data.calendar)))
-    known = np.hstack(parts)[None] if parts else None  # (1, T', F_k)
+    known = None
+    if data.n_future:  # (1, T', F_k)
+        times = data.future_time(data.series[0], span)
+        known = known_ahead(histories[0][-1], times, None, data.static, data.calendar)[None]
     point = forecaster.predict(context, steps, future=known)[0]  # (T, Ft)
     levels = tuple(quantiles or ())
     bands = None

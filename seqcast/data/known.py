@@ -14,9 +14,38 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from seqcast.data.calendar import calendar_values
 from seqcast.errors import DataError
 
-__all__ = ["future_rows"]
+__all__ = ["future_names", "future_rows", "known_ahead"]
+
+
+def future_names(
+    columns: Sequence[str], n_future: int, static: Sequence[str], calendar: Sequence[str]
+) -> list[str]:
+    """The future features among ``columns`` (laid out targets, features, future features,
+    static features, calendar): the known inputs whose values a user must give."""
+    width = len(columns)
+    return list(columns[width - n_future : width - len(static) - len(calendar)])
+
+
+def known_ahead(
+    last: np.ndarray,
+    index: pd.Index,
+    named: np.ndarray | None,
+    static: Sequence[str],
+    calendar: Sequence[str],
+) -> np.ndarray:
+    """(T, F_k) values of the inputs known ahead at the T steps ``index`` after a history whose
+    last row is ``last`` (F,): the future features' ``named`` values (T, F_u), the static
+    features' last values repeated, then the calendar computed from the timestamps."""
+    parts = [] if named is None else [named]
+    if static:
+        first = len(last) - len(calendar) - len(static)
+        parts.append(np.repeat(last[None, first : first + len(static)], len(index), axis=0))
+    if calendar:
+        parts.append(calendar_values(pd.DatetimeIndex(index), list(calendar)))
+    return np.hstack(parts)
 
 
 def future_rows(

@@ -43,6 +43,21 @@ class EpochEnd:
     val_loss: float | None
 
 
+def block_starts(horizon: int, steps: int) -> list[int]:
+    """Where the blocks of ``steps`` of a roll-out to ``horizon`` with values known ahead
+    start: 0, T, 2T, …, and a last one at ``horizon`` − T, so that no block reads a known value
+    past the horizon.
+
+    Example:
+        >>> block_starts(7, 3)
+        [0, 3, 4]
+    """
+    starts = list(range(0, horizon - steps + 1, steps))
+    if starts[-1] + steps < horizon:
+        starts.append(horizon - steps)
+    return starts
+
+
 def first_non_finite(values: np.ndarray) -> tuple[int, ...] | None:
     """Index of the first missing or infinite value of ``values`` (None when all are finite)."""
     if np.isfinite(values).all():
@@ -340,9 +355,7 @@ class Forecaster(ABC):
         last at ``horizon`` − T; each block's context rows are its forecasts and their known
         values."""
         steps = self.horizon
-        starts = list(range(0, horizon - steps + 1, steps))
-        if starts[-1] + steps < horizon:
-            starts.append(horizon - steps)
+        starts = block_starts(horizon, steps)
         out = np.empty((len(context), horizon, self.n_targets_))
         length = context.shape[1]
         history = context  # (B, C + forecast so far, F)

@@ -18,7 +18,7 @@ from seqcast.data.gaps import carry_forward, has_gaps
 from seqcast.data.scaling import TRANSFORMS, Scaler, choose_power, scale_span, transform_power
 from seqcast.data.windows import sliding_windows
 from seqcast.errors import DataError, ModelFormatError, SeqcastWarning, TrainingWarning
-from seqcast.forecasters.base import EpochEnd, Forecaster
+from seqcast.forecasters.base import EpochEnd, Forecaster, block_starts
 from seqcast.forecasters.inputs import InputSpec, ModelInputs, build_inputs, read_mask
 from seqcast.forecasters.levels import GRID, conformal_levels, on_grid
 from seqcast.networks import ForecastNet, QuantileNet, RecurrentNet, StudentTNet
@@ -366,7 +366,7 @@ class NeuralForecaster(Forecaster):
         Series may have gaps (NaN, ``fill`` ``mask``): the scaling is then fitted on them
         carried forward, windows read them as unobserved inputs, and no window whose targets
         hold one is trained on."""
-        gapped = [s for s in series if has_gaps(s)]
+        gapped = any(has_gaps(s) for s in series)
         raw, series = series, [carry_forward(s) for s in series]
         power = self._power(series)
         self.scaler_ = Scaler("standard", power).fit(series)
@@ -468,11 +468,12 @@ class NeuralForecaster(Forecaster):
         views = sliding_windows(scaled, context + horizon)  # (B, C+T, F), a view
         if len(views) == 0:
             return None
-        observed = ~np.isnan(views[:, context:, : spec.n_targets]).any(axis=(1, 2))
-        if not observed.all():  # a gap is never a target: its windows are left out
-            views = views[observed]
-            if len(views) == 0:
-                return None
+        if spec.masked:  # a gap is never a target: its windows are left out
+            observed = ~np.isnan(views[:, context:, : spec.n_targets]).any(axis=(1, 2))
+            if not observed.all():
+                views = views[observed]
+                if len(views) == 0:
+                    return None
         # The channels known ahead, at the forecast steps: (B, T, F_k), scaled already.
         known = views[:, context:, spec.n_features - spec.n_future :] if spec.n_future else None
         inputs = build_inputs(views[:, :context], spec, future=known)
@@ -663,9 +664,7 @@ class NeuralForecaster(Forecaster):
         """(B·P, horizon, Ft) sampled paths fed the values ``known`` ahead: blocks from 0, T,
         2T, … and a last one ending at ``horizon``, each drawn from the C steps before it."""
         steps, length = self.horizon, context.shape[1]
-        starts = list(range(0, horizon - steps + 1, steps))
-        if starts[-1] + steps < horizon:
-            starts.append(horizon - steps)
+        starts = block_starts(horizon, steps)
         out = np.empty((len(context), horizon, self.n_targets_))
         history = context
         for start in starts:

@@ -21,6 +21,7 @@ import numpy as np
 import pandas as pd
 
 from seqcast.data.calendar import calendar_values
+from seqcast.data.known import future_names, known_ahead
 from seqcast.errors import DataError, ModelFormatError, SeqcastError, SeqcastWarning
 from seqcast.forecasters.base import Forecaster
 from seqcast.persistence import SavedModel, load_model
@@ -167,9 +168,8 @@ class ServedModel:
         data = self.saved.data
         if not self.forecaster.n_known:  # a model that reads none (a baseline)
             return []
-        width, known = len(self.columns), int(data.get("n_future", 0))
-        computed = len(data.get("calendar", [])) + len(data.get("static", []))
-        return self.columns[width - known : width - computed]
+        known, static = int(data.get("n_future", 0)), data.get("static", [])
+        return future_names(self.columns, known, static, data.get("calendar", []))
 
     def known(
         self,
@@ -191,7 +191,7 @@ class ServedModel:
         span = max(horizon, self.forecaster.horizon)
         named, cycles = self.future_features, list(data.get("calendar", []))
         static = list(data.get("static", []))
-        parts = []
+        given = None
         if named:
             rows = None if future is None else (future[:, None] if future.ndim == 1 else future)
             if rows is None or rows.shape[1] != len(named) or len(rows) < span:
@@ -200,19 +200,16 @@ class ServedModel:
                     f"model '{self.name}' reads {', '.join(named)} at the forecast steps: send "
                     f"future with {span} row(s) of {len(named)} value(s), got {got}"
                 )
-            parts.append(rows[:span])
-        if static:
-            first = len(self.columns) - len(cycles) - len(static)
-            parts.append(np.repeat(context[-1:, first : first + len(static)], span, axis=0))
+            given = rows[:span]
+        index: pd.Index = pd.RangeIndex(span)  # steps only, without a calendar
         if cycles:
             if timestamps is None:
                 raise DataError(
                     f"model '{self.name}' reads the calendar of the forecast steps: send "
                     "timestamps, one per history step"
                 )
-            times = future_times([str(t) for t in timestamps], span, data, f"model '{self.name}'")
-            parts.append(calendar_values(pd.DatetimeIndex(times), cycles))
-        return np.hstack(parts)[None]
+            index = future_times([str(t) for t in timestamps], span, data, f"model '{self.name}'")
+        return known_ahead(context[-1], index, given, static, cycles)[None]
 
     def check_horizon(self, horizon: int) -> None:
         """Refuses a horizon above the maximum, or one the model cannot roll out to.
@@ -223,7 +220,7 @@ class ServedModel:
         if horizon <= self.max_horizon:
             return
         reason = ""
-        if not _can_roll_out(self.forecaster) and self.max_horizon == self.forecaster.horizon:
+        if not self.forecaster.can_roll_out and self.max_horizon == self.forecaster.horizon:
             reason = (
                 ": it has input features, whose future values are unknown, so it cannot "
                 "forecast past the horizon it was trained for"
@@ -345,14 +342,8 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
-def _can_roll_out(forecaster: Forecaster) -> bool:
-    """Whether the forecaster can go past its trained horizon. Rolling out feeds forecasts
-    back as inputs, which a model with input features cannot do: their future is unknown."""
-    return forecaster.can_roll_out
-
-
 def _max_horizon(forecaster: Forecaster, limit: int) -> int:
-    return limit if _can_roll_out(forecaster) else min(limit, forecaster.horizon)
+    return limit if forecaster.can_roll_out else min(limit, forecaster.horizon)
 
 
 def load_served_models(
