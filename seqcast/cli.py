@@ -34,6 +34,7 @@ from seqcast.console import EpochBar, csv_text, in_flags, leaderboard_table, one
 from seqcast.data.datasets import DATASETS, default_splits, load_source
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import resolve_season
+from seqcast.engines import get_engine
 from seqcast.errors import DataError, SeqcastError, SeqcastWarning
 from seqcast.evaluation.conformal import calibrate, series_floors, series_scales
 from seqcast.evaluation.leaderboard import run_leaderboard
@@ -179,6 +180,28 @@ def backtest_command(
         ),
     ] = None,
     refit: Annotated[bool, typer.Option("--refit", help="Refit before every origin.")] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            "--engine",
+            help="Where --refit's per-series fits run: local, process, ray or dask (the same "
+            "numbers on each).",
+        ),
+    ] = "local",
+    engine_address: Annotated[
+        str | None,
+        typer.Option(
+            "--engine-address",
+            help="A Ray or Dask cluster to run on (ray://head:10001, tcp://scheduler:8786) "
+            "instead of a local one.",
+        ),
+    ] = None,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            "--workers", help="Worker processes of a local engine (default: one per core)."
+        ),
+    ] = None,
     quantiles: Annotated[
         str | None,
         typer.Option(
@@ -215,7 +238,8 @@ def backtest_command(
     for name in model:
         create_for(name, settings)  # unknown names and bad settings fail before any work
     levels = _quantile_levels(quantiles, level)
-    with EpochBar(quiet, err) as bar:
+    runner = get_engine(engine, workers=workers, address=engine_address)
+    with runner, EpochBar(quiet, err) as bar:
         board = run_leaderboard(
             series,
             model,
@@ -226,6 +250,7 @@ def backtest_command(
             on_start=lambda name: _say(quiet, f"backtesting {name} ..."),
             on_epoch=bar,
             quantiles=levels,
+            mapper=None if runner.name == "local" else runner.map,
         )
     out.print(leaderboard_table(board))
     if json_out is not None:

@@ -166,6 +166,14 @@ def model_options(
             "distribution per step, trained by likelihood; the median is the point forecast).",
         ),
     ] = None,
+    device: Annotated[
+        str | None,
+        Opt(
+            "--device",
+            help="Neural models: where training runs: cpu (default; the compiled recurrence), "
+            "cuda (PyTorch's layers on the GPU; cuda:N) or auto (cuda where present).",
+        ),
+    ] = None,
 ) -> None:
     """Forecaster settings: constructor arguments, passed to each model that takes them
     (``--season`` is resolved first: a number, 'auto', or the data's own)."""

@@ -122,7 +122,12 @@ def _table(title: str, heads: list[str], rows: list[list[str]]) -> Table:
 
 
 #: Library names whose flag (or command) is not the name with dashes.
-FLAGS = {"targets": "--target", "features": "--feature", "lr_find": "'seqcast lr-find'"}
+FLAGS = {
+    "targets": "--target",
+    "features": "--feature",
+    "lr_find": "'seqcast lr-find'",
+    "address": "--engine-address",
+}
 
 
 def in_flags(message: str, arguments: tuple[str, ...]) -> str:

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Self
 
 import numpy as np
@@ -36,12 +36,14 @@ from seqcast.data.frame import Series, SeriesData
 from seqcast.data.known import future_names, future_rows, known_ahead
 from seqcast.data.loading import load_series
 from seqcast.data.seasonality import season_from_freq
+from seqcast.engines import Engine, get_engine
 from seqcast.errors import DataError, NotFittedError, SeqcastWarning
 from seqcast.evaluation import metrics as scores_of
 from seqcast.evaluation import probabilistic
 from seqcast.evaluation.conformal import Conformal, calibrate, series_floors, series_scales
 from seqcast.evaluation.probabilistic import check_quantiles, levels_to_quantiles, quantile_name
 from seqcast.forecasters.base import Forecaster
+from seqcast.persistence import ModelSpec, forecaster_from_spec, model_spec
 
 __all__ = ["METRICS", "Forecast", "evaluate"]
 
@@ -70,6 +72,10 @@ class Forecast:
             :meth:`predict` needs them for the horizon (``X_df``).
         calendar: ``auto`` gives the models the calendar cycles of the frequency as inputs
             known ahead (:mod:`seqcast.data.calendar`); ``none`` (the default) does not.
+        engine: where :meth:`cross_validation`'s refits run, one task per model and cutoff:
+            ``local`` (the default: here, one after another), ``process``, ``ray``, ``dask``
+            or an engine (:func:`seqcast.engines.get_engine`, e.g. a Dask cluster by its
+            address). The forecasts are the same on every engine.
 
     Raises:
         DataError: no models, or a model that is not a forecaster.
@@ -85,6 +91,7 @@ class Forecast:
         fill: str = "error",
         future_features: Sequence[str] = (),
         calendar: str = "none",
+        engine: str | Engine | None = None,
     ) -> None:
         named = dict(models) if isinstance(models, Mapping) else _named(list(models))
         if not named:
@@ -102,6 +109,7 @@ class Forecast:
         self.fill = fill
         self.future_features = list(future_features)
         self.calendar = calendar
+        self.engine = engine
 
     # ------------------------------------------------------------------------------ fitting
     def fit(self, df: pd.DataFrame, static_df: pd.DataFrame | None = None) -> Self:
@@ -252,44 +260,41 @@ class Forecast:
                     f"step(s), {step} apart, need more than {offsets[0]}",
                     arguments=("n_windows", "step_size"),
                 )
-        pieces = []
-        fitted: dict[str, Forecaster] = {}
-        conformal: dict[str, Conformal] = {}
         bands = level is not None or quantiles is not None
-        for k, offset in enumerate(offsets):
-            ends = [len(s) - offset for s in data.series]  # the first forecast step of each
+        needed = _needed_levels(level, quantiles) if bands else ()
+        cuts = [[len(s) - offset for s in data.series] for offset in offsets]  # first steps
+        labels = [data.label(s) for s in data.series]
+
+        def task(k: int, alias: str, model: Forecaster | ModelSpec) -> CutoffTask:
+            ends = cuts[k]
             parts = [s.values[:end] for s, end in zip(data.series, ends, strict=True)]
-            if refit or k == 0:
-                fitted = self._fit_all(parts, data.n_future)
-                if bands:
-                    conformal = {
-                        alias: calibrate(
-                            self.models[alias],
-                            _readable(model, parts),
-                            1,
-                            horizon,
-                            n_future=data.n_future,
-                        )
-                        for alias, model in fitted.items()
-                        if not model.quantiles_reach(horizon)
-                    }
+            known = self._known(data, list(data.series), ends, None)  # inside the data
+            return CutoffTask(alias, model, parts, labels, horizon, data.n_future,
+                              known(reach), needed)  # fmt: skip
+
+        tasks = [task(k, alias, m) for k in range(len(offsets)) for alias, m in self.models.items()]
+        engine = get_engine(self.engine)
+        if refit and engine.name != "local":  # fits side by side: models go as specs
+            shipped = [replace(t, model=model_spec(t.model)) for t in tasks]  # type: ignore[arg-type]
+            results = engine.map(forecast_cutoff, shipped)
+        elif refit:
+            results = [forecast_cutoff(t) for t in tasks]
+        else:  # fitted once, at the first cutoff: the later ones forecast with those models
+            first = [_fit_cutoff(t) for t in tasks[: len(self.models)]]
+            results = [_forecast_cutoff(first[i % len(first)], t) for i, t in enumerate(tasks)]
+        pieces = []
+        for k, ends in enumerate(cuts):
             frame = self._frame(data, list(data.series), ends, horizon, columns)
             frame.insert(2, "cutoff", columns.times(_cutoffs(data.series, ends, horizon)))
             # NaN where a row was not observed (filled, or a gap): never scored by evaluate.
             actual = [s.values[end : end + horizon, 0] for s, end in zip(seen.series, ends,
                                                                           strict=True)]  # fmt: skip
             frame.insert(3, self.target_col, np.concatenate(actual))
-            known = self._known(data, list(data.series), ends, None)  # inside the data
-            for alias, model in fitted.items():
-                point = _forecast(model, data, list(data.series), ends, horizon, known)
-                frame[alias] = point.ravel()
-                if not bands:
-                    continue
-                if alias in conformal:
-                    found = _conformal_bands(conformal[alias], point, parts)
-                else:
-                    found = _native_bands(model, data, list(data.series), ends, horizon, known)
-                _add_bands(frame, alias, found, level, quantiles)
+            for i, alias in enumerate(self.models):
+                found = results[k * len(self.models) + i]
+                frame[alias] = found.point.ravel()
+                if found.bands is not None:
+                    _add_bands(frame, alias, _given_bands(found.bands, needed), level, quantiles)
             pieces.append(frame)
         result = pd.concat(pieces, ignore_index=True)
         return result.sort_values(
@@ -497,6 +502,99 @@ def _times(data: SeriesData, series: Series, end: int, horizon: int) -> pd.Index
         return series.time[end : end + horizon]
     head = Series(series.values[:end], series.time[:end], series.series_id)
     return data.future_time(head, horizon)
+
+
+@dataclass(frozen=True)
+class CutoffTask:
+    """One model at one cross-validation cutoff, as plain data for any engine's worker.
+
+    Attributes:
+        alias: the model's column name.
+        model: the forecaster (unfitted to fit here; fitted to forecast only), or its spec
+            (:func:`~seqcast.persistence.model_spec`) when it goes to another process.
+        parts: per series, its (N_i, F) rows before the cutoff: all the model may see.
+        labels: how errors name each series.
+        horizon: steps T forecast from the cutoff.
+        n_future: channels known ahead (the last ones).
+        known: (S, T', F_k) their values at the steps after the cutoff, or None.
+        levels: quantile levels to forecast too (empty: points only).
+    """
+
+    alias: str
+    model: Forecaster | ModelSpec
+    parts: list[np.ndarray]
+    labels: list[str]
+    horizon: int
+    n_future: int
+    known: np.ndarray | None
+    levels: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class CutoffResult:
+    """(S, T) point forecasts and (S, T, 1, Q) quantiles of the task's levels (or None)."""
+
+    point: np.ndarray
+    bands: np.ndarray | None
+
+
+@dataclass(frozen=True)
+class _Fitted:
+    """A model fitted at a cutoff, with its conformal calibration where it needs one."""
+
+    model: Forecaster
+    conformal: Conformal | None
+
+
+def forecast_cutoff(task: CutoffTask) -> CutoffResult:
+    """Fits the task's model on the rows before the cutoff and forecasts from it: a pure
+    function of the task, so every engine gives the same numbers."""
+    return _forecast_cutoff(_fit_cutoff(task), task)
+
+
+def _fit_cutoff(task: CutoffTask) -> _Fitted:
+    template = (
+        task.model if isinstance(task.model, Forecaster) else forecaster_from_spec(task.model)
+    )
+    model = type(template)(**template.get_params())
+    model.fit(_readable(model, task.parts), 1, n_future=task.n_future)
+    conformal = None
+    if task.levels and not model.quantiles_reach(task.horizon):
+        conformal = calibrate(
+            template, _readable(model, task.parts), 1, task.horizon, n_future=task.n_future
+        )
+    return _Fitted(model, conformal)
+
+
+def _forecast_cutoff(fitted: _Fitted, task: CutoffTask) -> CutoffResult:
+    model = fitted.model
+    contexts = model.last_contexts(_readable(model, task.parts), task.labels)
+    future = None
+    if model.n_known and task.known is not None:
+        future = task.known[:, : max(task.horizon, model.horizon)]
+    point = model.predict(contexts, task.horizon, future=future)[:, :, 0]  # (S, T)
+    if not task.levels:
+        return CutoffResult(point, None)
+    if fitted.conformal is not None:
+        bands = _conformal_bands(fitted.conformal, point, task.parts)(task.levels)
+    else:
+        bands = model.predict_quantiles(contexts, task.levels, task.horizon, future=future)
+    return CutoffResult(point, bands)
+
+
+def _needed_levels(
+    level: Sequence[float] | None, quantiles: Sequence[float] | None
+) -> tuple[float, ...]:
+    """Every quantile level the columns of ``level`` and ``quantiles`` need (as
+    :func:`_add_bands` asks for them)."""
+    asked = check_quantiles(quantiles) if quantiles else ()
+    bounds = [q for value in level or () for q in levels_to_quantiles([value])[0::2]]
+    return tuple(check_quantiles([*asked, *bounds]))
+
+
+def _given_bands(values: np.ndarray, levels: Sequence[float]) -> Bands:
+    """Quantiles (S, T, 1, Q) forecast for ``levels``, as the bands of any subset of them."""
+    return lambda wanted: values[..., [list(levels).index(q) for q in wanted]]
 
 
 def _check_bands(level: Sequence[float] | None, quantiles: Sequence[float] | None) -> None:

@@ -32,10 +32,13 @@ from seqcast.forecasters.registry import forecaster_class
 
 __all__ = [
     "FORMAT_VERSION",
+    "ModelSpec",
     "SavedModel",
     "check_destination",
     "description_checksum",
+    "forecaster_from_spec",
     "load_model",
+    "model_spec",
     "save_model",
 ]
 
@@ -191,17 +194,7 @@ def save_model(
         arrays[f"context.{i}"] = np.ascontiguousarray(series.values[max(0, end - steps) : end])
     weights = save_safetensors(arrays)
     config = {
-        "format": FORMAT,
-        "format_version": FORMAT_VERSION,
-        "seqcast_version": __version__,
-        "model": forecaster.name,
-        "config": forecaster.get_config(),
-        "fitted": {
-            "n_features": forecaster.n_features_,
-            "n_targets": forecaster.n_targets_,
-            "n_future": int(getattr(forecaster, "n_future_", 0)),
-        },
-        "info": forecaster.get_info(),
+        **_forecaster_fields(forecaster),
         "data": description,
         "metrics": metrics or {},
         "trained_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -289,23 +282,12 @@ def load_model(path: str | os.PathLike[str]) -> SavedModel:
             f"{label}: {WEIGHTS_FILE} does not match the checksum in {CONFIG_FILE}; "
             "the folder was modified or is incomplete"
         )
-    try:
-        cls = forecaster_class(str(config.get("model")))
-    except SeqcastError as exc:
-        raise ModelFormatError(f"{label}: {exc}") from exc
+    cls = _forecaster_class(config, label)
     try:
         arrays = load_safetensors(weights)
-        forecaster = cls(**config["config"])
-        forecaster.n_features_ = int(config["fitted"]["n_features"])
-        forecaster.n_targets_ = int(config["fitted"]["n_targets"])
-        forecaster.n_future_ = int(config["fitted"].get("n_future", 0))  # 0 before it existed
-        forecaster.set_info(config.get("info", {}))
-        forecaster.set_state(
-            {k.removeprefix("state."): v for k, v in arrays.items() if k.startswith("state.")}
-        )
+        forecaster = _fitted_forecaster(cls, config, arrays)
         data = config["data"]
         contexts = [arrays[f"context.{i}"] for i in range(len(data["series"]))]
-        forecaster.is_fitted_ = True
         metadata = {k: v for k, v in config.items() if k not in ("config", "data", "info")}
         extras = {k.removeprefix("extra."): v for k, v in arrays.items() if k.startswith("extra.")}
         saved = SavedModel(forecaster, data, contexts, metadata, extras)
@@ -337,3 +319,98 @@ def _check_description(saved: SavedModel) -> None:
         if context.shape != expected:
             raise ValueError(f"context.{i} has shape {context.shape}, the model reads {expected}")
         saved.future_index(i, 1)  # the timestamps that predict will need
+
+
+def _forecaster_fields(forecaster: Forecaster) -> dict[str, Any]:
+    """What ``model.json`` says of a fitted forecaster itself (its data apart)."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "seqcast_version": __version__,
+        "model": forecaster.name,
+        "config": forecaster.get_config(),
+        "fitted": {
+            "n_features": forecaster.n_features_,
+            "n_targets": forecaster.n_targets_,
+            "n_future": int(getattr(forecaster, "n_future_", 0)),
+        },
+        "info": forecaster.get_info(),
+    }
+
+
+def _forecaster_class(config: dict[str, Any], label: str) -> type[Forecaster]:
+    try:
+        return forecaster_class(str(config.get("model")))
+    except SeqcastError as exc:
+        raise ModelFormatError(f"{label}: {exc}") from exc
+
+
+def _fitted_forecaster(
+    cls: type[Forecaster], config: dict[str, Any], arrays: dict[str, np.ndarray]
+) -> Forecaster:
+    """The forecaster a description and its arrays (``state.*``) give."""
+    forecaster = cls(**config["config"])
+    forecaster.n_features_ = int(config["fitted"]["n_features"])
+    forecaster.n_targets_ = int(config["fitted"]["n_targets"])
+    forecaster.n_future_ = int(config["fitted"].get("n_future", 0))  # 0 before it existed
+    forecaster.set_info(config.get("info", {}))
+    forecaster.set_state(
+        {k.removeprefix("state."): v for k, v in arrays.items() if k.startswith("state.")}
+    )
+    forecaster.is_fitted_ = True
+    return forecaster
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A forecaster as the bytes of a model folder, for engines' workers: ``config`` is the
+    JSON of ``model.json`` (without the data description), ``weights`` the safetensors of its
+    learned arrays (empty for an unfitted forecaster, which the JSON then gives by its name and
+    settings alone). Workers rebuild the forecaster from these bytes with
+    :func:`forecaster_from_spec`, never from a pickled object."""
+
+    config: bytes
+    weights: bytes = b""
+
+
+def model_spec(forecaster: Forecaster) -> ModelSpec:
+    """The spec of a forecaster, fitted (with its weights) or not (its settings alone)."""
+    if not getattr(forecaster, "is_fitted_", False):
+        fields = {"format": FORMAT, "format_version": FORMAT_VERSION, "model": forecaster.name,
+                  "config": forecaster.get_config()}  # fmt: skip
+        return ModelSpec(json.dumps(fields, default=_json_default).encode())
+    arrays = {f"state.{k}": np.ascontiguousarray(v) for k, v in forecaster.get_state().items()}
+    weights = save_safetensors(arrays)
+    fields = {
+        **_forecaster_fields(forecaster),
+        "weights_sha256": hashlib.sha256(weights).hexdigest(),
+    }
+    return ModelSpec(json.dumps(fields, default=_json_default).encode(), weights)
+
+
+def forecaster_from_spec(spec: ModelSpec) -> Forecaster:
+    """The forecaster of a :func:`model_spec`: fitted, with the same weights, when the spec
+    has them; else unfitted with the same settings.
+
+    Raises:
+        ModelFormatError: the spec is not a seqcast model's, or its weights do not match.
+    """
+    label = "model spec"
+    try:
+        config = json.loads(spec.config)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ModelFormatError(f"{label}: its JSON is not valid ({exc})") from exc
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
+        raise ModelFormatError(f"{label}: not a seqcast model description")
+    if config.get("format_version") != FORMAT_VERSION:
+        raise ModelFormatError(f"{label}: format version {config.get('format_version')!r}")
+    cls = _forecaster_class(config, label)
+    if "fitted" not in config:
+        return cls(**config["config"])
+    if hashlib.sha256(spec.weights).hexdigest() != config.get("weights_sha256"):
+        raise ModelFormatError(f"{label}: its weights do not match their checksum")
+    try:
+        return _fitted_forecaster(cls, config, load_safetensors(spec.weights))
+    except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, SafetensorError) as exc:
+        detail = " ".join(str(exc).split())
+        raise ModelFormatError(f"{label} is inconsistent ({type(exc).__name__}: {detail})") from exc

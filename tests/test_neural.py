@@ -419,7 +419,7 @@ def test_options_reach_the_model_through_the_registry() -> None:
         "loss": "mae", "optimizer": "adamw", "patience": 4, "seed": 5, "seq2seq": False,
         "schedule": "none", "cell": "gru", "hidden_size": 5, "num_layers": 3,
         "bidirectional": True, "dropout": 0.25, "conv_channels": 0, "likelihood": "none",
-        "quantile_levels": None, "calibrate_intervals": True,
+        "quantile_levels": None, "calibrate_intervals": True, "device": "cpu",
     }  # fmt: skip
     with pytest.warns(UserWarning, match="dnn has no recurrent layers; cell, bidirectional"):
         dense = create_for("dnn", options)

@@ -23,7 +23,13 @@ PACKAGE = ROOT / "seqcast"
 #: Import name -> distribution name, where they differ in more than case.
 DISTRIBUTIONS = {"pydantic_core": "pydantic-core", "yaml": "pyyaml"}
 #: The modules allowed to import what an extra brings, and which extra.
-EXTRA_USERS = {"serving": "serve", "plotting": "plot", "data/loading.py": "parquet"}
+EXTRA_USERS = {
+    "serving": "serve",
+    "plotting": "plot",
+    "data/loading.py": "parquet",
+    "engines/ray_engine.py": "ray",
+    "engines/dask_engine.py": "dask",
+}
 
 
 def declared() -> tuple[set[str], dict[str, set[str]]]:

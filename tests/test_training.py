@@ -697,7 +697,7 @@ def test_score_windows_stay_in_range_for_very_many_windows(monkeypatch: Any) -> 
         target=torch.zeros(1, 1, 1).expand(n, 1, 1),
     )
 
-    def stop(model: nn.Module, part: TrainData, loss_fn: nn.Module) -> float:
+    def stop(model: nn.Module, part: TrainData, loss_fn: nn.Module, parallel: Any = None) -> float:
         assert len(part) == loop.SCORE_WINDOWS
         raise _Scored
 
@@ -709,7 +709,9 @@ def test_score_windows_stay_in_range_for_very_many_windows(monkeypatch: Any) -> 
 def test_score_windows_cover_both_ends_and_a_single_window(monkeypatch: Any) -> None:
     seen: list[TrainData] = []
 
-    def record(model: nn.Module, part: TrainData, loss_fn: nn.Module) -> float:
+    def record(
+        model: nn.Module, part: TrainData, loss_fn: nn.Module, parallel: Any = None
+    ) -> float:
         seen.append(part)
         raise _Scored
 

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 
@@ -21,8 +22,22 @@ from seqcast.evaluation import metrics
 from seqcast.evaluation.conformal import calibrate, series_floors, series_scales
 from seqcast.evaluation.probabilistic import check_quantiles, score_quantiles
 from seqcast.forecasters.base import EpochEnd, Forecaster
+from seqcast.persistence import ModelSpec, forecaster_from_spec, model_spec
 
-__all__ = ["METRIC_NAMES", "BacktestResult", "backtest", "check_lengths"]
+__all__ = [
+    "METRIC_NAMES",
+    "BacktestResult",
+    "Mapper",
+    "RefitResult",
+    "RefitTask",
+    "backtest",
+    "check_lengths",
+    "refit_series",
+]
+
+#: Maps a module-level function over a list of partitions, results in order: an engine's
+#: ``map`` (:mod:`seqcast.engines`), or the plain loop.
+Mapper = Callable[[Callable[[Any], Any], Sequence[Any]], list[Any]]
 
 METRIC_NAMES = ("mae", "mse", "rmse", "mape", "smape", "mase")
 
@@ -145,6 +160,7 @@ def backtest(
     quantiles: Sequence[float] | None = None,
     calibration_windows: int = 2,
     intervals: str = "required",
+    mapper: Mapper | None = None,
 ) -> BacktestResult:
     """Fits on the training parts and scores rolling-origin forecasts of the validation parts.
 
@@ -164,6 +180,10 @@ def backtest(
             of each series held out at least); scored by WQL, coverage and MSIS.
         intervals: ``required`` (a series too short to calibrate on is an error) or
             ``optional`` (the result then has no quantiles and says why in ``quantile_note``).
+        mapper: with ``refit``, how the per-series refits run: an engine's ``map``
+            (:mod:`seqcast.engines`), called with :func:`refit_series` and one
+            :class:`RefitTask` per series; default here, one after another. Results are the
+            same either way; only here does ``on_epoch`` hear of the refits' epochs.
 
     Returns:
         The scores, per target and averaged, with every forecast.
@@ -203,7 +223,28 @@ def backtest(
     fit_seconds += time.perf_counter() - started
 
     context = forecaster.context_length
-    forecasts, actuals, origins = [], [], []
+    refitted: list[tuple[np.ndarray, np.ndarray | None, tuple[float, float]]] = []
+    if refit:
+        spec = None if mapper is None else model_spec(forecaster)
+        tasks = [
+            RefitTask(spec, s.values, np.arange(split, len(s) - horizon + 1, stride),
+                      data.n_targets, data.n_future, data.label(s), levels)
+            for s, split in zip(data.series, splits, strict=True)
+        ]  # fmt: skip
+        if mapper is None:  # here, with the forecaster itself: progress reaches on_epoch
+            done, last = [], forecaster
+            for task in tasks:
+                result, last = _refit(forecaster, task, on_epoch)
+                done.append(result)
+            forecaster = last
+        else:
+            done = mapper(refit_series, tasks)
+            last_model = done[-1].last_model if done else None
+            if last_model is not None:
+                forecaster = forecaster_from_spec(last_model)
+        refitted = [(r.forecasts, r.quantiles, (r.fit_seconds, r.predict_seconds)) for r in done]
+    forecasts: list[np.ndarray] = []
+    actuals, origins = [], []
     quantile_forecasts: list[np.ndarray] = []  # a quantile model's own
     for series, seen, split in zip(data.series, observed.series, splits, strict=True):
         values = series.values
@@ -211,26 +252,10 @@ def backtest(
         # (B, T, Ft) actual values, NaN where not observed (filled, or a gap): never scored.
         truth = np.array(sliding_windows(seen.values[:, : data.n_targets], horizon)[starts])
         if refit:
-            pieces, bands = [], []
-            for origin in starts:
-                started = time.perf_counter()
-                fresh = type(forecaster)(**forecaster.get_params())
-                fresh.fit(
-                    [values[:origin]], data.n_targets, n_future=data.n_future, on_epoch=on_epoch
-                )
-                fit_seconds += time.perf_counter() - started
-                started = time.perf_counter()
-                history = fresh.readable_values(values[:origin])
-                past = fresh.last_contexts([history], [data.label(series)])
-                known = known_after(values, np.array([origin]), horizon, data.n_future)
-                pieces.append(fresh.predict(past, future=known))
-                if levels and fresh.has_quantiles:
-                    bands.append(fresh.predict_quantiles(past, levels, future=known))
-                predict_seconds += time.perf_counter() - started
-                forecaster = fresh
-            predicted = np.concatenate(pieces)
-            if bands:
-                quantile_forecasts.append(np.concatenate(bands))
+            predicted, bands, spent = refitted[len(forecasts)]
+            fit_seconds, predict_seconds = fit_seconds + spent[0], predict_seconds + spent[1]
+            if bands is not None:
+                quantile_forecasts.append(bands)
         else:
             started = time.perf_counter()
             # A series too short is padded in front (the model checks that it may be).
@@ -375,3 +400,83 @@ def score(
             row["mase"] = None
         result[name] = row
     return result
+
+
+@dataclass(frozen=True)
+class RefitTask:
+    """One series of a refit backtest, as plain data for any engine's worker.
+
+    Attributes:
+        spec: the unfitted forecaster (:func:`~seqcast.persistence.model_spec`); None where
+            the refits run here, from the forecaster itself.
+        values: (N, F) the series, gaps as the forecaster reads them.
+        origins: (B,) the forecast origins; each refit sees the rows before its origin only.
+        n_targets, n_future: the series' target and known-ahead channel counts.
+        label: how errors name the series.
+        levels: quantile levels a probabilistic forecaster forecasts too (else empty).
+    """
+
+    spec: ModelSpec | None
+    values: np.ndarray
+    origins: np.ndarray
+    n_targets: int
+    n_future: int
+    label: str
+    levels: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class RefitResult:
+    """What :func:`refit_series` returns: (B, T, Ft) forecasts, (B, T, Ft, Q) quantiles of a
+    probabilistic forecaster (else None), the seconds spent, and the last refitted model's
+    spec (None where the refits ran here)."""
+
+    forecasts: np.ndarray
+    quantiles: np.ndarray | None
+    fit_seconds: float
+    predict_seconds: float
+    last_model: ModelSpec | None = None
+
+
+def refit_series(task: RefitTask) -> RefitResult:
+    """Fits the forecaster again on the history before each origin of one series and forecasts
+    the horizon from it: a pure function of the task, so any engine gives the same numbers.
+
+    Raises:
+        DataError: the task carries no spec.
+    """
+    if task.spec is None:
+        raise DataError("a refit task for an engine needs the forecaster's spec")
+    result, last = _refit(forecaster_from_spec(task.spec), task, None)
+    return replace(result, last_model=model_spec(last))
+
+
+def _refit(
+    template: Forecaster, task: RefitTask, on_epoch: Callable[[EpochEnd], None] | None
+) -> tuple[RefitResult, Forecaster]:
+    """:func:`refit_series` from the forecaster itself; returns the last one fitted too."""
+    horizon = template.horizon
+    pieces, bands = [], []
+    fit_seconds = predict_seconds = 0.0
+    fresh = template
+    for origin in task.origins:
+        started = time.perf_counter()
+        fresh = type(template)(**template.get_params())
+        fresh.fit([task.values[:origin]], task.n_targets, n_future=task.n_future, on_epoch=on_epoch)
+        fit_seconds += time.perf_counter() - started
+        started = time.perf_counter()
+        history = fresh.readable_values(task.values[:origin])
+        past = fresh.last_contexts([history], [task.label])
+        known = known_after(task.values, np.array([origin]), horizon, task.n_future)
+        pieces.append(fresh.predict(past, future=known))
+        if task.levels and fresh.has_quantiles:
+            bands.append(fresh.predict_quantiles(past, task.levels, future=known))
+        predict_seconds += time.perf_counter() - started
+    shape = (0, horizon, task.n_targets)
+    result = RefitResult(
+        np.concatenate(pieces) if pieces else np.empty(shape),
+        np.concatenate(bands) if bands else None,
+        fit_seconds,
+        predict_seconds,
+    )
+    return result, fresh

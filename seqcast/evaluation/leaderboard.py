@@ -11,7 +11,7 @@ import pandas as pd
 
 from seqcast.data.frame import SeriesData
 from seqcast.errors import DataError
-from seqcast.evaluation.backtest import BacktestResult, backtest, check_lengths
+from seqcast.evaluation.backtest import BacktestResult, Mapper, backtest, check_lengths
 from seqcast.evaluation.metrics import finite_or_none
 from seqcast.evaluation.probabilistic import quantile_name
 from seqcast.forecasters.base import EpochEnd
@@ -120,6 +120,7 @@ def run_leaderboard(
     on_epoch: Callable[[EpochEnd], None] | None = None,
     quantiles: Sequence[float] | None = None,
     intervals: str = "required",
+    mapper: Mapper | None = None,
 ) -> Leaderboard:
     """Backtests each model (built from ``settings``) on the same split and ranks them by MAE.
 
@@ -137,6 +138,8 @@ def run_leaderboard(
             calibrated on the training parts (see :func:`backtest`); ``intervals`` says
             whether a model that cannot calibrate them is an error (``required``) or goes
             without (``optional``).
+        mapper: how ``refit``'s per-series fits run (an engine's ``map``; see
+            :func:`~seqcast.evaluation.backtest.backtest`).
     """
     if not models:
         raise DataError("give at least one model to backtest", arguments=("models",))
@@ -166,6 +169,7 @@ def run_leaderboard(
                 on_epoch=on_epoch,
                 quantiles=quantiles,
                 intervals=intervals,
+                mapper=mapper,
             )
         )
     results.sort(key=lambda r: (r.metrics["mae"] is None, r.metrics["mae"]))

@@ -46,6 +46,7 @@ class DenseForecaster(NeuralForecaster):
         likelihood: str = "none",
         quantile_levels: Sequence[float] | None = None,
         calibrate_intervals: bool = True,
+        device: str = "cpu",
         hidden_size: int = 10,
         num_layers: int = 2,
         dropout: float = 0.0,
@@ -56,6 +57,7 @@ class DenseForecaster(NeuralForecaster):
             schedule=schedule, transform=transform, scaling=scaling, ensemble=ensemble,
             sampling=sampling, likelihood=likelihood, quantile_levels=quantile_levels,
             calibrate_intervals=calibrate_intervals,
+            device=device,
         )  # fmt: skip
         self.hidden_size = hidden_size
         self.num_layers = num_layers

@@ -22,6 +22,7 @@ from seqcast.forecasters.base import EpochEnd, Forecaster, block_starts
 from seqcast.forecasters.inputs import InputSpec, ModelInputs, build_inputs, read_mask
 from seqcast.forecasters.levels import GRID, conformal_levels, on_grid
 from seqcast.networks import ForecastNet, QuantileNet, RecurrentNet, StudentTNet
+from seqcast.training.device import training_device
 from seqcast.training.loop import DIVERGENCE_ARGUMENTS, History, TrainConfig, TrainData, train
 from seqcast.training.lr_finder import LRFinderResult, find_lr
 
@@ -102,6 +103,10 @@ class NeuralForecaster(Forecaster):
         calibrate_intervals: move a probabilistic network's interval bounds by how far the
             early-stopping windows (never trained on) fell outside them (conformalised
             quantile regression), so that an 80 % interval holds about 80 % of new points.
+        device: where training runs: ``cpu`` (the compiled recurrence), ``cuda`` (PyTorch's
+            own layers on the GPU, ``cuda:1`` for another) or ``auto`` (``cuda`` where one is
+            present). The trained networks come back to the CPU, so forecasts, saved models
+            and the service are the same whichever trained them.
     """
 
     any_horizon = False
@@ -130,6 +135,7 @@ class NeuralForecaster(Forecaster):
         likelihood: str = "none",
         quantile_levels: Sequence[float] | None = None,
         calibrate_intervals: bool = True,
+        device: str = "cpu",
     ) -> None:
         super().__init__(window=window, horizon=horizon)
         self.season = season
@@ -149,6 +155,7 @@ class NeuralForecaster(Forecaster):
         self.likelihood = likelihood
         self.quantile_levels = quantile_levels
         self.calibrate_intervals = calibrate_intervals
+        self.device = device
 
     @property
     def radius(self) -> int:
@@ -264,6 +271,7 @@ class NeuralForecaster(Forecaster):
                 arguments=("scaling",),
             )
         self.train_config().check()
+        training_device(self.device)
 
     def _check_network(self, hidden_size: int, num_layers: int, dropout: float) -> None:
         """The checks every network's settings share."""
@@ -328,6 +336,11 @@ class NeuralForecaster(Forecaster):
         torch.manual_seed(seed)  # the network's initial weights
         network = self.network(self.spec)
         network.init_linear(fit_data.window, fit_data.season, fit_data.target)
+        device = training_device(self.device)
+        if device.type != "cpu":
+            network.to(device)
+            fit_data = fit_data.to(device)
+            stop_data = None if stop_data is None else stop_data.to(device)
         report = None
         if on_epoch is not None:
             listener, total, done = on_epoch, self.epochs * self.ensemble, self.epochs * member
@@ -336,7 +349,8 @@ class NeuralForecaster(Forecaster):
                 listener(EpochEnd(self.name, done + epoch, total, train_loss, val_loss))
 
         config = replace(self.train_config(), seed=seed)
-        return network, train(network, fit_data, stop_data, config, on_epoch=report)
+        history = train(network, fit_data, stop_data, config, on_epoch=report)
+        return network.cpu(), history
 
     def lr_find(
         self, series: Sequence[np.ndarray], n_targets: int = 1, n_future: int = 0

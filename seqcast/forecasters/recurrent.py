@@ -62,6 +62,7 @@ class RNNForecaster(NeuralForecaster):
         likelihood: str = "none",
         quantile_levels: Sequence[float] | None = None,
         calibrate_intervals: bool = True,
+        device: str = "cpu",
         cell: str = "rnn",
         hidden_size: int = 40,
         num_layers: int = 2,
@@ -75,6 +76,7 @@ class RNNForecaster(NeuralForecaster):
             schedule=schedule, transform=transform, scaling=scaling, ensemble=ensemble,
             sampling=sampling, likelihood=likelihood, quantile_levels=quantile_levels,
             calibrate_intervals=calibrate_intervals,
+            device=device,
         )  # fmt: skip
         self.cell = cell
         self.hidden_size = hidden_size

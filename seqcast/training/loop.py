@@ -23,6 +23,7 @@ from seqcast.networks.distribution import StudentTLoss
 from seqcast.networks.quantile import PinballLoss
 from seqcast.training.compiled_step import CompiledStep
 from seqcast.training.optimizer import FlatOptimizer, FlatParameters
+from seqcast.training.parallel import DataParallel, active
 from seqcast.training.schedules import OneCycle, Plateau
 
 __all__ = ["LOSSES", "OPTIMIZERS", "History", "TrainConfig", "TrainData", "TrainingError", "train"]
@@ -123,6 +124,14 @@ class TrainData:
     def __len__(self) -> int:
         return int(self.window.shape[0])
 
+    def to(self, device: torch.device) -> TrainData:
+        """The same tensors on ``device`` (the drawing weights stay with the sampler's numpy)."""
+        step = None if self.step_target is None else self.step_target.to(device)
+        return TrainData(
+            self.window.to(device), self.season.to(device), self.target.to(device), step,
+            self.weight,
+        )  # fmt: skip
+
     def take(self, index: torch.Tensor | slice) -> TrainData:
         step = None if self.step_target is None else self.step_target[index]
         weight = None if self.weight is None else self.weight[index]
@@ -203,15 +212,25 @@ def batch_loss(
 
 
 def evaluate(
-    model: nn.Module, data: TrainData, loss_fn: nn.Module, batch_size: int = 4096
+    model: nn.Module,
+    data: TrainData,
+    loss_fn: nn.Module,
+    batch_size: int = 4096,
+    parallel: DataParallel | None = None,
 ) -> float:
-    """Mean loss of the final forecasts over ``data``, without gradients."""
+    """Mean loss of the final forecasts over ``data``, without gradients; in data-parallel
+    training each rank scores its share and every rank gets the same total."""
     model.eval()
     total = 0.0
+    rows = slice(0, len(data)) if parallel is None else parallel.shard(len(data))
+    mine = data.take(rows)
     with torch.no_grad():
-        for start in range(0, len(data), batch_size):
-            part = data.take(slice(start, start + batch_size))
+        for start in range(0, len(mine), batch_size):
+            part = mine.take(slice(start, start + batch_size))
             total += float(loss_fn(model(part.window, part.season), part.target)) * len(part)
+    if parallel is not None:
+        summed = torch.tensor([total], dtype=torch.float64, device=data.window.device)
+        total = float(parallel.sum_(summed)[0])
     return total / max(len(data), 1)
 
 
@@ -239,10 +258,27 @@ def train(
             not finite.
     """
     config.check()
+    parallel = active()
+    if parallel is not None and len(data) < parallel.world_size:
+        raise TrainingError(
+            f"{len(data)} training window(s) cannot be shared by {parallel.world_size} ranks; "
+            "use fewer processes (--nproc-per-node) or more data",
+            arguments=("nproc_per_node",),
+        )
+    if parallel is not None and config.batch_size < parallel.world_size:
+        raise TrainingError(
+            f"batch_size {config.batch_size} cannot be shared by {parallel.world_size} ranks; "
+            "each needs a window of every batch",
+            arguments=("batch_size", "nproc_per_node"),
+        )
+    # On the model's device (a quantile loss holds its levels).
     loss_fn = loss_function(config.loss, config.quantiles, config.distribution)
+    loss_fn.to(data.window.device)
     parameters = FlatParameters(model, used_parameters(model, data, config))
     try:
-        return _train(model, parameters, data, validation, config, loss_fn, on_epoch)
+        if parallel is not None:  # every rank starts from rank 0's weights
+            parallel.from_first_(parameters.flat.data)
+        return _train(model, parameters, data, validation, config, loss_fn, on_epoch, parallel)
     finally:
         parameters.release()
 
@@ -276,6 +312,7 @@ def _train(
     config: TrainConfig,
     loss_fn: nn.Module,
     on_epoch: EpochListener | None,
+    parallel: DataParallel | None = None,
 ) -> History:
     """:func:`train` with the parameters in one flat buffer (released by the caller)."""
     optimizer = make_optimizer(parameters.flat, config, config.lr)
@@ -292,11 +329,13 @@ def _train(
     # weights are the best so far until an epoch does better.
     count = min(len(data), SCORE_WINDOWS)
     scored = data.take(torch.arange(count) * (len(data) - 1) // max(count - 1, 1))
-    reference = evaluate(model, scored, loss_fn)
+    reference = evaluate(model, scored, loss_fn, parallel=parallel)
     if not math.isfinite(reference):
         raise TrainingError("the untrained model already gives a non-finite loss; check the data")
     limit = EXPLOSION_FACTOR * max(reference, 1e-3)
-    best_score = evaluate(model, validation, loss_fn) if validation else reference
+    best_score = (
+        evaluate(model, validation, loss_fn, parallel=parallel) if validation else reference
+    )
     best_state = copy.deepcopy(model.state_dict())
     since_best = 0
     compiled = CompiledStep.create(
@@ -310,12 +349,17 @@ def _train(
         model.train()
         total = 0.0
         exploded: float | None = None
-        for batch in _batches(data, config.batch_size, config.seed + epoch):
-            # The batch's loss, its gradients left in parameters.grad.
+        least = 1 if parallel is None else parallel.world_size
+        for batch in _batches(data, config.batch_size, config.seed + epoch, least):
+            # The batch's loss, its gradients left in parameters.grad (in data-parallel
+            # training, those of this rank's share, then summed over the ranks).
+            part = batch if parallel is None else batch.take(parallel.shard(len(batch)))
             if compiled is not None:  # by hand: the same numbers, faster
-                value = compiled(batch.window, batch.season, batch.target)
+                value = compiled(part.window, part.season, part.target)
             else:
-                value = _autograd_step(model, batch, loss_fn, config.seq2seq, parameters)
+                value = _autograd_step(model, part, loss_fn, config.seq2seq, parameters)
+            if parallel is not None:
+                value = _sum_shares(parallel, parameters, value, len(part) / len(batch))
             if not math.isfinite(value) or value > limit:
                 exploded = value
                 break
@@ -328,7 +372,7 @@ def _train(
         # Without a validation slice, score the weights as they stand after the epoch.
         after = math.nan
         if exploded is None and validation is None:
-            after = evaluate(model, scored, loss_fn)
+            after = evaluate(model, scored, loss_fn, parallel=parallel)
             if not (math.isfinite(after) and after <= limit):
                 exploded = after
         if exploded is not None:
@@ -341,7 +385,7 @@ def _train(
                 )
             break
         train_loss = total / len(data)
-        val_loss = evaluate(model, validation, loss_fn) if validation else None
+        val_loss = evaluate(model, validation, loss_fn, parallel=parallel) if validation else None
         history.train_loss.append(train_loss)
         if val_loss is not None:
             history.val_loss.append(val_loss)
@@ -384,9 +428,25 @@ def _autograd_step(
 GATHER_BATCHES = 64
 
 
-def _batches(data: TrainData, batch_size: int, seed: int) -> Iterator[TrainData]:
+def _sum_shares(
+    parallel: DataParallel, parameters: FlatParameters, value: float, share: float
+) -> float:
+    """The batch's loss and gradients from each rank's (weighted by its share of the rows),
+    summed over the ranks into ``parameters.grad``; returns the batch's loss."""
+    parameters.grad.mul_(share)
+    parallel.sum_(parameters.grad)
+    device = parameters.grad.device
+    return float(
+        parallel.sum_(torch.tensor([value * share], dtype=torch.float64, device=device))[0]
+    )
+
+
+def _batches(data: TrainData, batch_size: int, seed: int, least: int = 1) -> Iterator[TrainData]:
     """The shuffled mini-batches of :func:`iterate_batches` (or, with weights, ``len(data)``
-    windows drawn with replacement in proportion to them), gathered a few dozen at a time."""
+    windows drawn with replacement in proportion to them), gathered a few dozen at a time.
+
+    A last batch of fewer than ``least`` windows (the ranks of data-parallel training, each of
+    which needs one) joins the batch before it; with ``least`` 1 nothing changes."""
     order: Iterator[np.ndarray]
     if data.weight is None:
         order = iterate_batches(len(data), batch_size, seed=seed)
@@ -394,12 +454,28 @@ def _batches(data: TrainData, batch_size: int, seed: int) -> Iterator[TrainData]
         chance = data.weight.numpy().astype(np.float64)
         drawn = np.random.default_rng(seed).choice(len(data), len(data), p=chance / chance.sum())
         order = (drawn[i : i + batch_size] for i in range(0, len(drawn), batch_size))
+    if least > 1:
+        order = _merge_short_tail(order, least)
     while chunk := list(itertools.islice(order, GATHER_BATCHES)):
         block = data.take(torch.from_numpy(np.concatenate(chunk)))
         start = 0
         for index in chunk:
             yield block.take(slice(start, start + len(index)))
             start += len(index)
+
+
+def _merge_short_tail(order: Iterator[np.ndarray], least: int) -> Iterator[np.ndarray]:
+    """The batches of ``order``, a last one shorter than ``least`` joined to the one before."""
+    held: np.ndarray | None = None
+    for index in order:
+        if held is not None:
+            if len(index) < least:
+                index = np.concatenate([held, index])
+            else:
+                yield held
+        held = index
+    if held is not None:
+        yield held
 
 
 #: What the divergence message names: the rate, and the loss where it suggests another.

@@ -45,7 +45,8 @@ class FlatParameters:
         if len(dtypes) != 1:
             raise ValueError("FlatParameters needs trainable tensors that share one dtype")
         total = sum(p.numel() for p in self.tensors)
-        self.flat = nn.Parameter(torch.empty(total, dtype=dtypes.pop()))
+        device = self.tensors[0].device if self.tensors else None
+        self.flat = nn.Parameter(torch.empty(total, dtype=dtypes.pop(), device=device))
         self.flat.grad = torch.zeros_like(self.flat)
         offset = 0
         with torch.no_grad():
