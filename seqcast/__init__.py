@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from seqcast._version import __version__
 
 if TYPE_CHECKING:
+    from seqcast.batch import forecast_partitions
     from seqcast.data import (
         SeriesData,
         load_dataset,
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
         split_indices,
         synthetic_series,
     )
+    from seqcast.engines import get_engine
     from seqcast.errors import DataError, NotFittedError, SeqcastError
     from seqcast.evaluation import backtest
     from seqcast.evaluation.leaderboard import run_leaderboard
@@ -81,6 +83,8 @@ _EXPORTS: dict[str, tuple[str, str]] = {
     "SavedModel": ("seqcast.persistence", "SavedModel"),
     "Forecast": ("seqcast.frames", "Forecast"),
     "evaluate": ("seqcast.frames", "evaluate"),
+    "forecast_partitions": ("seqcast.batch", "forecast_partitions"),
+    "get_engine": ("seqcast.engines", "get_engine"),
     "save": ("seqcast.persistence", "save_model"),
     "load": ("seqcast.persistence", "load_model"),
 }
@@ -109,6 +113,8 @@ __all__ = [
     "backtest",
     "create",
     "evaluate",
+    "forecast_partitions",
+    "get_engine",
     "load",
     "load_dataset",
     "load_series",

@@ -8,7 +8,9 @@ line's flags; ``--debug`` anywhere on the command line shows the traceback inste
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import sys
 import time
 import warnings
@@ -35,6 +37,7 @@ from seqcast.data.datasets import DATASETS, default_splits, load_source
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import resolve_season
 from seqcast.engines import get_engine
+from seqcast.engines.distributed import DEFAULT_TIMEOUT, launch, launched, process_group
 from seqcast.errors import DataError, SeqcastError, SeqcastWarning
 from seqcast.evaluation.conformal import calibrate, series_floors, series_scales
 from seqcast.evaluation.leaderboard import run_leaderboard
@@ -229,6 +232,7 @@ def backtest_command(
     ] = None,
 ) -> None:
     """Backtest models on a temporal split and print the leaderboard."""
+    runner = get_engine(engine, workers=workers, address=engine_address)
     series = _load(data, data_options)
     horizon = model_options["horizon"]
     splits = default_splits(
@@ -238,7 +242,6 @@ def backtest_command(
     for name in model:
         create_for(name, settings)  # unknown names and bad settings fail before any work
     levels = _quantile_levels(quantiles, level)
-    runner = get_engine(engine, workers=workers, address=engine_address)
     with runner, EpochBar(quiet, err) as bar:
         board = run_leaderboard(
             series,
@@ -285,9 +288,43 @@ def fit(
             "gives quantiles that far.",
         ),
     ] = None,
+    nproc_per_node: Annotated[
+        int | None,
+        typer.Option(
+            "--nproc-per-node",
+            help="Train one model data-parallel on this many processes here (PyTorch's "
+            "launcher, torchrun; gloo on the CPU, NCCL on CUDA). Rank 0 writes the model.",
+        ),
+    ] = None,
+    nnodes: Annotated[
+        int, typer.Option("--nnodes", help="Nodes of a data-parallel fit (each runs this command).")
+    ] = 1,
+    rdzv_endpoint: Annotated[
+        str | None,
+        typer.Option(
+            "--rdzv-endpoint",
+            help="host:port every node of a multi-node fit reaches to meet (c10d rendezvous).",
+        ),
+    ] = None,
+    rdzv_id: Annotated[
+        str, typer.Option("--rdzv-id", help="Job id of a multi-node fit, the same on every node.")
+    ] = "seqcast",
+    dist_timeout: Annotated[
+        float,
+        typer.Option(
+            "--dist-timeout",
+            help="Seconds the ranks of a data-parallel fit wait to meet (and in any exchange) "
+            "before failing.",
+        ),
+    ] = DEFAULT_TIMEOUT,
     quiet: Quiet = False,
 ) -> None:
     """Fit a model on the whole series and save it to a folder."""
+    if nproc_per_node is not None and not launched():
+        _launch_fit(nproc_per_node, nnodes, rdzv_endpoint, rdzv_id, dist_timeout)
+        return
+    rank = int(os.environ["RANK"]) if launched() else 0  # a data-parallel rank: 0 speaks, writes
+    quiet = quiet or rank != 0
     series = _load(data, data_options)
     lengths = [len(s) for s in series.series]
     settings = _settings(model_options, resolve_season(model_options["season"], series, lengths))
@@ -305,8 +342,18 @@ def fit(
     _say(quiet, f"fitting {model} on {series.source} ...")
     series = forecaster.readable(series)  # gaps (fill mask) kept, or carried forward
     histories = [s.values for s in series.series]
-    with EpochBar(quiet, err) as bar:
+    group: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    if launched():
+        if str(settings.get("device", "cpu")).startswith("cuda"):
+            forecaster.set_params(device=f"cuda:{os.environ.get('LOCAL_RANK', '0')}")
+        backend = (
+            "nccl" if str(forecaster.get_params().get("device", "")).startswith("cuda") else "gloo"
+        )
+        group = process_group(backend, dist_timeout)
+    with group, EpochBar(quiet, err) as bar:
         forecaster.fit(histories, series.n_targets, n_future=series.n_future, on_epoch=bar)
+    if rank != 0:
+        return
     extras = None
     if intervals and not forecaster.has_quantiles:
         _say(quiet, f"calibrating the intervals of {model} ...")
@@ -319,6 +366,35 @@ def fit(
         extras["conformal.floors"] = series_floors(histories, series.n_targets)
     save_model(forecaster, out_dir, series, extras=extras)
     _say(quiet, f"saved {model} to {out_dir} ({time.perf_counter() - started:.2f} s)")
+
+
+def _launch_fit(
+    nproc_per_node: int, nnodes: int, rdzv_endpoint: str | None, rdzv_id: str, timeout: float
+) -> None:
+    """Runs this ``seqcast fit`` command line again on every rank of PyTorch's launcher.
+
+    Raises:
+        DataError: not run from the command line, or a rank other than local rank 0 failed
+            (its message); where local rank 0 failed, it said why and the exit status is its.
+    """
+    arguments = sys.argv[1:]
+    if not arguments or arguments[0] != "fit":
+        raise DataError(
+            "--nproc-per-node runs 'seqcast fit' again on every rank; run it from a shell"
+        )
+    ended = launch(
+        arguments,
+        nproc_per_node,
+        nnodes=nnodes,
+        rdzv_endpoint=rdzv_endpoint,
+        rdzv_id=rdzv_id,
+        timeout=timeout,
+    )
+    if ended.status == 0:
+        return
+    if ended.message is None:
+        raise typer.Exit(ended.status)
+    raise DataError(f"{ended.message}; no model was written")
 
 
 @app.command()

@@ -29,7 +29,7 @@ import seqcast.training.loop as loop
 from seqcast import _native as native
 from seqcast.data import synthetic_series
 from seqcast.data.windows import iterate_batches
-from seqcast.errors import SeqcastError
+from seqcast.errors import DataError, SeqcastError
 from seqcast.forecasters.neural import NeuralForecaster
 from seqcast.forecasters.registry import create, forecaster_class
 from seqcast.networks import RecurrentConfig, RecurrentNet
@@ -734,3 +734,30 @@ def test_a_fit_that_never_improves_on_its_start_says_so() -> None:
     with pytest.warns(RuntimeWarning, match="rnn: no training epoch improved on the network's"):
         model.fit([values], 1)
     assert model.history_.best_epoch == 0 and model.history_.epochs == 3
+
+
+def test_device_names_are_checked_and_cuda_is_never_assumed() -> None:
+    from seqcast.training.device import training_device
+
+    assert training_device("cpu").type == "cpu"
+    assert training_device("auto").type == ("cuda" if torch.cuda.is_available() else "cpu")
+    with pytest.raises(DataError, match="unknown device 'gpu'; choose from cpu, cuda"):
+        training_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(DataError, match="PyTorch sees no CUDA GPU here"):
+            training_device("cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_a_network_trained_on_the_gpu_comes_back_to_the_cpu_and_forecasts_close() -> None:
+    from seqcast.forecasters.registry import create_for
+
+    rng = np.random.default_rng(0)
+    t = np.arange(300)
+    series = [(np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.1, 300))[:, None]]
+    settings = {"window": 12, "horizon": 3, "season": 12, "epochs": 3, "patience": 0}
+    cpu = create_for("rnn", settings).fit(series, 1)
+    gpu = create_for("rnn", {**settings, "device": "cuda"}).fit(series, 1)
+    assert all(p.device.type == "cpu" for p in gpu.network_.parameters())  # type: ignore[attr-defined]
+    context = series[0][-cpu.context_length :][None]
+    np.testing.assert_allclose(gpu.predict(context), cpu.predict(context), rtol=0.05, atol=0.05)

@@ -1,0 +1,218 @@
+"""Data-parallel training of one model across processes: PyTorch's launcher and process group.
+
+``seqcast fit ... --nproc-per-node N`` starts PyTorch's elastic launcher (``torchrun``) with
+``seqcast fit`` itself as the training entry point; the same command line runs under
+``torchrun``, under Slurm (``srun torchrun ...``) or in Spark's ``TorchDistributor``, which all
+set ``RANK``, ``WORLD_SIZE``, ``MASTER_ADDR`` and ``MASTER_PORT``. Each rank joins the process
+group (gloo on the CPU, NCCL on CUDA) within a timeout, trains its share of every global batch
+(:mod:`seqcast.training.parallel`), and rank 0 alone writes the model, atomically. Nothing turns
+this on but the launcher: visible devices never do.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import os
+import shutil
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from seqcast.engines.base import cpu_count
+from seqcast.errors import SeqcastError
+from seqcast.training.parallel import DataParallel, data_parallel
+
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "Launched",
+    "launch",
+    "launch_command",
+    "launched",
+    "process_group",
+]
+
+#: Seconds the ranks wait for each other to join the group (and at most in any collective).
+DEFAULT_TIMEOUT = 300.0
+
+#: What the launcher sets in every rank's environment.
+LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
+
+
+def launched() -> bool:
+    """Whether this process is a rank started by a launcher (torchrun, TorchDistributor) in a
+    group of more than one."""
+    if not all(name in os.environ for name in LAUNCHER_VARIABLES):
+        return False
+    return int(os.environ["WORLD_SIZE"]) > 1
+
+
+@contextlib.contextmanager
+def process_group(
+    backend: str = "gloo", timeout: float = DEFAULT_TIMEOUT
+) -> Iterator[DataParallel]:
+    """Joins the launcher's process group and trains every model fitted inside the block across
+    it; leaves the group at the end.
+
+    Args:
+        backend: ``gloo`` (CPU) or ``nccl`` (CUDA).
+        timeout: seconds to wait for every rank to join, and at most in any collective, before
+            failing with an error rather than hanging.
+
+    Raises:
+        SeqcastError: not started by a launcher, or the group did not form in time.
+    """
+    import torch.distributed as dist
+
+    if not launched():
+        raise SeqcastError(
+            "data-parallel training runs under a launcher: seqcast fit --nproc-per-node N, or "
+            "torchrun -m seqcast fit ...",
+            arguments=("nproc_per_node",),
+        )
+    try:
+        dist.init_process_group(backend, timeout=dt.timedelta(seconds=timeout))
+    except (RuntimeError, ValueError) as exc:  # DistStoreError is a RuntimeError
+        detail = " ".join(str(exc).split())[:300]
+        raise SeqcastError(
+            f"rank {os.environ['RANK']} could not join the {backend} process group at "
+            f"{os.environ['MASTER_ADDR']}:{os.environ['MASTER_PORT']} within {timeout:g} s "
+            f"({detail}); check that every node started and can reach it",
+            arguments=("dist_timeout",),
+        ) from exc
+    try:
+        with data_parallel() as group:
+            yield group
+        dist.barrier()
+    finally:
+        dist.destroy_process_group()
+
+
+def launch_command(
+    arguments: Sequence[str],
+    nproc_per_node: int,
+    *,
+    nnodes: int = 1,
+    rdzv_endpoint: str | None = None,
+    rdzv_id: str = "seqcast",
+) -> list[str]:
+    """The ``torchrun`` command line equivalent to :func:`launch`: what to run by hand, under
+    Slurm (``srun``) or from a scheduler, on every node.
+
+    Raises:
+        SeqcastError: impossible counts, or several nodes without an endpoint.
+    """
+    _check_counts(nproc_per_node, nnodes, rdzv_endpoint)
+    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc_per_node}"]
+    command += [f"--nnodes={nnodes}", "--max-restarts=0"]
+    if rdzv_endpoint is None:
+        command.append("--standalone")
+    else:
+        command += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}"]
+        command.append(f"--rdzv-id={rdzv_id}")
+    return [*command, "-m", "seqcast", *arguments]
+
+
+def _check_counts(nproc_per_node: int, nnodes: int, rdzv_endpoint: str | None) -> None:
+    if nproc_per_node < 1:
+        raise SeqcastError(
+            f"nproc_per_node must be at least 1, got {nproc_per_node}",
+            arguments=("nproc_per_node",),
+        )
+    if nnodes < 1:
+        raise SeqcastError(f"nnodes must be at least 1, got {nnodes}", arguments=("nnodes",))
+    if nnodes > 1 and rdzv_endpoint is None:
+        raise SeqcastError(
+            "training on several nodes needs a rendezvous address (host:port) that every node "
+            "reaches",
+            arguments=("rdzv_endpoint",),
+        )
+
+
+@dataclass(frozen=True)
+class Launched:
+    """How a launch ended: ``status`` 0 when every rank finished; else ``message`` says why
+    (None where local rank 0 failed, whose own message reached the console)."""
+
+    status: int
+    message: str | None = None
+
+
+def launch(
+    arguments: Sequence[str],
+    nproc_per_node: int,
+    *,
+    nnodes: int = 1,
+    rdzv_endpoint: str | None = None,
+    rdzv_id: str = "seqcast",
+    timeout: float = DEFAULT_TIMEOUT,
+) -> Launched:
+    """Runs ``python -m seqcast <arguments>`` on ``nproc_per_node`` ranks here through PyTorch's
+    elastic launcher (what ``torchrun`` runs): a standalone rendezvous on one node, else the
+    c10d rendezvous at ``rdzv_endpoint`` for job ``rdzv_id``, which every node joins within
+    ``timeout`` seconds. A rank that fails stops the job (no restarts). Local rank 0 writes to
+    the console; the others' output goes to log files, and the first failed one's last error
+    line becomes the message.
+
+    Raises:
+        SeqcastError: impossible counts, or several nodes without an endpoint.
+    """
+    from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.launcher.api import LaunchConfig, elastic_launch
+
+    _check_counts(nproc_per_node, nnodes, rdzv_endpoint)
+    logs = tempfile.mkdtemp(prefix="seqcast-ranks-")
+    others = {rank: Std.ALL for rank in range(1, nproc_per_node)}
+    config = LaunchConfig(
+        min_nodes=nnodes,
+        max_nodes=nnodes,
+        nproc_per_node=nproc_per_node,
+        logs_specs=DefaultLogsSpecs(log_dir=logs, redirects=others),
+        run_id=str(uuid.uuid4()) if rdzv_endpoint is None else rdzv_id,
+        rdzv_endpoint=rdzv_endpoint or "localhost:0",
+        rdzv_backend="c10d",
+        rdzv_configs={"join_timeout": int(timeout)} if rdzv_endpoint else {"rank": 0},
+        max_restarts=0,
+    )
+    agent = logging.getLogger("torch.distributed.elastic")
+    level, agent.level = agent.level, logging.CRITICAL  # its failure report is ours to give
+    # Each rank's share of the cores, unless the caller chose.
+    threads = os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cpu_count() // nproc_per_node)))
+    try:
+        elastic_launch(config, sys.executable)("-m", "seqcast", *arguments)
+    except ChildFailedError as exc:
+        return _failure(exc, logs)
+    finally:
+        agent.level = level
+        if os.environ.get("OMP_NUM_THREADS") == threads:
+            os.environ.pop("OMP_NUM_THREADS")
+    shutil.rmtree(logs, ignore_errors=True)
+    return Launched(0)
+
+
+def _failure(error: Any, logs: str) -> Launched:
+    """What a failed launch says: nothing more where local rank 0 failed (it spoke), else the
+    last error line of the first failed rank, or where its output lies."""
+    failures = sorted(error.failures.items())
+    if any(failure.local_rank == 0 for _, failure in failures):
+        status = next(f.exitcode for _, f in failures if f.local_rank == 0)
+        shutil.rmtree(logs, ignore_errors=True)
+        return Launched(status or 1)
+    rank, failure = failures[0]
+    said = ""
+    for path in sorted(Path(logs).glob(f"**/{failure.local_rank}/stderr.log")):
+        lines = [line for line in path.read_text().splitlines() if line.startswith("seqcast: ")]
+        said = lines[-1].removeprefix("seqcast: error: ") if lines else said
+    if said:
+        return Launched(failure.exitcode or 1, f"rank {rank}: {said}")
+    return Launched(
+        failure.exitcode or 1,
+        f"data-parallel training failed: rank {rank} exited with status {failure.exitcode}; "
+        f"its output is in {logs}",
+    )

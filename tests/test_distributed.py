@@ -1,0 +1,142 @@
+"""Data-parallel training: shares of every global batch, a launcher that runs ``seqcast fit`` on
+2 gloo ranks over loopback, the same weights as one process, and clear failures."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pandas as pd
+import pytest
+from safetensors.numpy import load_file
+
+from seqcast.engines.distributed import Launched, _failure, launch_command
+from seqcast.errors import SeqcastError
+from seqcast.training.loop import _merge_short_tail
+from seqcast.training.parallel import DataParallel
+
+SEQCAST = [sys.executable, "-m", "seqcast"]
+
+
+@pytest.mark.parametrize("world", [1, 2, 3, 5])
+def test_shares_cover_every_row_once_and_none_is_empty(world: int) -> None:
+    for rows in range(world, 40):
+        shares = [DataParallel(rank, world).shard(rows) for rank in range(world)]
+        covered = np.concatenate([np.arange(rows)[s] for s in shares])
+        np.testing.assert_array_equal(covered, np.arange(rows))  # in order, each row once
+        sizes = [s.stop - s.start for s in shares]
+        assert min(sizes) >= 1 and max(sizes) - min(sizes) <= 1
+
+
+def test_a_last_batch_too_short_for_the_ranks_joins_the_one_before() -> None:
+    batches = [np.arange(0, 4), np.arange(4, 8), np.arange(8, 9)]
+    merged = list(_merge_short_tail(iter(batches), 2))
+    assert [b.tolist() for b in merged] == [[0, 1, 2, 3], [4, 5, 6, 7, 8]]
+    kept = list(_merge_short_tail(iter(batches), 1))
+    assert [b.tolist() for b in kept] == [b.tolist() for b in batches]
+
+
+def test_the_launcher_command_is_torchrun_with_seqcast_as_the_entry_point() -> None:
+    one = launch_command(["fit", "d.csv"], 2)
+    assert one[1:3] == ["-m", "torch.distributed.run"] and "--standalone" in one
+    assert one[-4:] == ["-m", "seqcast", "fit", "d.csv"] and "--max-restarts=0" in one
+    many = launch_command(["fit"], 4, nnodes=2, rdzv_endpoint="head:29400", rdzv_id="job7")
+    assert {"--nnodes=2", "--rdzv-backend=c10d", "--rdzv-endpoint=head:29400"} <= set(many)
+    assert "--rdzv-id=job7" in many and "--standalone" not in many
+    with pytest.raises(SeqcastError, match="needs a rendezvous address"):
+        launch_command(["fit"], 2, nnodes=2)
+    with pytest.raises(SeqcastError, match="nproc_per_node must be at least 1"):
+        launch_command(["fit"], 0)
+
+
+def _series_file(path: Path, n_series: int = 6) -> Path:
+    rng = np.random.default_rng(2)
+    rows = []
+    for i in range(n_series):
+        t = np.arange(50 + 4 * i)
+        y = 5 + i + 2 * np.sin(2 * np.pi * t / 12) + rng.normal(0, 0.2, len(t))
+        rows += [(f"s{i}", step, value) for step, value in zip(t, y, strict=True)]
+    pd.DataFrame(rows, columns=["id", "ds", "y"]).to_csv(path, index=False)
+    return path
+
+
+def _fit(data: Path, out: Path, *extra: str) -> subprocess.CompletedProcess[str]:
+    command = [*SEQCAST, "fit", str(data), "--id-col", "id", "--time-col", "ds", "-m", "rnn",
+               "--horizon", "3", "--season", "12", "--window", "10", "--hidden-size", "8",
+               "--epochs", "3", "--patience", "0", "--batch-size", "16", "--seed", "1",
+               "--out", str(out), *extra]  # fmt: skip
+    environment = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE")}
+    return subprocess.run(command, capture_output=True, text=True, timeout=240, env=environment)
+
+
+def test_two_gloo_ranks_train_the_weights_of_one_process(tmp_path: Path) -> None:
+    data = _series_file(tmp_path / "d.csv")
+    one = _fit(data, tmp_path / "one")
+    assert one.returncode == 0, one.stderr
+    two = _fit(data, tmp_path / "two", "--nproc-per-node", "2")
+    assert two.returncode == 0, two.stderr
+    assert two.stderr.count("saved rnn to") == 1  # rank 0 alone speaks and writes
+    a = load_file(tmp_path / "one" / "weights.safetensors")
+    b = load_file(tmp_path / "two" / "weights.safetensors")
+    assert a.keys() == b.keys()
+    assert max(float(np.abs(a[k] - b[k]).max()) for k in a) <= 1e-5
+    # The saved model forecasts in one process, as the single-process one does.
+    forecasts = []
+    for folder in ("one", "two"):
+        run = subprocess.run([*SEQCAST, "predict", str(tmp_path / folder)], capture_output=True,
+                             text=True, timeout=120, check=True)  # fmt: skip
+        forecasts.append(pd.read_csv(__import__("io").StringIO(run.stdout)))
+    np.testing.assert_allclose(forecasts[0]["y"], forecasts[1]["y"], rtol=1e-4, atol=1e-4)
+
+
+def test_a_failing_rank_stops_the_fit_with_one_line_and_no_model(tmp_path: Path) -> None:
+    data = _series_file(tmp_path / "d.csv")
+    run = _fit(data, tmp_path / "m", "--nproc-per-node", "2", "--batch-size", "1")
+    assert run.returncode == 2
+    errors = [line for line in run.stderr.splitlines() if "error" in line.lower()]
+    assert errors == [
+        "seqcast: error: --batch-size 1 cannot be shared by 2 ranks; each needs a window of "
+        "every batch"
+    ], run.stderr  # rank 0's line alone: no launcher traceback, no second rank's copy
+    assert "Traceback" not in run.stderr
+    assert not (tmp_path / "m").exists()
+
+
+def test_another_rank_failing_is_reported_by_its_last_error_line(tmp_path: Path) -> None:
+    log = tmp_path / "run_x" / "attempt_0" / "1" / "stderr.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("fitting ...\nseqcast: error: cannot read '/data/d.csv' on this node\n")
+    failure = SimpleNamespace(local_rank=1, exitcode=2)
+    ended = _failure(SimpleNamespace(failures={3: failure}), str(tmp_path))
+    assert ended == Launched(2, "rank 3: cannot read '/data/d.csv' on this node")
+    silent = SimpleNamespace(failures={3: SimpleNamespace(local_rank=1, exitcode=-9)})
+    other = tmp_path / "empty"
+    other.mkdir()
+    ended = _failure(silent, str(other))
+    assert ended.status == -9 and f"its output is in {other}" in str(ended.message)
+    first = {0: SimpleNamespace(local_rank=0, exitcode=2), 1: failure}
+    assert _failure(SimpleNamespace(failures=first), str(other)) == Launched(2)
+
+
+def test_a_rank_whose_peers_never_come_gives_up_after_the_timeout(tmp_path: Path) -> None:
+    data = _series_file(tmp_path / "d.csv")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    alone = {"RANK": "0", "LOCAL_RANK": "0", "WORLD_SIZE": "2", "MASTER_ADDR": "127.0.0.1",
+             "MASTER_PORT": str(port)}  # fmt: skip
+    command = [*SEQCAST, "fit", str(data), "--id-col", "id", "--time-col", "ds", "-m", "rnn",
+               "--horizon", "3", "--season", "12", "--epochs", "1", "--out",
+               str(tmp_path / "m"), "--dist-timeout", "3"]  # fmt: skip
+    run = subprocess.run(command, capture_output=True, text=True, timeout=120,
+                         env={**os.environ, **alone})  # fmt: skip
+    assert run.returncode == 2, run.stderr
+    lines = run.stderr.strip().splitlines()
+    assert "rank 0 could not join the gloo process group" in lines[-1], run.stderr
+    assert "within 3 s" in lines[-1] and "Traceback" not in run.stderr
+    assert not (tmp_path / "m").exists()
