@@ -432,13 +432,12 @@ def _sum_shares(
     parallel: DataParallel, parameters: FlatParameters, value: float, share: float
 ) -> float:
     """The batch's loss and gradients from each rank's (weighted by its share of the rows),
-    summed over the ranks into ``parameters.grad``; returns the batch's loss."""
-    parameters.grad.mul_(share)
-    parallel.sum_(parameters.grad)
-    device = parameters.grad.device
-    return float(
-        parallel.sum_(torch.tensor([value * share], dtype=torch.float64, device=device))[0]
-    )
+    summed over the ranks into ``parameters.grad`` in one exchange; returns the batch's loss."""
+    grad = parameters.grad
+    loss = torch.tensor([value * share], dtype=grad.dtype, device=grad.device)
+    packed = parallel.sum_(torch.cat([grad.mul_(share), loss]))  # (P + 1,)
+    grad.copy_(packed[:-1])
+    return float(packed[-1])
 
 
 def _batches(data: TrainData, batch_size: int, seed: int, least: int = 1) -> Iterator[TrainData]:
