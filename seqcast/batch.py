@@ -73,7 +73,8 @@ def forecast_partitions(
             context; NaN in front for a series shorter than that, where the model pads).
         horizon: steps T (default: the model's own; past it, forecasts are rolled out).
         engine: where partitions are forecast (:func:`seqcast.engines.get_engine`); the
-            numbers are the same on every engine.
+            numbers are the same on every engine. One named here is started for the stream and
+            stopped at its end; one passed in is left running for the caller.
         in_flight: partitions handed to the engine at once (default: twice its workers, one
             here): memory holds these, their forecasts, and no more.
 
@@ -96,6 +97,10 @@ def forecast_partitions(
         return
     group = in_flight or 2 * int(getattr(runner, "workers", 1))
     iterator = iter(partitions)
-    while chunk := list(itertools.islice(iterator, group)):
-        tasks = [ForecastTask(spec, values, steps) for values in chunk]
-        yield from runner.map(forecast_partition, tasks)
+    try:
+        while chunk := list(itertools.islice(iterator, group)):
+            tasks = [ForecastTask(spec, values, steps) for values in chunk]
+            yield from runner.map(forecast_partition, tasks)
+    finally:
+        if runner is not engine:  # started here from a name: stopped here
+            runner.close()

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import sys
 import time
 import warnings
@@ -37,7 +36,17 @@ from seqcast.data.datasets import DATASETS, default_splits, load_source
 from seqcast.data.frame import SeriesData
 from seqcast.data.seasonality import resolve_season
 from seqcast.engines import get_engine
-from seqcast.engines.distributed import DEFAULT_TIMEOUT, launch, launched, process_group
+from seqcast.engines.distributed import (
+    DEFAULT_TIMEOUT,
+    PEER_LOST,
+    PeerLost,
+    launch,
+    launched,
+    launched_rank,
+    launched_world,
+    process_group,
+    rank_device,
+)
 from seqcast.errors import DataError, SeqcastError, SeqcastWarning
 from seqcast.evaluation.conformal import calibrate, series_floors, series_scales
 from seqcast.evaluation.leaderboard import run_leaderboard
@@ -320,10 +329,11 @@ def fit(
     quiet: Quiet = False,
 ) -> None:
     """Fit a model on the whole series and save it to a folder."""
-    if nproc_per_node is not None and not launched():
-        _launch_fit(nproc_per_node, nnodes, rdzv_endpoint, rdzv_id, dist_timeout)
+    single = nproc_per_node in (None, 1) and nnodes == 1  # one process: nothing to launch
+    if not single and not launched():
+        _launch_fit(nproc_per_node or 1, nnodes, rdzv_endpoint, rdzv_id, dist_timeout)
         return
-    rank = int(os.environ["RANK"]) if launched() else 0  # a data-parallel rank: 0 speaks, writes
+    rank = launched_rank()  # a data-parallel rank: only rank 0 speaks and writes
     quiet = quiet or rank != 0
     series = _load(data, data_options)
     lengths = [len(s) for s in series.series]
@@ -343,15 +353,13 @@ def fit(
     series = forecaster.readable(series)  # gaps (fill mask) kept, or carried forward
     histories = [s.values for s in series.series]
     group: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if launched():
-        if str(settings.get("device", "cpu")).startswith("cuda"):
-            forecaster.set_params(device=f"cuda:{os.environ.get('LOCAL_RANK', '0')}")
-        backend = (
-            "nccl" if str(forecaster.get_params().get("device", "")).startswith("cuda") else "gloo"
-        )
-        group = process_group(backend, dist_timeout)
-    with group, EpochBar(quiet, err) as bar:
-        forecaster.fit(histories, series.n_targets, n_future=series.n_future, on_epoch=bar)
+    if launched() and launched_world() > 1:
+        group = process_group(rank_device(forecaster), dist_timeout)
+    try:
+        with group, EpochBar(quiet, err) as bar:
+            forecaster.fit(histories, series.n_targets, n_future=series.n_future, on_epoch=bar)
+    except PeerLost:
+        raise typer.Exit(PEER_LOST) from None  # another rank failed first: its message counts
     if rank != 0:
         return
     extras = None
@@ -377,8 +385,8 @@ def _launch_fit(
         DataError: not run from the command line, or a rank other than local rank 0 failed
             (its message); where local rank 0 failed, it said why and the exit status is its.
     """
-    arguments = sys.argv[1:]
-    if not arguments or arguments[0] != "fit":
+    arguments = list(_invocation)
+    if "fit" not in arguments:
         raise DataError(
             "--nproc-per-node runs 'seqcast fit' again on every rank; run it from a shell"
         )
@@ -731,6 +739,10 @@ def serve(
 
 
 # --------------------------------------------------------------------------- entry point
+#: The arguments of this run of :func:`main`, for ``fit --nproc-per-node`` to run on every rank.
+_invocation: list[str] = []
+
+
 def main(argv: list[str] | None = None) -> None:
     """Runs the command line; user mistakes become one line on stderr and exit code 2."""
     from typer._click import exceptions as click_exceptions
@@ -738,6 +750,7 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
+    _invocation[:] = [*args, *(["--debug"] if debug else [])]  # what a launcher runs again
 
     shown: set[str] = set()
 

@@ -276,7 +276,11 @@ class Forecast:
         engine = get_engine(self.engine)
         if refit and engine.name != "local":  # fits side by side: models go as specs
             shipped = [replace(t, model=model_spec(t.model)) for t in tasks]  # type: ignore[arg-type]
-            results = engine.map(forecast_cutoff, shipped)
+            try:
+                results = engine.map(forecast_cutoff, shipped)
+            finally:
+                if engine is not self.engine:  # started here from a name: stopped here
+                    engine.close()
         elif refit:
             results = [forecast_cutoff(t) for t in tasks]
         else:  # fitted once, at the first cutoff: the later ones forecast with those models

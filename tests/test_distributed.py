@@ -140,3 +140,53 @@ def test_a_rank_whose_peers_never_come_gives_up_after_the_timeout(tmp_path: Path
     assert "rank 0 could not join the gloo process group" in lines[-1], run.stderr
     assert "within 3 s" in lines[-1] and "Traceback" not in run.stderr
     assert not (tmp_path / "m").exists()
+
+
+def test_one_process_per_node_is_a_plain_fit(tmp_path: Path) -> None:
+    data = _series_file(tmp_path / "d.csv")
+    run = _fit(data, tmp_path / "m", "--nproc-per-node", "1")
+    assert run.returncode == 0, run.stderr
+    assert run.stderr.count("saved rnn to") == 1 and (tmp_path / "m" / "model.json").exists()
+
+
+INJECT = """
+import os
+if os.environ.get("RANK") == "1" and os.environ.get("WORLD_SIZE") == "2":
+    import torch.distributed as dist
+    _exchange, _calls = dist.all_reduce, [0]
+    def all_reduce(*args, **kwargs):
+        _calls[0] += 1
+        if _calls[0] == 5:
+            from seqcast.errors import DataError
+            raise DataError("this rank cannot go on")
+        return _exchange(*args, **kwargs)
+    dist.all_reduce = all_reduce
+"""
+
+
+def test_a_rank_failing_mid_training_is_named_and_its_peer_keeps_quiet(tmp_path: Path) -> None:
+    data = _series_file(tmp_path / "d.csv")
+    hook = tmp_path / "hook"
+    hook.mkdir()
+    (hook / "sitecustomize.py").write_text(INJECT)  # rank 1 fails at its 5th exchange
+    command = [*SEQCAST, "fit", str(data), "--id-col", "id", "--time-col", "ds", "-m", "rnn",
+               "--horizon", "3", "--season", "12", "--epochs", "3", "--out", str(tmp_path / "m"),
+               "--nproc-per-node", "2"]  # fmt: skip
+    environment = {**os.environ, "PYTHONPATH": str(hook)}
+    run = subprocess.run(command, capture_output=True, text=True, timeout=240, env=environment)
+    assert run.returncode == 2
+    errors = [line for line in run.stderr.splitlines() if "error" in line.lower()]
+    assert errors == ["seqcast: error: rank 1: this rank cannot go on; no model was written"], (
+        run.stderr
+    )
+    assert not (tmp_path / "m").exists()
+
+
+def test_a_model_without_a_device_setting_stays_on_gloo() -> None:
+    from seqcast.engines.distributed import rank_device
+    from seqcast.forecasters.registry import create_for
+
+    naive = create_for("naive", {"horizon": 2})
+    assert rank_device(naive) == "gloo" and "device" not in naive.get_params()
+    rnn = create_for("rnn", {"device": "cpu"})
+    assert rank_device(rnn) == "gloo" and rnn.get_params()["device"] == "cpu"

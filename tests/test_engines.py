@@ -186,3 +186,22 @@ def test_cli_names_the_engine_flags_in_one_line(
     assert_one_error_line(run_main(capsys, *base, "--engine", "spark"), "--engine 'spark'")
     run = run_main(capsys, *base, "--engine", "process", "--engine-address", "tcp://x:1")
     assert_one_error_line(run, "--engine-address")
+
+
+def test_a_failing_partition_raises_its_own_error_on_every_engine(engine: object) -> None:
+    # A seqcast function, so that every engine's workers can import it.
+    good = model_spec(create_for("naive", {"horizon": 2}))
+    with pytest.raises(ModelFormatError, match=r"^model spec: not a seqcast model description$"):
+        engine.map(forecaster_from_spec, [good, ModelSpec(b"{}"), good])  # type: ignore[attr-defined]
+
+
+def test_engines_started_from_a_name_are_stopped_when_the_call_ends() -> None:
+    import multiprocessing
+
+    models = [seqcast.Naive(horizon=2)]
+    seqcast.Forecast(models, engine="process").cross_validation(_frame(), h=2, n_windows=3)
+    assert multiprocessing.active_children() == []
+    model = create_for("linear", {"window": 6, "horizon": 2}).fit([np.arange(40.0)[:, None]], 1)
+    parts = [np.arange(30.0).reshape(3, 10, 1)] * 4
+    assert len(list(seqcast.forecast_partitions(model, parts, engine="process"))) == 4
+    assert multiprocessing.active_children() == []

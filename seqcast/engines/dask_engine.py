@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from seqcast.engines.base import cpu_count, install_hint, run_with_threads
+from seqcast.errors import SeqcastError
 
 __all__ = ["DaskEngine"]
 
@@ -50,7 +51,14 @@ class DaskEngine:
         if self._client is None:
             distributed = self._distributed
             if self.address:
-                self._client = distributed.Client(self.address)
+                try:
+                    self._client = distributed.Client(self.address, timeout="20s")
+                except (OSError, TimeoutError, ValueError) as exc:
+                    raise SeqcastError(
+                        f"could not reach the Dask scheduler at {self.address}: "
+                        f"{' '.join(str(exc).split())[:300]}",
+                        arguments=("address",),
+                    ) from exc
             else:
                 self._cluster = distributed.LocalCluster(
                     n_workers=self.workers,

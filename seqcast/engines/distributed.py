@@ -25,16 +25,23 @@ from pathlib import Path
 from typing import Any
 
 from seqcast.engines.base import cpu_count
-from seqcast.errors import SeqcastError
+from seqcast.errors import DataError, SeqcastError
+from seqcast.forecasters.base import Forecaster
+from seqcast.training.device import training_device
 from seqcast.training.parallel import DataParallel, data_parallel
 
 __all__ = [
     "DEFAULT_TIMEOUT",
+    "PEER_LOST",
     "Launched",
+    "PeerLost",
     "launch",
     "launch_command",
     "launched",
+    "launched_rank",
+    "launched_world",
     "process_group",
+    "rank_device",
 ]
 
 #: Seconds the ranks wait for each other to join the group (and at most in any collective).
@@ -44,12 +51,64 @@ DEFAULT_TIMEOUT = 300.0
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "MASTER_ADDR", "MASTER_PORT")
 
 
+#: The exit status of a rank that stopped because another one failed first (it says nothing:
+#: the launcher reports the rank that failed first).
+PEER_LOST = 3
+
+
+class PeerLost(SeqcastError):
+    """Another rank of the group stopped while this one was exchanging with it."""
+
+
 def launched() -> bool:
-    """Whether this process is a rank started by a launcher (torchrun, TorchDistributor) in a
-    group of more than one."""
-    if not all(name in os.environ for name in LAUNCHER_VARIABLES):
-        return False
-    return int(os.environ["WORLD_SIZE"]) > 1
+    """Whether this process is a rank started by a launcher (torchrun, TorchDistributor, or
+    ``seqcast fit --nproc-per-node``), even one of a group of one."""
+    return all(name in os.environ for name in LAUNCHER_VARIABLES)
+
+
+def launched_rank() -> int:
+    """This process's rank in the launcher's group (0 where none launched it)."""
+    return int(os.environ["RANK"]) if launched() else 0
+
+
+def launched_world() -> int:
+    """The number of ranks the launcher started (1 where none launched it)."""
+    return int(os.environ["WORLD_SIZE"]) if launched() else 1
+
+
+def rank_device(forecaster: Forecaster) -> str:
+    """Puts a launched rank's network on its own GPU (``cuda:LOCAL_RANK``) where its ``device``
+    setting resolves to CUDA, and returns the backend of the group: ``nccl`` there, else
+    ``gloo``.
+
+    Raises:
+        DataError: an unknown device, or fewer GPUs here than local ranks.
+    """
+    setting = forecaster.get_params().get("device")
+    if setting is None or training_device(str(setting)).type != "cuda":
+        return "gloo"
+    import torch
+
+    local = int(os.environ.get("LOCAL_RANK", "0"))
+    if local >= torch.cuda.device_count():
+        raise DataError(
+            f"local rank {local} needs its own GPU, and PyTorch sees "
+            f"{torch.cuda.device_count()} here; start fewer processes per node",
+            arguments=("nproc_per_node",),
+        )
+    torch.cuda.set_device(local)
+    forecaster.set_params(device=f"cuda:{local}")
+    return "nccl"
+
+
+def _peer_lost(error: BaseException) -> bool:
+    """Whether an error is the group's transport losing another rank."""
+    import torch.distributed as dist
+
+    if isinstance(error, dist.DistBackendError):
+        return True
+    marks = ("Connection closed by peer", "Connection reset by peer", "gloo", "NCCL")
+    return isinstance(error, RuntimeError) and any(mark in str(error) for mark in marks)
 
 
 @contextlib.contextmanager
@@ -69,7 +128,7 @@ def process_group(
     """
     import torch.distributed as dist
 
-    if not launched():
+    if launched_world() < 2:
         raise SeqcastError(
             "data-parallel training runs under a launcher: seqcast fit --nproc-per-node N, or "
             "torchrun -m seqcast fit ...",
@@ -87,7 +146,12 @@ def process_group(
         ) from exc
     try:
         with data_parallel() as group:
-            yield group
+            try:
+                yield group
+            except RuntimeError as exc:
+                if _peer_lost(exc):
+                    raise PeerLost(f"another rank stopped: {exc}") from exc
+                raise
         dist.barrier()
     finally:
         dist.destroy_process_group()
@@ -200,11 +264,12 @@ def _failure(error: Any, logs: str) -> Launched:
     """What a failed launch says: nothing more where local rank 0 failed (it spoke), else the
     last error line of the first failed rank, or where its output lies."""
     failures = sorted(error.failures.items())
-    if any(failure.local_rank == 0 for _, failure in failures):
-        status = next(f.exitcode for _, f in failures if f.local_rank == 0)
+    # Ranks that stopped because another failed say nothing: report one that failed first.
+    first = [(r, f) for r, f in failures if f.exitcode != PEER_LOST] or failures
+    rank, failure = first[0]
+    if failure.local_rank == 0:
         shutil.rmtree(logs, ignore_errors=True)
-        return Launched(status or 1)
-    rank, failure = failures[0]
+        return Launched(failure.exitcode or 1)
     said = ""
     for path in sorted(Path(logs).glob(f"**/{failure.local_rank}/stderr.log")):
         lines = [line for line in path.read_text().splitlines() if line.startswith("seqcast: ")]

@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 from seqcast.engines.base import cpu_count, install_hint, run_with_threads
+from seqcast.errors import SeqcastError
 
 __all__ = ["RayEngine"]
 
@@ -40,13 +41,29 @@ class RayEngine:
         ray = self._ray
         if not ray.is_initialized():
             quiet = {"log_to_driver": False, "logging_level": "ERROR"}
-            if self.address:
-                ray.init(address=self.address, **quiet)
-            else:
-                ray.init(num_cpus=self.workers, include_dashboard=False, **quiet)
+            try:
+                if self.address:
+                    ray.init(address=self.address, **quiet)
+                else:
+                    ray.init(num_cpus=self.workers, include_dashboard=False, **quiet)
+            except (ConnectionError, RuntimeError, ValueError, OSError) as exc:
+                raise SeqcastError(
+                    f"could not start or join Ray at {self.address or 'this machine'}: "
+                    f"{' '.join(str(exc).split())[:300]}",
+                    arguments=("address",),
+                ) from exc
             self._started = True
         task = ray.remote(num_cpus=1, max_retries=0)(run_with_threads)
-        return list(ray.get([task.remote(fn, item, 1) for item in items]))
+        pending = [task.remote(fn, item, 1) for item in items]
+        try:
+            return list(ray.get(pending))
+        except ray.exceptions.RayTaskError as exc:
+            for ref in pending:  # the rest are not wanted: stop them quietly
+                ray.cancel(ref, force=True)
+            cause = exc.cause if isinstance(exc.cause, BaseException) else None
+            if cause is None:
+                raise
+            raise cause from None  # the task's own error, not Ray's wrapped traceback
 
     def close(self) -> None:
         """Shuts down the Ray this engine started (one started by the caller is left be)."""
