@@ -205,3 +205,21 @@ def test_engines_started_from_a_name_are_stopped_when_the_call_ends() -> None:
     parts = [np.arange(30.0).reshape(3, 10, 1)] * 4
     assert len(list(seqcast.forecast_partitions(model, parts, engine="process"))) == 4
     assert multiprocessing.active_children() == []
+
+
+def test_warnings_raised_in_workers_reach_the_caller(engine: object) -> None:
+    import warnings
+
+    from seqcast.errors import SeqcastWarning
+    from seqcast.evaluation.backtest import RefitTask, refit_series
+
+    settings = {"window": 6, "horizon": 2, "epochs": 1, "num_layers": 1, "dropout": 0.2}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        spec = model_spec(create_for("rnn", settings))
+    values = np.sin(np.arange(40.0))[:, None]
+    tasks = [RefitTask(spec, values, np.array([30 + k]), 1, 0, f"s{k}") for k in range(2)]
+    with pytest.warns(SeqcastWarning, match="dropout acts between recurrent layers") as caught:
+        engine.map(refit_series, tasks)  # type: ignore[attr-defined]
+    named = [w.message for w in caught if "dropout acts" in str(w.message)]
+    assert named[0].arguments == ("dropout", "num_layers")  # type: ignore[union-attr]

@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+import warnings
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any, Protocol, TypeVar
 
 from seqcast.errors import SeqcastError
 
-__all__ = ["ENGINES", "Engine", "cpu_count", "get_engine", "set_threads"]
+__all__ = [
+    "ENGINES",
+    "Engine",
+    "cpu_count",
+    "get_engine",
+    "results_of",
+    "run_with_threads",
+    "set_threads",
+]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -56,10 +65,33 @@ def set_threads(threads: int) -> None:
     torch.set_num_threads(threads)
 
 
-def run_with_threads(fn: Callable[[T], R], item: T, threads: int) -> R:
-    """``fn(item)`` with PyTorch on ``threads`` threads: what a cluster's task runs."""
-    set_threads(threads)
-    return fn(item)
+def run_with_threads(
+    fn: Callable[[T], R], item: T, threads: int | None = None
+) -> tuple[R, list[Warning]]:
+    """``fn(item)`` with PyTorch on ``threads`` threads (None: as set), and the warnings it
+    raised: what a worker runs. The caller re-issues them with :func:`results_of`, so that they
+    reach the caller's own display (one line each, once) instead of a worker's stderr."""
+    if threads is not None:
+        set_threads(threads)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("default")
+        # numpy's arithmetic warnings say nothing a user can act on (the command line's rule).
+        warnings.filterwarnings(
+            "ignore", r"(overflow|invalid value|divide by zero) encountered", RuntimeWarning
+        )
+        result = fn(item)
+    return result, [w.message if isinstance(w.message, Warning) else UserWarning(w.message)
+                    for w in caught]  # fmt: skip
+
+
+def results_of(done: Iterable[tuple[R, list[Warning]]]) -> list[R]:
+    """The results of :func:`run_with_threads`, its workers' warnings raised here."""
+    results = []
+    for result, raised in done:
+        for warning in raised:
+            warnings.warn(warning, stacklevel=3)
+        results.append(result)
+    return results
 
 
 def get_engine(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from seqcast.engines.base import cpu_count, install_hint, run_with_threads
+from seqcast.engines.base import cpu_count, install_hint, results_of, run_with_threads
 from seqcast.errors import SeqcastError
 
 __all__ = ["DaskEngine"]
@@ -45,7 +45,7 @@ class DaskEngine:
         futures = client.map(
             run_with_threads, [fn] * len(items), list(items), [1] * len(items), pure=False
         )
-        return list(client.gather(futures))
+        return results_of(client.gather(futures))
 
     def _connect(self) -> Any:
         if self._client is None:

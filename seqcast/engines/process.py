@@ -3,36 +3,16 @@
 from __future__ import annotations
 
 import multiprocessing
-import sys
-import warnings
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from typing import Any, TypeVar
 
-from seqcast.engines.base import cpu_count, set_threads
+from seqcast.engines.base import cpu_count, results_of, run_with_threads, set_threads
 
 __all__ = ["ProcessEngine"]
 
 T = TypeVar("T")
 R = TypeVar("R")
-
-
-def _start_worker(threads: int) -> None:
-    """A worker's set-up: its share of the cores, and warnings as the command line shows them
-    (one line each, once per worker), not Python's two-line form with a source line."""
-    set_threads(threads)
-    shown: set[str] = set()
-
-    def one_line(message: Warning | str, *_: object, **__: object) -> None:
-        line = "seqcast: warning: " + " ".join(str(message).split())
-        if line not in shown:
-            shown.add(line)
-            print(line, file=sys.stderr)
-
-    warnings.showwarning = one_line
-    warnings.filterwarnings(
-        "ignore", r"(overflow|invalid value|divide by zero) encountered", RuntimeWarning
-    )
 
 
 class ProcessEngine:
@@ -59,10 +39,10 @@ class ProcessEngine:
             self._pool = ProcessPoolExecutor(
                 self.workers,
                 mp_context=multiprocessing.get_context("spawn"),
-                initializer=_start_worker,
+                initializer=set_threads,
                 initargs=(threads,),
             )
-        return list(self._pool.map(fn, items))
+        return results_of(self._pool.map(run_with_threads, [fn] * len(items), items))
 
     def close(self) -> None:
         """Stops the workers (a later :meth:`map` starts new ones)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
-from seqcast.engines.base import cpu_count, install_hint, run_with_threads
+from seqcast.engines.base import cpu_count, install_hint, results_of, run_with_threads
 from seqcast.errors import SeqcastError
 
 __all__ = ["RayEngine"]
@@ -56,7 +56,7 @@ class RayEngine:
         task = ray.remote(num_cpus=1, max_retries=0)(run_with_threads)
         pending = [task.remote(fn, item, 1) for item in items]
         try:
-            return list(ray.get(pending))
+            return results_of(ray.get(pending))
         except ray.exceptions.RayTaskError as exc:
             for ref in pending:  # the rest are not wanted: stop them quietly
                 ray.cancel(ref, force=True)
