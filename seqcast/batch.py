@@ -85,16 +85,13 @@ def forecast_partitions(
         DataError: a partition of the wrong shape, or too short for the model.
     """
     runner = get_engine(engine)
-    if isinstance(model, ModelSpec):
-        spec, fitted = model, None
-    else:
-        spec, fitted = model_spec(model), model
-    steps = horizon or (fitted or forecaster_from_spec(spec)).horizon
+    here = forecaster_from_spec(model) if isinstance(model, ModelSpec) else model
+    steps = horizon or here.horizon
     if runner.name == "local":  # here, from the model itself
-        here = fitted or forecaster_from_spec(spec)
         for values in partitions:
             yield _forecast(here, values, steps)
         return
+    spec = model if isinstance(model, ModelSpec) else model_spec(model)
     group = in_flight or 2 * int(getattr(runner, "workers", 1))
     iterator = iter(partitions)
     try:

@@ -353,7 +353,7 @@ def fit(
     series = forecaster.readable(series)  # gaps (fill mask) kept, or carried forward
     histories = [s.values for s in series.series]
     group: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    if launched() and launched_world() > 1:
+    if launched_world() > 1:
         group = process_group(rank_device(forecaster), dist_timeout)
     try:
         with group, EpochBar(quiet, err) as bar:

@@ -265,14 +265,12 @@ class Forecast:
         cuts = [[len(s) - offset for s in data.series] for offset in offsets]  # first steps
         labels = [data.label(s) for s in data.series]
 
-        def task(k: int, alias: str, model: Forecaster | ModelSpec) -> CutoffTask:
-            ends = cuts[k]
+        tasks = []
+        for ends in cuts:  # the same rows and known values for every model at a cutoff
             parts = [s.values[:end] for s, end in zip(data.series, ends, strict=True)]
-            known = self._known(data, list(data.series), ends, None)  # inside the data
-            return CutoffTask(alias, model, parts, labels, horizon, data.n_future,
-                              known(reach), needed)  # fmt: skip
-
-        tasks = [task(k, alias, m) for k in range(len(offsets)) for alias, m in self.models.items()]
+            known = self._known(data, list(data.series), ends, None)(reach)  # inside the data
+            tasks += [CutoffTask(alias, model, parts, labels, horizon, data.n_future, known,
+                                 needed) for alias, model in self.models.items()]  # fmt: skip
         engine = get_engine(self.engine)
         if refit and engine.name != "local":  # fits side by side: models go as specs
             shipped = [replace(t, model=model_spec(t.model)) for t in tasks]  # type: ignore[arg-type]
@@ -589,8 +587,8 @@ def _forecast_cutoff(fitted: _Fitted, task: CutoffTask) -> CutoffResult:
 def _needed_levels(
     level: Sequence[float] | None, quantiles: Sequence[float] | None
 ) -> tuple[float, ...]:
-    """Every quantile level the columns of ``level`` and ``quantiles`` need (as
-    :func:`_add_bands` asks for them)."""
+    """Every quantile level the columns of ``level`` and ``quantiles`` need, sorted: what
+    :func:`_add_bands` asks its bands for."""
     asked = check_quantiles(quantiles) if quantiles else ()
     bounds = [q for value in level or () for q in levels_to_quantiles([value])[0::2]]
     return tuple(check_quantiles([*asked, *bounds]))
@@ -644,7 +642,7 @@ def _add_bands(
     (``-q0.1``) from its quantile forecasts, asked for once for every level needed."""
     asked = check_quantiles(quantiles) if quantiles else ()
     intervals = {value: levels_to_quantiles([value])[0::2] for value in sorted(level or ())}
-    needed = check_quantiles([*asked, *(q for pair in intervals.values() for q in pair)])
+    needed = _needed_levels(level, quantiles)
     values = bands(needed)  # (S, T, 1, Q)
 
     def column(q: float) -> np.ndarray:

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from safetensors.numpy import load_file
 
-from seqcast.engines.distributed import Launched, _failure, launch_command
+from seqcast.engines.distributed import Launched, _failure, launch
 from seqcast.errors import SeqcastError
 from seqcast.training.loop import _merge_short_tail
 from seqcast.training.parallel import DataParallel
@@ -41,17 +41,13 @@ def test_a_last_batch_too_short_for_the_ranks_joins_the_one_before() -> None:
     assert [b.tolist() for b in kept] == [b.tolist() for b in batches]
 
 
-def test_the_launcher_command_is_torchrun_with_seqcast_as_the_entry_point() -> None:
-    one = launch_command(["fit", "d.csv"], 2)
-    assert one[1:3] == ["-m", "torch.distributed.run"] and "--standalone" in one
-    assert one[-4:] == ["-m", "seqcast", "fit", "d.csv"] and "--max-restarts=0" in one
-    many = launch_command(["fit"], 4, nnodes=2, rdzv_endpoint="head:29400", rdzv_id="job7")
-    assert {"--nnodes=2", "--rdzv-backend=c10d", "--rdzv-endpoint=head:29400"} <= set(many)
-    assert "--rdzv-id=job7" in many and "--standalone" not in many
+def test_the_launcher_refuses_impossible_counts_before_starting_anything() -> None:
     with pytest.raises(SeqcastError, match="needs a rendezvous address"):
-        launch_command(["fit"], 2, nnodes=2)
+        launch(["fit"], 2, nnodes=2)
     with pytest.raises(SeqcastError, match="nproc_per_node must be at least 1"):
-        launch_command(["fit"], 0)
+        launch(["fit"], 0)
+    with pytest.raises(SeqcastError, match="nnodes must be at least 1"):
+        launch(["fit"], 2, nnodes=0)
 
 
 def _series_file(path: Path, n_series: int = 6) -> Path:

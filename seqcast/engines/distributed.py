@@ -36,7 +36,6 @@ __all__ = [
     "Launched",
     "PeerLost",
     "launch",
-    "launch_command",
     "launched",
     "launched_rank",
     "launched_world",
@@ -155,31 +154,6 @@ def process_group(
         dist.barrier()
     finally:
         dist.destroy_process_group()
-
-
-def launch_command(
-    arguments: Sequence[str],
-    nproc_per_node: int,
-    *,
-    nnodes: int = 1,
-    rdzv_endpoint: str | None = None,
-    rdzv_id: str = "seqcast",
-) -> list[str]:
-    """The ``torchrun`` command line equivalent to :func:`launch`: what to run by hand, under
-    Slurm (``srun``) or from a scheduler, on every node.
-
-    Raises:
-        SeqcastError: impossible counts, or several nodes without an endpoint.
-    """
-    _check_counts(nproc_per_node, nnodes, rdzv_endpoint)
-    command = [sys.executable, "-m", "torch.distributed.run", f"--nproc-per-node={nproc_per_node}"]
-    command += [f"--nnodes={nnodes}", "--max-restarts=0"]
-    if rdzv_endpoint is None:
-        command.append("--standalone")
-    else:
-        command += ["--rdzv-backend=c10d", f"--rdzv-endpoint={rdzv_endpoint}"]
-        command.append(f"--rdzv-id={rdzv_id}")
-    return [*command, "-m", "seqcast", *arguments]
 
 
 def _check_counts(nproc_per_node: int, nnodes: int, rdzv_endpoint: str | None) -> None:
