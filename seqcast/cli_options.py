@@ -153,17 +153,19 @@ def model_options(
         Opt(
             "--scaling",
             help="Neural models: auto|pooled|window|mean (auto: pooled, or window where the "
-            "series' sizes lie more than three decades apart; window: each window also divided "
-            "by its context's spread; mean: by its mean absolute value, as DeepAR).",
+            "series' sizes lie more than three decades apart, mean with --likelihood negbin; "
+            "window: each window also divided by its context's spread; mean: by its mean "
+            "absolute value, as DeepAR).",
         ),
     ] = None,
     likelihood: Annotated[
         str | None,
         Opt(
             "--likelihood",
-            help="Neural models: none|quantile|studentt (quantile: a network trained with the "
-            "pinball loss forecasts quantiles that never cross; studentt: a Student-t "
-            "distribution per step, trained by likelihood; the median is the point forecast).",
+            help="Neural models: none|quantile|studentt|negbin (quantile: a network trained "
+            "with the pinball loss forecasts quantiles that never cross; studentt: a Student-t "
+            "distribution per step, trained by likelihood; negbin: a negative binomial per "
+            "step for counts, non-negative integers; the median is the point forecast).",
         ),
     ] = None,
     device: Annotated[

@@ -16,8 +16,8 @@ later value; cutoffs count back from each series' own end, so series of differen
 end dates are cut alike.
 
 Intervals (``level``) and quantiles (``quantiles``) come from every model: a network trained for
-them (``likelihood="quantile"`` or ``"studentt"``) gives its own, every other model conformal
-ones calibrated on a backtest inside the data it was fitted on
+them (``likelihood="quantile"``, ``"studentt"`` or ``"negbin"``) gives its own, every other model
+conformal ones calibrated on a backtest inside the data it was fitted on
 (:mod:`seqcast.evaluation.conformal`); either way cross-validation's intervals never see past
 their cutoff.
 """

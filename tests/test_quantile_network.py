@@ -220,7 +220,7 @@ def test_interval_calibration_moves_bounds_by_the_held_out_misses(likelihood: st
     assert np.all(np.sign(change[:, :, 0]) == np.sign(move)[None, :])
 
 
-@pytest.mark.parametrize("output", ["quantile", "studentt"])
+@pytest.mark.parametrize("output", ["quantile", "studentt", "negbin"])
 @pytest.mark.parametrize(
     "changes",
     [{}, {"cell": "lstm"}, {"cell": "gru", "num_layers": 1}, {"skip": False, "season_size": 0}],
@@ -228,24 +228,32 @@ def test_interval_calibration_moves_bounds_by_the_held_out_misses(likelihood: st
 def test_the_distribution_step_gives_autograds_loss_and_gradients(
     output: str, changes: dict[str, object]
 ) -> None:
-    from seqcast.networks import StudentTNet
+    from seqcast.networks import NegativeBinomialNet, StudentTNet
     from seqcast.training.compiled_step import CompiledStep, DistributionStep
-    from seqcast.training.loop import loss_function
+    from seqcast.training.loop import TrainData, loss_function
     from seqcast.training.optimizer import FlatParameters
 
-    outputs = len(LEVELS) if output == "quantile" else 3
+    outputs = {"quantile": len(LEVELS), "studentt": 3, "negbin": 2}[output]
     settings: dict[str, object] = dict(input_size=2, window=6, season_size=3, horizon=2,
                                        n_targets=2 * outputs, hidden_size=5)  # fmt: skip
     settings.update(changes)
     torch.manual_seed(0)
     base = RecurrentNet(RecurrentConfig(**settings))  # type: ignore[arg-type]
-    net = QuantileNet(base, LEVELS) if output == "quantile" else StudentTNet(base)
+    net = {"quantile": lambda: QuantileNet(base, LEVELS), "studentt": lambda: StudentTNet(base),
+           "negbin": lambda: NegativeBinomialNet(base)}[output]()  # fmt: skip
     generator = torch.Generator().manual_seed(1)
     window = torch.randn(9, 6, 2, generator=generator)
     season = torch.randn(9, int(settings["season_size"]), generator=generator)  # type: ignore[call-overload]
     target = 3 * torch.randn(9, 2, 2, generator=generator)
+    if output == "negbin":  # counts, each window's unit beside its targets in window units
+        size = 0.5 + 3 * torch.rand(9, 1, 2, generator=generator, dtype=torch.float64)
+        origin = 20 * torch.rand(9, 1, 2, generator=generator, dtype=torch.float64)
+        counts = torch.poisson(origin.expand(9, 2, 2), generator=generator)
+        target = TrainData(window, season, ((counts - origin) / size).float(),
+                           unit=torch.cat([size, origin], dim=1)).loss_target  # fmt: skip
     tensors = [getattr(base.rnn, n) for n in base.weight_names] + [base.head.weight, base.head.bias]
-    levels, distribution = (LEVELS, "") if output == "quantile" else ((), "studentt")
+    levels = LEVELS if output == "quantile" else ()
+    distribution = "" if output == "quantile" else output
     net.zero_grad()
     want_value = loss_function("mae", levels, distribution)(net(window, season), target)
     want_value.backward()

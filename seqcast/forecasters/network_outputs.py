@@ -19,6 +19,7 @@ from seqcast.forecasters.base import Forecaster, block_starts
 from seqcast.forecasters.inputs import InputSpec, ModelInputs, build_inputs
 from seqcast.forecasters.levels import GRID, conformal_levels, on_grid
 from seqcast.networks import ForecastNet
+from seqcast.networks.distribution import negative_binomial_moments
 from seqcast.training.loop import TrainData
 
 __all__ = ["CALIBRATION_WINDOWS", "SAMPLE_PATHS", "NetworkOutputs"]
@@ -26,6 +27,12 @@ __all__ = ["CALIBRATION_WINDOWS", "SAMPLE_PATHS", "NetworkOutputs"]
 #: Early-stopping windows (evenly spread) an interval calibration reads at most: ample for
 #: the conformal quantiles of 101 levels, and a Student-t's quantile function is slow.
 CALIBRATION_WINDOWS = 2000
+
+#: Negative binomial quantiles an interval calibration computes at most (about 1 s: scipy's
+#: discrete quantile function takes 3 to 9 µs apiece), and the windows it reads at least,
+#: however long the horizon.
+CALIBRATION_COUNTS = 300_000
+CALIBRATION_LEAST = 100
 
 #: Paths rolled out to give quantiles past the trained horizon.
 SAMPLE_PATHS = 200
@@ -181,7 +188,8 @@ class NetworkOutputs(Forecaster):
         scale, each interval's bounds moved by its calibration: (B, T, Ft, Q)."""
         params = self._outputs(inputs.window, inputs.season)  # (B, T, Ft, K)
         steps = levels.shape[1]
-        values = self._normalized_quantiles(params[:, :steps], levels)
+        unit = self._units(inputs.level, inputs.spread) if self.likelihood == "negbin" else None
+        values = self._normalized_quantiles(params[:, :steps], levels, unit)
         calibration = self.calibration_
         if calibration is not None:
             # q < 0.5 moves down by the adjustment of the interval 1 − 2q, q > 0.5 up.
@@ -194,15 +202,35 @@ class NetworkOutputs(Forecaster):
         flat = np.moveaxis(scaled, 3, 2).reshape(rows, steps * count, targets)
         back = self.scaler_.inverse_transform(flat, slice(0, targets))
         values = np.moveaxis(back.reshape(rows, steps, count, targets), 2, 3)
+        if self.likelihood == "negbin":  # whole counts, calibrated or not
+            values = np.round(values)
         return np.maximum(values, self._floors()[:, None])  # type: ignore[no-any-return]  # (Ft, 1): per target
 
     def _floors(self) -> np.ndarray:
         """Each target's least value: 0 where training never saw a negative one, else −∞."""
         return np.full(self.n_targets_, -np.inf) if self.floors_ is None else self.floors_
 
-    def _normalized_quantiles(self, params: np.ndarray, levels: np.ndarray) -> np.ndarray:
+    def _units(self, level: np.ndarray, spread: np.ndarray) -> np.ndarray:
+        """What one unit of each window's targets is in the original values, and the original
+        value at its 0, from the windows' level and spread (B, 1, Ft): (B, 2, Ft) float64.
+        Only for targets fitted without a transform (``likelihood`` negbin)."""
+        targets = slice(0, self.n_targets_)
+        if not (self.scaler_.power_[targets] == 1.0).all():
+            raise ValueError("window units map linearly to the original values only untransformed")
+        scale, shift = self.scaler_.scale_[targets], self.scaler_.shift_[targets]
+        size = spread[:, 0].astype(np.float64) * scale  # (B, Ft)
+        origin = level[:, 0].astype(np.float64) * scale + shift
+        return np.stack([size, origin], axis=1)
+
+    def _normalized_quantiles(
+        self, params: np.ndarray, levels: np.ndarray, unit: np.ndarray | None = None
+    ) -> np.ndarray:
         """Quantiles at ``levels`` (B, T, Ft, Q) of network outputs ``params`` (B, T, Ft, K)
-        in each window's own units."""
+        in each window's own units; a count distribution also reads each window's ``unit``
+        (B, 2, Ft) (:meth:`_units`)."""
+        if self.likelihood == "negbin":
+            assert unit is not None
+            return _negative_binomial_quantiles(params, levels, unit)
         if self.likelihood == "studentt":
             from scipy.special import stdtrit  # the Student-t quantile function
 
@@ -215,16 +243,21 @@ class NetworkOutputs(Forecaster):
         on): for each interval level of the grid and each step, the conformal quantile of
         how far the targets fall outside the network's interval, max(low − y, y − high), in
         each window's own units; :meth:`_inverse_cdf` moves the bounds by it."""
-        rows = np.unique(np.linspace(0, len(held) - 1, CALIBRATION_WINDOWS).astype(np.int64))
+        count = CALIBRATION_WINDOWS
+        if self.likelihood == "negbin":  # each bound a discrete quantile: a few µs apiece
+            values = 2 * len(GRID) * held.target[0].numel()  # per window
+            count = min(count, max(CALIBRATION_LEAST, CALIBRATION_COUNTS // values))
+        rows = np.unique(np.linspace(0, len(held) - 1, count).astype(np.int64))
         params = self._outputs(
             held.window[rows].numpy(), held.season[rows].numpy()
         )  # (N, T, Ft, K)
         target = held.target[rows].numpy().astype(np.float64)  # (N, T, Ft)
+        unit = None if held.unit is None else held.unit[rows].numpy().astype(np.float64)
         at = conformal_levels(len(target))
         calibration = np.empty((len(GRID), *target.shape[1:]))
         for g, level in enumerate(GRID):  # one level at a time: (N, T, Ft, 2) at most
             wanted = np.broadcast_to([0.5 - level / 2, 0.5 + level / 2], (*target.shape, 2))
-            bounds = self._normalized_quantiles(params, wanted)
+            bounds = self._normalized_quantiles(params, wanted, unit)
             outside = np.maximum(bounds[..., 0] - target, target - bounds[..., 1])
             calibration[g] = np.quantile(outside, at[g], axis=0, method="inverted_cdf")
         self.calibration_ = calibration
@@ -250,7 +283,7 @@ class NetworkOutputs(Forecaster):
         back: (B, T, Ft) float64, or (B, T, Ft, Q) quantiles from a quantile network."""
         total = self._outputs(inputs.window, inputs.season, batch_size)
         spread, level = inputs.spread.astype(np.float64), inputs.level.astype(np.float64)
-        if self.likelihood == "studentt":  # (B, T, Ft, 3): location, scale, freedom
+        if self.likelihood in ("studentt", "negbin"):  # location, spread[, freedom]
             total[..., 0] = total[..., 0] * spread + level
             total[..., 1] *= spread
             return total
@@ -276,6 +309,28 @@ class NetworkOutputs(Forecaster):
             total = forecast if total is None else total + forecast
         assert total is not None
         return total / len(self.networks_)
+
+
+def _negative_binomial_quantiles(
+    params: np.ndarray, levels: np.ndarray, unit: np.ndarray
+) -> np.ndarray:
+    """Quantiles at ``levels`` (B, T, Ft, Q) of the counts' negative binomials of network
+    outputs ``params`` (B, T, Ft, 2), in window units (count = a·value + b, ``unit``
+    (B, 2, Ft)): (B, T, Ft, Q), each an integer count mapped to its window's units."""
+    from scipy.stats import nbinom
+
+    steps = params.shape[1]
+    window_unit = np.broadcast_to(
+        np.moveaxis(unit, 1, 2)[:, None], (len(unit), steps, unit.shape[2], 2)
+    )
+    mean, successes = (
+        t.numpy()[..., None]
+        for t in negative_binomial_moments(
+            torch.from_numpy(np.ascontiguousarray(params)), torch.from_numpy(window_unit.copy())
+        )
+    )  # (B, T, Ft, 1) each
+    counts = nbinom.ppf(levels, successes, successes / (successes + mean))
+    return (counts - window_unit[..., 1:2]) / window_unit[..., 0:1]  # type: ignore[no-any-return]
 
 
 def _interpolate_each(

@@ -22,7 +22,13 @@ from seqcast.forecasters.base import EpochEnd
 from seqcast.forecasters.inputs import InputSpec, build_inputs, read_mask
 from seqcast.forecasters.levels import GRID
 from seqcast.forecasters.network_outputs import NetworkOutputs
-from seqcast.networks import ForecastNet, QuantileNet, RecurrentNet, StudentTNet
+from seqcast.networks import (
+    ForecastNet,
+    NegativeBinomialNet,
+    QuantileNet,
+    RecurrentNet,
+    StudentTNet,
+)
 from seqcast.training.device import training_device
 from seqcast.training.loop import DIVERGENCE_ARGUMENTS, History, TrainConfig, TrainData, train
 from seqcast.training.lr_finder import LRFinderResult, find_lr
@@ -53,10 +59,12 @@ AUTO_SPAN = 1000.0
 SAMPLINGS = ("windows", "series")
 
 #: What the network forecasts: ``none`` (a point), ``quantile`` (several quantiles that never
-#: cross, trained with the pinball loss; the median is the point forecast) or ``studentt`` (a
+#: cross, trained with the pinball loss; the median is the point forecast), ``studentt`` (a
 #: Student-t distribution per step, trained by negative log-likelihood; its location, the
-#: median, is the point forecast).
-LIKELIHOODS = ("none", "quantile", "studentt")
+#: median, is the point forecast) or ``negbin`` (for series of counts, non-negative integers:
+#: a negative binomial per step on the counts themselves, trained by negative log-likelihood;
+#: its median is the point forecast).
+LIKELIHOODS = ("none", "quantile", "studentt", "negbin")
 #: The quantile levels a ``quantile`` network forecasts unless told: M3's 0.1 … 0.9 and the
 #: bounds of the 80 %, 90 % and 95 % intervals.
 QUANTILE_LEVELS = (0.025, 0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95, 0.975)
@@ -83,15 +91,17 @@ class NeuralForecaster(NetworkOutputs):
         seq2seq: add a loss on the forecasts made from every window step.
         transform: ``auto``, ``none``, ``sqrt`` or ``log`` (see :mod:`seqcast.data.scaling`).
         scaling: ``auto`` (``pooled``, or ``window`` where the series' sizes lie more than
-            three decades apart), ``pooled``, ``window`` or ``mean`` (see :data:`SCALINGS`);
-            the one used is ``scaling_``.
+            three decades apart; ``mean`` with ``likelihood`` negbin), ``pooled``, ``window``
+            or ``mean`` (see :data:`SCALINGS`); the one used is ``scaling_``.
         sampling: ``windows`` (every training window once per epoch) or ``series`` (windows
             drawn so that every series is drawn as often, however long it is).
         ensemble: networks trained, from seeds ``seed`` to ``seed + ensemble − 1`` (initial
             weights and shuffling) on the same windows; forecasts are their mean.
-        likelihood: ``none``, ``quantile`` or ``studentt`` (see :data:`LIKELIHOODS`); a
-            network trained for quantiles answers :meth:`predict_quantiles` itself, a point
-            network gets conformal intervals (:mod:`seqcast.evaluation.conformal`).
+        likelihood: ``none``, ``quantile``, ``studentt`` or ``negbin`` (see
+            :data:`LIKELIHOODS`); a network trained for quantiles answers
+            :meth:`predict_quantiles` itself, a point network gets conformal intervals
+            (:mod:`seqcast.evaluation.conformal`). ``negbin`` needs target values that are
+            non-negative integers and no transform (``auto`` is then ``none``).
         quantile_levels: the levels a quantile network is trained for (default
             :data:`QUANTILE_LEVELS`; 0.5 is always added); others are interpolated.
         calibrate_intervals: move a probabilistic network's interval bounds by how far the
@@ -199,6 +209,8 @@ class NeuralForecaster(NetworkOutputs):
         likelihood asks."""
         if self.likelihood == "studentt":
             return StudentTNet(self.build_network(spec, outputs=3))
+        if self.likelihood == "negbin":
+            return NegativeBinomialNet(self.build_network(spec, outputs=2))
         levels = self.levels
         if not levels:
             return self.build_network(spec)
@@ -216,7 +228,7 @@ class NeuralForecaster(NetworkOutputs):
             seq2seq=self.seq2seq,
             schedule=self.schedule,
             quantiles=self.levels,
-            distribution="studentt" if self.likelihood == "studentt" else "",
+            distribution=self.likelihood if self.likelihood in ("studentt", "negbin") else "",
         )
 
     def build_network(self, spec: InputSpec, outputs: int = 1) -> ForecastNet:
@@ -251,6 +263,12 @@ class NeuralForecaster(NetworkOutputs):
             raise DataError(
                 f"likelihood {self.likelihood} cannot train seq2seq; turn one off",
                 arguments=("likelihood", "seq2seq"),
+            )
+        if self.likelihood == "negbin" and self.transform not in ("auto", "none"):
+            raise DataError(
+                f"likelihood negbin models the counts themselves; transform {self.transform} "
+                "cannot apply (use transform none or auto)",
+                arguments=("likelihood", "transform"),
             )
         if self.likelihood == "quantile":
             for q in self.levels:
@@ -375,6 +393,8 @@ class NeuralForecaster(NetworkOutputs):
         carried forward, windows read them as unobserved inputs, and no window whose targets
         hold one is trained on."""
         gapped = any(has_gaps(s) for s in series)
+        if self.likelihood == "negbin":
+            _check_counts(series, self.n_targets_)
         raw, series = series, [carry_forward(s) for s in series]
         power = self._power(series)
         self.scaler_ = Scaler("standard", power).fit(series)
@@ -388,7 +408,11 @@ class NeuralForecaster(NetworkOutputs):
             transform_power(s[:, : self.n_targets_], power[: self.n_targets_]) for s in series
         ]
         self.scaling_ = self.scaling
-        if self.scaling == "auto":  # one scale where it can serve every series
+        if self.scaling == "auto" and self.likelihood == "negbin":
+            # DeepAR's for counts: the spread the network forecasts is relative to each
+            # window's size, so a series of 3 a day and one of 3,000 get their own.
+            self.scaling_ = "mean"
+        elif self.scaling == "auto":  # one scale where it can serve every series
             span = scale_span([x[:, : self.n_targets_] for x in powered])
             self.scaling_ = "window" if span > AUTO_SPAN else "pooled"
         if self.scaling_ == "mean":
@@ -454,7 +478,10 @@ class NeuralForecaster(NetworkOutputs):
         """Each channel's transform exponent: chosen per channel from the training series with
         ``auto``; a fixed ``sqrt`` or ``log`` applies to the targets, not the covariates."""
         if self.transform == "auto":
-            return choose_power(series)
+            power = choose_power(series)
+            if self.likelihood == "negbin":  # the distribution is of the counts as they are
+                power[: self.n_targets_] = 1.0
+            return power
         lam = TRANSFORMS[self.transform]
         targets = slice(0, self.n_targets_)
         if lam < 1.0 and min(float(s[:, targets].min()) for s in series) < 0:
@@ -496,11 +523,15 @@ class NeuralForecaster(NetworkOutputs):
             step_target = steps[first : first + len(views)] - inputs.level[:, :, None, :]
             step_target = step_target / inputs.spread[:, :, None, :]
             step_target = torch.from_numpy(np.ascontiguousarray(step_target, dtype=np.float32))
+        unit = None
+        if self.likelihood == "negbin":  # the counts are a·target + b
+            unit = torch.from_numpy(self._units(inputs.level, inputs.spread))
         return TrainData(
             window=torch.from_numpy(inputs.window),
             season=torch.from_numpy(inputs.season),
             target=torch.from_numpy(np.ascontiguousarray(target, dtype=np.float32)),
             step_target=step_target,
+            unit=unit,
         )
 
     # --------------------------------------------------------------------------- forecasting
@@ -558,6 +589,9 @@ class NeuralForecaster(NetworkOutputs):
                 "the context has missing or infinite values in the steps the model reads "
                 f"(first in window {first + bad})"
             )
+        if self.likelihood == "negbin":  # the median count is the point forecast
+            median = np.full((len(context), self.horizon, self.n_targets_, 1), 0.5)
+            return self._inverse_cdf(inputs, median)[..., 0]
         out = self.forward_scaled(inputs)  # (B, T, Ft), or (B, T, Ft, Q | 3)
         if self.likelihood == "studentt":
             out = out[..., 0]  # the location, the median, is the point forecast
@@ -685,6 +719,22 @@ def _size(values: np.ndarray) -> np.ndarray:
     return np.where(size > 1e-8, size, 1.0)
 
 
+def _check_counts(series: list[np.ndarray], n_targets: int) -> None:
+    """Refuses training targets that are not counts (non-negative integers; gaps pass),
+    naming the first such value."""
+    for i, values in enumerate(series):
+        targets = values[:, :n_targets]
+        bad = ~np.isnan(targets) & ((targets < 0) | (targets != np.round(targets)))
+        if bad.any():
+            row, channel = (int(k[0]) for k in np.nonzero(bad))
+            raise DataError(
+                f"likelihood negbin forecasts counts (integers of at least 0), but training "
+                f"series {i} has {targets[row, channel]:g} in target channel {channel} at row "
+                f"{row}; use likelihood studentt or quantile",
+                arguments=("likelihood",),
+            )
+
+
 def _concat(parts: list[TrainData]) -> TrainData:
     if len(parts) == 1:
         return parts[0]
@@ -697,4 +747,5 @@ def _concat(parts: list[TrainData]) -> TrainData:
         target=torch.cat([p.target for p in parts]),
         step_target=steps,
         weight=None if parts[0].weight is None else torch.cat([p.weight for p in parts]),  # type: ignore[misc]
+        unit=None if parts[0].unit is None else torch.cat([p.unit for p in parts]),  # type: ignore[misc]
     )

@@ -25,11 +25,15 @@ import math
 import torch
 
 from seqcast import _native as native
-from seqcast.networks import QuantileNet, RecurrentNet, StudentTNet
+from seqcast.networks import NegativeBinomialNet, QuantileNet, RecurrentNet, StudentTNet
+from seqcast.networks.distribution import LEAST_DISPERSION
 from seqcast.networks.quantile import ordered
 from seqcast.training.optimizer import FlatParameters
 
 __all__ = ["HEAD_IN_C", "CompiledStep", "DistributionStep"]
+
+#: The probabilistic outputs :class:`DistributionStep` trains.
+DistributionNet = QuantileNet | StudentTNet | NegativeBinomialNet
 
 #: Largest output layer (weights) whose products run in the compiled call. Its plain loops beat
 #: PyTorch's per-operation cost on small layers; MKL's matrix products win on large ones
@@ -57,8 +61,10 @@ class CompiledStep:
         cls, model: torch.nn.Module, parameters: FlatParameters, loss: str, seq2seq: bool
     ) -> CompiledStep | DistributionStep | None:
         """The compiled step for ``model``, or None where training must use autograd."""
-        if (isinstance(model, QuantileNet) and loss == "pinball") or (
-            isinstance(model, StudentTNet) and loss == "studentt"
+        if (
+            (isinstance(model, QuantileNet) and loss == "pinball")
+            or (isinstance(model, StudentTNet) and loss == "studentt")
+            or (isinstance(model, NegativeBinomialNet) and loss == "negbin")
         ):
             return DistributionStep.create(model, parameters, seq2seq)
         if not isinstance(model, RecurrentNet) or seq2seq or model.conv is not None:
@@ -124,27 +130,30 @@ class CompiledStep:
 
 class DistributionStep:
     """The training step of a probabilistic output (:class:`QuantileNet`,
-    :class:`StudentTNet`) over the standard recurrent network: the compiled recurrence forward
-    and backward (as :class:`CompiledStep`), then the output layer and the loss with their
-    derivatives written out in a dozen tensor operations (autograd's bookkeeping over them cost
-    as much as the recurrence). Tested against autograd."""
+    :class:`StudentTNet`, :class:`NegativeBinomialNet`) over the standard recurrent network:
+    the compiled recurrence forward and backward (as :class:`CompiledStep`), then the output
+    layer and the loss with their derivatives written out in a dozen tensor operations
+    (autograd's bookkeeping over them cost as much as the recurrence). Tested against
+    autograd."""
 
-    def __init__(self, net: QuantileNet | StudentTNet, parameters: FlatParameters) -> None:
+    def __init__(self, net: DistributionNet, parameters: FlatParameters) -> None:
         self.net = net
         self.base: RecurrentNet = net.base  # type: ignore[assignment]
         self.parameters = parameters
-        self.head_loss = (
-            _PinballHead(net.levels, net.median)
-            if isinstance(net, QuantileNet)
-            else _StudentTHead()
-        )
+        self.head_loss: _PinballHead | _StudentTHead | _NegativeBinomialHead
+        if isinstance(net, QuantileNet):
+            self.head_loss = _PinballHead(net.levels, net.median)
+        elif isinstance(net, StudentTNet):
+            self.head_loss = _StudentTHead()
+        else:
+            self.head_loss = _NegativeBinomialHead()
         self.weights = [getattr(self.base.rnn, name) for name in self.base.weight_names]
         self.grads: list[torch.Tensor] = [w.grad for w in self.weights]
         self.plan: tuple[tuple[int, ...], native.CompiledStack] | None = None
 
     @classmethod
     def create(
-        cls, model: QuantileNet | StudentTNet, parameters: FlatParameters, seq2seq: bool
+        cls, model: DistributionNet, parameters: FlatParameters, seq2seq: bool
     ) -> DistributionStep | None:
         base = model.base
         if not isinstance(base, RecurrentNet) or seq2seq or base.conv is not None:
@@ -161,7 +170,8 @@ class DistributionStep:
 
     def __call__(self, window: torch.Tensor, season: torch.Tensor, target: torch.Tensor) -> float:
         """The batch's mean loss; its gradients are left in the trained tensors' ``.grad``.
-        Shapes: window (B, L, F_in), season (B, S), target (B, T, Ft)."""
+        Shapes: window (B, L, F_in), season (B, S), target (B, T, Ft), or (B, T, Ft, 3) with
+        each window's unit for a count distribution."""
         if self.plan is None or self.plan[0] != tuple(window.shape):
             stack = self._prepare(*window.shape)
             if self.plan is None:
@@ -176,7 +186,9 @@ class DistributionStep:
             inputs = torch.cat(parts, dim=1)  # (B, I)
             head = self.base.head
             raw = torch.addmm(head.bias, inputs, head.weight.t())  # (B, O), O = T·Ft·K
-            value, grad_raw = self.head_loss(raw, target.reshape(-1))
+            # (B, T, Ft) -> (B·T·Ft,); with units (B, T, Ft, 3) -> (B·T·Ft, 3).
+            flat = target.reshape(-1, *target.shape[3:])
+            value, grad_raw = self.head_loss(raw, flat)
             grad_raw = grad_raw.reshape(inputs.shape[0], -1)  # (B, O)
             torch.mm(grad_raw.t(), inputs, out=head.weight.grad)
             torch.sum(grad_raw, dim=0, out=head.bias.grad)
@@ -247,6 +259,44 @@ class _StudentTHead:
             dim=1,
         )
         return float(nll.mean()), grad_raw / count
+
+
+class _NegativeBinomialHead:
+    """The mean negative log-likelihood of a negative binomial (:class:`NegativeBinomialNet`)
+    and its derivative by the raw outputs, in float64.
+
+    With μ = softplus(a·r₀ + b), σ = softplus(r₁) + 10⁻⁴ and r = μ² / (a·σ)² (at most
+    1/:data:`LEAST_DISPERSION`), the loss is −[lgamma(y + r) − lgamma(r) − lgamma(y + 1)
+    + r·log r + y·log μ − (r + y)·log(r + μ)]; by the chain rule through r(μ, σ)."""
+
+    def __call__(self, raw: torch.Tensor, target: torch.Tensor) -> tuple[float, torch.Tensor]:
+        """Raw outputs (B, T·Ft·2) and targets with their units (B·T·Ft, 3) -> the loss and
+        d loss / d raw."""
+        raw64 = raw.reshape(-1, 2).double()  # (N, 2)
+        size, origin = target[:, 1].double(), target[:, 2].double()
+        counts = torch.round(size * target[:, 0].double() + origin)
+        pre = size * raw64[:, 0] + origin
+        mean = torch.nn.functional.softplus(pre) + 1e-8
+        spread = torch.nn.functional.softplus(raw64[:, 1]) + 1e-4
+        free = (size * spread) ** 2 / mean**2 > LEAST_DISPERSION  # r is not at its bound
+        successes = mean**2 / torch.clamp((size * spread) ** 2, min=LEAST_DISPERSION * mean**2)
+        total = successes + mean
+        nll = -(
+            torch.lgamma(counts + successes) - torch.lgamma(successes)
+            - torch.lgamma(counts + 1.0) + successes * torch.log(successes)
+            + counts * torch.log(mean) - (successes + counts) * torch.log(total)
+        )  # fmt: skip
+        by_mean = (successes + counts) / total - counts / mean  # r held fixed
+        by_successes = -(
+            torch.digamma(counts + successes) - torch.digamma(successes) + torch.log(successes)
+            + 1.0 - torch.log(total) - (successes + counts) / total
+        )  # fmt: skip
+        by_successes = torch.where(free, by_successes, 0.0)
+        by_mean = by_mean + by_successes * 2.0 * successes / mean  # r = μ²/(aσ)²
+        grad_location = by_mean * size * torch.sigmoid(pre)
+        grad_spread = by_successes * (-2.0 * successes / spread) * torch.sigmoid(raw64[:, 1])
+        grad_raw = torch.stack([grad_location, grad_spread], dim=1) / nll.numel()
+        return float(nll.mean()), grad_raw.to(raw.dtype)
 
 
 def _rows(matrix: torch.Tensor) -> torch.Tensor:

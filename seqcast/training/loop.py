@@ -19,7 +19,7 @@ from torch import nn
 
 from seqcast.data.windows import iterate_batches
 from seqcast.errors import SeqcastError
-from seqcast.networks.distribution import StudentTLoss
+from seqcast.networks.distribution import NegativeBinomialLoss, StudentTLoss
 from seqcast.networks.quantile import PinballLoss
 from seqcast.training.compiled_step import CompiledStep
 from seqcast.training.optimizer import FlatOptimizer, FlatParameters
@@ -31,6 +31,8 @@ __all__ = ["LOSSES", "OPTIMIZERS", "History", "TrainConfig", "TrainData", "Train
 LOSSES = ("huber", "mse", "mae")
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("plateau", "onecycle", "none")
+#: What a probabilistic network's negative log-likelihood is of ("": no distribution).
+DISTRIBUTIONS = ("", "studentt", "negbin")
 #: A loss this many times the untrained model's (at least 1e-3) counts as divergence.
 EXPLOSION_FACTOR = 1e3
 #: Without a validation slice, each epoch's weights are scored on at most this many training
@@ -65,7 +67,9 @@ class TrainConfig:
         quantiles: the levels of a quantile network's outputs (B, T, Ft, Q); when given, the
             loss is their mean pinball loss instead of ``loss``.
         distribution: ``studentt`` for a network forecasting Student-t parameters
-            (B, T, Ft, 3), trained by negative log-likelihood instead of ``loss``; else empty.
+            (B, T, Ft, 3), or ``negbin`` for one forecasting negative binomial parameters
+            (B, T, Ft, 2) of counts (its data carry each window's ``unit``), trained by
+            negative log-likelihood instead of ``loss``; else empty.
     """
 
     epochs: int = 200
@@ -93,7 +97,12 @@ class TrainConfig:
                 )
         if not self.lr > 0 or not math.isfinite(self.lr):
             raise SeqcastError(f"lr must be a positive number, got {self.lr}", arguments=("lr",))
-        for name, choices in (("loss", LOSSES), ("optimizer", OPTIMIZERS), ("schedule", SCHEDULES)):
+        for name, choices in (
+            ("loss", LOSSES),
+            ("optimizer", OPTIMIZERS),
+            ("schedule", SCHEDULES),
+            ("distribution", DISTRIBUTIONS),
+        ):
             value = getattr(self, name)
             if value not in choices:
                 raise SeqcastError(
@@ -113,6 +122,9 @@ class TrainData:
         step_target: (N, L, T, Ft) targets after every step (sequence-to-sequence), or None.
         weight: (N,) how often each window is drawn, relative to the others (None: each once
             per epoch, in a shuffled order); an epoch then draws N windows with replacement.
+        unit: (N, 2, Ft) float64: what one unit of each window's targets is in the original
+            values, and the original value at its 0 (original = a·target + b), for a loss on
+            the original scale (a count distribution); None otherwise.
     """
 
     window: torch.Tensor
@@ -120,6 +132,7 @@ class TrainData:
     target: torch.Tensor
     step_target: torch.Tensor | None = None
     weight: torch.Tensor | None = None
+    unit: torch.Tensor | None = None
 
     def __len__(self) -> int:
         return int(self.window.shape[0])
@@ -127,15 +140,28 @@ class TrainData:
     def to(self, device: torch.device) -> TrainData:
         """The same tensors on ``device`` (the drawing weights stay with the sampler's numpy)."""
         step = None if self.step_target is None else self.step_target.to(device)
+        unit = None if self.unit is None else self.unit.to(device)
         return TrainData(
             self.window.to(device), self.season.to(device), self.target.to(device), step,
-            self.weight,
+            self.weight, unit,
         )  # fmt: skip
 
     def take(self, index: torch.Tensor | slice) -> TrainData:
         step = None if self.step_target is None else self.step_target[index]
         weight = None if self.weight is None else self.weight[index]
-        return TrainData(self.window[index], self.season[index], self.target[index], step, weight)
+        unit = None if self.unit is None else self.unit[index]
+        return TrainData(
+            self.window[index], self.season[index], self.target[index], step, weight, unit
+        )
+
+    @property
+    def loss_target(self) -> torch.Tensor:
+        """What the loss reads: the targets (N, T, Ft), or, with a ``unit``, each target
+        beside its window's unit (N, T, Ft, 3)."""
+        if self.unit is None:
+            return self.target
+        unit = self.unit.transpose(1, 2)[:, None].expand(-1, self.target.shape[1], -1, -1)
+        return torch.cat([self.target[..., None].double(), unit.double()], dim=-1)
 
 
 @dataclass
@@ -187,6 +213,8 @@ def loss_function(
     log-likelihood of a ``distribution``, when given."""
     if distribution == "studentt":
         return StudentTLoss()
+    if distribution == "negbin":
+        return NegativeBinomialLoss()
     if quantiles:
         return PinballLoss(quantiles)
     return {"huber": nn.HuberLoss(delta=1.0), "mse": nn.MSELoss(), "mae": nn.L1Loss()}[name]
@@ -208,7 +236,7 @@ def batch_loss(
     if seq2seq and batch.step_target is not None:
         forecast, per_step = model(batch.window, batch.season, steps=True)
         return 0.5 * (loss_fn(forecast, batch.target) + loss_fn(per_step, batch.step_target))  # type: ignore[no-any-return]
-    return loss_fn(model(batch.window, batch.season), batch.target)  # type: ignore[no-any-return]
+    return loss_fn(model(batch.window, batch.season), batch.loss_target)  # type: ignore[no-any-return]
 
 
 def evaluate(
@@ -227,7 +255,7 @@ def evaluate(
     with torch.no_grad():
         for start in range(0, len(mine), batch_size):
             part = mine.take(slice(start, start + batch_size))
-            total += float(loss_fn(model(part.window, part.season), part.target)) * len(part)
+            total += float(loss_fn(model(part.window, part.season), part.loss_target)) * len(part)
     if parallel is not None:
         summed = torch.tensor([total], dtype=torch.float64, device=data.window.device)
         total = float(parallel.sum_(summed)[0])
@@ -355,7 +383,7 @@ def _train(
             # training, those of this rank's share, then summed over the ranks).
             part = batch if parallel is None else batch.take(parallel.shard(len(batch)))
             if compiled is not None:  # by hand: the same numbers, faster
-                value = compiled(part.window, part.season, part.target)
+                value = compiled(part.window, part.season, part.loss_target)
             else:
                 value = _autograd_step(model, part, loss_fn, config.seq2seq, parameters)
             if parallel is not None:
