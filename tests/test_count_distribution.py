@@ -182,3 +182,30 @@ def test_the_command_line_backtests_counts_and_names_the_flag_for_others(
                    "--likelihood", "negbin", "--horizon", "3", "--season", "12", "--window",
                    "12", "--epochs", "1", "--val-size", "30", "--quiet")  # fmt: skip
     assert_one_error_line(run, "--likelihood", "counts")
+
+
+def test_the_service_answers_whole_count_quantiles(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from seqcast.serving import create_app
+
+    counts, _ = seasonal_counts(200)
+    path = tmp_path / "counts.csv"
+    pd.DataFrame({"t": np.arange(200), "y": counts[:, 0].astype(int)}).to_csv(path, index=False)
+    run = run_main(capsys, "fit", str(path), "--time-col", "t", "-m", "rnn", "--likelihood",
+                   "negbin", "--horizon", "3", "--season", "12", "--window", "12", "--epochs",
+                   "3", "--hidden-size", "4", "--out", str(tmp_path / "m"), "--quiet")  # fmt: skip
+    assert run.code == 0, run.err
+    client = TestClient(create_app([tmp_path / "m"]))
+    history = counts[-40:, 0].tolist()
+    body = client.post("/models/m/forecast", json={"history": history, "quantiles": [0.1, 0.9]})
+    assert body.status_code == 200, body.text
+    answer = body.json()["quantiles"]
+    low, high = np.array(answer["0.1"]), np.array(answer["0.9"])
+    assert len(low) == 3 and np.all(low <= high) and low.min() >= 0
+    np.testing.assert_array_equal(low, np.round(low))
+    model = load_model(tmp_path / "m").forecaster
+    want = model.predict_quantiles(counts[None, -40:], (0.1, 0.9))  # type: ignore[attr-defined]
+    np.testing.assert_allclose(high, want[0, :, 0, 1])
