@@ -49,14 +49,14 @@ def test_the_loss_is_scipys_negative_binomial_log_probability() -> None:
     target = torch.cat([((counts - 40.0) / 10.0)[..., None], unit.expand(1, 2, 1, 2)], dim=-1)
     got = float(NegativeBinomialLoss()(params, target))
     want = []
-    for (loc, spread), y in (((0.5, 0.2), 47.0), ((-2.0, 1.5), 22.0)):
+    means, successes = negative_binomial_moments(params, unit.expand(1, 2, 1, 2))
+    for k, ((loc, spread), y) in enumerate((((0.5, 0.2), 47.0), ((-2.0, 1.5), 22.0))):
         mean = float(np.log1p(np.exp(10.0 * loc + 40.0))) + 1e-8
-        r = mean**2 / (10.0 * spread) ** 2
+        r = mean**2 / (10.0 * spread) ** 2  # variance μ + μ²/r = μ + (a·σ)²
+        assert float(means[0, k, 0]) == pytest.approx(mean, rel=1e-12)
+        assert float(successes[0, k, 0]) == pytest.approx(r, rel=1e-12)
         want.append(-stats.nbinom.logpmf(y, r, r / (r + mean)))
-        assert mean + mean**2 / r == pytest.approx(mean + (10.0 * spread) ** 2)
     assert got == pytest.approx(float(np.mean(want)), rel=1e-9)
-    mean, r = negative_binomial_moments(params, unit.expand(1, 2, 1, 2))
-    assert float(mean[0, 1, 0]) == pytest.approx(float(np.log1p(np.exp(20.0))) + 1e-8, rel=1e-12)
 
 
 def test_quantiles_are_whole_counts_of_the_networks_distribution() -> None:

@@ -65,14 +65,15 @@ class NetworkOutputs(Forecaster):
         horizon: int | None = None,
         future: np.ndarray | None = None,
     ) -> np.ndarray:
-        """Quantile forecasts of a network trained for them (``likelihood`` quantile or
-        studentt).
+        """Quantile forecasts of a network trained for them (``likelihood`` quantile,
+        studentt or negbin).
 
         Up to the trained horizon they are the network's own (a quantile network's levels it
         was not trained for are linear between the nearest trained ones, the outermost beyond;
-        a Student-t's come from its quantile function). Past it, :data:`SAMPLE_PATHS` paths
-        are rolled out, each step drawn from the forecast distribution and fed back, and the
-        later steps' quantiles are those of the paths: their spread grows with the step.
+        a Student-t's and a negative binomial's come from their quantile functions). Past it,
+        :data:`SAMPLE_PATHS` paths are rolled out, each step drawn from the forecast
+        distribution and fed back, and the later steps' quantiles are those of the paths: their
+        spread grows with the step.
 
         Args:
             context: (B, C, F) past values ending just before each origin.

@@ -19,8 +19,9 @@ __all__ = [
     "NegativeBinomialNet",
     "StudentTLoss",
     "StudentTNet",
+    "negative_binomial_log_prob",
     "negative_binomial_moments",
-    "negative_binomial_nll",
+    "unpack_counts",
 ]
 
 #: The degrees of freedom a network starts from (fairly heavy tails).
@@ -150,19 +151,25 @@ def negative_binomial_moments(
     return mean, 1.0 / dispersion
 
 
-def negative_binomial_nll(
-    params: torch.Tensor, counts: torch.Tensor, unit: torch.Tensor
+def negative_binomial_log_prob(
+    counts: torch.Tensor, mean: torch.Tensor, successes: torch.Tensor
 ) -> torch.Tensor:
-    """The negative log-probability of each count (...) under the distributions of ``params``
-    (..., 2) in windows of ``unit`` (..., 2): float64 (...)."""
-    mean, successes = negative_binomial_moments(params, unit)
+    """The log-probability of each count (...) under negative binomials of mean μ and
+    ``successes`` r (...) (:func:`negative_binomial_moments`): float64 (...)."""
     counts = counts.double()
     log_total = torch.log(successes + mean)
-    return -(
+    return (
         torch.lgamma(counts + successes) - torch.lgamma(successes) - torch.lgamma(counts + 1.0)
         + successes * (torch.log(successes) - log_total)
         + counts * (torch.log(mean) - log_total)
     )  # fmt: skip
+
+
+def unpack_counts(target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Targets packed with their windows' units (..., 3) (``TrainData.loss_target``) -> the
+    counts round(a·z + b) (...) and the units (..., 2), float64."""
+    unit = target[..., 1:].double()
+    return torch.round(unit[..., 0] * target[..., 0].double() + unit[..., 1]), unit
 
 
 class NegativeBinomialLoss(nn.Module):
@@ -171,6 +178,6 @@ class NegativeBinomialLoss(nn.Module):
     window's unit (a, b); the count is round(a·z + b)."""
 
     def forward(self, params: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        unit = target[..., 1:]
-        counts = torch.round(unit[..., 0].double() * target[..., 0] + unit[..., 1].double())
-        return negative_binomial_nll(params, counts, unit).mean().to(params.dtype)
+        counts, unit = unpack_counts(target)
+        mean, successes = negative_binomial_moments(params, unit)
+        return -negative_binomial_log_prob(counts, mean, successes).mean().to(params.dtype)

@@ -26,7 +26,12 @@ import torch
 
 from seqcast import _native as native
 from seqcast.networks import NegativeBinomialNet, QuantileNet, RecurrentNet, StudentTNet
-from seqcast.networks.distribution import LEAST_DISPERSION
+from seqcast.networks.distribution import (
+    LEAST_DISPERSION,
+    negative_binomial_log_prob,
+    negative_binomial_moments,
+    unpack_counts,
+)
 from seqcast.networks.quantile import ordered
 from seqcast.training.optimizer import FlatParameters
 
@@ -273,27 +278,21 @@ class _NegativeBinomialHead:
         """Raw outputs (B, T·Ft·2) and targets with their units (B·T·Ft, 3) -> the loss and
         d loss / d raw."""
         raw64 = raw.reshape(-1, 2).double()  # (N, 2)
-        size, origin = target[:, 1].double(), target[:, 2].double()
-        counts = torch.round(size * target[:, 0].double() + origin)
-        pre = size * raw64[:, 0] + origin
-        mean = torch.nn.functional.softplus(pre) + 1e-8
+        counts, unit = unpack_counts(target)
         spread = torch.nn.functional.softplus(raw64[:, 1]) + 1e-4
-        free = (size * spread) ** 2 / mean**2 > LEAST_DISPERSION  # r is not at its bound
-        successes = mean**2 / torch.clamp((size * spread) ** 2, min=LEAST_DISPERSION * mean**2)
+        mean, successes = negative_binomial_moments(torch.stack([raw64[:, 0], spread], dim=1), unit)
+        nll = -negative_binomial_log_prob(counts, mean, successes)
         total = successes + mean
-        nll = -(
-            torch.lgamma(counts + successes) - torch.lgamma(successes)
-            - torch.lgamma(counts + 1.0) + successes * torch.log(successes)
-            + counts * torch.log(mean) - (successes + counts) * torch.log(total)
-        )  # fmt: skip
         by_mean = (successes + counts) / total - counts / mean  # r held fixed
         by_successes = -(
             torch.digamma(counts + successes) - torch.digamma(successes) + torch.log(successes)
             + 1.0 - torch.log(total) - (successes + counts) / total
         )  # fmt: skip
-        by_successes = torch.where(free, by_successes, 0.0)
+        # r at its bound does not move with μ or σ.
+        by_successes = torch.where(successes < 1.0 / LEAST_DISPERSION, by_successes, 0.0)
         by_mean = by_mean + by_successes * 2.0 * successes / mean  # r = μ²/(aσ)²
-        grad_location = by_mean * size * torch.sigmoid(pre)
+        size = unit[:, 0]
+        grad_location = by_mean * size * torch.sigmoid(size * raw64[:, 0] + unit[:, 1])
         grad_spread = by_successes * (-2.0 * successes / spread) * torch.sigmoid(raw64[:, 1])
         grad_raw = torch.stack([grad_location, grad_spread], dim=1) / nll.numel()
         return float(nll.mean()), grad_raw.to(raw.dtype)
