@@ -13,11 +13,12 @@ from types import SimpleNamespace
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 from safetensors.numpy import load_file
 
-from seqcast.engines.distributed import Launched, _failure, launch
+from seqcast.engines.distributed import PEER_LOST, Launched, _failure, launch
 from seqcast.errors import SeqcastError
-from seqcast.training.loop import _merge_short_tail
+from seqcast.training.loop import TrainData, _batches, _merge_short_tail
 from seqcast.training.parallel import DataParallel
 
 SEQCAST = [sys.executable, "-m", "seqcast"]
@@ -39,6 +40,23 @@ def test_a_last_batch_too_short_for_the_ranks_joins_the_one_before() -> None:
     assert [b.tolist() for b in merged] == [[0, 1, 2, 3], [4, 5, 6, 7, 8]]
     kept = list(_merge_short_tail(iter(batches), 1))
     assert [b.tolist() for b in kept] == [b.tolist() for b in batches]
+
+
+@pytest.mark.parametrize("world", [2, 3])
+def test_each_rank_gathers_only_its_share_of_every_batch(world: int) -> None:
+    generator = torch.Generator().manual_seed(0)
+    data = TrainData(torch.randn(70, 4, 2, generator=generator),
+                     torch.randn(70, 3, generator=generator),
+                     torch.randn(70, 2, 1, generator=generator))  # fmt: skip
+    whole = list(_batches(data, 16, seed=4, parallel=DataParallel(0, 1)))
+    shares = [list(_batches(data, 16, seed=4, parallel=DataParallel(r, world)))
+              for r in range(world)]  # fmt: skip
+    for k, (batch, rows) in enumerate(whole):
+        parts = [share[k] for share in shares]
+        assert [count for _, count in parts] == [rows] * world  # every rank knows the total
+        joined = torch.cat([part.window for part, _ in parts])
+        assert torch.equal(joined, batch.window)  # the shares, in rank order, are the batch
+        assert all(len(part) >= 1 for part, _ in parts)
 
 
 def test_the_launcher_refuses_impossible_counts_before_starting_anything() -> None:
@@ -104,11 +122,12 @@ def test_a_failing_rank_stops_the_fit_with_one_line_and_no_model(tmp_path: Path)
 
 
 def test_another_rank_failing_is_reported_by_its_last_error_line(tmp_path: Path) -> None:
-    log = tmp_path / "run_x" / "attempt_0" / "1" / "stderr.log"
+    logs = tmp_path / "logs"
+    log = logs / "run_x" / "attempt_0" / "1" / "stderr.log"
     log.parent.mkdir(parents=True)
     log.write_text("fitting ...\nseqcast: error: cannot read '/data/d.csv' on this node\n")
     failure = SimpleNamespace(local_rank=1, exitcode=2)
-    ended = _failure(SimpleNamespace(failures={3: failure}), str(tmp_path))
+    ended = _failure(SimpleNamespace(failures={3: failure}), str(logs))
     assert ended == Launched(2, "rank 3: cannot read '/data/d.csv' on this node")
     silent = SimpleNamespace(failures={3: SimpleNamespace(local_rank=1, exitcode=-9)})
     other = tmp_path / "empty"
@@ -117,6 +136,49 @@ def test_another_rank_failing_is_reported_by_its_last_error_line(tmp_path: Path)
     assert ended.status == -9 and f"its output is in {other}" in str(ended.message)
     first = {0: SimpleNamespace(local_rank=0, exitcode=2), 1: failure}
     assert _failure(SimpleNamespace(failures=first), str(other)) == Launched(2)
+    assert not logs.exists()  # the logs of a failure that was reported are removed
+
+
+def test_the_rank_that_failed_is_named_even_where_the_launcher_stopped_rank_0_first(
+    tmp_path: Path,
+) -> None:
+    # Rank 1 failed; the launcher terminated rank 0 (SIGTERM) before rank 0 noticed its lost
+    # peer: rank 1's own error is the message, not rank 0's silent status.
+    log = tmp_path / "run_x" / "attempt_0" / "1" / "stderr.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("seqcast: error: this rank cannot go on\n")
+    failures = {0: SimpleNamespace(local_rank=0, exitcode=-15),
+                1: SimpleNamespace(local_rank=1, exitcode=2)}  # fmt: skip
+    ended = _failure(SimpleNamespace(failures=failures), str(tmp_path))
+    assert ended == Launched(2, "rank 1: this rank cannot go on")
+    killed = {0: SimpleNamespace(local_rank=0, exitcode=-9),
+              1: SimpleNamespace(local_rank=1, exitcode=-15)}  # fmt: skip
+    ended = _failure(SimpleNamespace(failures=killed), str(tmp_path / "gone"))
+    assert ended == Launched(-9, "data-parallel training failed: rank 0 exited with status -9")
+
+
+def test_ranks_that_all_lost_each_other_still_say_why() -> None:
+    # Every rank exited with PEER_LOST (a collective failed for all): none spoke, so the
+    # launcher must, even where local rank 0 is among them.
+    lost = {r: SimpleNamespace(local_rank=r, exitcode=PEER_LOST) for r in (0, 1)}
+    ended = _failure(SimpleNamespace(failures=lost), "/nonexistent")
+    assert ended.status == PEER_LOST
+    assert "every rank lost contact" in str(ended.message) and "--dist-timeout" in str(
+        ended.message
+    )
+
+
+def test_nodes_that_never_meet_give_one_error_and_leave_the_callers_threads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    with pytest.raises(SeqcastError, match="did not all meet") as caught:
+        launch(["fit"], 1, nnodes=2, rdzv_endpoint=f"127.0.0.1:{port}", timeout=2)
+    assert set(caught.value.arguments) == {"rdzv_endpoint", "dist_timeout"}
+    assert os.environ.get("OMP_NUM_THREADS") == "1"  # the caller's choice stays
 
 
 def test_a_rank_whose_peers_never_come_gives_up_after_the_timeout(tmp_path: Path) -> None:

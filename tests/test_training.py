@@ -368,7 +368,7 @@ def test_gathered_batches_are_the_shuffled_batches(
         torch.randn(150, 3, generator=generator),
         torch.randn(150, 1, 1, generator=generator),
     )
-    got = list(loop._batches(data, 32, seed=5))
+    got = [batch for batch, _ in loop._batches(data, 32, seed=5)]
     want = [data.take(torch.from_numpy(i)) for i in iterate_batches(150, 32, seed=5)]
     assert len(got) == len(want) == 5
     for a, b in zip(got, want, strict=True):
@@ -605,9 +605,9 @@ def test_batches_are_the_gathers_of_iterate_batches(n: int, batch_size: int) -> 
     got = list(loop._batches(data, batch_size, seed=11))
     want = list(iterate_batches(n, batch_size, seed=11))
     assert len(got) == len(want) == math.ceil(n / batch_size)
-    for batch, index in zip(got, want, strict=True):
+    for (batch, count), index in zip(got, want, strict=True):
         rows = torch.from_numpy(index).long()
-        assert len(batch) == len(index)
+        assert len(batch) == len(index) == count
         assert torch.equal(batch.window, data.window[rows])
         assert torch.equal(batch.season, data.season[rows])
         assert torch.equal(batch.target, data.target[rows])

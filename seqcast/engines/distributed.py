@@ -16,6 +16,7 @@ import datetime as dt
 import logging
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import uuid
@@ -198,10 +199,12 @@ def launch(
     line becomes the message.
 
     Raises:
-        SeqcastError: impossible counts, or several nodes without an endpoint.
+        SeqcastError: impossible counts, several nodes without an endpoint, or nodes that did
+            not all join within ``timeout``.
     """
     from torch.distributed.elastic.multiprocessing import DefaultLogsSpecs, Std
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.elastic.rendezvous.api import RendezvousError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     _check_counts(nproc_per_node, nnodes, rdzv_endpoint)
@@ -221,37 +224,72 @@ def launch(
     agent = logging.getLogger("torch.distributed.elastic")
     level, agent.level = agent.level, logging.CRITICAL  # its failure report is ours to give
     # Each rank's share of the cores, unless the caller chose.
-    threads = os.environ.setdefault("OMP_NUM_THREADS", str(max(1, cpu_count() // nproc_per_node)))
+    chosen = "OMP_NUM_THREADS" in os.environ
+    if not chosen:
+        os.environ["OMP_NUM_THREADS"] = str(max(1, cpu_count() // nproc_per_node))
     try:
         elastic_launch(config, sys.executable)("-m", "seqcast", *arguments)
     except ChildFailedError as exc:
         return _failure(exc, logs)
+    except RendezvousError as exc:
+        shutil.rmtree(logs, ignore_errors=True)
+        raise SeqcastError(
+            f"the {nnodes} nodes did not all meet at {rdzv_endpoint} within {timeout:g} s "
+            f"({type(exc).__name__}); start the same command on every node",
+            arguments=("rdzv_endpoint", "dist_timeout"),
+        ) from exc
     finally:
         agent.level = level
-        if os.environ.get("OMP_NUM_THREADS") == threads:
-            os.environ.pop("OMP_NUM_THREADS")
+        if not chosen:
+            os.environ.pop("OMP_NUM_THREADS", None)
     shutil.rmtree(logs, ignore_errors=True)
     return Launched(0)
 
 
 def _failure(error: Any, logs: str) -> Launched:
-    """What a failed launch says: nothing more where local rank 0 failed (it spoke), else the
-    last error line of the first failed rank, or where its output lies."""
-    failures = sorted(error.failures.items())
-    # Ranks that stopped because another failed say nothing: report one that failed first.
-    first = [(r, f) for r, f in failures if f.exitcode != PEER_LOST] or failures
-    rank, failure = first[0]
-    if failure.local_rank == 0:
+    """What a failed launch says: nothing more where local rank 0 failed by itself (it spoke),
+    else the last error line of the rank that failed first, or where its output lies."""
+    # A rank that failed by itself comes first, then one killed (out of memory, say); last
+    # the ones that only stopped because another failed: those that lost their peers, and
+    # those the launcher terminated when it saw the failure (which may reach a rank before
+    # that rank notices its lost peer).
+    rank, failure = min(
+        error.failures.items(), key=lambda item: (_victim(item[1].exitcode), item[0])
+    )
+    if failure.exitcode == PEER_LOST:  # every rank lost the others: a collective failed for all
         shutil.rmtree(logs, ignore_errors=True)
-        return Launched(failure.exitcode or 1)
+        return Launched(
+            PEER_LOST,
+            "data-parallel training failed: every rank lost contact with the others (a "
+            "collective failed or timed out; --dist-timeout sets how long ranks wait); no model "
+            "was written",
+        )
+    if failure.local_rank == 0 and failure.exitcode > 0:
+        shutil.rmtree(logs, ignore_errors=True)
+        return Launched(failure.exitcode)
     said = ""
     for path in sorted(Path(logs).glob(f"**/{failure.local_rank}/stderr.log")):
         lines = [line for line in path.read_text().splitlines() if line.startswith("seqcast: ")]
         said = lines[-1].removeprefix("seqcast: error: ") if lines else said
     if said:
+        shutil.rmtree(logs, ignore_errors=True)
         return Launched(failure.exitcode or 1, f"rank {rank}: {said}")
+    where = f"; its output is in {logs}"
+    if failure.local_rank == 0:  # its output reached the console
+        shutil.rmtree(logs, ignore_errors=True)
+        where = ""
     return Launched(
         failure.exitcode or 1,
-        f"data-parallel training failed: rank {rank} exited with status {failure.exitcode}; "
-        f"its output is in {logs}",
+        f"data-parallel training failed: rank {rank} exited with status {failure.exitcode}{where}",
     )
+
+
+def _victim(status: int) -> int:
+    """How surely a rank's exit status says it stopped because another rank failed: 0 a
+    failure of its own, 1 killed by a signal, 2 terminated by the launcher (SIGTERM), 3 lost
+    its peers."""
+    if status == PEER_LOST:
+        return 3
+    if status == -signal.SIGTERM:
+        return 2
+    return 1 if status < 0 else 0

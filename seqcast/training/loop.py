@@ -377,17 +377,15 @@ def _train(
         model.train()
         total = 0.0
         exploded: float | None = None
-        least = 1 if parallel is None else parallel.world_size
-        for batch in _batches(data, config.batch_size, config.seed + epoch, least):
+        for part, rows in _batches(data, config.batch_size, config.seed + epoch, parallel):
             # The batch's loss, its gradients left in parameters.grad (in data-parallel
-            # training, those of this rank's share, then summed over the ranks).
-            part = batch if parallel is None else batch.take(parallel.shard(len(batch)))
+            # training, those of this rank's share of its ``rows``, then summed over the ranks).
             if compiled is not None:  # by hand: the same numbers, faster
                 value = compiled(part.window, part.season, part.loss_target)
             else:
                 value = _autograd_step(model, part, loss_fn, config.seq2seq, parameters)
             if parallel is not None:
-                value = _sum_shares(parallel, parameters, value, len(part) / len(batch))
+                value = _sum_shares(parallel, parameters, value, len(part) / rows)
             if not math.isfinite(value) or value > limit:
                 exploded = value
                 break
@@ -396,7 +394,7 @@ def _train(
             optimizer.step()
             if isinstance(scheduler, OneCycle):
                 scheduler.step()
-            total += value * len(batch)
+            total += value * rows
         # Without a validation slice, score the weights as they stand after the epoch.
         after = math.nan
         if exploded is None and validation is None:
@@ -468,12 +466,16 @@ def _sum_shares(
     return float(packed[-1])
 
 
-def _batches(data: TrainData, batch_size: int, seed: int, least: int = 1) -> Iterator[TrainData]:
+def _batches(
+    data: TrainData, batch_size: int, seed: int, parallel: DataParallel | None = None
+) -> Iterator[tuple[TrainData, int]]:
     """The shuffled mini-batches of :func:`iterate_batches` (or, with weights, ``len(data)``
-    windows drawn with replacement in proportion to them), gathered a few dozen at a time.
+    windows drawn with replacement in proportion to them), gathered a few dozen at a time,
+    each with its number of rows.
 
-    A last batch of fewer than ``least`` windows (the ranks of data-parallel training, each of
-    which needs one) joins the batch before it; with ``least`` 1 nothing changes."""
+    In data-parallel training each rank gathers only its share of every batch, and a last
+    batch of fewer windows than ranks (each of which needs one) joins the batch before it;
+    without it nothing changes."""
     order: Iterator[np.ndarray]
     if data.weight is None:
         order = iterate_batches(len(data), batch_size, seed=seed)
@@ -481,13 +483,16 @@ def _batches(data: TrainData, batch_size: int, seed: int, least: int = 1) -> Ite
         chance = data.weight.numpy().astype(np.float64)
         drawn = np.random.default_rng(seed).choice(len(data), len(data), p=chance / chance.sum())
         order = (drawn[i : i + batch_size] for i in range(0, len(drawn), batch_size))
-    if least > 1:
-        order = _merge_short_tail(order, least)
+    if parallel is not None:
+        order = _merge_short_tail(order, parallel.world_size)
     while chunk := list(itertools.islice(order, GATHER_BATCHES)):
+        rows = [len(index) for index in chunk]
+        if parallel is not None:  # this rank's share of each batch
+            chunk = [index[parallel.shard(len(index))] for index in chunk]
         block = data.take(torch.from_numpy(np.concatenate(chunk)))
         start = 0
-        for index in chunk:
-            yield block.take(slice(start, start + len(index)))
+        for index, count in zip(chunk, rows, strict=True):
+            yield block.take(slice(start, start + len(index))), count
             start += len(index)
 
 
