@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from seqcast.engines import Engine, get_engine
+from seqcast.engines import Engine, engine_for
 from seqcast.errors import DataError
 from seqcast.forecasters.base import Forecaster
 from seqcast.persistence import ModelSpec, forecaster_from_spec, model_spec
@@ -34,16 +34,18 @@ class ForecastTask:
     horizon: int
 
 
-#: Models rebuilt in this process, by their spec: a worker reads each model once.
-_built: dict[ModelSpec, Forecaster] = {}
+#: Models rebuilt in this process, by their spec's description (which holds its weights'
+#: checksum; hashing the weights themselves for every partition cost more than the lookup
+#: saves): a worker reads each model once.
+_built: dict[bytes, Forecaster] = {}
 
 
 def forecast_partition(task: ForecastTask) -> np.ndarray:
     """(S, T, Ft) forecasts of a partition's series from their last rows."""
-    model = _built.get(task.spec)
+    model = _built.get(task.spec.config)
     if model is None:
         _built.clear()  # one model at a time
-        model = _built[task.spec] = forecaster_from_spec(task.spec)
+        model = _built[task.spec.config] = forecaster_from_spec(task.spec)
     return _forecast(model, task.values, task.horizon)
 
 
@@ -53,8 +55,7 @@ def _forecast(model: Forecaster, values: np.ndarray, horizon: int) -> np.ndarray
             f"a partition is (series, steps, channels), got shape {values.shape}",
             arguments=("partitions",),
         )
-    contexts = values[:, -model.context_length :]
-    return model.predict(np.ascontiguousarray(contexts), horizon)
+    return model.predict(values, horizon)  # it reads each series' last context_length rows
 
 
 def forecast_partitions(
@@ -84,20 +85,16 @@ def forecast_partitions(
     Raises:
         DataError: a partition of the wrong shape, or too short for the model.
     """
-    runner = get_engine(engine)
     here = forecaster_from_spec(model) if isinstance(model, ModelSpec) else model
     steps = horizon or here.horizon
-    if runner.name == "local":  # here, from the model itself
-        for values in partitions:
-            yield _forecast(here, values, steps)
-        return
-    spec = model if isinstance(model, ModelSpec) else model_spec(model)
-    group = in_flight or 2 * int(getattr(runner, "workers", 1))
-    iterator = iter(partitions)
-    try:
+    with engine_for(engine) as runner:
+        if runner.name == "local":  # here, from the model itself
+            for values in partitions:
+                yield _forecast(here, values, steps)
+            return
+        spec = model if isinstance(model, ModelSpec) else model_spec(model)
+        group = in_flight or 2 * int(getattr(runner, "workers", 1))
+        iterator = iter(partitions)
         while chunk := list(itertools.islice(iterator, group)):
             tasks = [ForecastTask(spec, values, steps) for values in chunk]
             yield from runner.map(forecast_partition, tasks)
-    finally:
-        if runner is not engine:  # started here from a name: stopped here
-            runner.close()

@@ -36,7 +36,7 @@ from seqcast.data.frame import Series, SeriesData
 from seqcast.data.known import future_names, future_rows, known_ahead
 from seqcast.data.loading import load_series
 from seqcast.data.seasonality import season_from_freq
-from seqcast.engines import Engine, get_engine
+from seqcast.engines import Engine, engine_for
 from seqcast.errors import DataError, NotFittedError, SeqcastWarning
 from seqcast.evaluation import metrics as scores_of
 from seqcast.evaluation import probabilistic
@@ -271,19 +271,15 @@ class Forecast:
             known = self._known(data, list(data.series), ends, None)(reach)  # inside the data
             tasks += [CutoffTask(alias, model, parts, labels, horizon, data.n_future, known,
                                  needed) for alias, model in self.models.items()]  # fmt: skip
-        engine = get_engine(self.engine)
-        if refit and engine.name != "local":  # fits side by side: models go as specs
-            shipped = [replace(t, model=model_spec(t.model)) for t in tasks]  # type: ignore[arg-type]
-            try:
+        with engine_for(self.engine) as engine:  # (named, it is checked even unused)
+            if not refit:  # fitted once, at the first cutoff: the later ones forecast with them
+                first = [_fit_cutoff(t) for t in tasks[: len(self.models)]]
+                results = [_forecast_cutoff(first[i % len(first)], t) for i, t in enumerate(tasks)]
+            elif engine.name == "local":
+                results = [forecast_cutoff(t) for t in tasks]
+            else:  # fits side by side: models go as specs
+                shipped = [replace(t, model=model_spec(t.model)) for t in tasks]  # type: ignore[arg-type]
                 results = engine.map(forecast_cutoff, shipped)
-            finally:
-                if engine is not self.engine:  # started here from a name: stopped here
-                    engine.close()
-        elif refit:
-            results = [forecast_cutoff(t) for t in tasks]
-        else:  # fitted once, at the first cutoff: the later ones forecast with those models
-            first = [_fit_cutoff(t) for t in tasks[: len(self.models)]]
-            results = [_forecast_cutoff(first[i % len(first)], t) for i, t in enumerate(tasks)]
         pieces = []
         for k, ends in enumerate(cuts):
             frame = self._frame(data, list(data.series), ends, horizon, columns)
@@ -354,11 +350,7 @@ class Forecast:
                 )
 
     def _fit_all(self, parts: list[np.ndarray], n_future: int) -> dict[str, Forecaster]:
-        fitted = {}
-        for alias, model in self.models.items():
-            fresh = type(model)(**model.get_params())
-            fitted[alias] = fresh.fit(_readable(fresh, parts), 1, n_future=n_future)
-        return fitted
+        return {alias: _fresh_fit(model, parts, n_future) for alias, model in self.models.items()}
 
     def _known(
         self,
@@ -558,8 +550,7 @@ def _fit_cutoff(task: CutoffTask) -> _Fitted:
     template = (
         task.model if isinstance(task.model, Forecaster) else forecaster_from_spec(task.model)
     )
-    model = type(template)(**template.get_params())
-    model.fit(_readable(model, task.parts), 1, n_future=task.n_future)
+    model = _fresh_fit(template, task.parts, task.n_future)
     conformal = None
     if task.levels and not model.quantiles_reach(task.horizon):
         conformal = calibrate(
@@ -653,6 +644,13 @@ def _add_bands(
         frame[f"{alias}-hi-{value:g}"] = column(high)
     for q in asked:
         frame[quantile_name(alias, q)] = column(q)
+
+
+def _fresh_fit(template: Forecaster, parts: list[np.ndarray], n_future: int) -> Forecaster:
+    """A new forecaster with ``template``'s settings, fitted on the series ``parts`` (N_i, F)
+    as it reads them."""
+    model = type(template)(**template.get_params())
+    return model.fit(_readable(model, parts), 1, n_future=n_future)
 
 
 def _readable(model: Forecaster, histories: list[np.ndarray]) -> list[np.ndarray]:

@@ -405,11 +405,12 @@ def forecaster_from_spec(spec: ModelSpec) -> Forecaster:
     if config.get("format_version") != FORMAT_VERSION:
         raise ModelFormatError(f"{label}: format version {config.get('format_version')!r}")
     cls = _forecaster_class(config, label)
-    if "fitted" not in config:
-        return cls(**config["config"])
-    if hashlib.sha256(spec.weights).hexdigest() != config.get("weights_sha256"):
+    fitted = "fitted" in config
+    if fitted and hashlib.sha256(spec.weights).hexdigest() != config.get("weights_sha256"):
         raise ModelFormatError(f"{label}: its weights do not match their checksum")
     try:
+        if not fitted:
+            return cls(**config["config"])
         return _fitted_forecaster(cls, config, load_safetensors(spec.weights))
     except (KeyError, TypeError, ValueError, AttributeError, RuntimeError, SafetensorError) as exc:
         detail = " ".join(str(exc).split())

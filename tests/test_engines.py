@@ -4,6 +4,7 @@ it is installed), with each worker's threads set to its share of the cores."""
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -154,6 +155,11 @@ def test_an_unfitted_spec_gives_the_same_settings_and_no_weights() -> None:
     twin = forecaster_from_spec(spec)
     assert type(twin) is type(model) and twin.get_params() == model.get_params()
     assert not getattr(twin, "is_fitted_", False)
+    # Settings the class does not take are the spec's fault, said as such.
+    wrong = json.loads(spec.config)
+    wrong["config"]["no_such_setting"] = 1
+    with pytest.raises(ModelFormatError, match="model spec is inconsistent"):
+        forecaster_from_spec(ModelSpec(json.dumps(wrong).encode()))
 
 
 def test_cli_backtest_refit_on_the_process_engine_prints_what_local_prints(

@@ -12,8 +12,8 @@ PyTorch on their share of the cores; results are the same as ``local``'s, bit fo
 Data-parallel training of one model across processes is :mod:`seqcast.engines.distributed`.
 """
 
-from seqcast.engines.base import ENGINES, Engine, get_engine
+from seqcast.engines.base import ENGINES, Engine, engine_for, get_engine
 from seqcast.engines.local import LocalEngine
 from seqcast.engines.process import ProcessEngine
 
-__all__ = ["ENGINES", "Engine", "LocalEngine", "ProcessEngine", "get_engine"]
+__all__ = ["ENGINES", "Engine", "LocalEngine", "ProcessEngine", "engine_for", "get_engine"]

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, Protocol, TypeVar
 
 from seqcast.errors import SeqcastError
@@ -13,6 +14,7 @@ __all__ = [
     "ENGINES",
     "Engine",
     "cpu_count",
+    "engine_for",
     "get_engine",
     "results_of",
     "run_with_threads",
@@ -144,6 +146,18 @@ def get_engine(
 
         found = DaskEngine(workers, address)
     return found  # type: ignore[no-any-return]
+
+
+@contextlib.contextmanager
+def engine_for(engine: str | Engine | None) -> Iterator[Engine]:
+    """The engine of :func:`get_engine` for a block of work: one started here from a name (or
+    None) is stopped when the block ends; one passed in is left running for its owner."""
+    runner = get_engine(engine)
+    try:
+        yield runner
+    finally:
+        if runner is not engine:
+            runner.close()
 
 
 def install_hint(package: str, extra: str) -> SeqcastError:

@@ -228,8 +228,9 @@ def backtest(
         spec = None if mapper is None else model_spec(forecaster)
         tasks = [
             RefitTask(spec, s.values, np.arange(split, len(s) - horizon + 1, stride),
-                      data.n_targets, data.n_future, data.label(s), levels)
-            for s, split in zip(data.series, splits, strict=True)
+                      data.n_targets, data.n_future, data.label(s), levels,
+                      keep_model=k == len(data.series) - 1)
+            for k, (s, split) in enumerate(zip(data.series, splits, strict=True))
         ]  # fmt: skip
         if mapper is None:  # here, with the forecaster itself: progress reaches on_epoch
             done, last = [], forecaster
@@ -414,6 +415,8 @@ class RefitTask:
         n_targets, n_future: the series' target and known-ahead channel counts.
         label: how errors name the series.
         levels: quantile levels a probabilistic forecaster forecasts too (else empty).
+        keep_model: send the last refitted model back (the backtest's last series: the model
+            it returns); the others' would be serialised for nothing.
     """
 
     spec: ModelSpec | None
@@ -423,13 +426,14 @@ class RefitTask:
     n_future: int
     label: str
     levels: tuple[float, ...] = ()
+    keep_model: bool = False
 
 
 @dataclass(frozen=True)
 class RefitResult:
     """What :func:`refit_series` returns: (B, T, Ft) forecasts, (B, T, Ft, Q) quantiles of a
     probabilistic forecaster (else None), the seconds spent, and the last refitted model's
-    spec (None where the refits ran here)."""
+    spec where the task asks for it (``keep_model``), else None."""
 
     forecasts: np.ndarray
     quantiles: np.ndarray | None
@@ -448,7 +452,7 @@ def refit_series(task: RefitTask) -> RefitResult:
     if task.spec is None:
         raise DataError("a refit task for an engine needs the forecaster's spec")
     result, last = _refit(forecaster_from_spec(task.spec), task, None)
-    return replace(result, last_model=model_spec(last))
+    return replace(result, last_model=model_spec(last)) if task.keep_model else result
 
 
 def _refit(

@@ -299,10 +299,16 @@ class NeuralForecaster(NetworkOutputs):
 
     def _learn(self, series: list[np.ndarray], on_epoch: Callable[[EpochEnd], None] | None) -> None:
         fit_data, stop_data = self._prepare(series)
+        device = training_device(self.device)
+        # On the training device once for every member; the least-squares start and the
+        # interval calibration read the CPU copy.
+        placed = (fit_data, stop_data)
+        if device.type != "cpu":
+            placed = (fit_data.to(device), None if stop_data is None else stop_data.to(device))
         self.networks_: list[ForecastNet] = []
         self.histories_: list[History] = []
         for member in range(self.ensemble):
-            network, history = self._train_one(fit_data, stop_data, member, on_epoch)
+            network, history = self._train_one(fit_data, placed, member, on_epoch)
             self.networks_.append(network)
             self.histories_.append(history)
         self.network_, self.history_ = self.networks_[0], self.histories_[0]
@@ -338,21 +344,18 @@ class NeuralForecaster(NetworkOutputs):
     def _train_one(
         self,
         fit_data: TrainData,
-        stop_data: TrainData | None,
+        placed: tuple[TrainData, TrainData | None],
         member: int,
         on_epoch: Callable[[EpochEnd], None] | None,
     ) -> tuple[ForecastNet, History]:
-        """Trains ensemble member ``member`` (seed ``seed + member``); progress counts the
-        epochs of all members."""
+        """Trains ensemble member ``member`` (seed ``seed + member``) from its least-squares
+        start on ``fit_data`` (CPU), on the training and early-stopping windows ``placed`` on
+        the training device; progress counts the epochs of all members."""
         seed = self.seed + member
         torch.manual_seed(seed)  # the network's initial weights
         network = self.network(self.spec)
         network.init_linear(fit_data.window, fit_data.season, fit_data.target)
-        device = training_device(self.device)
-        if device.type != "cpu":
-            network.to(device)
-            fit_data = fit_data.to(device)
-            stop_data = None if stop_data is None else stop_data.to(device)
+        network.to(placed[0].window.device)
         report = None
         if on_epoch is not None:
             listener, total, done = on_epoch, self.epochs * self.ensemble, self.epochs * member
@@ -361,7 +364,7 @@ class NeuralForecaster(NetworkOutputs):
                 listener(EpochEnd(self.name, done + epoch, total, train_loss, val_loss))
 
         config = replace(self.train_config(), seed=seed)
-        history = train(network, fit_data, stop_data, config, on_epoch=report)
+        history = train(network, *placed, config, on_epoch=report)
         return network.cpu(), history
 
     def lr_find(

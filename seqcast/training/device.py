@@ -6,10 +6,7 @@ import torch
 
 from seqcast.errors import DataError
 
-__all__ = ["DEVICES", "training_device"]
-
-#: The device names accepted, besides ``cuda:N``.
-DEVICES = ("cpu", "cuda", "auto")
+__all__ = ["training_device"]
 
 
 def training_device(name: str) -> torch.device:
