@@ -7,7 +7,9 @@ the partitions, in order: :class:`LocalEngine` in this process, :class:`ProcessE
 of processes, :class:`RayEngine` and :class:`DaskEngine` on a Ray or Dask cluster (a local one,
 or a user's own by address). Workers receive plain arrays and models as saved-model specs
 (:class:`seqcast.persistence.ModelSpec`: safetensors and JSON), never live objects, and run
-PyTorch on their share of the cores; results are the same as ``local``'s, bit for bit.
+PyTorch on their share of the cores; results are the same as ``local``'s, bit for bit, except
+where PyTorch's thread count changes a sum in training (3 of M3 monthly's 1,426 refits differ
+by 1e-7 relative: BENCHMARKS.md).
 
 Data-parallel training of one model across processes is :mod:`seqcast.engines.distributed`.
 """
