@@ -44,6 +44,7 @@ from seqcast.engines.distributed import (
     launched,
     launched_rank,
     launched_world,
+    mark_spoken,
     process_group,
     rank_device,
 )
@@ -784,12 +785,12 @@ def main(argv: list[str] | None = None) -> None:
     except click_exceptions.ClickException as exc:
         if debug:
             raise
-        print(f"seqcast: error: {one_line(exc.format_message())}", file=sys.stderr)
+        _error_line(f"seqcast: error: {one_line(exc.format_message())}")
         raise SystemExit(2) from None
     except SeqcastError as exc:
         if debug:
             raise
-        print(f"seqcast: error: {one_line(in_flags(str(exc), exc.arguments))}", file=sys.stderr)
+        _error_line(f"seqcast: error: {one_line(in_flags(str(exc), exc.arguments))}")
         raise SystemExit(2) from None
     except KeyboardInterrupt:
         print("seqcast: interrupted", file=sys.stderr)
@@ -801,7 +802,7 @@ def main(argv: list[str] | None = None) -> None:
             _internal_error(exc)
         # A path the user gave that cannot be written or read (a missing folder, no rights);
         # for a failed rename of an atomic write, filename2 is the user's path.
-        print(f"seqcast: error: '{exc.filename2 or exc.filename}': {exc.strerror}", file=sys.stderr)
+        _error_line(f"seqcast: error: '{exc.filename2 or exc.filename}': {exc.strerror}")
         raise SystemExit(2) from None
     except Exception as exc:
         if debug:
@@ -810,12 +811,18 @@ def main(argv: list[str] | None = None) -> None:
 
 
 def _internal_error(exc: Exception) -> NoReturn:
-    print(
+    _error_line(
         f"seqcast: internal error: {type(exc).__name__}: {one_line(str(exc))} (rerun with "
-        "--debug for the traceback)",
-        file=sys.stderr,
+        "--debug for the traceback)"
     )
     raise SystemExit(1) from None
+
+
+def _error_line(line: str) -> None:
+    """Prints an error line; in a launched rank 0, marks that it spoke, so that the launcher
+    adds nothing (:func:`seqcast.engines.distributed.mark_spoken`)."""
+    print(line, file=sys.stderr)
+    mark_spoken()
 
 
 if __name__ == "__main__":

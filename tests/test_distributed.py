@@ -16,7 +16,14 @@ import pytest
 import torch
 from safetensors.numpy import load_file
 
-from seqcast.engines.distributed import PEER_LOST, Launched, _failure, launch
+from seqcast.engines.distributed import (
+    PEER_LOST,
+    SPOKE_ENV,
+    Launched,
+    _failure,
+    launch,
+    mark_spoken,
+)
 from seqcast.errors import SeqcastError
 from seqcast.training.loop import TrainData, _batches, _merge_short_tail
 from seqcast.training.parallel import DataParallel
@@ -155,6 +162,29 @@ def test_the_rank_that_failed_is_named_even_where_the_launcher_stopped_rank_0_fi
               1: SimpleNamespace(local_rank=1, exitcode=-15)}  # fmt: skip
     ended = _failure(SimpleNamespace(failures=killed), str(tmp_path / "gone"))
     assert ended == Launched(-9, "data-parallel training failed: rank 0 exited with status -9")
+
+
+def test_rank_0_that_printed_its_error_is_not_repeated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Both ranks failed alike; the launcher stopped rank 0 (SIGTERM) after it had printed its
+    # line: its mark keeps the launcher from adding rank 1's copy.
+    logs = tmp_path / "logs"
+    log = logs / "run_x" / "attempt_0" / "1" / "stderr.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("seqcast: error: --batch-size 1 cannot be shared by 2 ranks\n")
+    monkeypatch.setenv(SPOKE_ENV, str(logs))
+    monkeypatch.setenv("LOCAL_RANK", "0")
+    mark_spoken()
+    failures = {0: SimpleNamespace(local_rank=0, exitcode=-15),
+                1: SimpleNamespace(local_rank=1, exitcode=2)}  # fmt: skip
+    assert _failure(SimpleNamespace(failures=failures), str(logs)) == Launched(2)
+    monkeypatch.setenv("LOCAL_RANK", "1")  # only local rank 0 marks
+    other = tmp_path / "other"
+    other.mkdir()
+    monkeypatch.setenv(SPOKE_ENV, str(other))
+    mark_spoken()
+    assert not any(other.iterdir())
 
 
 def test_ranks_that_all_lost_each_other_still_say_why() -> None:

@@ -227,6 +227,7 @@ def launch(
     chosen = "OMP_NUM_THREADS" in os.environ
     if not chosen:
         os.environ["OMP_NUM_THREADS"] = str(max(1, cpu_count() // nproc_per_node))
+    os.environ[SPOKE_ENV] = logs  # the ranks inherit it
     try:
         elastic_launch(config, sys.executable)("-m", "seqcast", *arguments)
     except ChildFailedError as exc:
@@ -240,10 +241,26 @@ def launch(
         ) from exc
     finally:
         agent.level = level
+        os.environ.pop(SPOKE_ENV, None)
         if not chosen:
             os.environ.pop("OMP_NUM_THREADS", None)
     shutil.rmtree(logs, ignore_errors=True)
     return Launched(0)
+
+
+#: Where a launched local rank 0 leaves word that it printed its own error (the launcher's
+#: temporary log folder): it then says nothing more, however the launcher stopped rank 0.
+SPOKE_ENV = "SEQCAST_LAUNCH_LOGS"
+SPOKE_FILE = "rank0-spoke"
+
+
+def mark_spoken() -> None:
+    """Called where the command line printed its error: in local rank 0 of a launch, leaves
+    the mark :func:`_failure` reads. Does nothing elsewhere."""
+    logs = os.environ.get(SPOKE_ENV)
+    if logs and os.environ.get("LOCAL_RANK") == "0":
+        with contextlib.suppress(OSError):
+            Path(logs, SPOKE_FILE).touch()
 
 
 def _failure(error: Any, logs: str) -> Launched:
@@ -256,6 +273,9 @@ def _failure(error: Any, logs: str) -> Launched:
     rank, failure = min(
         error.failures.items(), key=lambda item: (_victim(item[1].exitcode), item[0])
     )
+    if Path(logs, SPOKE_FILE).exists():  # local rank 0 printed its own error: enough
+        shutil.rmtree(logs, ignore_errors=True)
+        return Launched(failure.exitcode if failure.exitcode > 0 else 2)
     if failure.exitcode == PEER_LOST:  # every rank lost the others: a collective failed for all
         shutil.rmtree(logs, ignore_errors=True)
         return Launched(
